@@ -1,0 +1,300 @@
+//! The service model (botocore's `service-2.json`) and the request validation it drives.
+//!
+//! Validating against the model rather than hand-written structs keeps one source of truth for all
+//! 74 operations: member types (a wrong JSON type is a `SerializationException`, as AWS answers),
+//! required members, enum values and numeric ranges (a `ValidationException` worded as AWS's Coral
+//! validator words it: `1 validation error detected: Value null at 'name' failed to satisfy
+//! constraint: Member must not be null`). Rules the model does not carry (lengths, "only one
+//! identifier") are the handlers' business.
+
+use std::collections::BTreeMap;
+use std::sync::LazyLock;
+
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::ApiError;
+
+/// The parsed service model.
+#[derive(Debug, Deserialize)]
+pub struct Model {
+    /// Operations by name (`CreateStack`, ...).
+    pub operations: BTreeMap<String, Operation>,
+    /// Shapes by name.
+    pub shapes: BTreeMap<String, Shape>,
+}
+
+/// One operation of the model.
+#[derive(Debug, Deserialize)]
+pub struct Operation {
+    /// The operation's name.
+    pub name: String,
+    /// The input shape, absent for operations that take nothing.
+    pub input: Option<ShapeRef>,
+    /// The output shape, absent for operations that return an empty body.
+    pub output: Option<ShapeRef>,
+}
+
+/// A reference to a shape by name.
+#[derive(Debug, Deserialize)]
+pub struct ShapeRef {
+    /// The referenced shape's name.
+    pub shape: String,
+}
+
+/// A shape: a type with its constraints.
+#[derive(Debug, Deserialize)]
+pub struct Shape {
+    /// `structure`, `list`, `map`, `string`, `integer`, `double`, `boolean`, ...
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Members of a structure.
+    #[serde(default)]
+    pub members: BTreeMap<String, ShapeRef>,
+    /// Required members of a structure.
+    #[serde(default)]
+    pub required: Vec<String>,
+    /// Element of a list.
+    pub member: Option<ShapeRef>,
+    /// Key of a map.
+    pub key: Option<ShapeRef>,
+    /// Value of a map.
+    pub value: Option<ShapeRef>,
+    /// Allowed values of an enum string.
+    #[serde(rename = "enum")]
+    pub enum_values: Option<Vec<String>>,
+    /// Lower bound of a number.
+    pub min: Option<i64>,
+    /// Upper bound of a number.
+    pub max: Option<i64>,
+}
+
+static MODEL: LazyLock<Model> = LazyLock::new(|| {
+    // The file is vendored and checked by this crate's tests; failing here is a build defect.
+    serde_json::from_str(include_str!("../model/service-2.json")).expect("vendored service model parses")
+});
+
+/// The service model, parsed once.
+pub fn model() -> &'static Model {
+    &MODEL
+}
+
+/// The waiters file, as botocore ships it (for tools that want to show them).
+pub const WAITERS_JSON: &str = include_str!("../model/waiters-2.json");
+
+impl Model {
+    /// Looks an operation up by name.
+    pub fn operation(&self, name: &str) -> Option<&Operation> {
+        self.operations.get(name)
+    }
+
+    /// Looks a shape up by name.
+    pub fn shape(&self, name: &str) -> Option<&Shape> {
+        self.shapes.get(name)
+    }
+
+    /// The enum values of a shape, empty when it is not an enum.
+    pub fn enum_values(&self, shape: &str) -> &[String] {
+        self.shape(shape).and_then(|s| s.enum_values.as_deref()).unwrap_or(&[])
+    }
+
+    /// Checks a request body against the operation's input shape.
+    ///
+    /// Type errors come first (the body cannot be read as the model says); otherwise every
+    /// constraint violation is collected into one `ValidationException`, as AWS does.
+    pub fn validate_input(&self, operation: &str, body: &Value) -> Result<(), ApiError> {
+        let op = self
+            .operation(operation)
+            .ok_or_else(|| ApiError::UnknownOperation(format!("Unknown operation {operation}")))?;
+        let Some(input) = &op.input else {
+            return match body {
+                Value::Object(_) | Value::Null => Ok(()),
+                _ => Err(ApiError::Serialization("Expected a JSON object as the request body".into())),
+            };
+        };
+        let mut violations = Vec::new();
+        self.check(&input.shape, body, "", &mut violations)?;
+        if violations.is_empty() {
+            Ok(())
+        } else {
+            let n = violations.len();
+            Err(ApiError::Validation(format!(
+                "{n} validation error{} detected: {}",
+                if n == 1 { "" } else { "s" },
+                violations.join("; ")
+            )))
+        }
+    }
+
+    fn check(&self, shape_name: &str, value: &Value, path: &str, out: &mut Vec<String>) -> Result<(), ApiError> {
+        let Some(shape) = self.shape(shape_name) else {
+            return Err(ApiError::Internal(format!("service model lacks shape {shape_name}")));
+        };
+        let mismatch = |expected: &str| {
+            let at = if path.is_empty() { "the request body".to_string() } else { format!("'{path}'") };
+            ApiError::Serialization(format!(
+                "Unexpected value type at {at}: expected {expected}, found {}",
+                json_type(value)
+            ))
+        };
+        match shape.kind.as_str() {
+            "structure" => {
+                let Value::Object(map) = value else { return Err(mismatch("an object")) };
+                for req in &shape.required {
+                    if map.get(req).is_none_or(Value::is_null) {
+                        out.push(format!(
+                            "Value null at '{}' failed to satisfy constraint: Member must not be null",
+                            join(path, req)
+                        ));
+                    }
+                }
+                // Unknown members are ignored, as AWS's JSON services do: newer clients may send them.
+                for (name, member) in &shape.members {
+                    if let Some(v) = map.get(name).filter(|v| !v.is_null()) {
+                        self.check(&member.shape, v, &join(path, name), out)?;
+                    }
+                }
+            }
+            "list" => {
+                let Value::Array(items) = value else { return Err(mismatch("a list")) };
+                if let Some(member) = &shape.member {
+                    for (i, item) in items.iter().enumerate() {
+                        let p = format!("{path}.{}.member", i + 1);
+                        if item.is_null() {
+                            out.push(format!("Value null at '{p}' failed to satisfy constraint: Member must not be null"));
+                            continue;
+                        }
+                        self.check(&member.shape, item, &p, out)?;
+                    }
+                }
+            }
+            "map" => {
+                let Value::Object(map) = value else { return Err(mismatch("a map")) };
+                for (k, v) in map {
+                    if let Some(key) = &shape.key {
+                        self.check(&key.shape, &Value::String(k.clone()), &format!("{path}.{k}"), out)?;
+                    }
+                    if let Some(val) = &shape.value
+                        && !v.is_null()
+                    {
+                        self.check(&val.shape, v, &format!("{path}.{k}"), out)?;
+                    }
+                }
+            }
+            "string" => {
+                let Value::String(s) = value else { return Err(mismatch("a string")) };
+                if let Some(allowed) = &shape.enum_values
+                    && !allowed.iter().any(|a| a == s)
+                {
+                    out.push(format!(
+                        "Value '{s}' at '{path}' failed to satisfy constraint: Member must satisfy enum value set: [{}]",
+                        allowed.join(", ")
+                    ));
+                }
+            }
+            "integer" | "long" => {
+                let Some(n) = value.as_i64() else { return Err(mismatch("an integer")) };
+                if let Some(min) = shape.min
+                    && n < min
+                {
+                    out.push(format!(
+                        "Value '{n}' at '{path}' failed to satisfy constraint: Member must have value greater than or equal to {min}"
+                    ));
+                }
+                if let Some(max) = shape.max
+                    && n > max
+                {
+                    out.push(format!(
+                        "Value '{n}' at '{path}' failed to satisfy constraint: Member must have value less than or equal to {max}"
+                    ));
+                }
+            }
+            "double" | "float" => {
+                if !value.is_number() {
+                    return Err(mismatch("a number"));
+                }
+            }
+            "boolean" => {
+                if !value.is_boolean() {
+                    return Err(mismatch("a boolean"));
+                }
+            }
+            "timestamp" => {
+                if !(value.is_number() || value.is_string()) {
+                    return Err(mismatch("a timestamp"));
+                }
+            }
+            other => return Err(ApiError::Internal(format!("unsupported shape type {other}"))),
+        }
+        Ok(())
+    }
+}
+
+/// AWS names members in validation messages with a lower-case first letter, dotted.
+fn join(path: &str, member: &str) -> String {
+    let mut chars = member.chars();
+    let lowered: String = match chars.next() {
+        Some(c) => c.to_lowercase().chain(chars).collect(),
+        None => String::new(),
+    };
+    if path.is_empty() { lowered } else { format!("{path}.{lowered}") }
+}
+
+fn json_type(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "a list",
+        Value::Object(_) => "an object",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn model_has_all_74_operations() {
+        assert_eq!(model().operations.len(), 74);
+    }
+
+    #[test]
+    fn missing_required_members_are_listed_as_aws_words_them() {
+        let err = model().validate_input("CreateStack", &json!({"Name": "x"})).unwrap_err();
+        assert_eq!(err.code(), "ValidationException");
+        assert!(err.message().starts_with("3 validation errors detected: "), "{}", err.message());
+        assert!(err.message().contains("Value null at 'region' failed to satisfy constraint: Member must not be null"));
+    }
+
+    #[test]
+    fn wrong_types_are_serialization_errors() {
+        let err = model()
+            .validate_input("CreateStack", &json!({"Name": "x", "UseCustomCookbooks": "yes"}))
+            .unwrap_err();
+        assert_eq!(err.code(), "SerializationException");
+        assert!(err.message().contains("'useCustomCookbooks'"), "{}", err.message());
+    }
+
+    #[test]
+    fn enums_and_ranges_are_checked_in_nested_shapes() {
+        let err = model()
+            .validate_input("CreateDeployment", &json!({"StackId": "s", "Command": {"Name": "dance"}}))
+            .unwrap_err();
+        assert!(err.message().contains("Value 'dance' at 'command.name'"), "{}", err.message());
+        let err = model()
+            .validate_input("GrantAccess", &json!({"InstanceId": "i", "ValidForInMinutes": 5}))
+            .unwrap_err();
+        assert!(err.message().contains("greater than or equal to 60"), "{}", err.message());
+    }
+
+    #[test]
+    fn a_valid_request_passes_and_unknown_members_are_ignored() {
+        model()
+            .validate_input("DescribeStacks", &json!({"StackIds": ["a"], "Extra": 1}))
+            .unwrap();
+        model().validate_input("DescribeOperatingSystems", &json!({})).unwrap();
+    }
+}

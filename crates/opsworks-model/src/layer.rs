@@ -1,0 +1,1 @@
+//! Layer types and what each one brings: filled in by the layers work.

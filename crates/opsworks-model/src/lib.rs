@@ -1,0 +1,15 @@
+//! The OpsWorks domain model, free of I/O: what the control plane reasons about.
+//!
+//! Identifiers and ARNs, timestamps in AWS's format, the instance state machine (every status
+//! change of an instance is a [`instance::transition`]), layer types with their built-in recipes,
+//! hostname themes, and the limits AWS documents but the service model does not carry.
+
+pub mod catalog;
+pub mod ids;
+pub mod instance;
+pub mod layer;
+pub mod limits;
+pub mod themes;
+
+pub use ids::{Arn, ResourceKind, new_id, timestamp};
+pub use instance::{InstanceEvent, InstanceStatus, TransitionError};

@@ -1,0 +1,25 @@
+//! The server's configuration: one struct, documented defaults.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// Everything the control plane needs to start.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Where to listen (`127.0.0.1:0` picks a free port).
+    pub listen: SocketAddr,
+    /// The data dir: the database, the master key, the root credentials.
+    pub data_dir: PathBuf,
+    /// The region used in ARNs and in the stacks' default `Region` checks.
+    pub region: String,
+    /// The root access key to install, when given (from `OPSWORKS_ROOT_ACCESS_KEY_ID` /
+    /// `OPSWORKS_ROOT_SECRET_ACCESS_KEY`); otherwise one is generated on first start.
+    pub root_key: Option<(String, String)>,
+}
+
+impl ServerConfig {
+    /// A configuration with the defaults for `data_dir`.
+    pub fn new(data_dir: PathBuf) -> Self {
+        Self { listen: SocketAddr::from(([127, 0, 0, 1], 0)), data_dir, region: "us-east-1".into(), root_key: None }
+    }
+}

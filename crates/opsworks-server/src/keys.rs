@@ -1,0 +1,243 @@
+//! Access keys: the master key that seals their secrets at rest, the root key, and the lookup
+//! SigV4 verification uses on every request.
+
+use std::collections::HashMap;
+use std::io::Write as _;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+
+use aes_gcm::aead::{Aead, KeyInit};
+use aes_gcm::{Aes256Gcm, Nonce};
+use rand::Rng;
+
+use opsworks_store::{AccessKeyRecord, Store};
+
+use crate::ServerError;
+
+const NONCE_LEN: usize = 12;
+
+/// The principal name of the root key.
+pub const ROOT: &str = "root";
+
+/// Seals and opens secrets with the data dir's master key (AES-256-GCM, random nonce per secret).
+pub struct Sealer {
+    cipher: Aes256Gcm,
+}
+
+impl std::fmt::Debug for Sealer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Sealer(..)")
+    }
+}
+
+impl Sealer {
+    /// Loads `DIR/master.key`, creating it (mode 0600) with a fresh random key on first start.
+    pub fn load_or_create(data_dir: &Path) -> Result<Self, ServerError> {
+        let path = data_dir.join("master.key");
+        let io = |source| ServerError::Io { path: path.clone(), source };
+        let key: Vec<u8> = match std::fs::read_to_string(&path) {
+            Ok(text) => hex::decode(text.trim())
+                .map_err(|e| ServerError::Keys(format!("{}: not a hex key: {e}", path.display())))?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let mut key = [0u8; 32];
+                rand::rng().fill(&mut key);
+                write_private(&path, &format!("{}\n", hex::encode(key))).map_err(io)?;
+                key.to_vec()
+            }
+            Err(e) => return Err(io(e)),
+        };
+        let mode = std::fs::metadata(&path).map_err(io)?.permissions().mode() & 0o777;
+        if mode & 0o077 != 0 {
+            return Err(ServerError::Keys(format!(
+                "{} is readable by others (mode {mode:o}); it must be 0600",
+                path.display()
+            )));
+        }
+        let cipher = Aes256Gcm::new_from_slice(&key)
+            .map_err(|_| ServerError::Keys(format!("{}: the master key must be 32 bytes", path.display())))?;
+        Ok(Self { cipher })
+    }
+
+    /// Seals a secret: nonce followed by ciphertext.
+    pub fn seal(&self, secret: &str) -> Vec<u8> {
+        let mut nonce = [0u8; NONCE_LEN];
+        rand::rng().fill(&mut nonce);
+        // Encryption only fails for plaintexts beyond AES-GCM's 64 GiB bound.
+        let ct = self.cipher.encrypt(&Nonce::from(nonce), secret.as_bytes()).unwrap_or_default();
+        [nonce.as_slice(), &ct].concat()
+    }
+
+    /// Opens a sealed secret; `None` when it was sealed under another key or is damaged.
+    pub fn open(&self, sealed: &[u8]) -> Option<String> {
+        if sealed.len() < NONCE_LEN {
+            return None;
+        }
+        let (nonce, ct) = sealed.split_at(NONCE_LEN);
+        let nonce: [u8; NONCE_LEN] = nonce.try_into().ok()?;
+        let pt = self.cipher.decrypt(&Nonce::from(nonce), ct).ok()?;
+        String::from_utf8(pt).ok()
+    }
+}
+
+/// Writes a file readable by its owner only.
+pub fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
+    let mut f = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(path)?;
+    f.write_all(contents.as_bytes())?;
+    // The mode given to open() only applies to new files; make sure an old file is tightened too.
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+}
+
+/// A credential a caller signs with.
+#[derive(Clone)]
+pub struct Credential {
+    /// The secret access key.
+    pub secret: String,
+    /// Whom it belongs to.
+    pub principal: String,
+}
+
+/// The access keys in force, cached in memory so verifying a signature needs no database read.
+#[derive(Clone)]
+pub struct KeyRing {
+    sealer: Arc<Sealer>,
+    keys: Arc<RwLock<HashMap<String, Credential>>>,
+}
+
+/// What bootstrapping the root key did, for the caller to tell the user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RootKey {
+    /// A key was generated now and written to this file; its secret is shown once.
+    Generated {
+        /// The access key ID.
+        access_key_id: String,
+        /// The secret, to print once.
+        secret: String,
+        /// The file holding both.
+        file: PathBuf,
+    },
+    /// The key given in the environment is installed.
+    FromEnvironment {
+        /// The access key ID.
+        access_key_id: String,
+    },
+    /// A root key existed already.
+    Existing {
+        /// The access key ID.
+        access_key_id: String,
+    },
+}
+
+fn random_string(alphabet: &[u8], len: usize) -> String {
+    let mut rng = rand::rng();
+    (0..len).map(|_| alphabet[rng.random_range(0..alphabet.len())] as char).collect()
+}
+
+impl KeyRing {
+    /// Loads every stored key, installing or generating the root key as configured.
+    pub async fn load(
+        store: &Arc<dyn Store>,
+        sealer: Sealer,
+        data_dir: &Path,
+        root_from_env: Option<(String, String)>,
+    ) -> Result<(Self, RootKey), ServerError> {
+        let ring = Self { sealer: Arc::new(sealer), keys: Arc::default() };
+        let now = opsworks_model::timestamp(jiff::Timestamp::now());
+        let existing_root = store.access_keys().await?.into_iter().find(|k| k.principal == ROOT);
+        let root = match (root_from_env, existing_root) {
+            (Some((id, secret)), _) => {
+                if id.is_empty() || secret.is_empty() {
+                    return Err(ServerError::Keys("the root access key ID and secret must not be empty".into()));
+                }
+                let record = AccessKeyRecord {
+                    access_key_id: id.clone(),
+                    sealed_secret: ring.sealer.seal(&secret),
+                    principal: ROOT.into(),
+                    created_at: now,
+                };
+                store.put_access_key(record).await?;
+                RootKey::FromEnvironment { access_key_id: id }
+            }
+            (None, Some(existing)) => RootKey::Existing { access_key_id: existing.access_key_id },
+            (None, None) => {
+                let id = format!("AKIA{}", random_string(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", 16));
+                let secret = random_string(
+                    b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/",
+                    40,
+                );
+                let file = data_dir.join("root-credentials");
+                let text = format!("[default]\naws_access_key_id = {id}\naws_secret_access_key = {secret}\n");
+                write_private(&file, &text).map_err(|source| ServerError::Io { path: file.clone(), source })?;
+                let record = AccessKeyRecord {
+                    access_key_id: id.clone(),
+                    sealed_secret: ring.sealer.seal(&secret),
+                    principal: ROOT.into(),
+                    created_at: now,
+                };
+                store.put_access_key(record).await?;
+                RootKey::Generated { access_key_id: id, secret, file }
+            }
+        };
+        let mut keys = HashMap::new();
+        for record in store.access_keys().await? {
+            let Some(secret) = ring.sealer.open(&record.sealed_secret) else {
+                return Err(ServerError::Keys(format!(
+                    "the secret of access key {} cannot be opened with this data dir's master.key",
+                    record.access_key_id
+                )));
+            };
+            keys.insert(record.access_key_id, Credential { secret, principal: record.principal });
+        }
+        *ring.keys.write().unwrap_or_else(|p| p.into_inner()) = keys;
+        Ok((ring, root))
+    }
+
+    /// The credential of an access key ID.
+    pub fn get(&self, access_key_id: &str) -> Option<Credential> {
+        self.keys.read().unwrap_or_else(|p| p.into_inner()).get(access_key_id).cloned()
+    }
+
+    /// Creates and stores a new key for `principal`, returning (ID, secret).
+    pub async fn issue(&self, store: &Arc<dyn Store>, principal: &str) -> Result<(String, String), ServerError> {
+        let id = format!("AKIA{}", random_string(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", 16));
+        let secret = random_string(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/", 40);
+        store
+            .put_access_key(AccessKeyRecord {
+                access_key_id: id.clone(),
+                sealed_secret: self.sealer.seal(&secret),
+                principal: principal.into(),
+                created_at: opsworks_model::timestamp(jiff::Timestamp::now()),
+            })
+            .await?;
+        self.keys
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(id.clone(), Credential { secret: secret.clone(), principal: principal.into() });
+        Ok((id, secret))
+    }
+
+    /// The sealer, for other secrets kept at rest.
+    pub fn sealer(&self) -> &Sealer {
+        &self.sealer
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sealed_secrets_open_only_with_their_key_and_the_key_file_is_private() {
+        let dir = tempfile::tempdir().unwrap();
+        let sealer = Sealer::load_or_create(dir.path()).unwrap();
+        let sealed = sealer.seal("hunter2");
+        assert!(!sealed.windows(7).any(|w| w == b"hunter2"));
+        assert_eq!(sealer.open(&sealed).as_deref(), Some("hunter2"));
+        // The same file gives the same key.
+        assert_eq!(Sealer::load_or_create(dir.path()).unwrap().open(&sealed).as_deref(), Some("hunter2"));
+        let other = tempfile::tempdir().unwrap();
+        assert_eq!(Sealer::load_or_create(other.path()).unwrap().open(&sealed), None);
+        let mode = std::fs::metadata(dir.path().join("master.key")).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+    }
+}

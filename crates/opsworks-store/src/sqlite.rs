@@ -1,0 +1,185 @@
+//! The embedded SQLite engine: one file in the data dir, WAL journal, versioned migrations.
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde_json::Value;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool};
+
+use crate::{AccessKeyRecord, Filter, Kind, Store, StoreError, Write};
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+
+/// The SQLite engine.
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    pool: SqlitePool,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database at `path` and applies pending migrations.
+    pub async fn open(path: &Path) -> Result<Self, StoreError> {
+        let options = SqliteConnectOptions::from_str("sqlite://")?
+            .filename(path)
+            .create_if_missing(true)
+            // WAL lets readers run while one writer commits; NORMAL sync is durable in WAL mode
+            // across process crashes, which is what a restart needs.
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(Duration::from_secs(10))
+            .foreign_keys(true);
+        let pool = SqlitePoolOptions::new().max_connections(8).min_connections(2).connect_with(options).await?;
+        MIGRATOR.run(&pool).await?;
+        Ok(Self { pool })
+    }
+
+    fn parse(kind: Kind, id: String, doc: &str) -> Result<Value, StoreError> {
+        serde_json::from_str(doc).map_err(|source| StoreError::Corrupt { kind: kind.as_str(), id, source })
+    }
+
+    fn push_filter(qb: &mut QueryBuilder<Sqlite>, kind: Kind, filter: Filter<'_>) {
+        qb.push(" WHERE kind = ").push_bind(kind.as_str());
+        match filter {
+            Filter::All => {}
+            Filter::Stack(s) => {
+                qb.push(" AND stack_id = ").push_bind(s);
+            }
+            Filter::Parent(p) => {
+                qb.push(" AND parent_id = ").push_bind(p);
+            }
+            Filter::Ids(ids) => {
+                qb.push(" AND id IN (");
+                let mut sep = qb.separated(", ");
+                for id in ids {
+                    sep.push_bind(id.as_str());
+                }
+                if ids.is_empty() {
+                    sep.push("NULL");
+                }
+                qb.push(")");
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn get(&self, kind: Kind, id: &str) -> Result<Option<Value>, StoreError> {
+        let row = sqlx::query("SELECT doc FROM resources WHERE kind = ? AND id = ?")
+            .bind(kind.as_str())
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| Self::parse(kind, id.to_string(), r.get::<&str, _>(0))).transpose()
+    }
+
+    async fn list(&self, kind: Kind, filter: Filter<'_>) -> Result<Vec<Value>, StoreError> {
+        let mut qb = QueryBuilder::new("SELECT id, doc FROM resources");
+        Self::push_filter(&mut qb, kind, filter);
+        qb.push(" ORDER BY rowid");
+        let rows = qb.build().fetch_all(&self.pool).await?;
+        rows.iter().map(|r| Self::parse(kind, r.get::<String, _>(0), r.get::<&str, _>(1))).collect()
+    }
+
+    async fn count(&self, kind: Kind, filter: Filter<'_>) -> Result<u64, StoreError> {
+        let mut qb = QueryBuilder::new("SELECT COUNT(*) FROM resources");
+        Self::push_filter(&mut qb, kind, filter);
+        let n: i64 = qb.build().fetch_one(&self.pool).await?.get(0);
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+
+    async fn apply(&self, writes: Vec<Write>) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        for w in writes {
+            match w {
+                Write::Put { kind, id, stack_id, parent_id, doc } => {
+                    // Upsert rather than REPLACE keeps the rowid, hence the listing order.
+                    sqlx::query(
+                        "INSERT INTO resources (kind, id, stack_id, parent_id, doc) VALUES (?, ?, ?, ?, ?)
+                         ON CONFLICT (kind, id) DO UPDATE SET stack_id = excluded.stack_id,
+                           parent_id = excluded.parent_id, doc = excluded.doc",
+                    )
+                    .bind(kind.as_str())
+                    .bind(id)
+                    .bind(stack_id)
+                    .bind(parent_id)
+                    .bind(doc.to_string())
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                Write::Delete { kind, id } => {
+                    sqlx::query("DELETE FROM resources WHERE kind = ? AND id = ?")
+                        .bind(kind.as_str())
+                        .bind(id)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+            }
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn setting(&self, key: &str) -> Result<Option<String>, StoreError> {
+        let row = sqlx::query("SELECT value FROM settings WHERE key = ?").bind(key).fetch_optional(&self.pool).await?;
+        Ok(row.map(|r| r.get(0)))
+    }
+
+    async fn setting_or_insert(&self, key: &str, value: &str) -> Result<String, StoreError> {
+        sqlx::query("INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT (key) DO NOTHING")
+            .bind(key)
+            .bind(value)
+            .execute(&self.pool)
+            .await?;
+        let row = sqlx::query("SELECT value FROM settings WHERE key = ?").bind(key).fetch_one(&self.pool).await?;
+        Ok(row.get(0))
+    }
+
+    async fn access_key(&self, access_key_id: &str) -> Result<Option<AccessKeyRecord>, StoreError> {
+        let row = sqlx::query(
+            "SELECT access_key_id, sealed_secret, principal, created_at FROM access_keys WHERE access_key_id = ?",
+        )
+        .bind(access_key_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(|r| AccessKeyRecord {
+            access_key_id: r.get(0),
+            sealed_secret: r.get(1),
+            principal: r.get(2),
+            created_at: r.get(3),
+        }))
+    }
+
+    async fn access_keys(&self) -> Result<Vec<AccessKeyRecord>, StoreError> {
+        let rows = sqlx::query("SELECT access_key_id, sealed_secret, principal, created_at FROM access_keys ORDER BY rowid")
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| AccessKeyRecord {
+                access_key_id: r.get(0),
+                sealed_secret: r.get(1),
+                principal: r.get(2),
+                created_at: r.get(3),
+            })
+            .collect())
+    }
+
+    async fn put_access_key(&self, key: AccessKeyRecord) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO access_keys (access_key_id, sealed_secret, principal, created_at) VALUES (?, ?, ?, ?)
+             ON CONFLICT (access_key_id) DO UPDATE SET sealed_secret = excluded.sealed_secret,
+               principal = excluded.principal",
+        )
+        .bind(key.access_key_id)
+        .bind(key.sealed_secret)
+        .bind(key.principal)
+        .bind(key.created_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,198 @@
+//! Command-line parsing and the subcommands' glue.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand, ValueEnum};
+
+use opsworks_server::keys::RootKey;
+use opsworks_server::{App, ServerConfig};
+
+/// Self-hosted OpsWorks Stacks: the control plane, the agent and the recipe engine.
+#[derive(Debug, Parser)]
+#[command(name = "opsworks", version, about)]
+pub struct Cli {
+    /// Log format on stderr.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text, env = "OPSWORKS_LOG_FORMAT")]
+    log_format: LogFormat,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the control plane (the OpsWorks Stacks API).
+    Server(ServerArgs),
+    /// Quickstart: the server on 127.0.0.1 with a default data dir, and how to reach it.
+    Up(UpArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct ServerArgs {
+    /// Address to listen on; port 0 picks a free port (printed on stdout).
+    #[arg(long, default_value = "127.0.0.1:9730", env = "OPSWORKS_LISTEN")]
+    listen: SocketAddr,
+    /// Directory holding the database, the master key and the root credentials.
+    #[arg(long, env = "OPSWORKS_DATA_DIR")]
+    data_dir: PathBuf,
+    /// Region used in ARNs.
+    #[arg(long, default_value = "us-east-1", env = "OPSWORKS_REGION")]
+    region: String,
+}
+
+#[derive(Debug, clap::Args)]
+struct UpArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:9730", env = "OPSWORKS_LISTEN")]
+    listen: SocketAddr,
+    /// Data directory (default: $XDG_DATA_HOME/opsworks, else ~/.local/share/opsworks).
+    #[arg(long, env = "OPSWORKS_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// Region used in ARNs.
+    #[arg(long, default_value = "us-east-1", env = "OPSWORKS_REGION")]
+    region: String,
+}
+
+/// The root key from `OPSWORKS_ROOT_ACCESS_KEY_ID` / `OPSWORKS_ROOT_SECRET_ACCESS_KEY`, when both are set.
+fn root_key_from_env() -> anyhow::Result<Option<(String, String)>> {
+    let id = std::env::var("OPSWORKS_ROOT_ACCESS_KEY_ID").ok();
+    let secret = std::env::var("OPSWORKS_ROOT_SECRET_ACCESS_KEY").ok();
+    match (id, secret) {
+        (Some(id), Some(secret)) => Ok(Some((id, secret))),
+        (None, None) => Ok(None),
+        _ => anyhow::bail!(
+            "set both OPSWORKS_ROOT_ACCESS_KEY_ID and OPSWORKS_ROOT_SECRET_ACCESS_KEY, or neither"
+        ),
+    }
+}
+
+fn default_data_dir() -> anyhow::Result<PathBuf> {
+    if let Some(d) = std::env::var_os("XDG_DATA_HOME").filter(|d| !d.is_empty()) {
+        return Ok(PathBuf::from(d).join("opsworks"));
+    }
+    let home = std::env::var_os("HOME").context("neither XDG_DATA_HOME nor HOME is set; pass --data-dir")?;
+    Ok(PathBuf::from(home).join(".local/share/opsworks"))
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("OPSWORKS_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+/// Runs the parsed command line.
+pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    init_logging(cli.log_format);
+    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    match cli.command {
+        Command::Server(args) => {
+            let config = ServerConfig {
+                listen: args.listen,
+                data_dir: args.data_dir,
+                region: args.region,
+                root_key: root_key_from_env()?,
+            };
+            runtime.block_on(serve(config, false))?;
+        }
+        Command::Up(args) => {
+            let config = ServerConfig {
+                listen: args.listen,
+                data_dir: match args.data_dir {
+                    Some(d) => d,
+                    None => default_data_dir()?,
+                },
+                region: args.region,
+                root_key: root_key_from_env()?,
+            };
+            runtime.block_on(serve(config, true))?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn serve(config: ServerConfig, quickstart: bool) -> anyhow::Result<()> {
+    let (app, root) = App::open(&config)
+        .await
+        .with_context(|| format!("opening the data dir {}", config.data_dir.display()))?;
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("binding {}", config.listen))?;
+    let addr = listener.local_addr()?;
+    let endpoint = format!("http://{addr}");
+    // Tests and scripts wait for this exact line before they connect.
+    println!("listening on {endpoint}");
+    if quickstart {
+        print_quickstart(&endpoint, &config, &root);
+    } else if let RootKey::Generated { access_key_id, secret, file } = &root {
+        println!("root access key: {access_key_id}");
+        println!("root secret key: {secret} (shown once; also in {})", file.display());
+    }
+    tracing::info!(%endpoint, data_dir = %config.data_dir.display(), "server started");
+    opsworks_server::serve(listener, app, shutdown_signal()).await?;
+    tracing::info!("server stopped");
+    Ok(())
+}
+
+fn print_quickstart(endpoint: &str, config: &ServerConfig, root: &RootKey) {
+    let creds = config.data_dir.join("root-credentials");
+    println!();
+    println!("OpsWorks is up.");
+    println!("  endpoint:  {endpoint}");
+    println!("  data dir:  {}", config.data_dir.display());
+    match root {
+        RootKey::Generated { access_key_id, secret, .. } => {
+            println!("  root access key: {access_key_id}");
+            println!("  root secret key: {secret}   (shown once; kept in {})", creds.display());
+        }
+        RootKey::FromEnvironment { access_key_id } => {
+            println!("  root access key: {access_key_id} (from OPSWORKS_ROOT_ACCESS_KEY_ID)");
+        }
+        RootKey::Existing { access_key_id } => {
+            println!("  root access key: {access_key_id} (secret in {})", creds.display());
+        }
+    }
+    println!();
+    println!("Try it:");
+    match root {
+        RootKey::FromEnvironment { .. } => println!(
+            "  AWS_ACCESS_KEY_ID=$OPSWORKS_ROOT_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY=$OPSWORKS_ROOT_SECRET_ACCESS_KEY aws opsworks describe-stacks --region {} --endpoint-url {endpoint}",
+            config.region
+        ),
+        _ => println!(
+            "  AWS_SHARED_CREDENTIALS_FILE={} aws opsworks describe-stacks --region {} --endpoint-url {endpoint}",
+            creds.display(),
+            config.region
+        ),
+    }
+    println!();
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+}
