@@ -71,7 +71,8 @@ pub struct Shape {
 
 static MODEL: LazyLock<Model> = LazyLock::new(|| {
     // The file is vendored and checked by this crate's tests; failing here is a build defect.
-    serde_json::from_str(include_str!("../model/service-2.json")).expect("vendored service model parses")
+    serde_json::from_str(include_str!("../model/service-2.json"))
+        .expect("vendored service model parses")
 });
 
 /// The service model, parsed once.
@@ -95,7 +96,9 @@ impl Model {
 
     /// The enum values of a shape, empty when it is not an enum.
     pub fn enum_values(&self, shape: &str) -> &[String] {
-        self.shape(shape).and_then(|s| s.enum_values.as_deref()).unwrap_or(&[])
+        self.shape(shape)
+            .and_then(|s| s.enum_values.as_deref())
+            .unwrap_or(&[])
     }
 
     /// Checks a request body against the operation's input shape.
@@ -109,7 +112,9 @@ impl Model {
         let Some(input) = &op.input else {
             return match body {
                 Value::Object(_) | Value::Null => Ok(()),
-                _ => Err(ApiError::Serialization("Expected a JSON object as the request body".into())),
+                _ => Err(ApiError::Serialization(
+                    "Expected a JSON object as the request body".into(),
+                )),
             };
         };
         let mut violations = Vec::new();
@@ -126,12 +131,24 @@ impl Model {
         }
     }
 
-    fn check(&self, shape_name: &str, value: &Value, path: &str, out: &mut Vec<String>) -> Result<(), ApiError> {
+    fn check(
+        &self,
+        shape_name: &str,
+        value: &Value,
+        path: &str,
+        out: &mut Vec<String>,
+    ) -> Result<(), ApiError> {
         let Some(shape) = self.shape(shape_name) else {
-            return Err(ApiError::Internal(format!("service model lacks shape {shape_name}")));
+            return Err(ApiError::Internal(format!(
+                "service model lacks shape {shape_name}"
+            )));
         };
         let mismatch = |expected: &str| {
-            let at = if path.is_empty() { "the request body".to_string() } else { format!("'{path}'") };
+            let at = if path.is_empty() {
+                "the request body".to_string()
+            } else {
+                format!("'{path}'")
+            };
             ApiError::Serialization(format!(
                 "Unexpected value type at {at}: expected {expected}, found {}",
                 json_type(value)
@@ -139,7 +156,9 @@ impl Model {
         };
         match shape.kind.as_str() {
             "structure" => {
-                let Value::Object(map) = value else { return Err(mismatch("an object")) };
+                let Value::Object(map) = value else {
+                    return Err(mismatch("an object"));
+                };
                 for req in &shape.required {
                     if map.get(req).is_none_or(Value::is_null) {
                         out.push(format!(
@@ -156,7 +175,9 @@ impl Model {
                 }
             }
             "list" => {
-                let Value::Array(items) = value else { return Err(mismatch("a list")) };
+                let Value::Array(items) = value else {
+                    return Err(mismatch("a list"));
+                };
                 if let Some(member) = &shape.member {
                     for (i, item) in items.iter().enumerate() {
                         let p = format!("{path}.{}.member", i + 1);
@@ -169,10 +190,17 @@ impl Model {
                 }
             }
             "map" => {
-                let Value::Object(map) = value else { return Err(mismatch("a map")) };
+                let Value::Object(map) = value else {
+                    return Err(mismatch("a map"));
+                };
                 for (k, v) in map {
                     if let Some(key) = &shape.key {
-                        self.check(&key.shape, &Value::String(k.clone()), &format!("{path}.{k}"), out)?;
+                        self.check(
+                            &key.shape,
+                            &Value::String(k.clone()),
+                            &format!("{path}.{k}"),
+                            out,
+                        )?;
                     }
                     if let Some(val) = &shape.value
                         && !v.is_null()
@@ -182,7 +210,9 @@ impl Model {
                 }
             }
             "string" => {
-                let Value::String(s) = value else { return Err(mismatch("a string")) };
+                let Value::String(s) = value else {
+                    return Err(mismatch("a string"));
+                };
                 if let Some(allowed) = &shape.enum_values
                     && !allowed.iter().any(|a| a == s)
                 {
@@ -193,7 +223,9 @@ impl Model {
                 }
             }
             "integer" | "long" => {
-                let Some(n) = value.as_i64() else { return Err(mismatch("an integer")) };
+                let Some(n) = value.as_i64() else {
+                    return Err(mismatch("an integer"));
+                };
                 if let Some(min) = shape.min
                     && n < min
                 {
@@ -224,7 +256,11 @@ impl Model {
                     return Err(mismatch("a timestamp"));
                 }
             }
-            other => return Err(ApiError::Internal(format!("unsupported shape type {other}"))),
+            other => {
+                return Err(ApiError::Internal(format!(
+                    "unsupported shape type {other}"
+                )));
+            }
         }
         Ok(())
     }
@@ -237,7 +273,11 @@ fn join(path: &str, member: &str) -> String {
         Some(c) => c.to_lowercase().chain(chars).collect(),
         None => String::new(),
     };
-    if path.is_empty() { lowered } else { format!("{path}.{lowered}") }
+    if path.is_empty() {
+        lowered
+    } else {
+        format!("{path}.{lowered}")
+    }
 }
 
 fn json_type(v: &Value) -> &'static str {
@@ -263,31 +303,60 @@ mod tests {
 
     #[test]
     fn missing_required_members_are_listed_as_aws_words_them() {
-        let err = model().validate_input("CreateStack", &json!({"Name": "x"})).unwrap_err();
+        let err = model()
+            .validate_input("CreateStack", &json!({"Name": "x"}))
+            .unwrap_err();
         assert_eq!(err.code(), "ValidationException");
-        assert!(err.message().starts_with("3 validation errors detected: "), "{}", err.message());
-        assert!(err.message().contains("Value null at 'region' failed to satisfy constraint: Member must not be null"));
+        assert!(
+            err.message().starts_with("3 validation errors detected: "),
+            "{}",
+            err.message()
+        );
+        assert!(err.message().contains(
+            "Value null at 'region' failed to satisfy constraint: Member must not be null"
+        ));
     }
 
     #[test]
     fn wrong_types_are_serialization_errors() {
         let err = model()
-            .validate_input("CreateStack", &json!({"Name": "x", "UseCustomCookbooks": "yes"}))
+            .validate_input(
+                "CreateStack",
+                &json!({"Name": "x", "UseCustomCookbooks": "yes"}),
+            )
             .unwrap_err();
         assert_eq!(err.code(), "SerializationException");
-        assert!(err.message().contains("'useCustomCookbooks'"), "{}", err.message());
+        assert!(
+            err.message().contains("'useCustomCookbooks'"),
+            "{}",
+            err.message()
+        );
     }
 
     #[test]
     fn enums_and_ranges_are_checked_in_nested_shapes() {
         let err = model()
-            .validate_input("CreateDeployment", &json!({"StackId": "s", "Command": {"Name": "dance"}}))
+            .validate_input(
+                "CreateDeployment",
+                &json!({"StackId": "s", "Command": {"Name": "dance"}}),
+            )
             .unwrap_err();
-        assert!(err.message().contains("Value 'dance' at 'command.name'"), "{}", err.message());
+        assert!(
+            err.message().contains("Value 'dance' at 'command.name'"),
+            "{}",
+            err.message()
+        );
         let err = model()
-            .validate_input("GrantAccess", &json!({"InstanceId": "i", "ValidForInMinutes": 5}))
+            .validate_input(
+                "GrantAccess",
+                &json!({"InstanceId": "i", "ValidForInMinutes": 5}),
+            )
             .unwrap_err();
-        assert!(err.message().contains("greater than or equal to 60"), "{}", err.message());
+        assert!(
+            err.message().contains("greater than or equal to 60"),
+            "{}",
+            err.message()
+        );
     }
 
     #[test]
@@ -295,6 +364,8 @@ mod tests {
         model()
             .validate_input("DescribeStacks", &json!({"StackIds": ["a"], "Extra": 1}))
             .unwrap();
-        model().validate_input("DescribeOperatingSystems", &json!({})).unwrap();
+        model()
+            .validate_input("DescribeOperatingSystems", &json!({}))
+            .unwrap();
     }
 }

@@ -53,12 +53,18 @@ struct Authorization {
 }
 
 fn header<'a>(parts: &RequestParts<'a>, name: &str) -> Option<&'a str> {
-    parts.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| *v)
+    parts
+        .headers
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case(name))
+        .map(|(_, v)| *v)
 }
 
 fn parse_authorization(value: &str) -> Result<Authorization, ApiError> {
     let incomplete = |what: &str| {
-        ApiError::IncompleteSignature(format!("Authorization header requires '{what}' parameter. Authorization={value}"))
+        ApiError::IncompleteSignature(format!(
+            "Authorization header requires '{what}' parameter. Authorization={value}"
+        ))
     };
     let Some(rest) = value.strip_prefix(ALGORITHM) else {
         return Err(ApiError::IncompleteSignature(format!(
@@ -101,7 +107,15 @@ fn parse_amz_date(s: &str) -> Option<i64> {
     if s.len() != 16 || !s.ends_with('Z') || s.as_bytes()[8] != b'T' {
         return None;
     }
-    let iso = format!("{}-{}-{}T{}:{}:{}Z", &s[0..4], &s[4..6], &s[6..8], &s[9..11], &s[11..13], &s[13..15]);
+    let iso = format!(
+        "{}-{}-{}T{}:{}:{}Z",
+        &s[0..4],
+        &s[4..6],
+        &s[6..8],
+        &s[9..11],
+        &s[11..13],
+        &s[13..15]
+    );
     iso.parse::<jiff::Timestamp>().ok().map(|t| t.as_second())
 }
 
@@ -122,7 +136,9 @@ pub fn verify(
     secret_for: impl FnOnce(&str) -> Option<String>,
 ) -> Result<Verified, ApiError> {
     let Some(auth_value) = header(parts, "authorization") else {
-        return Err(ApiError::MissingAuthenticationToken("Missing Authentication Token".into()));
+        return Err(ApiError::MissingAuthenticationToken(
+            "Missing Authentication Token".into(),
+        ));
     };
     let auth = parse_authorization(auth_value)?;
     let amz_date = header(parts, "x-amz-date").ok_or_else(|| {
@@ -180,15 +196,29 @@ pub fn verify(
         ));
     }
     let Some(secret) = secret_for(&auth.access_key_id) else {
-        return Err(ApiError::UnrecognizedClient("The security token included in the request is invalid.".into()));
+        return Err(ApiError::UnrecognizedClient(
+            "The security token included in the request is invalid.".into(),
+        ));
     };
 
     let canonical = canonical_request(parts, &auth.signed_headers)?;
-    let scope = format!("{}/{}/{}/aws4_request", auth.date, auth.region, auth.service);
+    let scope = format!(
+        "{}/{}/{}/aws4_request",
+        auth.date, auth.region, auth.service
+    );
     let string_to_sign = string_to_sign(amz_date, &scope, &canonical);
-    let expected = signature(&secret, &auth.date, &auth.region, &auth.service, &string_to_sign);
+    let expected = signature(
+        &secret,
+        &auth.date,
+        &auth.region,
+        &auth.service,
+        &string_to_sign,
+    );
     if expected.as_bytes().ct_eq(auth.signature.as_bytes()).into() {
-        Ok(Verified { access_key_id: auth.access_key_id, region: auth.region })
+        Ok(Verified {
+            access_key_id: auth.access_key_id,
+            region: auth.region,
+        })
     } else {
         Err(ApiError::InvalidSignature(format!(
             "The request signature we calculated does not match the signature you provided. Check your AWS Secret Access Key and signing method. Consult the service documentation for details.\n\nThe Canonical String for this request should have been\n'{canonical}'\n\nThe String-to-Sign should have been\n'{string_to_sign}'\n"
@@ -199,7 +229,11 @@ pub fn verify(
 fn valid_region(region: &str) -> bool {
     let parts: Vec<&str> = region.split('-').collect();
     parts.len() >= 3
-        && parts.iter().all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()))
+        && parts.iter().all(|p| {
+            !p.is_empty()
+                && p.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+        })
 }
 
 /// Builds the canonical request over the named headers.
@@ -240,7 +274,9 @@ fn uri_encode(s: &str, keep_slash: bool) -> String {
     let mut out = String::with_capacity(s.len());
     for b in s.bytes() {
         match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => out.push(b as char),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                out.push(b as char)
+            }
             b'/' if keep_slash => out.push('/'),
             _ => out.push_str(&format!("%{b:02X}")),
         }
@@ -255,7 +291,10 @@ fn percent_decode(s: &str) -> String {
     while i < bytes.len() {
         if bytes[i] == b'%'
             && i + 2 < bytes.len()
-            && let Ok(b) = u8::from_str_radix(std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap_or("zz"), 16)
+            && let Ok(b) = u8::from_str_radix(
+                std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap_or("zz"),
+                16,
+            )
         {
             out.push(b);
             i += 3;
@@ -280,25 +319,42 @@ fn canonical_query(query: &str) -> String {
         .filter(|p| !p.is_empty())
         .map(|p| {
             let (k, v) = p.split_once('=').unwrap_or((p, ""));
-            (uri_encode(&percent_decode(k), false), uri_encode(&percent_decode(v), false))
+            (
+                uri_encode(&percent_decode(k), false),
+                uri_encode(&percent_decode(v), false),
+            )
         })
         .collect();
     pairs.sort();
-    pairs.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("&")
+    pairs
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join("&")
 }
 
 fn string_to_sign(amz_date: &str, scope: &str, canonical: &str) -> String {
-    format!("{ALGORITHM}\n{amz_date}\n{scope}\n{}", hex::encode(Sha256::digest(canonical.as_bytes())))
+    format!(
+        "{ALGORITHM}\n{amz_date}\n{scope}\n{}",
+        hex::encode(Sha256::digest(canonical.as_bytes()))
+    )
 }
 
 fn hmac(key: &[u8], data: &[u8]) -> Vec<u8> {
     // HMAC accepts keys of any length, so this cannot fail.
-    let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(key).expect("hmac takes any key length");
+    let mut mac =
+        <Hmac<Sha256> as KeyInit>::new_from_slice(key).expect("hmac takes any key length");
     mac.update(data);
     mac.finalize().into_bytes().to_vec()
 }
 
-fn signature(secret: &str, date: &str, region: &str, service: &str, string_to_sign: &str) -> String {
+fn signature(
+    secret: &str,
+    date: &str,
+    region: &str,
+    service: &str,
+    string_to_sign: &str,
+) -> String {
     let k_date = hmac(format!("AWS4{secret}").as_bytes(), date.as_bytes());
     let k_region = hmac(&k_date, region.as_bytes());
     let k_service = hmac(&k_region, service.as_bytes());
@@ -317,20 +373,30 @@ pub fn sign(
     now: i64,
 ) -> (String, String) {
     let amz_date = format_amz_date(now);
-    let mut names: Vec<String> = parts.headers.iter().map(|(n, _)| n.to_ascii_lowercase()).collect();
+    let mut names: Vec<String> = parts
+        .headers
+        .iter()
+        .map(|(n, _)| n.to_ascii_lowercase())
+        .collect();
     names.push("x-amz-date".into());
     names.sort();
     names.dedup();
     let mut headers: Vec<(&str, &str)> = parts.headers.to_vec();
     headers.push(("x-amz-date", &amz_date));
-    let with_date = RequestParts { headers: &headers, ..*parts };
+    let with_date = RequestParts {
+        headers: &headers,
+        ..*parts
+    };
     // Every name comes from the headers themselves, so the canonical request always builds.
     let canonical = canonical_request(&with_date, &names).unwrap_or_default();
     let date = &amz_date[..8];
     let scope = format!("{date}/{region}/{}/aws4_request", crate::SIGNING_NAME);
     let sts = string_to_sign(&amz_date, &scope, &canonical);
     let sig = signature(secret, date, region, crate::SIGNING_NAME, &sts);
-    let auth = format!("{ALGORITHM} Credential={access_key_id}/{scope}, SignedHeaders={}, Signature={sig}", names.join(";"));
+    let auth = format!(
+        "{ALGORITHM} Credential={access_key_id}/{scope}, SignedHeaders={}, Signature={sig}",
+        names.join(";")
+    );
     (amz_date, auth)
 }
 
@@ -347,7 +413,13 @@ mod tests {
             ("x-amz-target", "OpsWorks_20130218.DescribeStacks"),
         ];
         sign(
-            &RequestParts { method: "POST", path: "/", query: "", headers: &headers, body },
+            &RequestParts {
+                method: "POST",
+                path: "/",
+                query: "",
+                headers: &headers,
+                body,
+            },
             "AKIDTEST",
             secret,
             "us-east-1",
@@ -363,16 +435,27 @@ mod tests {
             ("X-Amz-Date", date),
             ("Authorization", auth),
         ];
-        verify(&RequestParts { method: "POST", path: "/", query: "", headers: &headers, body }, now, |k| {
-            (k == "AKIDTEST").then(|| "s3cret".to_string())
-        })
+        verify(
+            &RequestParts {
+                method: "POST",
+                path: "/",
+                query: "",
+                headers: &headers,
+                body,
+            },
+            now,
+            |k| (k == "AKIDTEST").then(|| "s3cret".to_string()),
+        )
     }
 
     #[test]
     fn aws_documented_example_signature() {
         // The GET example of the AWS SigV4 documentation (iam ListUsers, 20150830T123600Z).
         let headers = [
-            ("content-type", "application/x-www-form-urlencoded; charset=utf-8"),
+            (
+                "content-type",
+                "application/x-www-form-urlencoded; charset=utf-8",
+            ),
             ("host", "iam.amazonaws.com"),
             ("x-amz-date", "20150830T123600Z"),
         ];
@@ -383,15 +466,30 @@ mod tests {
             headers: &headers,
             body: b"",
         };
-        let names: Vec<String> = ["content-type", "host", "x-amz-date"].map(String::from).to_vec();
+        let names: Vec<String> = ["content-type", "host", "x-amz-date"]
+            .map(String::from)
+            .to_vec();
         let canonical = canonical_request(&parts, &names).unwrap();
         assert_eq!(
             hex::encode(Sha256::digest(canonical.as_bytes())),
             "f536975d06c0309214f805bb90ccff089219ecd68b2577efef23edd43b7e1a59"
         );
-        let sts = string_to_sign("20150830T123600Z", "20150830/us-east-1/iam/aws4_request", &canonical);
-        let sig = signature("wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY", "20150830", "us-east-1", "iam", &sts);
-        assert_eq!(sig, "5d672d79c15b13162d9279b0855cfba6789a8edb4c82c400e06b5924a6f2b5d7");
+        let sts = string_to_sign(
+            "20150830T123600Z",
+            "20150830/us-east-1/iam/aws4_request",
+            &canonical,
+        );
+        let sig = signature(
+            "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY",
+            "20150830",
+            "us-east-1",
+            "iam",
+            &sts,
+        );
+        assert_eq!(
+            sig,
+            "5d672d79c15b13162d9279b0855cfba6789a8edb4c82c400e06b5924a6f2b5d7"
+        );
     }
 
     #[test]
@@ -407,30 +505,60 @@ mod tests {
         let (date, auth) = signed(b"{}", "s3cret", NOW);
         let err = check(b"{\"a\":1}", &date, &auth, NOW).unwrap_err();
         assert_eq!(err.code(), "InvalidSignatureException");
-        assert!(err.message().contains("The Canonical String for this request should have been"));
+        assert!(
+            err.message()
+                .contains("The Canonical String for this request should have been")
+        );
 
         let (date, auth) = signed(b"{}", "wrong", NOW);
-        assert_eq!(check(b"{}", &date, &auth, NOW).unwrap_err().code(), "InvalidSignatureException");
+        assert_eq!(
+            check(b"{}", &date, &auth, NOW).unwrap_err().code(),
+            "InvalidSignatureException"
+        );
 
         let (date, auth) = signed(b"{}", "s3cret", NOW - 16 * 60);
         let err = check(b"{}", &date, &auth, NOW).unwrap_err();
-        assert!(err.message().starts_with("Signature expired"), "{}", err.message());
+        assert!(
+            err.message().starts_with("Signature expired"),
+            "{}",
+            err.message()
+        );
 
         let (date, auth) = signed(b"{}", "s3cret", NOW);
         let other = auth.replace("AKIDTEST", "AKIDOTHER");
-        assert_eq!(check(b"{}", &date, &other, NOW).unwrap_err().code(), "UnrecognizedClientException");
+        assert_eq!(
+            check(b"{}", &date, &other, NOW).unwrap_err().code(),
+            "UnrecognizedClientException"
+        );
     }
 
     #[test]
     fn malformed_or_missing_authorization() {
         let headers = [("Host", "h")];
-        let parts = RequestParts { method: "POST", path: "/", query: "", headers: &headers, body: b"" };
-        assert_eq!(verify(&parts, NOW, |_| None).unwrap_err().code(), "MissingAuthenticationTokenException");
-        let err = check(b"", "20251124T000000Z", "AWS4-HMAC-SHA256 Credential=AKIDTEST/20251124/us-east-1/opsworks/aws4_request", NOW)
-            .unwrap_err();
+        let parts = RequestParts {
+            method: "POST",
+            path: "/",
+            query: "",
+            headers: &headers,
+            body: b"",
+        };
+        assert_eq!(
+            verify(&parts, NOW, |_| None).unwrap_err().code(),
+            "MissingAuthenticationTokenException"
+        );
+        let err = check(
+            b"",
+            "20251124T000000Z",
+            "AWS4-HMAC-SHA256 Credential=AKIDTEST/20251124/us-east-1/opsworks/aws4_request",
+            NOW,
+        )
+        .unwrap_err();
         assert_eq!(err.code(), "IncompleteSignatureException");
         let (date, auth) = signed(b"{}", "s3cret", NOW);
         let wrong_service = auth.replace("/opsworks/", "/ec2/");
-        assert_eq!(check(b"{}", &date, &wrong_service, NOW).unwrap_err().code(), "InvalidSignatureException");
+        assert_eq!(
+            check(b"{}", &date, &wrong_service, NOW).unwrap_err().code(),
+            "InvalidSignatureException"
+        );
     }
 }

@@ -1,9 +1,12 @@
-//! The catalog: operating systems and agent versions the server offers.
+//! The catalog: the operating systems and agent versions the server offers.
+//!
+//! `DescribeOperatingSystems` and `DescribeAgentVersions` answer from here, and the stack and
+//! instance operations check `DefaultOs`, `Os`, `ConfigurationManager` and `AgentVersion` against it.
 
 /// An operating system of `DescribeOperatingSystems`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct OperatingSystem {
-    /// The name used in `DefaultOs` / `Os`.
+    /// The name used in `DefaultOs` / `Os` (also its `Id`).
     pub name: &'static str,
     /// `Linux` or `Windows`.
     pub family: &'static str,
@@ -13,30 +16,52 @@ pub struct OperatingSystem {
     pub reported_name: &'static str,
     /// The version the agent reports.
     pub reported_version: &'static str,
+    /// Whether new instances may run it (`Supported`); end-of-life systems stay listed, marked
+    /// unsupported, so stacks that name them still describe.
+    pub supported: bool,
+}
+
+const fn os(
+    name: &'static str,
+    family: &'static str,
+    chef_versions: &'static [&'static str],
+    reported_name: &'static str,
+    reported_version: &'static str,
+    supported: bool,
+) -> OperatingSystem {
+    OperatingSystem {
+        name,
+        family,
+        chef_versions,
+        reported_name,
+        reported_version,
+        supported,
+    }
 }
 
 /// Every operating system the API accepts, the original's list plus what local instances run.
+#[rustfmt::skip]
 pub const OPERATING_SYSTEMS: &[OperatingSystem] = &[
-    OperatingSystem { name: "Amazon Linux 2", family: "Linux", chef_versions: &["12", "11.10", "11.4"], reported_name: "amazon", reported_version: "2" },
-    OperatingSystem { name: "Amazon Linux 2018.03", family: "Linux", chef_versions: &["12", "11.10", "11.4"], reported_name: "amazon", reported_version: "2018.03" },
-    OperatingSystem { name: "Amazon Linux 2017.09", family: "Linux", chef_versions: &["12", "11.10", "11.4"], reported_name: "amazon", reported_version: "2017.09" },
-    OperatingSystem { name: "Amazon Linux 2017.03", family: "Linux", chef_versions: &["12", "11.10", "11.4"], reported_name: "amazon", reported_version: "2017.03" },
-    OperatingSystem { name: "Amazon Linux 2016.09", family: "Linux", chef_versions: &["12", "11.10", "11.4"], reported_name: "amazon", reported_version: "2016.09" },
-    OperatingSystem { name: "Amazon Linux 2016.03", family: "Linux", chef_versions: &["12", "11.10", "11.4"], reported_name: "amazon", reported_version: "2016.03" },
-    OperatingSystem { name: "Amazon Linux 2015.09", family: "Linux", chef_versions: &["12", "11.10", "11.4"], reported_name: "amazon", reported_version: "2015.09" },
-    OperatingSystem { name: "Amazon Linux 2015.03", family: "Linux", chef_versions: &["12", "11.10", "11.4"], reported_name: "amazon", reported_version: "2015.03" },
-    OperatingSystem { name: "Ubuntu 18.04 LTS", family: "Linux", chef_versions: &["12"], reported_name: "ubuntu", reported_version: "18.04" },
-    OperatingSystem { name: "Ubuntu 16.04 LTS", family: "Linux", chef_versions: &["12", "11.10"], reported_name: "ubuntu", reported_version: "16.04" },
-    OperatingSystem { name: "Ubuntu 14.04 LTS", family: "Linux", chef_versions: &["12", "11.10", "11.4"], reported_name: "ubuntu", reported_version: "14.04" },
-    OperatingSystem { name: "Ubuntu 12.04 LTS", family: "Linux", chef_versions: &["11.10", "11.4"], reported_name: "ubuntu", reported_version: "12.04" },
-    OperatingSystem { name: "CentOS Linux 7", family: "Linux", chef_versions: &["12"], reported_name: "centos", reported_version: "7" },
-    OperatingSystem { name: "Red Hat Enterprise Linux 7", family: "Linux", chef_versions: &["12", "11.10"], reported_name: "redhat", reported_version: "7" },
-    OperatingSystem { name: "Debian 12", family: "Linux", chef_versions: &["12"], reported_name: "debian", reported_version: "12" },
-    OperatingSystem { name: "Microsoft Windows Server 2012 R2 Base", family: "Windows", chef_versions: &["12.2"], reported_name: "windows", reported_version: "2012 R2" },
-    OperatingSystem { name: "Microsoft Windows Server 2012 R2 with SQL Server Express", family: "Windows", chef_versions: &["12.2"], reported_name: "windows", reported_version: "2012 R2" },
-    OperatingSystem { name: "Microsoft Windows Server 2012 R2 with SQL Server Standard", family: "Windows", chef_versions: &["12.2"], reported_name: "windows", reported_version: "2012 R2" },
-    OperatingSystem { name: "Microsoft Windows Server 2012 R2 with SQL Server Web", family: "Windows", chef_versions: &["12.2"], reported_name: "windows", reported_version: "2012 R2" },
-    OperatingSystem { name: "Custom", family: "Linux", chef_versions: &["12", "11.10", "11.4"], reported_name: "custom", reported_version: "" },
+    os("Amazon Linux 2", "Linux", &["12", "11.10", "11.4"], "amazon", "2", true),
+    os("Amazon Linux 2018.03", "Linux", &["12", "11.10", "11.4"], "amazon", "2018.03", true),
+    os("Amazon Linux 2017.09", "Linux", &["12", "11.10", "11.4"], "amazon", "2017.09", true),
+    os("Amazon Linux 2017.03", "Linux", &["12", "11.10", "11.4"], "amazon", "2017.03", true),
+    os("Amazon Linux 2016.09", "Linux", &["12", "11.10", "11.4"], "amazon", "2016.09", true),
+    os("Amazon Linux 2016.03", "Linux", &["12", "11.10", "11.4"], "amazon", "2016.03", true),
+    os("Amazon Linux 2015.09", "Linux", &["12", "11.10", "11.4"], "amazon", "2015.09", true),
+    os("Amazon Linux 2015.03", "Linux", &["12", "11.10", "11.4"], "amazon", "2015.03", true),
+    os("Ubuntu 18.04 LTS", "Linux", &["12"], "ubuntu", "18.04", true),
+    os("Ubuntu 16.04 LTS", "Linux", &["12", "11.10"], "ubuntu", "16.04", true),
+    os("Ubuntu 14.04 LTS", "Linux", &["12", "11.10", "11.4"], "ubuntu", "14.04", true),
+    os("Ubuntu 12.04 LTS", "Linux", &["11.10", "11.4"], "ubuntu", "12.04", true),
+    os("CentOS Linux 7", "Linux", &["12"], "centos", "7", true),
+    os("Red Hat Enterprise Linux 7", "Linux", &["12", "11.10"], "redhat", "7", true),
+    os("Debian 12", "Linux", &["12"], "debian", "12", true),
+    os("Microsoft Windows Server 2012 R2 Base", "Windows", &["12.2"], "windows", "2012 R2", true),
+    os("Microsoft Windows Server 2012 R2 with SQL Server Express", "Windows", &["12.2"], "windows", "2012 R2", true),
+    os("Microsoft Windows Server 2012 R2 with SQL Server Standard", "Windows", &["12.2"], "windows", "2012 R2", true),
+    os("Microsoft Windows Server 2012 R2 with SQL Server Web", "Windows", &["12.2"], "windows", "2012 R2", true),
+    os("Custom", "Linux", &["12", "11.10", "11.4"], "custom", "", true),
 ];
 
 /// The operating system named `name`.
@@ -49,3 +74,58 @@ pub const DEFAULT_OS: &str = "Amazon Linux 2";
 
 /// The Chef versions a stack's `ConfigurationManager` may name.
 pub const CHEF_VERSIONS: &[&str] = &["12", "11.10", "11.4", "12.2", "0.9"];
+
+/// The version of this server's agent: the workspace version, which server and agent share.
+pub const AGENT_VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// The agent versions offered to stacks on Chef `chef_version`: this server ships one agent,
+/// which serves every Chef version the API accepts; an unknown version has none.
+pub fn agent_versions(chef_version: &str) -> Vec<&'static str> {
+    if CHEF_VERSIONS.contains(&chef_version) {
+        vec![AGENT_VERSION]
+    } else {
+        Vec::new()
+    }
+}
+
+/// Whether `v` may be given as a stack's `AgentVersion` (`LATEST` or a version of
+/// [`agent_versions`]); instances may also say `INHERIT`.
+pub fn is_agent_version(v: &str) -> bool {
+    v == "LATEST" || v == AGENT_VERSION
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_unique_and_chef_versions_known() {
+        for (i, a) in OPERATING_SYSTEMS.iter().enumerate() {
+            assert!(
+                OPERATING_SYSTEMS[i + 1..].iter().all(|b| b.name != a.name),
+                "{} twice",
+                a.name
+            );
+            assert!(matches!(a.family, "Linux" | "Windows"), "{}", a.name);
+            assert!(!a.chef_versions.is_empty(), "{}", a.name);
+            assert!(
+                a.chef_versions.iter().all(|v| CHEF_VERSIONS.contains(v)),
+                "{}",
+                a.name
+            );
+        }
+        let default = operating_system(DEFAULT_OS).map(|o| o.supported);
+        assert_eq!(default, Some(true));
+        assert!(OPERATING_SYSTEMS.iter().any(|o| o.family == "Windows"));
+    }
+
+    #[test]
+    fn one_agent_for_every_chef_version() {
+        for v in CHEF_VERSIONS {
+            assert_eq!(agent_versions(v), vec![AGENT_VERSION]);
+        }
+        assert!(agent_versions("13").is_empty());
+        assert!(is_agent_version("LATEST") && is_agent_version(AGENT_VERSION));
+        assert!(!is_agent_version("4042-20230222112402"));
+    }
+}

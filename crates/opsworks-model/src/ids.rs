@@ -45,7 +45,12 @@ pub struct Arn {
 impl Arn {
     /// Builds an ARN.
     pub fn new(region: &str, account: &str, kind: ResourceKind, id: &str) -> Self {
-        Self { region: region.into(), account: account.into(), kind, id: id.into() }
+        Self {
+            region: region.into(),
+            account: account.into(),
+            kind,
+            id: id.into(),
+        }
     }
 
     /// Parses an OpsWorks stack, layer or instance ARN; `None` when it is not one.
@@ -73,11 +78,18 @@ impl Arn {
 
 impl fmt::Display for Arn {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let Self { region, account, id, .. } = self;
+        let Self {
+            region,
+            account,
+            id,
+            ..
+        } = self;
         match self.kind {
             ResourceKind::Stack => write!(f, "arn:aws:opsworks:{region}:{account}:stack/{id}/"),
             ResourceKind::Layer => write!(f, "arn:aws:opsworks:{region}:{account}:layer/{id}"),
-            ResourceKind::Instance => write!(f, "arn:aws:opsworks:{region}:{account}:instance/{id}"),
+            ResourceKind::Instance => {
+                write!(f, "arn:aws:opsworks:{region}:{account}:instance/{id}")
+            }
         }
     }
 }
@@ -88,7 +100,11 @@ mod tests {
 
     #[test]
     fn arns_round_trip() {
-        for kind in [ResourceKind::Stack, ResourceKind::Layer, ResourceKind::Instance] {
+        for kind in [
+            ResourceKind::Stack,
+            ResourceKind::Layer,
+            ResourceKind::Instance,
+        ] {
             let arn = Arn::new("us-east-1", "123456789012", kind, &new_id());
             assert_eq!(Arn::parse(&arn.to_string()), Some(arn));
         }

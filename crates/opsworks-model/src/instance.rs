@@ -109,7 +109,9 @@ impl InstanceStatus {
             .split('_')
             .map(|w| {
                 let mut c = w.chars();
-                c.next().map(|f| f.to_ascii_uppercase().to_string() + c.as_str()).unwrap_or_default()
+                c.next()
+                    .map(|f| f.to_ascii_uppercase().to_string() + c.as_str())
+                    .unwrap_or_default()
             })
             .collect()
     }
@@ -130,7 +132,10 @@ impl FromStr for InstanceStatus {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Self::ALL.into_iter().find(|st| st.as_str() == s).ok_or_else(|| format!("unknown instance status {s}"))
+        Self::ALL
+            .into_iter()
+            .find(|st| st.as_str() == s)
+            .ok_or_else(|| format!("unknown instance status {s}"))
     }
 }
 
@@ -202,14 +207,19 @@ impl InstanceEvent {
 }
 
 /// The status an event leads to from `from`, or why it cannot happen.
-pub fn transition(from: InstanceStatus, event: InstanceEvent) -> Result<InstanceStatus, TransitionError> {
+pub fn transition(
+    from: InstanceStatus,
+    event: InstanceEvent,
+) -> Result<InstanceStatus, TransitionError> {
     use InstanceEvent as E;
     use InstanceStatus as S;
     let to = match (event, from) {
         (E::Start, S::Stopped | S::StartFailed) => S::Requested,
         (E::Provisioning, S::Requested) => S::Pending,
         (E::Booted, S::Pending | S::Requested) => S::Booting,
-        (E::SetupStarted, S::Booting | S::Online | S::SetupFailed | S::ConnectionLost) => S::RunningSetup,
+        (E::SetupStarted, S::Booting | S::Online | S::SetupFailed | S::ConnectionLost) => {
+            S::RunningSetup
+        }
         (E::SetupSucceeded, S::RunningSetup) => S::Online,
         (E::SetupFailed, S::RunningSetup) => S::SetupFailed,
         (E::ProvisionFailed, S::Requested | S::Pending | S::Booting) => S::StartFailed,
@@ -232,9 +242,16 @@ pub fn transition(from: InstanceStatus, event: InstanceEvent) -> Result<Instance
         (E::StopFailed, S::Stopping | S::ShuttingDown | S::Terminating) => S::StopFailed,
         (E::Reboot, S::Online | S::SetupFailed | S::ConnectionLost) => S::Rebooting,
         (E::Rebooted, S::Rebooting) => S::Online,
-        (E::AgentLost, S::Online | S::Rebooting | S::RunningSetup | S::Booting) => S::ConnectionLost,
+        (E::AgentLost, S::Online | S::Rebooting | S::RunningSetup | S::Booting) => {
+            S::ConnectionLost
+        }
         (E::AgentBack, S::ConnectionLost) => S::Online,
-        _ => return Err(TransitionError { from, event: event.describe() }),
+        _ => {
+            return Err(TransitionError {
+                from,
+                event: event.describe(),
+            });
+        }
     };
     Ok(to)
 }
@@ -251,18 +268,36 @@ mod tests {
 
     #[test]
     fn the_start_path_reaches_online_and_the_stop_path_stopped() {
-        let online = run(S::Stopped, &[E::Start, E::Provisioning, E::Booted, E::SetupStarted, E::SetupSucceeded]);
+        let online = run(
+            S::Stopped,
+            &[
+                E::Start,
+                E::Provisioning,
+                E::Booted,
+                E::SetupStarted,
+                E::SetupSucceeded,
+            ],
+        );
         assert_eq!(online, Ok(S::Online));
-        assert_eq!(run(S::Online, &[E::Stop, E::ShutdownStarted, E::Halted]), Ok(S::Stopped));
+        assert_eq!(
+            run(S::Online, &[E::Stop, E::ShutdownStarted, E::Halted]),
+            Ok(S::Stopped)
+        );
         assert_eq!(run(S::Online, &[E::Reboot, E::Rebooted]), Ok(S::Online));
         assert_eq!(run(S::Online, &[E::AgentLost, E::AgentBack]), Ok(S::Online));
     }
 
     #[test]
     fn failures_have_their_statuses() {
-        assert_eq!(run(S::Stopped, &[E::Start, E::Provisioning, E::ProvisionFailed]), Ok(S::StartFailed));
         assert_eq!(
-            run(S::Stopped, &[E::Start, E::Booted, E::SetupStarted, E::SetupFailed]),
+            run(S::Stopped, &[E::Start, E::Provisioning, E::ProvisionFailed]),
+            Ok(S::StartFailed)
+        );
+        assert_eq!(
+            run(
+                S::Stopped,
+                &[E::Start, E::Booted, E::SetupStarted, E::SetupFailed]
+            ),
             Ok(S::SetupFailed)
         );
         assert_eq!(run(S::Online, &[E::Stop, E::StopFailed]), Ok(S::StopFailed));
@@ -271,7 +306,10 @@ mod tests {
     #[test]
     fn impossible_changes_are_refused() {
         let err = transition(S::Online, E::Start).unwrap_err();
-        assert_eq!(err.to_string(), "an instance that is online cannot be started");
+        assert_eq!(
+            err.to_string(),
+            "an instance that is online cannot be started"
+        );
         assert!(transition(S::Stopped, E::Stop).is_err());
         assert!(transition(S::Stopped, E::Reboot).is_err());
         // Every status refuses at least one event: no status is a wildcard.

@@ -4,11 +4,14 @@
 //! change of an instance is a [`instance::transition`]), layer types with their built-in recipes,
 //! hostname themes, and the limits AWS documents but the service model does not carry.
 
+pub mod app;
 pub mod catalog;
+pub mod deployment;
 pub mod ids;
 pub mod instance;
 pub mod layer;
 pub mod limits;
+pub mod tags;
 pub mod themes;
 
 pub use ids::{Arn, ResourceKind, new_id, timestamp};

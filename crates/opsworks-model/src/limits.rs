@@ -18,7 +18,9 @@ pub enum CustomJsonError {
 }
 
 /// Checks a custom JSON string: a JSON object within the size limit.
-pub fn check_custom_json(s: &str) -> Result<serde_json::Map<String, serde_json::Value>, CustomJsonError> {
+pub fn check_custom_json(
+    s: &str,
+) -> Result<serde_json::Map<String, serde_json::Value>, CustomJsonError> {
     if s.len() > MAX_CUSTOM_JSON_BYTES {
         return Err(CustomJsonError::TooLarge(s.len()));
     }
@@ -37,8 +39,14 @@ mod tests {
     fn custom_json_must_be_a_bounded_object() {
         assert!(check_custom_json(r#"{"a": {"b": 1}}"#).is_ok());
         assert_eq!(check_custom_json("[1]"), Err(CustomJsonError::NotAnObject));
-        assert!(matches!(check_custom_json("{"), Err(CustomJsonError::Invalid(_))));
+        assert!(matches!(
+            check_custom_json("{"),
+            Err(CustomJsonError::Invalid(_))
+        ));
         let big = format!("{{\"a\": \"{}\"}}", "x".repeat(MAX_CUSTOM_JSON_BYTES));
-        assert!(matches!(check_custom_json(&big), Err(CustomJsonError::TooLarge(_))));
+        assert!(matches!(
+            check_custom_json(&big),
+            Err(CustomJsonError::TooLarge(_))
+        ));
     }
 }

@@ -1,5 +1,6 @@
 //! The server's shared state: the store, the keys, the account, and the write lock.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use opsworks_store::{Engine, Store};
@@ -22,19 +23,41 @@ struct Inner {
     /// Mutating operations check and write under this lock, so two concurrent requests cannot both
     /// pass a check (a unique name, an empty stack) that only one of them may pass.
     write_lock: tokio::sync::Mutex<()>,
+    /// The key that signs `LogUrl` links, chosen once per data dir.
+    link_key: Vec<u8>,
+    /// The server's own base URL, known once it listens.
+    endpoint: std::sync::OnceLock<String>,
+    /// The data dir (command logs live under `logs/`).
+    data_dir: std::path::PathBuf,
+    /// One wake-up per instance: a long-polling agent waits on it, a new command notifies it.
+    wakeups: std::sync::Mutex<HashMap<String, Arc<tokio::sync::Notify>>>,
+    /// When each agent last spoke (monotonic), for heartbeats and healing.
+    last_seen: std::sync::Mutex<HashMap<String, std::time::Instant>>,
 }
 
 impl App {
     /// Opens the data dir (creating it), the store, the master key and the access keys.
     pub async fn open(config: &ServerConfig) -> Result<(Self, RootKey), ServerError> {
         let dir = &config.data_dir;
-        std::fs::create_dir_all(dir).map_err(|source| ServerError::Io { path: dir.clone(), source })?;
-        let store = opsworks_store::open(&Engine::Sqlite { path: dir.join("opsworks.db") }).await?;
+        std::fs::create_dir_all(dir).map_err(|source| ServerError::Io {
+            path: dir.clone(),
+            source,
+        })?;
+        let store = opsworks_store::open(&Engine::Sqlite {
+            path: dir.join("opsworks.db"),
+        })
+        .await?;
         let sealer = Sealer::load_or_create(dir)?;
         let (keys, root) = KeyRing::load(&store, sealer, dir, config.root_key.clone()).await?;
         // A stable 12-digit account ID for ARNs, chosen once per data dir.
-        let fresh: String = (0..12).map(|_| char::from(b'0' + rand::rng().random_range(0..10u8))).collect();
+        let fresh: String = (0..12)
+            .map(|_| char::from(b'0' + rand::rng().random_range(0..10u8)))
+            .collect();
         let account_id = store.setting_or_insert("account_id", &fresh).await?;
+        let mut key = [0u8; 32];
+        rand::rng().fill(&mut key);
+        let link_key = hex::decode(store.setting_or_insert("link_key", &hex::encode(key)).await?)
+            .map_err(|e| ServerError::Keys(format!("the stored link key is damaged: {e}")))?;
         let app = Self {
             inner: Arc::new(Inner {
                 store,
@@ -42,6 +65,11 @@ impl App {
                 account_id,
                 region: config.region.clone(),
                 write_lock: tokio::sync::Mutex::new(()),
+                link_key,
+                endpoint: std::sync::OnceLock::new(),
+                data_dir: dir.clone(),
+                wakeups: Default::default(),
+                last_seen: Default::default(),
             }),
         };
         Ok((app, root))
@@ -70,5 +98,49 @@ impl App {
     /// Takes the write lock for a check-then-write sequence.
     pub async fn write_lock(&self) -> tokio::sync::MutexGuard<'_, ()> {
         self.inner.write_lock.lock().await
+    }
+
+    /// The data dir.
+    pub fn data_dir(&self) -> &std::path::Path {
+        &self.inner.data_dir
+    }
+
+    /// The wake-up of an instance's agent.
+    pub fn wakeup(&self, instance_id: &str) -> Arc<tokio::sync::Notify> {
+        let mut map = self.inner.wakeups.lock().unwrap_or_else(|p| p.into_inner());
+        map.entry(instance_id.to_string()).or_default().clone()
+    }
+
+    /// Wakes the agent of an instance: a command is waiting for it.
+    pub fn notify_agent(&self, instance_id: &str) {
+        // notify_one stores a permit when nobody waits yet, so a poll that starts later still sees it.
+        self.wakeup(instance_id).notify_one();
+    }
+
+    /// Records that an instance's agent spoke now.
+    pub fn saw_agent(&self, instance_id: &str) {
+        let mut map = self.inner.last_seen.lock().unwrap_or_else(|p| p.into_inner());
+        map.insert(instance_id.to_string(), std::time::Instant::now());
+    }
+
+    /// How long ago an instance's agent last spoke, if it ever did since this server started.
+    pub fn agent_silence(&self, instance_id: &str) -> Option<std::time::Duration> {
+        let map = self.inner.last_seen.lock().unwrap_or_else(|p| p.into_inner());
+        map.get(instance_id).map(|t| t.elapsed())
+    }
+
+    /// Records the server's base URL (`http://127.0.0.1:9730`) once it listens.
+    pub fn set_endpoint(&self, url: &str) {
+        let _ = self.inner.endpoint.set(url.trim_end_matches('/').to_string());
+    }
+
+    /// The server's base URL, once known.
+    pub fn endpoint(&self) -> Option<&str> {
+        self.inner.endpoint.get().map(String::as_str)
+    }
+
+    /// The key that signs links.
+    pub fn link_key(&self) -> &[u8] {
+        &self.inner.link_key
     }
 }

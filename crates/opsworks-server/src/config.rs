@@ -20,6 +20,11 @@ pub struct ServerConfig {
 impl ServerConfig {
     /// A configuration with the defaults for `data_dir`.
     pub fn new(data_dir: PathBuf) -> Self {
-        Self { listen: SocketAddr::from(([127, 0, 0, 1], 0)), data_dir, region: "us-east-1".into(), root_key: None }
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            data_dir,
+            region: "us-east-1".into(),
+            root_key: None,
+        }
     }
 }

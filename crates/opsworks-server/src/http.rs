@@ -18,7 +18,9 @@ use crate::ops::{self, Caller};
 
 /// The router of the whole server.
 pub fn router(app: App) -> Router {
-    Router::new().route("/", post(api).get(index)).with_state(app)
+    Router::new()
+        .route("/", post(api).get(index))
+        .with_state(app)
 }
 
 async fn index() -> impl IntoResponse {
@@ -29,11 +31,23 @@ async fn index() -> impl IntoResponse {
 }
 
 /// Serves one API call.
-async fn api(State(app): State<App>, method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
+async fn api(
+    State(app): State<App>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let started = Instant::now();
     let request_id = uuid::Uuid::new_v4().to_string();
-    let target = headers.get("x-amz-target").and_then(|v| v.to_str().ok()).unwrap_or("");
-    let operation = target.strip_prefix(TARGET_PREFIX).unwrap_or(target).to_string();
+    let target = headers
+        .get("x-amz-target")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let operation = target
+        .strip_prefix(TARGET_PREFIX)
+        .unwrap_or(target)
+        .to_string();
     let result = handle(&app, &method, &uri, &headers, &body, &operation).await;
     let (status, text) = match &result {
         Ok(v) => (200, v.to_string()),
@@ -50,9 +64,17 @@ async fn api(State(app): State<App>, method: Method, uri: Uri, headers: HeaderMa
         latency_us = started.elapsed().as_micros() as u64,
     );
     if let Err(ApiError::Internal(m)) = &result {
-        tracing::error!(request_id, operation = operation.as_str(), "internal error: {m}");
+        tracing::error!(
+            request_id,
+            operation = operation.as_str(),
+            "internal error: {m}"
+        );
     }
-    let mut response = (StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST), text).into_response();
+    let mut response = (
+        StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST),
+        text,
+    )
+        .into_response();
     let h = response.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static(CONTENT_TYPE));
     if let Ok(v) = HeaderValue::from_str(&request_id) {
@@ -61,14 +83,8 @@ async fn api(State(app): State<App>, method: Method, uri: Uri, headers: HeaderMa
     response
 }
 
-async fn handle(
-    app: &App,
-    method: &Method,
-    uri: &Uri,
-    headers: &HeaderMap,
-    body: &[u8],
-    operation: &str,
-) -> Result<Value, ApiError> {
+/// Verifies the SigV4 signature of a request and says who signed it.
+pub fn authenticate(app: &App, method: &Method, uri: &Uri, headers: &HeaderMap, body: &[u8]) -> Result<Caller, ApiError> {
     let pairs: Vec<(&str, &str)> =
         headers.iter().filter_map(|(n, v)| v.to_str().ok().map(|v| (n.as_str(), v))).collect();
     let parts = RequestParts {
@@ -86,7 +102,25 @@ async fn handle(
             c.secret
         })
     })?;
-    let caller = Caller { access_key_id: verified.access_key_id, principal, region: verified.region };
+    Ok(Caller { access_key_id: verified.access_key_id, principal, region: verified.region })
+}
+
+async fn handle(
+    app: &App,
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: &[u8],
+    operation: &str,
+) -> Result<Value, ApiError> {
+    let caller = authenticate(app, method, uri, headers, body)?;
+    if caller.principal.starts_with(crate::agents::INSTANCE_PRINCIPAL) {
+        // An instance's credential speaks the agent protocol only, never the public API.
+        return Err(ApiError::AccessDenied(format!(
+            "User: {} is not authorized to perform: opsworks:{operation}",
+            caller.principal
+        )));
+    }
 
     let has_target = headers.contains_key("x-amz-target");
     if !has_target || model().operation(operation).is_none() {
@@ -99,7 +133,8 @@ async fn handle(
     let input: Value = if body.iter().all(u8::is_ascii_whitespace) {
         Value::Object(Default::default())
     } else {
-        serde_json::from_slice(body).map_err(|e| ApiError::Serialization(format!("Request body is not valid JSON: {e}")))?
+        serde_json::from_slice(body)
+            .map_err(|e| ApiError::Serialization(format!("Request body is not valid JSON: {e}")))?
     };
     model().validate_input(operation, &input)?;
     ops::dispatch(app, &caller, operation, input).await

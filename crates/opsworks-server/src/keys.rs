@@ -35,10 +35,14 @@ impl Sealer {
     /// Loads `DIR/master.key`, creating it (mode 0600) with a fresh random key on first start.
     pub fn load_or_create(data_dir: &Path) -> Result<Self, ServerError> {
         let path = data_dir.join("master.key");
-        let io = |source| ServerError::Io { path: path.clone(), source };
+        let io = |source| ServerError::Io {
+            path: path.clone(),
+            source,
+        };
         let key: Vec<u8> = match std::fs::read_to_string(&path) {
-            Ok(text) => hex::decode(text.trim())
-                .map_err(|e| ServerError::Keys(format!("{}: not a hex key: {e}", path.display())))?,
+            Ok(text) => hex::decode(text.trim()).map_err(|e| {
+                ServerError::Keys(format!("{}: not a hex key: {e}", path.display()))
+            })?,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 let mut key = [0u8; 32];
                 rand::rng().fill(&mut key);
@@ -54,8 +58,12 @@ impl Sealer {
                 path.display()
             )));
         }
-        let cipher = Aes256Gcm::new_from_slice(&key)
-            .map_err(|_| ServerError::Keys(format!("{}: the master key must be 32 bytes", path.display())))?;
+        let cipher = Aes256Gcm::new_from_slice(&key).map_err(|_| {
+            ServerError::Keys(format!(
+                "{}: the master key must be 32 bytes",
+                path.display()
+            ))
+        })?;
         Ok(Self { cipher })
     }
 
@@ -64,7 +72,10 @@ impl Sealer {
         let mut nonce = [0u8; NONCE_LEN];
         rand::rng().fill(&mut nonce);
         // Encryption only fails for plaintexts beyond AES-GCM's 64 GiB bound.
-        let ct = self.cipher.encrypt(&Nonce::from(nonce), secret.as_bytes()).unwrap_or_default();
+        let ct = self
+            .cipher
+            .encrypt(&Nonce::from(nonce), secret.as_bytes())
+            .unwrap_or_default();
         [nonce.as_slice(), &ct].concat()
     }
 
@@ -82,7 +93,12 @@ impl Sealer {
 
 /// Writes a file readable by its owner only.
 pub fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
-    let mut f = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(path)?;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?;
     f.write_all(contents.as_bytes())?;
     // The mode given to open() only applies to new files; make sure an old file is tightened too.
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
@@ -130,7 +146,9 @@ pub enum RootKey {
 
 fn random_string(alphabet: &[u8], len: usize) -> String {
     let mut rng = rand::rng();
-    (0..len).map(|_| alphabet[rng.random_range(0..alphabet.len())] as char).collect()
+    (0..len)
+        .map(|_| alphabet[rng.random_range(0..alphabet.len())] as char)
+        .collect()
 }
 
 impl KeyRing {
@@ -141,13 +159,22 @@ impl KeyRing {
         data_dir: &Path,
         root_from_env: Option<(String, String)>,
     ) -> Result<(Self, RootKey), ServerError> {
-        let ring = Self { sealer: Arc::new(sealer), keys: Arc::default() };
+        let ring = Self {
+            sealer: Arc::new(sealer),
+            keys: Arc::default(),
+        };
         let now = opsworks_model::timestamp(jiff::Timestamp::now());
-        let existing_root = store.access_keys().await?.into_iter().find(|k| k.principal == ROOT);
+        let existing_root = store
+            .access_keys()
+            .await?
+            .into_iter()
+            .find(|k| k.principal == ROOT);
         let root = match (root_from_env, existing_root) {
             (Some((id, secret)), _) => {
                 if id.is_empty() || secret.is_empty() {
-                    return Err(ServerError::Keys("the root access key ID and secret must not be empty".into()));
+                    return Err(ServerError::Keys(
+                        "the root access key ID and secret must not be empty".into(),
+                    ));
                 }
                 let record = AccessKeyRecord {
                     access_key_id: id.clone(),
@@ -158,16 +185,26 @@ impl KeyRing {
                 store.put_access_key(record).await?;
                 RootKey::FromEnvironment { access_key_id: id }
             }
-            (None, Some(existing)) => RootKey::Existing { access_key_id: existing.access_key_id },
+            (None, Some(existing)) => RootKey::Existing {
+                access_key_id: existing.access_key_id,
+            },
             (None, None) => {
-                let id = format!("AKIA{}", random_string(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", 16));
+                let id = format!(
+                    "AKIA{}",
+                    random_string(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", 16)
+                );
                 let secret = random_string(
                     b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/",
                     40,
                 );
                 let file = data_dir.join("root-credentials");
-                let text = format!("[default]\naws_access_key_id = {id}\naws_secret_access_key = {secret}\n");
-                write_private(&file, &text).map_err(|source| ServerError::Io { path: file.clone(), source })?;
+                let text = format!(
+                    "[default]\naws_access_key_id = {id}\naws_secret_access_key = {secret}\n"
+                );
+                write_private(&file, &text).map_err(|source| ServerError::Io {
+                    path: file.clone(),
+                    source,
+                })?;
                 let record = AccessKeyRecord {
                     access_key_id: id.clone(),
                     sealed_secret: ring.sealer.seal(&secret),
@@ -175,7 +212,11 @@ impl KeyRing {
                     created_at: now,
                 };
                 store.put_access_key(record).await?;
-                RootKey::Generated { access_key_id: id, secret, file }
+                RootKey::Generated {
+                    access_key_id: id,
+                    secret,
+                    file,
+                }
             }
         };
         let mut keys = HashMap::new();
@@ -186,7 +227,13 @@ impl KeyRing {
                     record.access_key_id
                 )));
             };
-            keys.insert(record.access_key_id, Credential { secret, principal: record.principal });
+            keys.insert(
+                record.access_key_id,
+                Credential {
+                    secret,
+                    principal: record.principal,
+                },
+            );
         }
         *ring.keys.write().unwrap_or_else(|p| p.into_inner()) = keys;
         Ok((ring, root))
@@ -194,13 +241,27 @@ impl KeyRing {
 
     /// The credential of an access key ID.
     pub fn get(&self, access_key_id: &str) -> Option<Credential> {
-        self.keys.read().unwrap_or_else(|p| p.into_inner()).get(access_key_id).cloned()
+        self.keys
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(access_key_id)
+            .cloned()
     }
 
     /// Creates and stores a new key for `principal`, returning (ID, secret).
-    pub async fn issue(&self, store: &Arc<dyn Store>, principal: &str) -> Result<(String, String), ServerError> {
-        let id = format!("AKIA{}", random_string(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", 16));
-        let secret = random_string(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/", 40);
+    pub async fn issue(
+        &self,
+        store: &Arc<dyn Store>,
+        principal: &str,
+    ) -> Result<(String, String), ServerError> {
+        let id = format!(
+            "AKIA{}",
+            random_string(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", 16)
+        );
+        let secret = random_string(
+            b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/",
+            40,
+        );
         store
             .put_access_key(AccessKeyRecord {
                 access_key_id: id.clone(),
@@ -209,11 +270,21 @@ impl KeyRing {
                 created_at: opsworks_model::timestamp(jiff::Timestamp::now()),
             })
             .await?;
-        self.keys
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(id.clone(), Credential { secret: secret.clone(), principal: principal.into() });
+        self.keys.write().unwrap_or_else(|p| p.into_inner()).insert(
+            id.clone(),
+            Credential {
+                secret: secret.clone(),
+                principal: principal.into(),
+            },
+        );
         Ok((id, secret))
+    }
+
+    /// Revokes every key of `principal` (an instance's old credential when it starts again).
+    pub async fn revoke(&self, store: &Arc<dyn Store>, principal: &str) -> Result<(), ServerError> {
+        store.delete_access_keys_of(principal).await?;
+        self.keys.write().unwrap_or_else(|p| p.into_inner()).retain(|_, c| c.principal != principal);
+        Ok(())
     }
 
     /// The sealer, for other secrets kept at rest.
@@ -234,10 +305,23 @@ mod tests {
         assert!(!sealed.windows(7).any(|w| w == b"hunter2"));
         assert_eq!(sealer.open(&sealed).as_deref(), Some("hunter2"));
         // The same file gives the same key.
-        assert_eq!(Sealer::load_or_create(dir.path()).unwrap().open(&sealed).as_deref(), Some("hunter2"));
+        assert_eq!(
+            Sealer::load_or_create(dir.path())
+                .unwrap()
+                .open(&sealed)
+                .as_deref(),
+            Some("hunter2")
+        );
         let other = tempfile::tempdir().unwrap();
-        assert_eq!(Sealer::load_or_create(other.path()).unwrap().open(&sealed), None);
-        let mode = std::fs::metadata(dir.path().join("master.key")).unwrap().permissions().mode() & 0o777;
+        assert_eq!(
+            Sealer::load_or_create(other.path()).unwrap().open(&sealed),
+            None
+        );
+        let mode = std::fs::metadata(dir.path().join("master.key"))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777;
         assert_eq!(mode, 0o600);
     }
 }

@@ -8,7 +8,10 @@
 pub mod app;
 pub mod config;
 pub mod http;
+pub mod agents;
 pub mod keys;
+pub mod lifecycle;
+pub mod logs;
 pub mod ops;
 
 pub use app::App;
@@ -41,5 +44,7 @@ pub async fn serve(
     app: App,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, http::router(app)).with_graceful_shutdown(shutdown).await
+    axum::serve(listener, http::router(app))
+        .with_graceful_shutdown(shutdown)
+        .await
 }

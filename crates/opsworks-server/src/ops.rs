@@ -51,7 +51,9 @@ pub async fn dispatch(app: &App, caller: &Caller, operation: &str, input: Value)
         "DescribeStackSummary" => stacks::describe_stack_summary(app, req).await,
         "StartStack" => stacks::start_stack(app, req).await,
         "StopStack" => stacks::stop_stack(app, req).await,
-        "DescribeStackProvisioningParameters" => stacks::describe_stack_provisioning_parameters(app, req).await,
+        "DescribeStackProvisioningParameters" => {
+            stacks::describe_stack_provisioning_parameters(app, req).await
+        }
 
         "CreateLayer" => layers::create_layer(app, req).await,
         "DescribeLayers" => layers::describe_layers(app, req).await,
@@ -121,9 +123,11 @@ pub fn required_str<'a>(req: &'a Req, name: &str) -> Result<&'a str, ApiError> {
 
 /// A list-of-strings member.
 pub fn str_list(req: &Req, name: &str) -> Option<Vec<String>> {
-    req.get(name)
-        .and_then(Value::as_array)
-        .map(|a| a.iter().filter_map(|v| v.as_str().map(String::from)).collect())
+    req.get(name).and_then(Value::as_array).map(|a| {
+        a.iter()
+            .filter_map(|v| v.as_str().map(String::from))
+            .collect()
+    })
 }
 
 /// Refuses a string longer than `max` characters.
@@ -140,24 +144,34 @@ pub fn check_len(req: &Req, name: &str, max: usize) -> Result<(), ApiError> {
 /// Refuses a `CustomJson` member that is not a JSON object within the size limit.
 pub fn check_custom_json(req: &Req) -> Result<(), ApiError> {
     if let Some(s) = str_member(req, "CustomJson") {
-        opsworks_model::limits::check_custom_json(s).map_err(|e| ApiError::Validation(e.to_string()))?;
+        opsworks_model::limits::check_custom_json(s)
+            .map_err(|e| ApiError::Validation(e.to_string()))?;
     }
     Ok(())
 }
 
 /// At most one of `names` may be given: the rule of the Describe calls. Returns the one given.
 pub fn at_most_one<'a>(req: &Req, names: &[&'a str]) -> Result<Option<&'a str>, ApiError> {
-    let given: Vec<&str> = names.iter().copied().filter(|n| req.get(*n).is_some_and(|v| !v.is_null())).collect();
+    let given: Vec<&str> = names
+        .iter()
+        .copied()
+        .filter(|n| req.get(*n).is_some_and(|v| !v.is_null()))
+        .collect();
     match given.as_slice() {
         [] => Ok(None),
         [one] => Ok(Some(one)),
-        _ => Err(ApiError::Validation(format!("Please provide no more than one of {}", names.join(", ")))),
+        _ => Err(ApiError::Validation(format!(
+            "Please provide no more than one of {}",
+            names.join(", ")
+        ))),
     }
 }
 
 /// Copies into `doc` every member of `req` that the output shape `shape` has.
 pub fn copy_members(req: &Req, doc: &mut Map<String, Value>, shape: &str, except: &[&str]) {
-    let Some(shape) = model().shape(shape) else { return };
+    let Some(shape) = model().shape(shape) else {
+        return;
+    };
     for name in shape.members.keys() {
         if except.contains(&name.as_str()) {
             continue;
@@ -170,7 +184,9 @@ pub fn copy_members(req: &Req, doc: &mut Map<String, Value>, shape: &str, except
 
 /// Replaces the value at `path` with the FILTERED marker when it is present and non-empty.
 pub fn filter_secret(doc: &mut Value, path: &[&str]) {
-    let Some((last, parents)) = path.split_last() else { return };
+    let Some((last, parents)) = path.split_last() else {
+        return;
+    };
     let mut cur = doc;
     for p in parents {
         match cur.get_mut(*p) {
@@ -198,15 +214,31 @@ pub fn keep_filtered_secret(new: &mut Value, old: &Value, path: &[&str]) {
 
 /// Loads a document or answers `Unable to find <what> with ID <id>`.
 pub async fn load(app: &App, kind: Kind, what: &str, id: &str) -> Result<Value, ApiError> {
-    app.store().get(kind, id).await.map_err(store_error)?.ok_or_else(|| ApiError::not_found(what, id))
+    app.store()
+        .get(kind, id)
+        .await
+        .map_err(store_error)?
+        .ok_or_else(|| ApiError::not_found(what, id))
 }
 
 /// Loads every document named by `ids`, answering not-found for the first one missing.
-pub async fn load_all(app: &App, kind: Kind, what: &str, ids: &[String]) -> Result<Vec<Value>, ApiError> {
-    let docs = app.store().list(kind, Filter::Ids(ids)).await.map_err(store_error)?;
+pub async fn load_all(
+    app: &App,
+    kind: Kind,
+    what: &str,
+    ids: &[String],
+) -> Result<Vec<Value>, ApiError> {
+    let docs = app
+        .store()
+        .list(kind, Filter::Ids(ids))
+        .await
+        .map_err(store_error)?;
     let id_field = format!("{}Id", capitalize(what));
     for id in ids {
-        if !docs.iter().any(|d| d.get(&id_field).and_then(Value::as_str) == Some(id)) {
+        if !docs
+            .iter()
+            .any(|d| d.get(&id_field).and_then(Value::as_str) == Some(id))
+        {
             return Err(ApiError::not_found(what, id));
         }
     }
@@ -215,7 +247,9 @@ pub async fn load_all(app: &App, kind: Kind, what: &str, ids: &[String]) -> Resu
 
 fn capitalize(s: &str) -> String {
     let mut c = s.chars();
-    c.next().map(|f| f.to_ascii_uppercase().to_string() + c.as_str()).unwrap_or_default()
+    c.next()
+        .map(|f| f.to_ascii_uppercase().to_string() + c.as_str())
+        .unwrap_or_default()
 }
 
 /// Lists the documents of a kind.

@@ -30,6 +30,9 @@ pub enum StoreError {
         /// The parse error.
         source: serde_json::Error,
     },
+    /// A [`Filter::Member`] named a member without an index.
+    #[error("documents cannot be filtered by member {0}: it has no index")]
+    UnindexedMember(&'static str),
     /// The configured engine is not compiled into this build.
     #[error("storage engine {0} is not available in this build")]
     EngineUnavailable(&'static str),
@@ -86,7 +89,13 @@ pub enum Filter<'a> {
     Parent(&'a str),
     /// Those with these IDs (unknown IDs are simply absent from the result).
     Ids(&'a [String]),
+    /// Those whose top-level string member `name` equals `value`. Only [`INDEXED_MEMBERS`] are
+    /// accepted, so every such lookup is served by an index.
+    Member(&'static str, &'a str),
 }
+
+/// The document members [`Filter::Member`] may name.
+pub const INDEXED_MEMBERS: &[&str] = &["InstanceId"];
 
 /// One write of an atomic batch.
 #[derive(Debug, Clone)]
@@ -149,6 +158,8 @@ pub trait Store: Send + Sync + 'static {
     async fn access_keys(&self) -> Result<Vec<AccessKeyRecord>, StoreError>;
     /// Inserts or replaces an access key.
     async fn put_access_key(&self, key: AccessKeyRecord) -> Result<(), StoreError>;
+    /// Deletes every access key of a principal; returns how many went.
+    async fn delete_access_keys_of(&self, principal: &str) -> Result<u64, StoreError>;
 }
 
 /// The storage engines, named even when not compiled in, so configuration errors are clear.

@@ -31,13 +31,21 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(Duration::from_secs(10))
             .foreign_keys(true);
-        let pool = SqlitePoolOptions::new().max_connections(8).min_connections(2).connect_with(options).await?;
+        let pool = SqlitePoolOptions::new()
+            .max_connections(8)
+            .min_connections(2)
+            .connect_with(options)
+            .await?;
         MIGRATOR.run(&pool).await?;
         Ok(Self { pool })
     }
 
     fn parse(kind: Kind, id: String, doc: &str) -> Result<Value, StoreError> {
-        serde_json::from_str(doc).map_err(|source| StoreError::Corrupt { kind: kind.as_str(), id, source })
+        serde_json::from_str(doc).map_err(|source| StoreError::Corrupt {
+            kind: kind.as_str(),
+            id,
+            source,
+        })
     }
 
     fn push_filter(qb: &mut QueryBuilder<Sqlite>, kind: Kind, filter: Filter<'_>) {
@@ -49,6 +57,11 @@ impl SqliteStore {
             }
             Filter::Parent(p) => {
                 qb.push(" AND parent_id = ").push_bind(p);
+            }
+            Filter::Member(name, value) => {
+                // The name is one of a fixed list (checked by the caller), never user input.
+                debug_assert!(crate::INDEXED_MEMBERS.contains(&name));
+                qb.push(format!(" AND json_extract(doc, '$.{name}') = ")).push_bind(value);
             }
             Filter::Ids(ids) => {
                 qb.push(" AND id IN (");
@@ -65,6 +78,13 @@ impl SqliteStore {
     }
 }
 
+fn check_filter(filter: Filter<'_>) -> Result<(), StoreError> {
+    match filter {
+        Filter::Member(name, _) if !crate::INDEXED_MEMBERS.contains(&name) => Err(StoreError::UnindexedMember(name)),
+        _ => Ok(()),
+    }
+}
+
 #[async_trait]
 impl Store for SqliteStore {
     async fn get(&self, kind: Kind, id: &str) -> Result<Option<Value>, StoreError> {
@@ -73,18 +93,23 @@ impl Store for SqliteStore {
             .bind(id)
             .fetch_optional(&self.pool)
             .await?;
-        row.map(|r| Self::parse(kind, id.to_string(), r.get::<&str, _>(0))).transpose()
+        row.map(|r| Self::parse(kind, id.to_string(), r.get::<&str, _>(0)))
+            .transpose()
     }
 
     async fn list(&self, kind: Kind, filter: Filter<'_>) -> Result<Vec<Value>, StoreError> {
+        check_filter(filter)?;
         let mut qb = QueryBuilder::new("SELECT id, doc FROM resources");
         Self::push_filter(&mut qb, kind, filter);
         qb.push(" ORDER BY rowid");
         let rows = qb.build().fetch_all(&self.pool).await?;
-        rows.iter().map(|r| Self::parse(kind, r.get::<String, _>(0), r.get::<&str, _>(1))).collect()
+        rows.iter()
+            .map(|r| Self::parse(kind, r.get::<String, _>(0), r.get::<&str, _>(1)))
+            .collect()
     }
 
     async fn count(&self, kind: Kind, filter: Filter<'_>) -> Result<u64, StoreError> {
+        check_filter(filter)?;
         let mut qb = QueryBuilder::new("SELECT COUNT(*) FROM resources");
         Self::push_filter(&mut qb, kind, filter);
         let n: i64 = qb.build().fetch_one(&self.pool).await?.get(0);
@@ -95,7 +120,13 @@ impl Store for SqliteStore {
         let mut tx = self.pool.begin().await?;
         for w in writes {
             match w {
-                Write::Put { kind, id, stack_id, parent_id, doc } => {
+                Write::Put {
+                    kind,
+                    id,
+                    stack_id,
+                    parent_id,
+                    doc,
+                } => {
                     // Upsert rather than REPLACE keeps the rowid, hence the listing order.
                     sqlx::query(
                         "INSERT INTO resources (kind, id, stack_id, parent_id, doc) VALUES (?, ?, ?, ?, ?)
@@ -124,7 +155,10 @@ impl Store for SqliteStore {
     }
 
     async fn setting(&self, key: &str) -> Result<Option<String>, StoreError> {
-        let row = sqlx::query("SELECT value FROM settings WHERE key = ?").bind(key).fetch_optional(&self.pool).await?;
+        let row = sqlx::query("SELECT value FROM settings WHERE key = ?")
+            .bind(key)
+            .fetch_optional(&self.pool)
+            .await?;
         Ok(row.map(|r| r.get(0)))
     }
 
@@ -134,7 +168,10 @@ impl Store for SqliteStore {
             .bind(value)
             .execute(&self.pool)
             .await?;
-        let row = sqlx::query("SELECT value FROM settings WHERE key = ?").bind(key).fetch_one(&self.pool).await?;
+        let row = sqlx::query("SELECT value FROM settings WHERE key = ?")
+            .bind(key)
+            .fetch_one(&self.pool)
+            .await?;
         Ok(row.get(0))
     }
 
@@ -181,5 +218,10 @@ impl Store for SqliteStore {
         .execute(&self.pool)
         .await?;
         Ok(())
+    }
+
+    async fn delete_access_keys_of(&self, principal: &str) -> Result<u64, StoreError> {
+        let done = sqlx::query("DELETE FROM access_keys WHERE principal = ?").bind(principal).execute(&self.pool).await?;
+        Ok(done.rows_affected())
     }
 }

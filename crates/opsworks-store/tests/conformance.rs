@@ -5,7 +5,13 @@ use std::sync::Arc;
 use opsworks_store::{AccessKeyRecord, Engine, Filter, Kind, Store, Write, open};
 use serde_json::json;
 
-fn put(kind: Kind, id: &str, stack: Option<&str>, parent: Option<&str>, doc: serde_json::Value) -> Write {
+fn put(
+    kind: Kind,
+    id: &str,
+    stack: Option<&str>,
+    parent: Option<&str>,
+    doc: serde_json::Value,
+) -> Write {
     Write::Put {
         kind,
         id: id.into(),
@@ -21,34 +27,108 @@ async fn exercise(store: Arc<dyn Store>) {
             put(Kind::Stack, "s1", Some("s1"), None, json!({"Name": "one"})),
             put(Kind::Stack, "s2", Some("s2"), None, json!({"Name": "two"})),
             put(Kind::Layer, "l1", Some("s1"), None, json!({"Name": "web"})),
-            put(Kind::Command, "c1", Some("s1"), Some("d1"), json!({"Status": "pending"})),
+            put(
+                Kind::Command,
+                "c1",
+                Some("s1"),
+                Some("d1"),
+                json!({"Status": "pending"}),
+            ),
         ])
         .await
         .unwrap();
-    assert_eq!(store.get(Kind::Stack, "s1").await.unwrap(), Some(json!({"Name": "one"})));
+    assert_eq!(
+        store.get(Kind::Stack, "s1").await.unwrap(),
+        Some(json!({"Name": "one"}))
+    );
     assert_eq!(store.get(Kind::Stack, "nope").await.unwrap(), None);
     // Kinds do not leak into each other.
     assert_eq!(store.get(Kind::Layer, "s1").await.unwrap(), None);
 
     let names: Vec<_> = store.list(Kind::Stack, Filter::All).await.unwrap();
     assert_eq!(names, vec![json!({"Name": "one"}), json!({"Name": "two"})]);
-    assert_eq!(store.list(Kind::Layer, Filter::Stack("s1")).await.unwrap().len(), 1);
-    assert_eq!(store.list(Kind::Layer, Filter::Stack("s2")).await.unwrap().len(), 0);
-    assert_eq!(store.list(Kind::Command, Filter::Parent("d1")).await.unwrap().len(), 1);
+    assert_eq!(
+        store
+            .list(Kind::Layer, Filter::Stack("s1"))
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    assert_eq!(
+        store
+            .list(Kind::Layer, Filter::Stack("s2"))
+            .await
+            .unwrap()
+            .len(),
+        0
+    );
+    assert_eq!(
+        store
+            .list(Kind::Command, Filter::Parent("d1"))
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
     let ids = vec!["s2".to_string(), "missing".to_string()];
-    assert_eq!(store.list(Kind::Stack, Filter::Ids(&ids)).await.unwrap(), vec![json!({"Name": "two"})]);
-    assert_eq!(store.list(Kind::Stack, Filter::Ids(&[])).await.unwrap().len(), 0);
+    assert_eq!(
+        store.list(Kind::Stack, Filter::Ids(&ids)).await.unwrap(),
+        vec![json!({"Name": "two"})]
+    );
+    assert_eq!(
+        store
+            .list(Kind::Stack, Filter::Ids(&[]))
+            .await
+            .unwrap()
+            .len(),
+        0
+    );
     assert_eq!(store.count(Kind::Stack, Filter::All).await.unwrap(), 2);
+    store
+        .apply(vec![put(Kind::Command, "c2", Some("s1"), Some("d1"), json!({"InstanceId": "i9", "Status": "pending"}))])
+        .await
+        .unwrap();
+    let by_instance = store.list(Kind::Command, Filter::Member("InstanceId", "i9")).await.unwrap();
+    assert_eq!(by_instance, vec![json!({"InstanceId": "i9", "Status": "pending"})]);
+    assert!(store.list(Kind::Command, Filter::Member("Status", "pending")).await.is_err());
 
     // An update keeps the listing order; a delete removes.
-    store.apply(vec![put(Kind::Stack, "s1", Some("s1"), None, json!({"Name": "uno"}))]).await.unwrap();
-    assert_eq!(store.list(Kind::Stack, Filter::All).await.unwrap()[0], json!({"Name": "uno"}));
-    store.apply(vec![Write::Delete { kind: Kind::Stack, id: "s2".into() }]).await.unwrap();
+    store
+        .apply(vec![put(
+            Kind::Stack,
+            "s1",
+            Some("s1"),
+            None,
+            json!({"Name": "uno"}),
+        )])
+        .await
+        .unwrap();
+    assert_eq!(
+        store.list(Kind::Stack, Filter::All).await.unwrap()[0],
+        json!({"Name": "uno"})
+    );
+    store
+        .apply(vec![Write::Delete {
+            kind: Kind::Stack,
+            id: "s2".into(),
+        }])
+        .await
+        .unwrap();
     assert_eq!(store.count(Kind::Stack, Filter::All).await.unwrap(), 1);
 
-    assert_eq!(store.setting_or_insert("account", "111").await.unwrap(), "111");
-    assert_eq!(store.setting_or_insert("account", "222").await.unwrap(), "111");
-    assert_eq!(store.setting("account").await.unwrap().as_deref(), Some("111"));
+    assert_eq!(
+        store.setting_or_insert("account", "111").await.unwrap(),
+        "111"
+    );
+    assert_eq!(
+        store.setting_or_insert("account", "222").await.unwrap(),
+        "111"
+    );
+    assert_eq!(
+        store.setting("account").await.unwrap().as_deref(),
+        Some("111")
+    );
 
     let key = AccessKeyRecord {
         access_key_id: "AKID".into(),
@@ -59,41 +139,78 @@ async fn exercise(store: Arc<dyn Store>) {
     store.put_access_key(key.clone()).await.unwrap();
     assert_eq!(store.access_key("AKID").await.unwrap(), Some(key));
     assert_eq!(store.access_keys().await.unwrap().len(), 1);
+    assert_eq!(store.delete_access_keys_of("root").await.unwrap(), 1);
+    assert_eq!(store.access_key("AKID").await.unwrap(), None);
 }
 
 #[tokio::test]
 async fn sqlite_conforms_and_persists() {
     let dir = tempfile::tempdir().unwrap();
-    let engine = Engine::Sqlite { path: dir.path().join("db.sqlite") };
+    let engine = Engine::Sqlite {
+        path: dir.path().join("db.sqlite"),
+    };
     exercise(open(&engine).await.unwrap()).await;
     // A reopened database holds the same data, with migrations already applied.
     let again = open(&engine).await.unwrap();
-    assert_eq!(again.get(Kind::Stack, "s1").await.unwrap(), Some(json!({"Name": "uno"})));
-    assert_eq!(again.setting("account").await.unwrap().as_deref(), Some("111"));
+    assert_eq!(
+        again.get(Kind::Stack, "s1").await.unwrap(),
+        Some(json!({"Name": "uno"}))
+    );
+    assert_eq!(
+        again.setting("account").await.unwrap().as_deref(),
+        Some("111")
+    );
 }
 
 #[tokio::test]
 async fn concurrent_batches_all_land() {
     let dir = tempfile::tempdir().unwrap();
-    let store = open(&Engine::Sqlite { path: dir.path().join("db.sqlite") }).await.unwrap();
+    let store = open(&Engine::Sqlite {
+        path: dir.path().join("db.sqlite"),
+    })
+    .await
+    .unwrap();
     let mut tasks = Vec::new();
     for t in 0..8 {
         let store = store.clone();
         tasks.push(tokio::spawn(async move {
             for i in 0..25 {
                 let id = format!("{t}-{i}");
-                store.apply(vec![put(Kind::Instance, &id, Some("s"), None, json!({"i": i}))]).await.unwrap();
+                store
+                    .apply(vec![put(
+                        Kind::Instance,
+                        &id,
+                        Some("s"),
+                        None,
+                        json!({"i": i}),
+                    )])
+                    .await
+                    .unwrap();
             }
         }));
     }
     for t in tasks {
         t.await.unwrap();
     }
-    assert_eq!(store.count(Kind::Instance, Filter::Stack("s")).await.unwrap(), 200);
+    assert_eq!(
+        store
+            .count(Kind::Instance, Filter::Stack("s"))
+            .await
+            .unwrap(),
+        200
+    );
 }
 
 #[tokio::test]
 async fn postgres_is_named_but_refused_clearly() {
-    let err = open(&Engine::Postgres { url: "postgres://x".into() }).await.err().unwrap();
-    assert_eq!(err.to_string(), "storage engine postgres is not available in this build");
+    let err = open(&Engine::Postgres {
+        url: "postgres://x".into(),
+    })
+    .await
+    .err()
+    .unwrap();
+    assert_eq!(
+        err.to_string(),
+        "storage engine postgres is not available in this build"
+    );
 }

@@ -1,5 +1,6 @@
 //! Command-line parsing and the subcommands' glue.
 
+use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -33,6 +34,9 @@ enum Command {
     Server(ServerArgs),
     /// Quickstart: the server on 127.0.0.1 with a default data dir, and how to reach it.
     Up(UpArgs),
+    /// The service supervisor (started on demand by the `service` resource where systemd is not PID 1).
+    #[command(hide = true)]
+    Supervisor(opsworks_host::supervisor::SupervisorArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -78,14 +82,18 @@ fn default_data_dir() -> anyhow::Result<PathBuf> {
     if let Some(d) = std::env::var_os("XDG_DATA_HOME").filter(|d| !d.is_empty()) {
         return Ok(PathBuf::from(d).join("opsworks"));
     }
-    let home = std::env::var_os("HOME").context("neither XDG_DATA_HOME nor HOME is set; pass --data-dir")?;
+    let home = std::env::var_os("HOME")
+        .context("neither XDG_DATA_HOME nor HOME is set; pass --data-dir")?;
     Ok(PathBuf::from(home).join(".local/share/opsworks"))
 }
 
 fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("OPSWORKS_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal());
     match format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().init(),
@@ -94,9 +102,12 @@ fn init_logging(format: LogFormat) {
 
 /// Runs the parsed command line.
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
-    init_logging(cli.log_format);
-    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
-    match cli.command {
+    let (config, quickstart) = match cli.command {
+        // The supervisor builds its own runtime and logs to its own file.
+        Command::Supervisor(args) => {
+            opsworks_host::supervisor::serve(args)?;
+            return Ok(ExitCode::SUCCESS);
+        }
         Command::Server(args) => {
             let config = ServerConfig {
                 listen: args.listen,
@@ -104,21 +115,21 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 region: args.region,
                 root_key: root_key_from_env()?,
             };
-            runtime.block_on(serve(config, false))?;
+            (config, false)
         }
         Command::Up(args) => {
-            let config = ServerConfig {
-                listen: args.listen,
-                data_dir: match args.data_dir {
-                    Some(d) => d,
-                    None => default_data_dir()?,
-                },
-                region: args.region,
-                root_key: root_key_from_env()?,
+            let data_dir = match args.data_dir {
+                Some(d) => d,
+                None => default_data_dir()?,
             };
-            runtime.block_on(serve(config, true))?;
+            let config =
+                ServerConfig { listen: args.listen, data_dir, region: args.region, root_key: root_key_from_env()? };
+            (config, true)
         }
-    }
+    };
+    init_logging(cli.log_format);
+    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    runtime.block_on(serve(config, quickstart))?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -131,13 +142,22 @@ async fn serve(config: ServerConfig, quickstart: bool) -> anyhow::Result<()> {
         .with_context(|| format!("binding {}", config.listen))?;
     let addr = listener.local_addr()?;
     let endpoint = format!("http://{addr}");
+    app.set_endpoint(&endpoint);
     // Tests and scripts wait for this exact line before they connect.
     println!("listening on {endpoint}");
     if quickstart {
         print_quickstart(&endpoint, &config, &root);
-    } else if let RootKey::Generated { access_key_id, secret, file } = &root {
+    } else if let RootKey::Generated {
+        access_key_id,
+        secret,
+        file,
+    } = &root
+    {
         println!("root access key: {access_key_id}");
-        println!("root secret key: {secret} (shown once; also in {})", file.display());
+        println!(
+            "root secret key: {secret} (shown once; also in {})",
+            file.display()
+        );
     }
     tracing::info!(%endpoint, data_dir = %config.data_dir.display(), "server started");
     opsworks_server::serve(listener, app, shutdown_signal()).await?;
@@ -152,15 +172,25 @@ fn print_quickstart(endpoint: &str, config: &ServerConfig, root: &RootKey) {
     println!("  endpoint:  {endpoint}");
     println!("  data dir:  {}", config.data_dir.display());
     match root {
-        RootKey::Generated { access_key_id, secret, .. } => {
+        RootKey::Generated {
+            access_key_id,
+            secret,
+            ..
+        } => {
             println!("  root access key: {access_key_id}");
-            println!("  root secret key: {secret}   (shown once; kept in {})", creds.display());
+            println!(
+                "  root secret key: {secret}   (shown once; kept in {})",
+                creds.display()
+            );
         }
         RootKey::FromEnvironment { access_key_id } => {
             println!("  root access key: {access_key_id} (from OPSWORKS_ROOT_ACCESS_KEY_ID)");
         }
         RootKey::Existing { access_key_id } => {
-            println!("  root access key: {access_key_id} (secret in {})", creds.display());
+            println!(
+                "  root access key: {access_key_id} (secret in {})",
+                creds.display()
+            );
         }
     }
     println!();

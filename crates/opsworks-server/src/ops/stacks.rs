@@ -10,7 +10,8 @@ use opsworks_store::{Filter, Kind, Write};
 
 use super::{
     Caller, OpResult, Req, apply, check_custom_json, check_len, copy_members, filter_secret,
-    keep_filtered_secret, list, load, load_all, now, public_view, put, required_str, str_list, str_member,
+    keep_filtered_secret, list, load, load_all, now, public_view, put, required_str, str_list,
+    str_member,
 };
 use crate::App;
 
@@ -29,9 +30,9 @@ pub async fn load_stack(app: &App, id: &str) -> Result<Value, ApiError> {
 
 fn check_arn(req: &Req, name: &str) -> Result<(), ApiError> {
     match str_member(req, name) {
-        Some(s) if !s.starts_with("arn:") || s.split(':').count() < 6 => {
-            Err(ApiError::Validation(format!("{name} must be an ARN (arn:aws:iam::<account>:role/<name>); got '{s}'")))
-        }
+        Some(s) if !s.starts_with("arn:") || s.split(':').count() < 6 => Err(ApiError::Validation(
+            format!("{name} must be an ARN (arn:aws:iam::<account>:role/<name>); got '{s}'"),
+        )),
         _ => Ok(()),
     }
 }
@@ -39,8 +40,16 @@ fn check_arn(req: &Req, name: &str) -> Result<(), ApiError> {
 fn check_region(region: &str) -> Result<(), ApiError> {
     let parts: Vec<&str> = region.split('-').collect();
     let ok = parts.len() >= 3
-        && parts.iter().all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()));
-    if ok { Ok(()) } else { Err(ApiError::Validation(format!("Invalid region: {region}"))) }
+        && parts.iter().all(|p| {
+            !p.is_empty()
+                && p.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+        });
+    if ok {
+        Ok(())
+    } else {
+        Err(ApiError::Validation(format!("Invalid region: {region}")))
+    }
 }
 
 /// Checks the members shared by CreateStack, UpdateStack and CloneStack.
@@ -71,7 +80,9 @@ fn check_stack_members(req: &Req) -> Result<(), ApiError> {
         let name = cm.get("Name").and_then(Value::as_str).unwrap_or("Chef");
         let version = cm.get("Version").and_then(Value::as_str).unwrap_or("12");
         if !name.eq_ignore_ascii_case("chef") {
-            return Err(ApiError::Validation(format!("Unsupported configuration manager: {name}")));
+            return Err(ApiError::Validation(format!(
+                "Unsupported configuration manager: {name}"
+            )));
         }
         if !catalog::CHEF_VERSIONS.contains(&version) {
             return Err(ApiError::Validation(format!(
@@ -84,13 +95,20 @@ fn check_stack_members(req: &Req) -> Result<(), ApiError> {
         && let Some(url) = src.get("Url").and_then(Value::as_str)
         && url.trim().is_empty()
     {
-        return Err(ApiError::Validation("CustomCookbooksSource.Url must not be empty".into()));
+        return Err(ApiError::Validation(
+            "CustomCookbooksSource.Url must not be empty".into(),
+        ));
     }
-    if let Some(color) = req.get("Attributes").and_then(|a| a.get("Color")).and_then(Value::as_str)
+    if let Some(color) = req
+        .get("Attributes")
+        .and_then(|a| a.get("Color"))
+        .and_then(Value::as_str)
         && !color.is_empty()
         && !(color.starts_with("rgb(") && color.ends_with(')'))
     {
-        return Err(ApiError::Validation(format!("Invalid Color attribute: {color}; expected rgb(r, g, b)")));
+        return Err(ApiError::Validation(format!(
+            "Invalid Color attribute: {color}; expected rgb(r, g, b)"
+        )));
     }
     Ok(())
 }
@@ -104,18 +122,28 @@ fn chef_major(doc: &Value) -> Option<&str> {
 fn new_stack(app: &App, req: &Req, id: &str) -> Value {
     let mut doc = Map::new();
     copy_members(req, &mut doc, "Stack", &["StackId", "Arn", "CreatedAt"]);
-    let region = str_member(req, "Region").unwrap_or(app.region()).to_string();
+    let region = str_member(req, "Region")
+        .unwrap_or(app.region())
+        .to_string();
     doc.insert("StackId".into(), json!(id));
-    doc.insert("Arn".into(), json!(Arn::new(&region, app.account_id(), ResourceKind::Stack, id).to_string()));
+    doc.insert(
+        "Arn".into(),
+        json!(Arn::new(&region, app.account_id(), ResourceKind::Stack, id).to_string()),
+    );
     doc.entry("DefaultOs").or_insert(json!(catalog::DEFAULT_OS));
-    doc.entry("HostnameTheme").or_insert(json!("Layer_Dependent"));
-    doc.entry("ConfigurationManager").or_insert(json!({"Name": "Chef", "Version": "12"}));
+    doc.entry("HostnameTheme")
+        .or_insert(json!("Layer_Dependent"));
+    doc.entry("ConfigurationManager")
+        .or_insert(json!({"Name": "Chef", "Version": "12"}));
     doc.entry("UseCustomCookbooks").or_insert(json!(false));
-    doc.entry("UseOpsworksSecurityGroups").or_insert(json!(true));
-    doc.entry("DefaultRootDeviceType").or_insert(json!("instance-store"));
+    doc.entry("UseOpsworksSecurityGroups")
+        .or_insert(json!(true));
+    doc.entry("DefaultRootDeviceType")
+        .or_insert(json!("instance-store"));
     doc.entry("AgentVersion").or_insert(json!("LATEST"));
     doc.entry("Attributes").or_insert(json!({"Color": null}));
-    doc.entry("DefaultAvailabilityZone").or_insert(json!(format!("{region}a")));
+    doc.entry("DefaultAvailabilityZone")
+        .or_insert(json!(format!("{region}a")));
     doc.entry("ChefConfiguration").or_insert(json!({}));
     doc.insert("CreatedAt".into(), json!(now()));
     Value::Object(doc)
@@ -160,6 +188,12 @@ pub async fn update_stack(app: &App, req: Req) -> OpResult {
             "A stack cannot move between Chef {a} and Chef {b}; clone it into a new stack instead"
         )));
     }
+    let version = |d: &Value| d.pointer("/ConfigurationManager/Version").and_then(Value::as_str).map(String::from);
+    if version(&old) != version(&doc) && super::apps::stack_has_app_environment(app, &id).await? {
+        return Err(ApiError::Validation(
+            "The configuration manager version of a stack whose apps have environment variables cannot change".into(),
+        ));
+    }
     keep_filtered_secret(&mut doc, &old, &["CustomCookbooksSource", "Password"]);
     keep_filtered_secret(&mut doc, &old, &["CustomCookbooksSource", "SshKey"]);
     apply(app, vec![put(Kind::Stack, &id, &id, None, doc)]).await?;
@@ -172,8 +206,15 @@ pub async fn delete_stack(app: &App, req: Req) -> OpResult {
     let _guard = app.write_lock().await;
     let stack = load_stack(app, &id).await?;
     let mut counts = [0u64; 3];
-    for (n, kind) in counts.iter_mut().zip([Kind::Instance, Kind::Layer, Kind::App]) {
-        *n = app.store().count(kind, Filter::Stack(&id)).await.map_err(super::store_error)?;
+    for (n, kind) in counts
+        .iter_mut()
+        .zip([Kind::Instance, Kind::Layer, Kind::App])
+    {
+        *n = app
+            .store()
+            .count(kind, Filter::Stack(&id))
+            .await
+            .map_err(super::store_error)?;
     }
     let [instances, layers, apps] = counts;
     if instances + layers + apps > 0 {
@@ -181,9 +222,15 @@ pub async fn delete_stack(app: &App, req: Req) -> OpResult {
             "Cannot delete stack {id}: it still has {instances} instance(s), {layers} layer(s) and {apps} app(s); delete them first"
         )));
     }
-    let mut writes = vec![Write::Delete { kind: Kind::Stack, id: id.clone() }];
+    let mut writes = vec![Write::Delete {
+        kind: Kind::Stack,
+        id: id.clone(),
+    }];
     if let Some(arn) = stack.get("Arn").and_then(Value::as_str) {
-        writes.push(Write::Delete { kind: Kind::Tags, id: arn.to_string() });
+        writes.push(Write::Delete {
+            kind: Kind::Tags,
+            id: arn.to_string(),
+        });
     }
     // Deployments, commands and service errors of the stack go with it.
     for kind in [Kind::Deployment, Kind::Command, Kind::ServiceError] {
@@ -194,7 +241,10 @@ pub async fn delete_stack(app: &App, req: Req) -> OpResult {
                 _ => "ServiceErrorId",
             };
             if let Some(did) = d.get(key).and_then(Value::as_str) {
-                writes.push(Write::Delete { kind, id: did.to_string() });
+                writes.push(Write::Delete {
+                    kind,
+                    id: did.to_string(),
+                });
             }
         }
     }
@@ -219,30 +269,53 @@ pub async fn clone_stack(app: &App, _caller: &Caller, req: Req) -> OpResult {
             base.insert(k.clone(), v.clone());
         }
     }
-    if let (Some(a), Some(b)) = (chef_major(&source), chef_major(&Value::Object(base.clone())))
-        && a != b
+    if let (Some(a), Some(b)) = (
+        chef_major(&source),
+        chef_major(&Value::Object(base.clone())),
+    ) && a != b
     {
-        return Err(ApiError::Validation(format!("A stack cannot be cloned from Chef {a} to Chef {b}")));
+        return Err(ApiError::Validation(format!(
+            "A stack cannot be cloned from Chef {a} to Chef {b}"
+        )));
     }
-    let source_family = source.get("DefaultOs").and_then(Value::as_str).and_then(catalog::operating_system).map(|o| o.family);
-    let new_family = base.get("DefaultOs").and_then(Value::as_str).and_then(catalog::operating_system).map(|o| o.family);
+    let source_family = source
+        .get("DefaultOs")
+        .and_then(Value::as_str)
+        .and_then(catalog::operating_system)
+        .map(|o| o.family);
+    let new_family = base
+        .get("DefaultOs")
+        .and_then(Value::as_str)
+        .and_then(catalog::operating_system)
+        .map(|o| o.family);
     if source_family != new_family {
-        return Err(ApiError::Validation("A stack cannot be cloned between Linux and Windows".into()));
+        return Err(ApiError::Validation(
+            "A stack cannot be cloned between Linux and Windows".into(),
+        ));
     }
-    keep_filtered_secret(&mut Value::Object(base.clone()), &source, &["CustomCookbooksSource", "Password"]);
+    keep_filtered_secret(
+        &mut Value::Object(base.clone()),
+        &source,
+        &["CustomCookbooksSource", "Password"],
+    );
     let id = new_id();
     let mut stack = new_stack(app, &base, &id);
     keep_filtered_secret(&mut stack, &source, &["CustomCookbooksSource", "Password"]);
     keep_filtered_secret(&mut stack, &source, &["CustomCookbooksSource", "SshKey"]);
     let mut writes = vec![put(Kind::Stack, &id, &id, None, stack)];
 
-    let region = base.get("Region").and_then(Value::as_str).unwrap_or(app.region()).to_string();
+    let region = base
+        .get("Region")
+        .and_then(Value::as_str)
+        .unwrap_or(app.region())
+        .to_string();
     for layer in list(app, Kind::Layer, Filter::Stack(&source_id)).await? {
         let lid = new_id();
         let mut l = layer;
         l["LayerId"] = json!(lid);
         l["StackId"] = json!(id);
-        l["Arn"] = json!(Arn::new(&region, app.account_id(), ResourceKind::Layer, &lid).to_string());
+        l["Arn"] =
+            json!(Arn::new(&region, app.account_id(), ResourceKind::Layer, &lid).to_string());
         l["CreatedAt"] = json!(now());
         writes.push(put(Kind::Layer, &lid, &id, None, l));
     }
@@ -251,7 +324,9 @@ pub async fn clone_stack(app: &App, _caller: &Caller, req: Req) -> OpResult {
         for a in apps {
             if a.get("StackId").and_then(Value::as_str) != Some(source_id.as_str()) {
                 let aid = a.get("AppId").and_then(Value::as_str).unwrap_or_default();
-                return Err(ApiError::Validation(format!("App {aid} does not belong to stack {source_id}")));
+                return Err(ApiError::Validation(format!(
+                    "App {aid} does not belong to stack {source_id}"
+                )));
             }
             let aid = new_id();
             let mut a = a;
@@ -277,12 +352,21 @@ pub async fn describe_stack_summary(app: &App, req: Req) -> OpResult {
     let instances = list(app, Kind::Instance, Filter::Stack(id)).await?;
     let mut counts = Map::new();
     for status in InstanceStatus::ALL {
-        let n = instances.iter().filter(|i| i.get("Status").and_then(Value::as_str) == Some(status.as_str())).count();
+        let n = instances
+            .iter()
+            .filter(|i| i.get("Status").and_then(Value::as_str) == Some(status.as_str()))
+            .count();
         counts.insert(status.counter_name(), json!(n));
     }
     let store = app.store();
-    let layers = store.count(Kind::Layer, Filter::Stack(id)).await.map_err(super::store_error)?;
-    let apps = store.count(Kind::App, Filter::Stack(id)).await.map_err(super::store_error)?;
+    let layers = store
+        .count(Kind::Layer, Filter::Stack(id))
+        .await
+        .map_err(super::store_error)?;
+    let apps = store
+        .count(Kind::App, Filter::Stack(id))
+        .await
+        .map_err(super::store_error)?;
     Ok(json!({
         "StackSummary": {
             "StackId": id,
@@ -302,7 +386,8 @@ pub async fn start_stack(app: &App, req: Req) -> OpResult {
     for inst in list(app, Kind::Instance, Filter::Stack(id)).await? {
         let stopped = inst.get("Status").and_then(Value::as_str) == Some("stopped");
         let scaled = inst.get("AutoScalingType").is_some_and(|v| !v.is_null());
-        if stopped && !scaled
+        if stopped
+            && !scaled
             && let Some(iid) = inst.get("InstanceId").and_then(Value::as_str)
         {
             super::instances::change_status(app, iid, InstanceEvent::Start).await?;
@@ -316,7 +401,10 @@ pub async fn stop_stack(app: &App, req: Req) -> OpResult {
     let id = required_str(&req, "StackId")?;
     load_stack(app, id).await?;
     for inst in list(app, Kind::Instance, Filter::Stack(id)).await? {
-        let status = inst.get("Status").and_then(Value::as_str).unwrap_or("stopped");
+        let status = inst
+            .get("Status")
+            .and_then(Value::as_str)
+            .unwrap_or("stopped");
         if status != "stopped"
             && let Some(iid) = inst.get("InstanceId").and_then(Value::as_str)
         {
@@ -334,7 +422,10 @@ pub async fn stop_stack(app: &App, req: Req) -> OpResult {
 pub async fn describe_stack_provisioning_parameters(app: &App, req: Req) -> OpResult {
     let id = required_str(&req, "StackId")?;
     let stack = load_stack(app, id).await?;
-    let region = stack.get("Region").and_then(Value::as_str).unwrap_or(app.region());
+    let region = stack
+        .get("Region")
+        .and_then(Value::as_str)
+        .unwrap_or(app.region());
     Ok(json!({
         "AgentInstallerUrl": "opsworks agent",
         "Parameters": {

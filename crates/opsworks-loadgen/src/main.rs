@@ -1,0 +1,274 @@
+//! `opsworks-loadgen`: drives the API with SigV4-signed requests from concurrent clients on
+//! loopback and reports throughput and latency percentiles. Bounded in count and time.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use clap::{Parser, Subcommand};
+use serde_json::{Value, json};
+
+use opsworks_api::sigv4::{self, RequestParts};
+
+/// Load generator for the OpsWorks API.
+#[derive(Debug, Parser)]
+struct Cli {
+    /// The server's endpoint, e.g. http://127.0.0.1:9730.
+    #[arg(long)]
+    endpoint: String,
+    /// Access key ID to sign with.
+    #[arg(long, env = "AWS_ACCESS_KEY_ID")]
+    access_key_id: String,
+    /// Secret key to sign with.
+    #[arg(long, env = "AWS_SECRET_ACCESS_KEY", hide_env_values = true)]
+    secret_access_key: String,
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Debug, Subcommand)]
+enum Cmd {
+    /// Creates a stack with one custom layer and N instances; prints the stack ID.
+    Populate {
+        /// How many instances.
+        #[arg(long, default_value_t = 1000)]
+        instances: usize,
+    },
+    /// Sends one operation repeatedly from concurrent clients and reports the figures as JSON.
+    Run {
+        /// The operation (`DescribeStacks`).
+        #[arg(long)]
+        operation: String,
+        /// The request body.
+        #[arg(long, default_value = "{}")]
+        body: String,
+        /// Concurrent clients (each with its own connection).
+        #[arg(long, default_value_t = 16)]
+        concurrency: usize,
+        /// How long to run, in seconds (at most 120).
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+        /// Stop after this many requests in all (at most 10 million).
+        #[arg(long, default_value_t = 2_000_000)]
+        max_requests: u64,
+    },
+}
+
+struct Signer {
+    endpoint: String,
+    host: String,
+    akid: String,
+    secret: String,
+}
+
+impl Signer {
+    fn request(
+        &self,
+        client: &reqwest::Client,
+        operation: &str,
+        body: &str,
+    ) -> reqwest::RequestBuilder {
+        let target = format!("OpsWorks_20130218.{operation}");
+        let headers = [
+            ("content-type", "application/x-amz-json-1.1"),
+            ("host", self.host.as_str()),
+            ("x-amz-target", target.as_str()),
+        ];
+        let parts = RequestParts {
+            method: "POST",
+            path: "/",
+            query: "",
+            headers: &headers,
+            body: body.as_bytes(),
+        };
+        let (date, auth) = sigv4::sign(
+            &parts,
+            &self.akid,
+            &self.secret,
+            "us-east-1",
+            jiff::Timestamp::now().as_second(),
+        );
+        client
+            .post(format!("{}/", self.endpoint))
+            .header("content-type", "application/x-amz-json-1.1")
+            .header("x-amz-target", target)
+            .header("x-amz-date", date)
+            .header("authorization", auth)
+            .body(body.to_string())
+    }
+
+    async fn call(
+        &self,
+        client: &reqwest::Client,
+        operation: &str,
+        body: Value,
+    ) -> anyhow::Result<Value> {
+        let resp = self
+            .request(client, operation, &body.to_string())
+            .send()
+            .await?;
+        let status = resp.status();
+        let v: Value = serde_json::from_slice(&resp.bytes().await?).unwrap_or(Value::Null);
+        if !status.is_success() {
+            bail!("{operation} failed with {status}: {v}");
+        }
+        Ok(v)
+    }
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let host = cli
+        .endpoint
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .to_string();
+    let signer = Arc::new(Signer {
+        endpoint: cli.endpoint.trim_end_matches('/').to_string(),
+        host,
+        akid: cli.access_key_id,
+        secret: cli.secret_access_key,
+    });
+    match cli.command {
+        Cmd::Populate { instances } => populate(&signer, instances).await,
+        Cmd::Run {
+            operation,
+            body,
+            concurrency,
+            seconds,
+            max_requests,
+        } => {
+            if seconds == 0
+                || seconds > 120
+                || max_requests > 10_000_000
+                || concurrency == 0
+                || concurrency > 1024
+            {
+                bail!(
+                    "keep the load bounded: 1..=120 seconds, at most 10 million requests, 1..=1024 clients"
+                );
+            }
+            run(
+                signer,
+                &operation,
+                body,
+                concurrency,
+                Duration::from_secs(seconds),
+                max_requests,
+            )
+            .await
+        }
+    }
+}
+
+async fn populate(signer: &Signer, instances: usize) -> anyhow::Result<()> {
+    let client = reqwest::Client::new();
+    let stack = signer
+        .call(
+            &client,
+            "CreateStack",
+            json!({
+                "Name": "loadgen",
+                "Region": "us-east-1",
+                "ServiceRoleArn": "arn:aws:iam::123456789012:role/aws-opsworks-service-role",
+                "DefaultInstanceProfileArn": "arn:aws:iam::123456789012:instance-profile/aws-opsworks-ec2-role",
+            }),
+        )
+        .await?;
+    let stack_id = stack["StackId"].as_str().context("no StackId")?.to_string();
+    let layer = signer
+        .call(&client, "CreateLayer", json!({"StackId": stack_id, "Type": "custom", "Name": "Workers", "Shortname": "workers"}))
+        .await?;
+    let layer_id = layer["LayerId"].as_str().context("no LayerId")?.to_string();
+    for _ in 0..instances {
+        signer
+            .call(
+                &client,
+                "CreateInstance",
+                json!({"StackId": stack_id, "LayerIds": [layer_id], "InstanceType": "t3.micro"}),
+            )
+            .await?;
+    }
+    println!("{stack_id}");
+    Ok(())
+}
+
+async fn run(
+    signer: Arc<Signer>,
+    operation: &str,
+    body: String,
+    concurrency: usize,
+    duration: Duration,
+    max_requests: u64,
+) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let deadline = started + duration;
+    let sent = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let mut tasks = Vec::new();
+    for _ in 0..concurrency {
+        let (signer, body, op, sent) = (
+            signer.clone(),
+            body.clone(),
+            operation.to_string(),
+            sent.clone(),
+        );
+        tasks.push(tokio::spawn(async move {
+            // One client (one keep-alive connection) per worker, as separate SDK clients would.
+            let client = reqwest::Client::builder()
+                .pool_max_idle_per_host(1)
+                .build()?;
+            let mut latencies = Vec::new();
+            let mut errors = 0u64;
+            while Instant::now() < deadline
+                && sent.fetch_add(1, std::sync::atomic::Ordering::Relaxed) < max_requests
+            {
+                let t = Instant::now();
+                let resp = signer.request(&client, &op, &body).send().await;
+                let ok = match resp {
+                    Ok(r) => {
+                        let status = r.status();
+                        let _ = r.bytes().await;
+                        status.is_success()
+                    }
+                    Err(_) => false,
+                };
+                latencies.push(t.elapsed().as_micros() as u64);
+                if !ok {
+                    errors += 1;
+                }
+            }
+            anyhow::Ok((latencies, errors))
+        }));
+    }
+    let mut all = Vec::new();
+    let mut errors = 0;
+    for t in tasks {
+        let (l, e) = t.await??;
+        all.extend(l);
+        errors += e;
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    all.sort_unstable();
+    let pct = |p: f64| -> f64 {
+        if all.is_empty() {
+            return 0.0;
+        }
+        let i = ((all.len() as f64 - 1.0) * p).round() as usize;
+        all[i] as f64 / 1000.0
+    };
+    let report = json!({
+        "operation": operation,
+        "concurrency": concurrency,
+        "requests": all.len(),
+        "errors": errors,
+        "seconds": (elapsed * 100.0).round() / 100.0,
+        "requests_per_second": (all.len() as f64 / elapsed).round(),
+        "p50_ms": pct(0.50),
+        "p90_ms": pct(0.90),
+        "p99_ms": pct(0.99),
+        "max_ms": all.last().map(|m| *m as f64 / 1000.0).unwrap_or(0.0),
+    });
+    println!("{report}");
+    Ok(())
+}
