@@ -67,7 +67,10 @@ pub fn deep_merge(base: &mut Value, over: &Value) {
 }
 
 fn parsed_custom_json(doc: &Value) -> Option<Value> {
-    doc.get("CustomJson").and_then(Value::as_str).and_then(|s| serde_json::from_str(s).ok()).filter(Value::is_object)
+    doc.get("CustomJson")
+        .and_then(Value::as_str)
+        .and_then(|s| serde_json::from_str(s).ok())
+        .filter(Value::is_object)
 }
 
 fn is_online(i: &Value) -> bool {
@@ -75,7 +78,10 @@ fn is_online(i: &Value) -> bool {
 }
 
 fn layer_ids(i: &Value) -> Vec<&str> {
-    i.get("LayerIds").and_then(Value::as_array).map(|a| a.iter().filter_map(Value::as_str).collect()).unwrap_or_default()
+    i.get("LayerIds")
+        .and_then(Value::as_array)
+        .map(|a| a.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default()
 }
 
 fn instance_attrs(i: &Value, region: &str) -> Value {
@@ -115,7 +121,12 @@ fn environment(app: &Value) -> Map<String, Value> {
         .and_then(Value::as_array)
         .map(|vars| {
             vars.iter()
-                .filter_map(|v| Some((v.get("Key")?.as_str()?.to_string(), v.get("Value").cloned().unwrap_or(Value::Null))))
+                .filter_map(|v| {
+                    Some((
+                        v.get("Key")?.as_str()?.to_string(),
+                        v.get("Value").cloned().unwrap_or(Value::Null),
+                    ))
+                })
                 .collect()
         })
         .unwrap_or_default()
@@ -125,7 +136,10 @@ fn environment(app: &Value) -> Map<String, Value> {
 pub fn attributes(snap: &StackSnapshot, ctx: &RunContext<'_>) -> Value {
     let stack = &snap.stack;
     let region = s(stack, "Region");
-    let me = snap.instances.iter().find(|i| s(i, "InstanceId") == ctx.instance_id);
+    let me = snap
+        .instances
+        .iter()
+        .find(|i| s(i, "InstanceId") == ctx.instance_id);
     let my_layers: Vec<&str> = me.map(layer_ids).unwrap_or_default();
 
     let mut layers = Map::new();
@@ -142,7 +156,9 @@ pub fn attributes(snap: &StackSnapshot, ctx: &RunContext<'_>) -> Value {
             json!({"id": lid, "name": s(layer, "Name"), "type": s(layer, "Type"), "instances": members}),
         );
     }
-    let mut instance = me.map(|i| instance_attrs(i, region)).unwrap_or_else(|| json!({}));
+    let mut instance = me
+        .map(|i| instance_attrs(i, region))
+        .unwrap_or_else(|| json!({}));
     instance["layers"] = json!(
         snap.layers
             .iter()
@@ -216,7 +232,11 @@ pub fn attributes(snap: &StackSnapshot, ctx: &RunContext<'_>) -> Value {
     if let Some(j) = parsed_custom_json(stack) {
         deep_merge(&mut attrs, &j);
     }
-    for layer in snap.layers.iter().filter(|l| my_layers.contains(&s(l, "LayerId"))) {
+    for layer in snap
+        .layers
+        .iter()
+        .filter(|l| my_layers.contains(&s(l, "LayerId")))
+    {
         if let Some(j) = parsed_custom_json(layer) {
             deep_merge(&mut attrs, &j);
         }
@@ -243,7 +263,10 @@ fn lower_source(src: Option<&Value>) -> Value {
 
 /// The Chef 12 data bags of a run: `aws_opsworks_stack`, `_layer`, `_instance` (with `self`),
 /// `_app` (with `deploy`) and `_command`, items keyed by ID.
-pub fn data_bags(snap: &StackSnapshot, ctx: &RunContext<'_>) -> BTreeMap<String, BTreeMap<String, Value>> {
+pub fn data_bags(
+    snap: &StackSnapshot,
+    ctx: &RunContext<'_>,
+) -> BTreeMap<String, BTreeMap<String, Value>> {
     let stack = &snap.stack;
     let mut bags: BTreeMap<String, BTreeMap<String, Value>> = BTreeMap::new();
     let sid = s(stack, "StackId");
@@ -277,7 +300,11 @@ pub fn data_bags(snap: &StackSnapshot, ctx: &RunContext<'_>) -> BTreeMap<String,
         );
     }
     let inst_bag = bags.entry("aws_opsworks_instance".into()).or_default();
-    for i in snap.instances.iter().filter(|i| is_online(i) || s(i, "InstanceId") == ctx.instance_id) {
+    for i in snap
+        .instances
+        .iter()
+        .filter(|i| is_online(i) || s(i, "InstanceId") == ctx.instance_id)
+    {
         let iid = s(i, "InstanceId");
         inst_bag.insert(
             iid.to_string(),
@@ -325,18 +352,20 @@ pub fn data_bags(snap: &StackSnapshot, ctx: &RunContext<'_>) -> BTreeMap<String,
             }),
         );
     }
-    bags.entry("aws_opsworks_command".into()).or_default().insert(
-        ctx.command_id.to_string(),
-        json!({
-            "id": ctx.command_id,
-            "command_id": ctx.command_id,
-            "type": ctx.command,
-            "args": ctx.args,
-            "instance_id": ctx.instance_id,
-            "iam_user_arn": ctx.iam_user_arn,
-            "sent_at": ctx.sent_at,
-        }),
-    );
+    bags.entry("aws_opsworks_command".into())
+        .or_default()
+        .insert(
+            ctx.command_id.to_string(),
+            json!({
+                "id": ctx.command_id,
+                "command_id": ctx.command_id,
+                "type": ctx.command,
+                "args": ctx.args,
+                "instance_id": ctx.instance_id,
+                "iam_user_arn": ctx.iam_user_arn,
+                "sent_at": ctx.sent_at,
+            }),
+        );
     bags
 }
 
@@ -358,23 +387,37 @@ mod tests {
                 json!({"InstanceId": "i2", "Hostname": "app2", "LayerIds": ["l1"], "Status": "booting"}),
                 json!({"InstanceId": "i3", "Hostname": "db1", "LayerIds": ["l2"], "Status": "online"}),
             ],
-            apps: vec![json!({"AppId": "a1", "Name": "Shop", "Shortname": "shop", "Type": "nodejs",
+            apps: vec![
+                json!({"AppId": "a1", "Name": "Shop", "Shortname": "shop", "Type": "nodejs",
                 "AppSource": {"Type": "git", "Url": "/repo", "Password": "pw"},
-                "Environment": [{"Key": "K", "Value": "v", "Secure": true}]})],
+                "Environment": [{"Key": "K", "Value": "v", "Secure": true}]}),
+            ],
         }
     }
 
     fn ctx<'a>(instance: &'a str, deploy: &'a [String], dj: Option<&'a Value>) -> RunContext<'a> {
-        RunContext { instance_id: instance, command_id: "c1", command: "configure", deploy_app_ids: deploy, deployment_json: dj, ..Default::default() }
+        RunContext {
+            instance_id: instance,
+            command_id: "c1",
+            command: "configure",
+            deploy_app_ids: deploy,
+            deployment_json: dj,
+            ..Default::default()
+        }
     }
 
     #[test]
     fn layers_list_online_instances_and_this_instance_is_described() {
         let snap = snapshot();
         let a = attributes(&snap, &ctx("i2", &[], None));
-        let app_members = a["opsworks"]["layers"]["app"]["instances"].as_object().unwrap();
+        let app_members = a["opsworks"]["layers"]["app"]["instances"]
+            .as_object()
+            .unwrap();
         assert_eq!(app_members.keys().collect::<Vec<_>>(), vec!["app1"]);
-        assert_eq!(a["opsworks"]["layers"]["app"]["instances"]["app1"]["private_ip"], "10.0.0.2");
+        assert_eq!(
+            a["opsworks"]["layers"]["app"]["instances"]["app1"]["private_ip"],
+            "10.0.0.2"
+        );
         assert_eq!(a["opsworks"]["instance"]["hostname"], "app2");
         assert_eq!(a["opsworks"]["instance"]["layers"], json!(["app"]));
         assert_eq!(a["deploy"]["shop"]["deploy_to"], "/srv/www/shop");

@@ -47,7 +47,11 @@ fn recipes(layer: &Value, member: &str, event: Event) -> Vec<String> {
         .get(member)
         .and_then(|r| r.get(event.member()))
         .and_then(Value::as_array)
-        .map(|a| a.iter().filter_map(|v| v.as_str().map(String::from)).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(|v| v.as_str().map(String::from))
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -84,7 +88,12 @@ mod tests {
         });
         assert_eq!(
             run_list(&[&a, &b], Event::Setup),
-            vec!["opsworks_initial_setup", "haproxy", "mine::setup", "other::setup"]
+            vec![
+                "opsworks_initial_setup",
+                "haproxy",
+                "mine::setup",
+                "other::setup"
+            ]
         );
         assert_eq!(run_list(&[&a, &b], Event::Deploy), vec!["x"]);
         assert!(run_list(&[&a], Event::Shutdown).is_empty());

@@ -76,19 +76,17 @@ pub enum LayerError {
         /// What it should look like.
         expected: &'static str,
     },
-    /// A built-in type the stack's Chef version does not offer.
-    #[error(
-        "a {layer_type} layer cannot be created in a Chef {chef_version} stack: Chef 12 stacks have only custom and ecs-cluster layers"
-    )]
-    NotOnChef {
-        /// The layer type.
-        layer_type: LayerType,
-        /// The stack's Chef version.
-        chef_version: String,
-    },
     /// An ecs-cluster layer without its cluster.
     #[error("an ecs-cluster layer needs the EcsClusterArn attribute")]
     MissingEcsClusterArn,
+    /// A CloudWatch Logs stream outside the documented ranges.
+    #[error("invalid CloudWatchLogsConfiguration log stream {index}: {reason}")]
+    BadLogStream {
+        /// Its position in `LogStreams`, from 1.
+        index: usize,
+        /// What is wrong.
+        reason: String,
+    },
     /// A volume configuration that cannot work.
     #[error("invalid volume configuration for mount point '{mount_point}': {reason}")]
     BadVolume {
@@ -138,14 +136,6 @@ impl LayerType {
     /// any number of `custom` layers.
     pub fn is_builtin(self) -> bool {
         self != Self::Custom
-    }
-
-    /// Whether a stack on Chef `chef_version` (its `ConfigurationManager.Version`) may hold a layer
-    /// of this type. As in the original, Chef 12 stacks (`12`, and `12.2` on Windows) keep only
-    /// `custom` and `ecs-cluster` layers; the other built-in types are Chef 11 layers.
-    pub fn available_on_chef(self, chef_version: &str) -> bool {
-        let chef12 = chef_version.split('.').next() == Some("12");
-        !chef12 || matches!(self, Self::Custom | Self::EcsCluster)
     }
 
     /// The short name a built-in layer always has (its type name); `None` for `custom`, whose
@@ -609,11 +599,31 @@ pub fn check_volume(volume: &Value) -> Result<(), LayerError> {
             return Err(bad("a RAID array needs at least 2 disks".into()));
         }
     }
-    if let Some(t) = volume.get("VolumeType").and_then(Value::as_str)
-        && !["standard", "io1", "gp2", "st1", "sc1"].contains(&t)
+    let volume_type = volume
+        .get("VolumeType")
+        .and_then(Value::as_str)
+        .unwrap_or("standard");
+    let Some(&(_, min, max)) = VOLUME_SIZES.iter().find(|(t, _, _)| *t == volume_type) else {
+        let known: Vec<&str> = VOLUME_SIZES.iter().map(|(t, _, _)| *t).collect();
+        return Err(bad(format!(
+            "VolumeType {volume_type} is not one of {}",
+            known.join(", ")
+        )));
+    };
+    // Size is the whole array's for RAID; each disk must fit the type's range.
+    let size = int("Size").unwrap_or(0);
+    let disks = int("NumberOfDisks").unwrap_or(1).max(1);
+    let per_disk = size / disks;
+    if per_disk < min || per_disk > max {
+        return Err(bad(format!(
+            "{volume_type} volumes must be {min} to {max} GiB per disk; this one is {per_disk} GiB"
+        )));
+    }
+    if let Some(iops) = int("Iops")
+        && (volume_type != "io1" || iops < 1)
     {
         return Err(bad(format!(
-            "VolumeType {t} is not one of standard, io1, gp2, st1, sc1"
+            "Iops ({iops}) applies to io1 volumes only and must be positive"
         )));
     }
     Ok(())
@@ -635,6 +645,78 @@ pub fn check_volumes(volumes: &[Value]) -> Result<(), LayerError> {
             });
         }
         seen.push(mp);
+    }
+    Ok(())
+}
+
+/// The EBS volume types with their size range per disk in GiB, as the API documents them.
+pub const VOLUME_SIZES: [(&str, i64, i64); 5] = [
+    ("standard", 1, 1024),
+    ("io1", 4, 16384),
+    ("gp2", 1, 16384),
+    ("st1", 125, 16384),
+    ("sc1", 125, 16384),
+];
+
+/// Checks a `CloudWatchLogsConfiguration`: each log stream names a log group (1 to 512 characters
+/// of letters, digits, `_`, `-`, `/`, `.`) and files, and stays in the documented ranges
+/// (BufferDuration at least 5000 ms, BatchCount up to 10000, BatchSize up to 1 MiB,
+/// FileFingerprintLines `n` or `n-m`). The enums (TimeZone, InitialPosition, Encoding) are the
+/// service model's to check.
+pub fn check_cloudwatch_logs(config: &Value) -> Result<(), LayerError> {
+    let streams = config
+        .get("LogStreams")
+        .and_then(Value::as_array)
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    for (i, stream) in streams.iter().enumerate() {
+        let bad = |reason: String| LayerError::BadLogStream {
+            index: i + 1,
+            reason,
+        };
+        let text = |name| stream.get(name).and_then(Value::as_str);
+        let int = |name| stream.get(name).and_then(Value::as_i64);
+        let group = text("LogGroupName").unwrap_or_default();
+        let group_char = |c: char| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '/' | '.');
+        if group.is_empty() || group.len() > 512 || !group.chars().all(group_char) {
+            return Err(bad(format!(
+                "LogGroupName '{group}' must be 1 to 512 characters of letters, digits, '_', '-', '/' and '.'"
+            )));
+        }
+        if text("File").is_none_or(|f| f.trim().is_empty()) {
+            return Err(bad("File must name the log files to push".into()));
+        }
+        if let Some(n) = int("BufferDuration")
+            && n < 5000
+        {
+            return Err(bad(format!(
+                "BufferDuration must be at least 5000 ms; it is {n}"
+            )));
+        }
+        if let Some(n) = int("BatchCount")
+            && !(1..=10_000).contains(&n)
+        {
+            return Err(bad(format!("BatchCount must be 1 to 10000; it is {n}")));
+        }
+        if let Some(n) = int("BatchSize")
+            && !(1..=1_048_576).contains(&n)
+        {
+            return Err(bad(format!(
+                "BatchSize must be 1 to 1048576 bytes; it is {n}"
+            )));
+        }
+        if let Some(lines) = text("FileFingerprintLines") {
+            let num = |p: &str| p.parse::<u32>().is_ok_and(|n| n >= 1);
+            let ok = match lines.split_once('-') {
+                Some((a, b)) => num(a) && num(b) && a.parse::<u32>().ok() <= b.parse::<u32>().ok(),
+                None => num(lines),
+            };
+            if !ok {
+                return Err(bad(format!(
+                    "FileFingerprintLines '{lines}' must be a line number or a range such as 2-5"
+                )));
+            }
+        }
     }
     Ok(())
 }
@@ -672,17 +754,6 @@ mod tests {
             "kubernetes".parse::<LayerType>(),
             Err(LayerError::UnknownType("kubernetes".into()))
         );
-    }
-
-    #[test]
-    fn chef12_stacks_take_custom_and_ecs_layers_only() {
-        for t in LayerType::ALL {
-            assert!(t.available_on_chef("11.10"), "{t}");
-            assert!(t.available_on_chef("11.4"), "{t}");
-            let chef12 = matches!(t, LayerType::Custom | LayerType::EcsCluster);
-            assert_eq!(t.available_on_chef("12"), chef12, "{t}");
-            assert_eq!(t.available_on_chef("12.2"), chef12, "{t}");
-        }
     }
 
     #[test]
@@ -861,7 +932,7 @@ mod tests {
         );
         assert!(
             check_volume(
-                &json!({"MountPoint": "/d", "NumberOfDisks": 2, "Size": 1, "RaidLevel": 1})
+                &json!({"MountPoint": "/d", "NumberOfDisks": 2, "Size": 2, "RaidLevel": 1})
             )
             .is_ok()
         );
@@ -899,6 +970,49 @@ mod tests {
                 assert_eq!(check_attributes(t, &defaults), Ok(()), "{t}");
             }
         }
+    }
+
+    #[test]
+    fn volume_sizes_follow_the_type() {
+        let vol = |t: &str, size: i64, disks: i64| json!({"MountPoint": "/d", "NumberOfDisks": disks, "Size": size, "VolumeType": t});
+        assert!(check_volume(&vol("standard", 1024, 1)).is_ok());
+        assert!(check_volume(&vol("standard", 2000, 1)).is_err());
+        assert!(check_volume(&vol("io1", 2, 1)).is_err());
+        assert!(check_volume(&vol("io1", 4, 1)).is_ok());
+        assert!(check_volume(&vol("gp2", 20000, 1)).is_err());
+        assert!(check_volume(&vol("st1", 100, 1)).is_err());
+        // A RAID array's size is the whole array's.
+        let raid = json!({"MountPoint": "/d", "NumberOfDisks": 2, "Size": 2000, "VolumeType": "standard", "RaidLevel": 0});
+        assert!(check_volume(&raid).is_ok());
+        let iops = json!({"MountPoint": "/d", "NumberOfDisks": 1, "Size": 10, "VolumeType": "gp2", "Iops": 100});
+        assert!(check_volume(&iops).is_err());
+    }
+
+    #[test]
+    fn cloudwatch_log_streams() {
+        let conf = |extra: Value| {
+            let mut s = json!({"LogGroupName": "stack/layer/app", "File": "/var/log/app/*.log"});
+            for (k, v) in extra.as_object().unwrap() {
+                s[k] = v.clone();
+            }
+            json!({"Enabled": true, "LogStreams": [s]})
+        };
+        assert!(
+            check_cloudwatch_logs(&conf(
+                json!({"BufferDuration": 5000, "BatchCount": 10000, "BatchSize": 1048576})
+            ))
+            .is_ok()
+        );
+        assert!(check_cloudwatch_logs(&conf(json!({"BufferDuration": 4999}))).is_err());
+        assert!(check_cloudwatch_logs(&conf(json!({"BatchCount": 10001}))).is_err());
+        assert!(check_cloudwatch_logs(&conf(json!({"BatchSize": 1048577}))).is_err());
+        assert!(check_cloudwatch_logs(&conf(json!({"LogGroupName": "bad group name!"}))).is_err());
+        assert!(check_cloudwatch_logs(&conf(json!({"LogGroupName": "g".repeat(513)}))).is_err());
+        assert!(check_cloudwatch_logs(&conf(json!({"LogGroupName": "g".repeat(512)}))).is_ok());
+        assert!(check_cloudwatch_logs(&conf(json!({"File": " "}))).is_err());
+        assert!(check_cloudwatch_logs(&conf(json!({"FileFingerprintLines": "2-5"}))).is_ok());
+        assert!(check_cloudwatch_logs(&conf(json!({"FileFingerprintLines": "5-2"}))).is_err());
+        assert!(check_cloudwatch_logs(&json!({"Enabled": false})).is_ok());
     }
 
     #[test]

@@ -225,7 +225,11 @@ mod tests {
             run_list: vec!["opsworks_initial_setup".into()],
             attributes: serde_json::json!({"opsworks": {"stack": {"name": "s"}}}),
             data_bags: BTreeMap::new(),
-            custom_cookbooks: Some(SourceSpec { kind: "git".into(), url: "/r".into(), ..Default::default() }),
+            custom_cookbooks: Some(SourceSpec {
+                kind: "git".into(),
+                url: "/r".into(),
+                ..Default::default()
+            }),
             apps: vec![],
             timeout_seconds: None,
             created_at: "2026-11-25T00:00:00+00:00".into(),

@@ -18,8 +18,8 @@ use serde_json::{Value, json};
 
 use opsworks_api::ApiError;
 use opsworks_protocol::{
-    Ack, Completion, Heartbeat, Hello, HelloReply, LogChunk, MAX_POLL_SECONDS, PREFIX, PollReply, PollRequest,
-    ProtocolError,
+    Ack, Completion, Heartbeat, Hello, HelloReply, LogChunk, MAX_POLL_SECONDS, PREFIX, PollReply,
+    PollRequest, ProtocolError,
 };
 use opsworks_store::Kind;
 
@@ -42,6 +42,19 @@ pub fn routes() -> Router<App> {
         .route(&format!("{PREFIX}/log"), post(log))
         .route(&format!("{PREFIX}/complete"), post(complete))
         .route(&format!("{PREFIX}/heartbeat"), post(heartbeat))
+        .route("/agent/installer", axum::routing::get(installer))
+}
+
+/// The script `AgentInstallerUrl` names. Registering existing machines is not supported yet, so
+/// it says so plainly and fails, rather than half-installing something.
+async fn installer() -> impl IntoResponse {
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/x-shellscript; charset=utf-8",
+        )],
+        "#!/bin/sh\necho 'opsworks: registering existing machines (RegisterInstance) is not supported by this server yet; start instances with StartInstance instead.' >&2\nexit 1\n",
+    )
 }
 
 /// An error answer: HTTP status plus [`ProtocolError`].
@@ -49,7 +62,14 @@ struct Failure(StatusCode, &'static str, String);
 
 impl IntoResponse for Failure {
     fn into_response(self) -> Response {
-        (self.0, axum::Json(ProtocolError { code: self.1.into(), message: self.2 })).into_response()
+        (
+            self.0,
+            axum::Json(ProtocolError {
+                code: self.1.into(),
+                message: self.2,
+            }),
+        )
+            .into_response()
     }
 }
 
@@ -57,9 +77,15 @@ impl From<ApiError> for Failure {
     fn from(e: ApiError) -> Self {
         match e {
             ApiError::ResourceNotFound(m) => Failure(StatusCode::NOT_FOUND, "not_found", m),
-            ApiError::Validation(m) | ApiError::Serialization(m) => Failure(StatusCode::BAD_REQUEST, "invalid", m),
+            ApiError::Validation(m) | ApiError::Serialization(m) => {
+                Failure(StatusCode::BAD_REQUEST, "invalid", m)
+            }
             ApiError::Internal(m) => Failure(StatusCode::INTERNAL_SERVER_ERROR, "internal", m),
-            other => Failure(StatusCode::FORBIDDEN, "forbidden", other.message().to_string()),
+            other => Failure(
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                other.message().to_string(),
+            ),
         }
     }
 }
@@ -78,15 +104,27 @@ fn admit<T: DeserializeOwned>(
 ) -> Result<T, Failure> {
     let caller = crate::http::authenticate(app, method, uri, headers, body)?;
     let Some(instance) = caller.principal.strip_prefix(INSTANCE_PRINCIPAL) else {
-        return Err(Failure(StatusCode::FORBIDDEN, "forbidden", "only an instance's credential speaks the agent protocol".into()));
+        return Err(Failure(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "only an instance's credential speaks the agent protocol".into(),
+        ));
     };
-    let msg: T = serde_json::from_slice(body)
-        .map_err(|e| Failure(StatusCode::BAD_REQUEST, "invalid", format!("malformed request: {e}")))?;
+    let msg: T = serde_json::from_slice(body).map_err(|e| {
+        Failure(
+            StatusCode::BAD_REQUEST,
+            "invalid",
+            format!("malformed request: {e}"),
+        )
+    })?;
     if instance_of(&msg) != instance {
         return Err(Failure(
             StatusCode::FORBIDDEN,
             "forbidden",
-            format!("the credential of instance {instance} cannot speak for instance {}", instance_of(&msg)),
+            format!(
+                "the credential of instance {instance} cannot speak for instance {}",
+                instance_of(&msg)
+            ),
         ));
     }
     app.saw_agent(instance);
@@ -94,11 +132,21 @@ fn admit<T: DeserializeOwned>(
 }
 
 fn reply<T: Serialize>(v: &T) -> Reply {
-    Ok(axum::Json(serde_json::to_value(v).map_err(|e| Failure(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?))
+    Ok(axum::Json(serde_json::to_value(v).map_err(|e| {
+        Failure(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string())
+    })?))
 }
 
-async fn hello(State(app): State<App>, method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> Reply {
-    let msg: Hello = admit(&app, &method, &uri, &headers, &body, |m: &Hello| &m.instance_id)?;
+async fn hello(
+    State(app): State<App>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Reply {
+    let msg: Hello = admit(&app, &method, &uri, &headers, &body, |m: &Hello| {
+        &m.instance_id
+    })?;
     let stack_id = {
         let _guard = app.write_lock().await;
         let mut doc = load(&app, Kind::Instance, "instance", &msg.instance_id).await?;
@@ -109,15 +157,35 @@ async fn hello(State(app): State<App>, method: Method, uri: Uri, headers: Header
             "Version": msg.reported_os.version,
         });
         let stack_id = doc["StackId"].as_str().unwrap_or_default().to_string();
-        ops::apply(&app, vec![put(Kind::Instance, &msg.instance_id, &stack_id, None, doc)]).await?;
+        ops::apply(
+            &app,
+            vec![put(Kind::Instance, &msg.instance_id, &stack_id, None, doc)],
+        )
+        .await?;
         stack_id
     };
-    tracing::info!(instance_id = msg.instance_id, agent_version = msg.agent_version, "agent said hello");
-    reply(&HelloReply { stack_id, heartbeat_seconds: HEARTBEAT_SECONDS, poll_seconds: MAX_POLL_SECONDS })
+    tracing::info!(
+        instance_id = msg.instance_id,
+        agent_version = msg.agent_version,
+        "agent said hello"
+    );
+    reply(&HelloReply {
+        stack_id,
+        heartbeat_seconds: HEARTBEAT_SECONDS,
+        poll_seconds: MAX_POLL_SECONDS,
+    })
 }
 
-async fn poll(State(app): State<App>, method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> Reply {
-    let msg: PollRequest = admit(&app, &method, &uri, &headers, &body, |m: &PollRequest| &m.instance_id)?;
+async fn poll(
+    State(app): State<App>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Reply {
+    let msg: PollRequest = admit(&app, &method, &uri, &headers, &body, |m: &PollRequest| {
+        &m.instance_id
+    })?;
     let wait = Duration::from_secs(msg.wait_seconds.min(MAX_POLL_SECONDS));
     let deadline = tokio::time::Instant::now() + wait;
     let wakeup = app.wakeup(&msg.instance_id);
@@ -128,41 +196,83 @@ async fn poll(State(app): State<App>, method: Method, uri: Uri, headers: HeaderM
         }
         // Wait for a new command, or the deadline. A notification that came before we started
         // waiting is kept as a permit, so nothing slips between the check and the wait.
-        if tokio::time::timeout_at(deadline, wakeup.notified()).await.is_err() {
+        if tokio::time::timeout_at(deadline, wakeup.notified())
+            .await
+            .is_err()
+        {
             return reply(&PollReply::default());
         }
     }
 }
 
-async fn ack(State(app): State<App>, method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> Reply {
-    let msg: Ack = admit(&app, &method, &uri, &headers, &body, |m: &Ack| &m.instance_id)?;
+async fn ack(
+    State(app): State<App>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Reply {
+    let msg: Ack = admit(&app, &method, &uri, &headers, &body, |m: &Ack| {
+        &m.instance_id
+    })?;
     lifecycle::acknowledge(&app, &msg.instance_id, &msg.command_id).await?;
     Ok(axum::Json(json!({})))
 }
 
-async fn log(State(app): State<App>, method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> Reply {
-    let msg: LogChunk = admit(&app, &method, &uri, &headers, &body, |m: &LogChunk| &m.instance_id)?;
+async fn log(
+    State(app): State<App>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Reply {
+    let msg: LogChunk = admit(&app, &method, &uri, &headers, &body, |m: &LogChunk| {
+        &m.instance_id
+    })?;
     lifecycle::command_of(&app, &msg.instance_id, &msg.command_id).await?;
-    append_log(&app, &msg.command_id, msg.offset, &msg.text)
-        .map_err(|e| Failure(StatusCode::INTERNAL_SERVER_ERROR, "internal", format!("writing the log: {e}")))?;
+    append_log(&app, &msg.command_id, msg.offset, &msg.text).map_err(|e| {
+        Failure(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            format!("writing the log: {e}"),
+        )
+    })?;
     Ok(axum::Json(json!({})))
 }
 
-async fn complete(State(app): State<App>, method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> Reply {
-    let msg: Completion = admit(&app, &method, &uri, &headers, &body, |m: &Completion| &m.instance_id)?;
+async fn complete(
+    State(app): State<App>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Reply {
+    let msg: Completion = admit(&app, &method, &uri, &headers, &body, |m: &Completion| {
+        &m.instance_id
+    })?;
     lifecycle::complete(&app, &msg).await?;
     Ok(axum::Json(json!({})))
 }
 
-async fn heartbeat(State(app): State<App>, method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> Reply {
-    let msg: Heartbeat = admit(&app, &method, &uri, &headers, &body, |m: &Heartbeat| &m.instance_id)?;
+async fn heartbeat(
+    State(app): State<App>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Reply {
+    let msg: Heartbeat = admit(&app, &method, &uri, &headers, &body, |m: &Heartbeat| {
+        &m.instance_id
+    })?;
     lifecycle::agent_alive(&app, &msg.instance_id).await?;
     Ok(axum::Json(json!({})))
 }
 
 /// The file holding a command's log.
 pub fn log_path(app: &App, command_id: &str) -> std::path::PathBuf {
-    app.data_dir().join("logs").join(format!("{command_id}.log"))
+    app.data_dir()
+        .join("logs")
+        .join(format!("{command_id}.log"))
 }
 
 /// Appends `text` at byte `offset` of a command's log; a piece the server already has (a retry)
@@ -170,7 +280,10 @@ pub fn log_path(app: &App, command_id: &str) -> std::path::PathBuf {
 fn append_log(app: &App, command_id: &str, offset: u64, text: &str) -> std::io::Result<()> {
     use std::io::Write;
     if !opsworks_model::ids::looks_like_id(command_id) {
-        return Err(std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a command ID"));
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "not a command ID",
+        ));
     }
     let path = log_path(app, command_id);
     if let Some(dir) = path.parent() {
@@ -189,7 +302,9 @@ fn append_log(app: &App, command_id: &str, offset: u64, text: &str) -> std::io::
     }
     let skip = (have - offset) as usize;
     let tail = text.get(skip..).unwrap_or("");
-    let mut f = std::fs::OpenOptions::new().create(true).append(true).open(&path)?;
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)?;
     f.write_all(tail.as_bytes())
 }
-

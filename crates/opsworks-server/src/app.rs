@@ -27,6 +27,8 @@ struct Inner {
     link_key: Vec<u8>,
     /// The server's own base URL, known once it listens.
     endpoint: std::sync::OnceLock<String>,
+    /// Where instances run, when this server runs them (`--local-instances`).
+    machines: std::sync::OnceLock<crate::machines::Machines>,
     /// The data dir (command logs live under `logs/`).
     data_dir: std::path::PathBuf,
     /// One wake-up per instance: a long-polling agent waits on it, a new command notifies it.
@@ -56,8 +58,12 @@ impl App {
         let account_id = store.setting_or_insert("account_id", &fresh).await?;
         let mut key = [0u8; 32];
         rand::rng().fill(&mut key);
-        let link_key = hex::decode(store.setting_or_insert("link_key", &hex::encode(key)).await?)
-            .map_err(|e| ServerError::Keys(format!("the stored link key is damaged: {e}")))?;
+        let link_key = hex::decode(
+            store
+                .setting_or_insert("link_key", &hex::encode(key))
+                .await?,
+        )
+        .map_err(|e| ServerError::Keys(format!("the stored link key is damaged: {e}")))?;
         let app = Self {
             inner: Arc::new(Inner {
                 store,
@@ -67,6 +73,7 @@ impl App {
                 write_lock: tokio::sync::Mutex::new(()),
                 link_key,
                 endpoint: std::sync::OnceLock::new(),
+                machines: std::sync::OnceLock::new(),
                 data_dir: dir.clone(),
                 wakeups: Default::default(),
                 last_seen: Default::default(),
@@ -119,19 +126,30 @@ impl App {
 
     /// Records that an instance's agent spoke now.
     pub fn saw_agent(&self, instance_id: &str) {
-        let mut map = self.inner.last_seen.lock().unwrap_or_else(|p| p.into_inner());
+        let mut map = self
+            .inner
+            .last_seen
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
         map.insert(instance_id.to_string(), std::time::Instant::now());
     }
 
     /// How long ago an instance's agent last spoke, if it ever did since this server started.
     pub fn agent_silence(&self, instance_id: &str) -> Option<std::time::Duration> {
-        let map = self.inner.last_seen.lock().unwrap_or_else(|p| p.into_inner());
+        let map = self
+            .inner
+            .last_seen
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
         map.get(instance_id).map(|t| t.elapsed())
     }
 
     /// Records the server's base URL (`http://127.0.0.1:9730`) once it listens.
     pub fn set_endpoint(&self, url: &str) {
-        let _ = self.inner.endpoint.set(url.trim_end_matches('/').to_string());
+        let _ = self
+            .inner
+            .endpoint
+            .set(url.trim_end_matches('/').to_string());
     }
 
     /// The server's base URL, once known.
@@ -142,5 +160,15 @@ impl App {
     /// The key that signs links.
     pub fn link_key(&self) -> &[u8] {
         &self.inner.link_key
+    }
+
+    /// Attaches the machines instances run on.
+    pub fn set_machines(&self, machines: crate::machines::Machines) {
+        let _ = self.inner.machines.set(machines);
+    }
+
+    /// The machines instances run on, if this server runs instances.
+    pub fn machines(&self) -> Option<&crate::machines::Machines> {
+        self.inner.machines.get()
     }
 }

@@ -84,9 +84,17 @@ async fn api(
 }
 
 /// Verifies the SigV4 signature of a request and says who signed it.
-pub fn authenticate(app: &App, method: &Method, uri: &Uri, headers: &HeaderMap, body: &[u8]) -> Result<Caller, ApiError> {
-    let pairs: Vec<(&str, &str)> =
-        headers.iter().filter_map(|(n, v)| v.to_str().ok().map(|v| (n.as_str(), v))).collect();
+pub fn authenticate(
+    app: &App,
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<Caller, ApiError> {
+    let pairs: Vec<(&str, &str)> = headers
+        .iter()
+        .filter_map(|(n, v)| v.to_str().ok().map(|v| (n.as_str(), v)))
+        .collect();
     let parts = RequestParts {
         method: method.as_str(),
         path: uri.path(),
@@ -102,7 +110,11 @@ pub fn authenticate(app: &App, method: &Method, uri: &Uri, headers: &HeaderMap, 
             c.secret
         })
     })?;
-    Ok(Caller { access_key_id: verified.access_key_id, principal, region: verified.region })
+    Ok(Caller {
+        access_key_id: verified.access_key_id,
+        principal,
+        region: verified.region,
+    })
 }
 
 async fn handle(
@@ -114,7 +126,10 @@ async fn handle(
     operation: &str,
 ) -> Result<Value, ApiError> {
     let caller = authenticate(app, method, uri, headers, body)?;
-    if caller.principal.starts_with(crate::agents::INSTANCE_PRINCIPAL) {
+    if caller
+        .principal
+        .starts_with(crate::agents::INSTANCE_PRINCIPAL)
+    {
         // An instance's credential speaks the agent protocol only, never the public API.
         return Err(ApiError::AccessDenied(format!(
             "User: {} is not authorized to perform: opsworks:{operation}",

@@ -283,7 +283,10 @@ impl KeyRing {
     /// Revokes every key of `principal` (an instance's old credential when it starts again).
     pub async fn revoke(&self, store: &Arc<dyn Store>, principal: &str) -> Result<(), ServerError> {
         store.delete_access_keys_of(principal).await?;
-        self.keys.write().unwrap_or_else(|p| p.into_inner()).retain(|_, c| c.principal != principal);
+        self.keys
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|_, c| c.principal != principal);
         Ok(())
     }
 

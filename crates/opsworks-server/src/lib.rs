@@ -5,13 +5,14 @@
 //! resource family) → the [`opsworks_store::Store`]. Errors are [`opsworks_api::ApiError`]s, rendered
 //! as AWS renders them at the edge.
 
+pub mod agents;
 pub mod app;
 pub mod config;
 pub mod http;
-pub mod agents;
 pub mod keys;
 pub mod lifecycle;
 pub mod logs;
+pub mod machines;
 pub mod ops;
 
 pub use app::App;

@@ -33,21 +33,32 @@ fn s<'a>(v: &'a Value, key: &str) -> &'a str {
 
 /// The commands an instance's agent should run now, oldest first, with everything they carry.
 /// Of several pending Configures only the newest is delivered; the older ones end as skipped.
-pub async fn deliverable_commands(app: &App, instance_id: &str) -> Result<Vec<AgentCommand>, ApiError> {
-    let pending: Vec<Value> = list(app, Kind::Command, Filter::Member("InstanceId", instance_id))
-        .await?
-        .into_iter()
-        .filter(|c| s(c, "Status") == "pending")
-        .collect();
+pub async fn deliverable_commands(
+    app: &App,
+    instance_id: &str,
+) -> Result<Vec<AgentCommand>, ApiError> {
+    let pending: Vec<Value> = list(
+        app,
+        Kind::Command,
+        Filter::Member("InstanceId", instance_id),
+    )
+    .await?
+    .into_iter()
+    .filter(|c| s(c, "Status") == "pending")
+    .collect();
     if pending.is_empty() {
         return Ok(Vec::new());
     }
-    let newest_configure =
-        pending.iter().rev().find(|c| s(c, "Type") == "configure").map(|c| s(c, "CommandId").to_string());
+    let newest_configure = pending
+        .iter()
+        .rev()
+        .find(|c| s(c, "Type") == "configure")
+        .map(|c| s(c, "CommandId").to_string());
     let mut out = Vec::new();
     let mut snapshot: Option<StackSnapshot> = None;
     for cmd in &pending {
-        if s(cmd, "Type") == "configure" && newest_configure.as_deref() != Some(s(cmd, "CommandId")) {
+        if s(cmd, "Type") == "configure" && newest_configure.as_deref() != Some(s(cmd, "CommandId"))
+        {
             let done = Completion {
                 instance_id: instance_id.to_string(),
                 command_id: s(cmd, "CommandId").to_string(),
@@ -82,9 +93,18 @@ async fn stack_snapshot(app: &App, stack_id: &str) -> Result<StackSnapshot, ApiE
 fn source_spec(src: Option<&Value>) -> Option<SourceSpec> {
     let src = src?;
     let url = src.get("Url").and_then(Value::as_str)?;
-    let opt = |k: &str| src.get(k).and_then(Value::as_str).filter(|v| !v.is_empty()).map(String::from);
+    let opt = |k: &str| {
+        src.get(k)
+            .and_then(Value::as_str)
+            .filter(|v| !v.is_empty())
+            .map(String::from)
+    };
     Some(SourceSpec {
-        kind: src.get("Type").and_then(Value::as_str).unwrap_or("git").to_string(),
+        kind: src
+            .get("Type")
+            .and_then(Value::as_str)
+            .unwrap_or("git")
+            .to_string(),
         url: url.to_string(),
         revision: opt("Revision"),
         username: opt("Username"),
@@ -99,7 +119,12 @@ fn app_spec(a: &Value) -> AppSpec {
         .and_then(Value::as_array)
         .map(|vars| {
             vars.iter()
-                .filter_map(|v| Some((v.get("Key")?.as_str()?.to_string(), v.get("Value")?.as_str()?.to_string())))
+                .filter_map(|v| {
+                    Some((
+                        v.get("Key")?.as_str()?.to_string(),
+                        v.get("Value")?.as_str()?.to_string(),
+                    ))
+                })
                 .collect()
         })
         .unwrap_or_default();
@@ -114,28 +139,51 @@ fn app_spec(a: &Value) -> AppSpec {
 }
 
 /// Builds what an agent receives for one command document.
-async fn build_command(app: &App, snap: &StackSnapshot, cmd: &Value) -> Result<AgentCommand, ApiError> {
+async fn build_command(
+    app: &App,
+    snap: &StackSnapshot,
+    cmd: &Value,
+) -> Result<AgentCommand, ApiError> {
     let instance_id = s(cmd, "InstanceId");
     let kind = s(cmd, "Type").to_string();
     let deployment = match cmd.get("DeploymentId").and_then(Value::as_str) {
-        Some(d) => app.store().get(Kind::Deployment, d).await.map_err(crate::ops::store_error)?,
+        Some(d) => app
+            .store()
+            .get(Kind::Deployment, d)
+            .await
+            .map_err(crate::ops::store_error)?,
         None => None,
     };
-    let args = deployment.as_ref().and_then(|d| d.pointer("/Command/Args")).cloned();
-    let me = snap.instances.iter().find(|i| s(i, "InstanceId") == instance_id);
+    let args = deployment
+        .as_ref()
+        .and_then(|d| d.pointer("/Command/Args"))
+        .cloned();
+    let me = snap
+        .instances
+        .iter()
+        .find(|i| s(i, "InstanceId") == instance_id);
     let my_layer_ids: Vec<&str> = me
         .and_then(|i| i.get("LayerIds"))
         .and_then(Value::as_array)
         .map(|a| a.iter().filter_map(Value::as_str).collect())
         .unwrap_or_default();
-    let my_layers: Vec<&Value> = snap.layers.iter().filter(|l| my_layer_ids.contains(&s(l, "LayerId"))).collect();
+    let my_layers: Vec<&Value> = snap
+        .layers
+        .iter()
+        .filter(|l| my_layer_ids.contains(&s(l, "LayerId")))
+        .collect();
 
     let run_list = match kind.as_str() {
         "execute_recipes" => args
             .as_ref()
             .and_then(|a| a.get("recipes"))
             .and_then(Value::as_array)
-            .map(|r| r.iter().filter_map(Value::as_str).map(String::from).collect())
+            .map(|r| {
+                r.iter()
+                    .filter_map(Value::as_str)
+                    .map(String::from)
+                    .collect()
+            })
             .unwrap_or_default(),
         "rollback" => opsworks_lifecycle::run_list(&my_layers, Event::Deploy),
         other => match Event::of_command(other) {
@@ -144,8 +192,13 @@ async fn build_command(app: &App, snap: &StackSnapshot, cmd: &Value) -> Result<A
         },
     };
 
-    let app_id = deployment.as_ref().and_then(|d| d.get("AppId")).and_then(Value::as_str);
-    let is_setup_deploy = deployment.as_ref().is_some_and(|d| s(d, LIFECYCLE) == "setup-deploy");
+    let app_id = deployment
+        .as_ref()
+        .and_then(|d| d.get("AppId"))
+        .and_then(Value::as_str);
+    let is_setup_deploy = deployment
+        .as_ref()
+        .is_some_and(|d| s(d, LIFECYCLE) == "setup-deploy");
     let apps: Vec<&Value> = match (kind.as_str(), app_id) {
         (_, Some(id)) => snap.apps.iter().filter(|a| s(a, "AppId") == id).collect(),
         ("deploy", None) if is_setup_deploy => snap.apps.iter().collect(),
@@ -171,24 +224,41 @@ async fn build_command(app: &App, snap: &StackSnapshot, cmd: &Value) -> Result<A
         deployment_json: deployment_json.as_ref(),
         deploy_app_ids: &deploy_ids,
         sent_at: &sent_at,
-        iam_user_arn: deployment.as_ref().and_then(|d| d.get("IamUserArn")).and_then(Value::as_str),
+        iam_user_arn: deployment
+            .as_ref()
+            .and_then(|d| d.get("IamUserArn"))
+            .and_then(Value::as_str),
     };
-    let uses_custom = snap.stack.get("UseCustomCookbooks").and_then(Value::as_bool).unwrap_or(false);
+    let uses_custom = snap
+        .stack
+        .get("UseCustomCookbooks")
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
     let timeout_seconds = (kind == "shutdown").then(|| {
         my_layers
             .iter()
-            .filter_map(|l| l.pointer("/LifecycleEventConfiguration/Shutdown/ExecutionTimeout").and_then(Value::as_u64))
+            .filter_map(|l| {
+                l.pointer("/LifecycleEventConfiguration/Shutdown/ExecutionTimeout")
+                    .and_then(Value::as_u64)
+            })
             .max()
             .unwrap_or(120)
     });
     Ok(AgentCommand {
         command_id: s(cmd, "CommandId").into(),
-        deployment_id: cmd.get("DeploymentId").and_then(Value::as_str).map(String::from),
+        deployment_id: cmd
+            .get("DeploymentId")
+            .and_then(Value::as_str)
+            .map(String::from),
         kind: kind.clone(),
         run_list,
         attributes: opsworks_lifecycle::attributes(snap, &ctx),
         data_bags: opsworks_lifecycle::data_bags(snap, &ctx),
-        custom_cookbooks: if uses_custom { source_spec(snap.stack.get("CustomCookbooksSource")) } else { None },
+        custom_cookbooks: if uses_custom {
+            source_spec(snap.stack.get("CustomCookbooksSource"))
+        } else {
+            None
+        },
         apps: apps.into_iter().map(app_spec).collect(),
         timeout_seconds,
         created_at: s(cmd, "CreatedAt").into(),
@@ -199,7 +269,9 @@ async fn build_command(app: &App, snap: &StackSnapshot, cmd: &Value) -> Result<A
 pub async fn command_of(app: &App, instance_id: &str, command_id: &str) -> Result<Value, ApiError> {
     let cmd = load(app, Kind::Command, "command", command_id).await?;
     if s(&cmd, "InstanceId") != instance_id {
-        return Err(ApiError::AccessDenied(format!("command {command_id} is not for instance {instance_id}")));
+        return Err(ApiError::AccessDenied(format!(
+            "command {command_id} is not for instance {instance_id}"
+        )));
     }
     Ok(cmd)
 }
@@ -214,9 +286,21 @@ pub async fn acknowledge(app: &App, instance_id: &str, command_id: &str) -> Resu
         }
         cmd["AcknowledgedAt"] = json!(now());
         let inst = load(app, Kind::Instance, "instance", instance_id).await?;
-        let deployment = cmd.get("DeploymentId").and_then(Value::as_str).map(String::from);
-        apply(app, vec![put(Kind::Command, command_id, s(&inst, "StackId"), deployment.as_deref(), cmd.clone())])
-            .await?;
+        let deployment = cmd
+            .get("DeploymentId")
+            .and_then(Value::as_str)
+            .map(String::from);
+        apply(
+            app,
+            vec![put(
+                Kind::Command,
+                command_id,
+                s(&inst, "StackId"),
+                deployment.as_deref(),
+                cmd.clone(),
+            )],
+        )
+        .await?;
         s(&cmd, "Type").to_string()
     };
     if kind == "setup" {
@@ -242,7 +326,13 @@ pub async fn complete(app: &App, done: &Completion) -> Result<(), ApiError> {
             CommandOutcome::Failed => CommandStatus::Failed,
             CommandOutcome::Skipped => CommandStatus::Skipped,
         };
-        finish_command_locked(app, &done.command_id, status, Some(i64::from(done.exit_code))).await?;
+        finish_command_locked(
+            app,
+            &done.command_id,
+            status,
+            Some(i64::from(done.exit_code)),
+        )
+        .await?;
         let deployment = load(app, Kind::Deployment, "deployment", s(&cmd, "DeploymentId")).await?;
         (cmd, deployment)
     };
@@ -252,7 +342,14 @@ pub async fn complete(app: &App, done: &Completion) -> Result<(), ApiError> {
     let stack_id = s(&deployment, "StackId");
     match (s(&deployment, LIFECYCLE), s(&cmd, "Type")) {
         ("setup", "setup") if ok => {
-            create_deployment(app, stack_id, "deploy", &[instance_id.to_string()], "setup-deploy").await?;
+            create_deployment(
+                app,
+                stack_id,
+                "deploy",
+                &[instance_id.to_string()],
+                "setup-deploy",
+            )
+            .await?;
         }
         ("setup", "setup") | ("setup-deploy", "deploy") if !ok => {
             change_status(app, instance_id, InstanceEvent::SetupFailed).await?;
@@ -261,7 +358,8 @@ pub async fn complete(app: &App, done: &Completion) -> Result<(), ApiError> {
                 s(&cmd, "Type"),
                 done.exit_code
             );
-            record_service_error(app, stack_id, Some(instance_id), "setup_failed", &message).await?;
+            record_service_error(app, stack_id, Some(instance_id), "setup_failed", &message)
+                .await?;
         }
         ("setup-deploy", "deploy") => {
             change_status(app, instance_id, InstanceEvent::SetupSucceeded).await?;
@@ -283,7 +381,11 @@ pub async fn create_deployment(
 ) -> Result<String, ApiError> {
     let id = new_id();
     let at = now();
-    let status = if instance_ids.is_empty() { "successful" } else { "running" };
+    let status = if instance_ids.is_empty() {
+        "successful"
+    } else {
+        "running"
+    };
     let mut deployment = json!({
         "DeploymentId": id,
         "StackId": stack_id,
@@ -339,7 +441,14 @@ pub async fn configure_stack(app: &App, stack_id: &str) -> Result<(), ApiError> 
 /// The instance booted and its agent runs: Setup follows.
 pub async fn booted(app: &App, instance_id: &str) -> Result<(), ApiError> {
     let inst = load(app, Kind::Instance, "instance", instance_id).await?;
-    create_deployment(app, s(&inst, "StackId"), "setup", &[instance_id.to_string()], "setup").await?;
+    create_deployment(
+        app,
+        s(&inst, "StackId"),
+        "setup",
+        &[instance_id.to_string()],
+        "setup",
+    )
+    .await?;
     Ok(())
 }
 
@@ -351,4 +460,3 @@ pub async fn agent_alive(app: &App, instance_id: &str) -> Result<(), ApiError> {
     }
     Ok(())
 }
-

@@ -19,7 +19,8 @@ pub const LINK_SECONDS: i64 = 3600;
 
 fn signature(app: &App, command_id: &str, expires: i64) -> String {
     // HMAC takes keys of any length.
-    let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(app.link_key()).expect("hmac takes any key length");
+    let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(app.link_key())
+        .expect("hmac takes any key length");
     mac.update(format!("{command_id}\n{expires}").as_bytes());
     hex::encode(mac.finalize().into_bytes())
 }
@@ -31,7 +32,10 @@ pub fn log_url(app: &App, command_id: &str) -> Option<String> {
         return None;
     }
     let expires = jiff::Timestamp::now().as_second() + LINK_SECONDS;
-    Some(format!("{endpoint}/logs/{command_id}?Expires={expires}&Signature={}", signature(app, command_id, expires)))
+    Some(format!(
+        "{endpoint}/logs/{command_id}?Expires={expires}&Signature={}",
+        signature(app, command_id, expires)
+    ))
 }
 
 /// The route serving logs.
@@ -47,16 +51,31 @@ struct LinkQuery {
     signature: Option<String>,
 }
 
-async fn get_log(State(app): State<App>, Path(command_id): Path<String>, Query(q): Query<LinkQuery>) -> Response {
+async fn get_log(
+    State(app): State<App>,
+    Path(command_id): Path<String>,
+    Query(q): Query<LinkQuery>,
+) -> Response {
     let (Some(expires), Some(sig)) = (q.expires, q.signature) else {
-        return (StatusCode::FORBIDDEN, "this link needs its Expires and Signature parameters\n").into_response();
+        return (
+            StatusCode::FORBIDDEN,
+            "this link needs its Expires and Signature parameters\n",
+        )
+            .into_response();
     };
     let expected = signature(&app, &command_id, expires);
     if !bool::from(expected.as_bytes().ct_eq(sig.as_bytes())) {
-        return (StatusCode::FORBIDDEN, "the link's signature does not match\n").into_response();
+        return (
+            StatusCode::FORBIDDEN,
+            "the link's signature does not match\n",
+        )
+            .into_response();
     }
     if jiff::Timestamp::now().as_second() > expires {
-        return (StatusCode::FORBIDDEN, "the link has expired; describe the command again for a fresh one\n")
+        return (
+            StatusCode::FORBIDDEN,
+            "the link has expired; describe the command again for a fresh one\n",
+        )
             .into_response();
     }
     match tokio::fs::read(log_path(&app, &command_id)).await {

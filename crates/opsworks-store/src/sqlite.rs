@@ -61,7 +61,8 @@ impl SqliteStore {
             Filter::Member(name, value) => {
                 // The name is one of a fixed list (checked by the caller), never user input.
                 debug_assert!(crate::INDEXED_MEMBERS.contains(&name));
-                qb.push(format!(" AND json_extract(doc, '$.{name}') = ")).push_bind(value);
+                qb.push(format!(" AND json_extract(doc, '$.{name}') = "))
+                    .push_bind(value);
             }
             Filter::Ids(ids) => {
                 qb.push(" AND id IN (");
@@ -80,7 +81,9 @@ impl SqliteStore {
 
 fn check_filter(filter: Filter<'_>) -> Result<(), StoreError> {
     match filter {
-        Filter::Member(name, _) if !crate::INDEXED_MEMBERS.contains(&name) => Err(StoreError::UnindexedMember(name)),
+        Filter::Member(name, _) if !crate::INDEXED_MEMBERS.contains(&name) => {
+            Err(StoreError::UnindexedMember(name))
+        }
         _ => Ok(()),
     }
 }
@@ -221,7 +224,10 @@ impl Store for SqliteStore {
     }
 
     async fn delete_access_keys_of(&self, principal: &str) -> Result<u64, StoreError> {
-        let done = sqlx::query("DELETE FROM access_keys WHERE principal = ?").bind(principal).execute(&self.pool).await?;
+        let done = sqlx::query("DELETE FROM access_keys WHERE principal = ?")
+            .bind(principal)
+            .execute(&self.pool)
+            .await?;
         Ok(done.rows_affected())
     }
 }

@@ -86,12 +86,29 @@ async fn exercise(store: Arc<dyn Store>) {
     );
     assert_eq!(store.count(Kind::Stack, Filter::All).await.unwrap(), 2);
     store
-        .apply(vec![put(Kind::Command, "c2", Some("s1"), Some("d1"), json!({"InstanceId": "i9", "Status": "pending"}))])
+        .apply(vec![put(
+            Kind::Command,
+            "c2",
+            Some("s1"),
+            Some("d1"),
+            json!({"InstanceId": "i9", "Status": "pending"}),
+        )])
         .await
         .unwrap();
-    let by_instance = store.list(Kind::Command, Filter::Member("InstanceId", "i9")).await.unwrap();
-    assert_eq!(by_instance, vec![json!({"InstanceId": "i9", "Status": "pending"})]);
-    assert!(store.list(Kind::Command, Filter::Member("Status", "pending")).await.is_err());
+    let by_instance = store
+        .list(Kind::Command, Filter::Member("InstanceId", "i9"))
+        .await
+        .unwrap();
+    assert_eq!(
+        by_instance,
+        vec![json!({"InstanceId": "i9", "Status": "pending"})]
+    );
+    assert!(
+        store
+            .list(Kind::Command, Filter::Member("Status", "pending"))
+            .await
+            .is_err()
+    );
 
     // An update keeps the listing order; a delete removes.
     store

@@ -50,6 +50,9 @@ struct ServerArgs {
     /// Region used in ARNs.
     #[arg(long, default_value = "us-east-1", env = "OPSWORKS_REGION")]
     region: String,
+    /// Run started instances as local machines on this host (Linux namespaces and overlayfs; root).
+    #[arg(long, env = "OPSWORKS_LOCAL_INSTANCES")]
+    local_instances: bool,
 }
 
 #[derive(Debug, clap::Args)]
@@ -63,6 +66,20 @@ struct UpArgs {
     /// Region used in ARNs.
     #[arg(long, default_value = "us-east-1", env = "OPSWORKS_REGION")]
     region: String,
+    /// Don't run started instances as local machines (they are only recorded).
+    #[arg(long)]
+    no_local_instances: bool,
+}
+
+/// How the server runs instances.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Instances {
+    /// Only recorded: StartInstance leaves them `requested`.
+    Recorded,
+    /// Local machines, required: the server refuses to start without them.
+    Local,
+    /// Local machines when this host allows them, else recorded with a warning (`up`).
+    LocalIfPossible,
 }
 
 /// The root key from `OPSWORKS_ROOT_ACCESS_KEY_ID` / `OPSWORKS_ROOT_SECRET_ACCESS_KEY`, when both are set.
@@ -102,7 +119,7 @@ fn init_logging(format: LogFormat) {
 
 /// Runs the parsed command line.
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
-    let (config, quickstart) = match cli.command {
+    let (config, quickstart, instances) = match cli.command {
         // The supervisor builds its own runtime and logs to its own file.
         Command::Supervisor(args) => {
             opsworks_host::supervisor::serve(args)?;
@@ -115,25 +132,39 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 region: args.region,
                 root_key: root_key_from_env()?,
             };
-            (config, false)
+            let instances = if args.local_instances {
+                Instances::Local
+            } else {
+                Instances::Recorded
+            };
+            (config, false, instances)
         }
         Command::Up(args) => {
             let data_dir = match args.data_dir {
                 Some(d) => d,
                 None => default_data_dir()?,
             };
-            let config =
-                ServerConfig { listen: args.listen, data_dir, region: args.region, root_key: root_key_from_env()? };
-            (config, true)
+            let config = ServerConfig {
+                listen: args.listen,
+                data_dir,
+                region: args.region,
+                root_key: root_key_from_env()?,
+            };
+            let instances = if args.no_local_instances {
+                Instances::Recorded
+            } else {
+                Instances::LocalIfPossible
+            };
+            (config, true, instances)
         }
     };
     init_logging(cli.log_format);
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
-    runtime.block_on(serve(config, quickstart))?;
+    runtime.block_on(serve(config, quickstart, instances))?;
     Ok(ExitCode::SUCCESS)
 }
 
-async fn serve(config: ServerConfig, quickstart: bool) -> anyhow::Result<()> {
+async fn serve(config: ServerConfig, quickstart: bool, instances: Instances) -> anyhow::Result<()> {
     let (app, root) = App::open(&config)
         .await
         .with_context(|| format!("opening the data dir {}", config.data_dir.display()))?;
@@ -159,10 +190,71 @@ async fn serve(config: ServerConfig, quickstart: bool) -> anyhow::Result<()> {
             file.display()
         );
     }
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let stopped = move || {
+        let mut rx = stop_rx.clone();
+        async move {
+            let _ = rx.wait_for(|stop| *stop).await;
+        }
+    };
+    let mut servers = tokio::task::JoinSet::new();
+    if instances != Instances::Recorded {
+        match attach_local_machines(&app, &config, addr.port()).await {
+            Ok((agent_listener, agent_url)) => {
+                println!("local instances: agents reach the server at {agent_url}");
+                servers.spawn(opsworks_server::serve(
+                    agent_listener,
+                    app.clone(),
+                    stopped(),
+                ));
+            }
+            Err(e) if instances == Instances::LocalIfPossible => {
+                eprintln!("warning: local instances are off: {e:#}");
+                eprintln!(
+                    "         started instances will stay 'requested'; run as root on Linux for local instances"
+                );
+            }
+            Err(e) => return Err(e.context("local instances cannot run on this host")),
+        }
+    }
     tracing::info!(%endpoint, data_dir = %config.data_dir.display(), "server started");
-    opsworks_server::serve(listener, app, shutdown_signal()).await?;
+    servers.spawn(opsworks_server::serve(listener, app, stopped()));
+    shutdown_signal().await;
+    let _ = stop_tx.send(true);
+    while let Some(done) = servers.join_next().await {
+        done??;
+    }
     tracing::info!("server stopped");
     Ok(())
+}
+
+/// Attaches the local instance provider: machines under `DIR/machines`, and a listener on the
+/// machines' gateway (same port as the API when it is free) where their agents reach the server.
+async fn attach_local_machines(
+    app: &App,
+    config: &ServerConfig,
+    port: u16,
+) -> anyhow::Result<(tokio::net::TcpListener, String)> {
+    use opsworks_sandbox::{LocalConfig, LocalProvider};
+    let provider = LocalProvider::new(LocalConfig::new(config.data_dir.join("machines")))?;
+    provider.check_host()?;
+    let gateway = provider.prepare()?;
+    let listener = match tokio::net::TcpListener::bind((gateway, port)).await {
+        Ok(l) => l,
+        Err(_) => tokio::net::TcpListener::bind((gateway, 0))
+            .await
+            .context("binding the agents' listener")?,
+    };
+    let agent_url = format!("http://{}", listener.local_addr()?);
+    let exe = std::env::current_exe().context("finding the opsworks executable")?;
+    let machines = opsworks_server::machines::Machines::new(
+        std::sync::Arc::new(provider),
+        agent_url.clone(),
+        exe,
+        vec![config.data_dir.clone()],
+    );
+    app.set_machines(machines);
+    Ok((listener, agent_url))
 }
 
 fn print_quickstart(endpoint: &str, config: &ServerConfig, root: &RootKey) {

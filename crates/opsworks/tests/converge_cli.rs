@@ -5,18 +5,28 @@ use std::path::Path;
 use std::process::{Command, Output};
 
 fn opsworks(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_opsworks")).args(args).output().expect("run opsworks")
+    Command::new(env!("CARGO_BIN_EXE_opsworks"))
+        .args(args)
+        .output()
+        .expect("run opsworks")
 }
 
 fn text(o: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
 }
 
 /// True when this build of `opsworks` has the converge subcommand.
 fn has_converge() -> bool {
     let o = opsworks(&["converge", "--help"]);
     if !o.status.success() {
-        eprintln!("skipped: `opsworks converge` is not wired into the binary yet:\n{}", text(&o));
+        eprintln!(
+            "skipped: `opsworks converge` is not wired into the binary yet:\n{}",
+            text(&o)
+        );
         return false;
     }
     true
@@ -29,9 +39,18 @@ fn write(path: &Path, content: &str) {
 
 fn cookbook(root: &Path) {
     let cb = root.join("cookbooks/app");
-    write(&cb.join("metadata.json"), r#"{"name": "app", "version": "1.0.0"}"#);
-    write(&cb.join("attributes/default.star"), "default[\"app\"][\"port\"] = 8080\n");
-    write(&cb.join("templates/app.conf.j2"), "port = {{ port }}\nhost = {{ node.app.host }}\n");
+    write(
+        &cb.join("metadata.json"),
+        r#"{"name": "app", "version": "1.0.0"}"#,
+    );
+    write(
+        &cb.join("attributes/default.star"),
+        "default[\"app\"][\"port\"] = 8080\n",
+    );
+    write(
+        &cb.join("templates/app.conf.j2"),
+        "port = {{ port }}\nhost = {{ node.app.host }}\n",
+    );
     write(
         &cb.join("recipes/default.star"),
         r#"out = node["app"]["out"]
@@ -40,7 +59,10 @@ template(out + "/app.conf", source = "app.conf.j2", variables = {"port": node["a
 file(out + "/motd", content = "hello\n")
 "#,
     );
-    write(&cb.join("recipes/broken.star"), "file(node[\"app\"][\"out\"] + \"/missing-dir/x\", content = \"x\")\n");
+    write(
+        &cb.join("recipes/broken.star"),
+        "file(node[\"app\"][\"out\"] + \"/missing-dir/x\", content = \"x\")\n",
+    );
     write(&cb.join("recipes/typo.star"), "\nfiel(\"/tmp/x\")\n");
 }
 
@@ -53,24 +75,51 @@ fn converge_reports_updates_then_nothing_and_json_matches() {
     cookbook(t.path());
     let out = t.path().join("out");
     let json = t.path().join("node.json");
-    write(&json, &format!(r#"{{"app": {{"out": "{}", "host": "web1"}}}}"#, out.display()));
+    write(
+        &json,
+        &format!(
+            r#"{{"app": {{"out": "{}", "host": "web1"}}}}"#,
+            out.display()
+        ),
+    );
     let cookbooks = t.path().join("cookbooks").display().to_string();
     let json_arg = json.display().to_string();
-    let base = ["converge", "--cookbooks", cookbooks.as_str(), "--run-list", "app", "--json", json_arg.as_str()];
+    let base = [
+        "converge",
+        "--cookbooks",
+        cookbooks.as_str(),
+        "--run-list",
+        "app",
+        "--json",
+        json_arg.as_str(),
+    ];
 
     let mut why = base.to_vec();
     why.push("--why-run");
     let o = opsworks(&why);
     assert!(o.status.success(), "{}", text(&o));
     assert!(!out.exists(), "why-run must not create anything");
-    assert!(text(&o).contains("would create new directory"), "{}", text(&o));
+    assert!(
+        text(&o).contains("would create new directory"),
+        "{}",
+        text(&o)
+    );
 
     let o = opsworks(&base);
     assert!(o.status.success(), "{}", text(&o));
     let s = text(&o);
-    assert!(s.contains(&format!("* template[{}/app.conf] action create", out.display())), "{s}");
+    assert!(
+        s.contains(&format!(
+            "* template[{}/app.conf] action create",
+            out.display()
+        )),
+        "{s}"
+    );
     assert!(s.contains("3/3 resources updated in"), "{s}");
-    assert_eq!(std::fs::read_to_string(out.join("app.conf")).expect("rendered"), "port = 8080\nhost = web1\n");
+    assert_eq!(
+        std::fs::read_to_string(out.join("app.conf")).expect("rendered"),
+        "port = 8080\nhost = web1\n"
+    );
 
     let mut as_json = base.to_vec();
     as_json.extend(["--format", "json"]);
@@ -80,10 +129,21 @@ fn converge_reports_updates_then_nothing_and_json_matches() {
     assert_eq!(report["updated"], 0);
     assert_eq!(report["total"], 3);
     assert_eq!(report["success"], true);
-    assert!(report["resources"].as_array().expect("resources").iter().all(|r| r["status"] == "up_to_date"));
+    assert!(
+        report["resources"]
+            .as_array()
+            .expect("resources")
+            .iter()
+            .all(|r| r["status"] == "up_to_date")
+    );
 
     let o = opsworks(&base);
-    assert!(text(&o).contains("action create (up to date)") && text(&o).contains("0/3 resources updated"), "{}", text(&o));
+    assert!(
+        text(&o).contains("action create (up to date)")
+            && text(&o).contains("0/3 resources updated"),
+        "{}",
+        text(&o)
+    );
 }
 
 #[test]
@@ -94,21 +154,51 @@ fn failures_exit_non_zero_and_name_the_file_and_line() {
     let t = tempfile::tempdir().expect("tempdir");
     cookbook(t.path());
     let json = t.path().join("node.json");
-    write(&json, &format!(r#"{{"app": {{"out": "{}"}}}}"#, t.path().join("out").display()));
+    write(
+        &json,
+        &format!(
+            r#"{{"app": {{"out": "{}"}}}}"#,
+            t.path().join("out").display()
+        ),
+    );
     let cookbooks = t.path().join("cookbooks").display().to_string();
     let json_arg = json.display().to_string();
 
-    let o = opsworks(&["converge", "--cookbooks", &cookbooks, "--run-list", "app::broken", "--json", &json_arg]);
+    let o = opsworks(&[
+        "converge",
+        "--cookbooks",
+        &cookbooks,
+        "--run-list",
+        "app::broken",
+        "--json",
+        &json_arg,
+    ]);
     assert!(!o.status.success());
     let s = text(&o);
-    assert!(s.contains("(recipe app::broken, declared at ") && s.contains("recipes/broken.star:1"), "{s}");
+    assert!(
+        s.contains("(recipe app::broken, declared at ") && s.contains("recipes/broken.star:1"),
+        "{s}"
+    );
 
-    let o = opsworks(&["converge", "--cookbooks", &cookbooks, "--run-list", "app::typo"]);
+    let o = opsworks(&[
+        "converge",
+        "--cookbooks",
+        &cookbooks,
+        "--run-list",
+        "app::typo",
+    ]);
     assert!(!o.status.success());
     let s = text(&o);
-    assert!(s.contains("recipes/typo.star:2:1") && s.contains("did you mean `file`?"), "{s}");
+    assert!(
+        s.contains("recipes/typo.star:2:1") && s.contains("did you mean `file`?"),
+        "{s}"
+    );
 
     let o = opsworks(&["converge", "--cookbooks", &cookbooks, "--run-list", "nope"]);
     assert!(!o.status.success());
-    assert!(text(&o).contains("cookbook `nope` not found"), "{}", text(&o));
+    assert!(
+        text(&o).contains("cookbook `nope` not found"),
+        "{}",
+        text(&o)
+    );
 }

@@ -295,7 +295,10 @@ pub async fn describe_commands(app: &App, req: Req) -> OpResult {
     let commands: Vec<Value> = commands
         .into_iter()
         .map(|c| {
-            let url = c.get("CommandId").and_then(Value::as_str).and_then(|id| crate::logs::log_url(app, id));
+            let url = c
+                .get("CommandId")
+                .and_then(Value::as_str)
+                .and_then(|id| crate::logs::log_url(app, id));
             let mut c = view(c);
             if let Some(url) = url {
                 c["LogUrl"] = json!(url);
@@ -400,15 +403,19 @@ pub async fn skip_pending_commands_locked(
     stack_id: &str,
     instance_id: &str,
 ) -> Result<usize, ApiError> {
-    let pending: Vec<String> = list(app, Kind::Command, Filter::Stack(stack_id))
-        .await?
-        .into_iter()
-        .filter(|c| {
-            id_of(c, "InstanceId") == instance_id
-                && id_of(c, "Status") == CommandStatus::Pending.as_str()
-        })
-        .map(|c| id_of(&c, "CommandId").to_string())
-        .collect();
+    let pending: Vec<String> = list(
+        app,
+        Kind::Command,
+        Filter::Member("InstanceId", instance_id),
+    )
+    .await?
+    .into_iter()
+    .filter(|c| {
+        id_of(c, "Status") == CommandStatus::Pending.as_str()
+            && (stack_id.is_empty() || c.get("DeploymentId").is_some())
+    })
+    .map(|c| id_of(&c, "CommandId").to_string())
+    .collect();
     for cid in &pending {
         finish_command_locked(app, cid, CommandStatus::Skipped, None).await?;
     }

@@ -582,6 +582,20 @@ pub async fn delete_instance(app: &App, req: Req) -> OpResult {
     let _guard = app.write_lock().await;
     let doc = load_instance(app, &id).await?;
     require_stopped(&doc, &id, "delete")?;
+    crate::machines::destroy(app, &id).await?;
+    let stack_id = doc
+        .get("StackId")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string();
+    crate::ops::deployments::skip_pending_commands_locked(app, &stack_id, &id).await?;
+    app.keys()
+        .revoke(
+            app.store(),
+            &format!("{}{id}", crate::agents::INSTANCE_PRINCIPAL),
+        )
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
     let mut writes = vec![Write::Delete {
         kind: Kind::Instance,
         id: id.clone(),
@@ -598,12 +612,13 @@ pub async fn delete_instance(app: &App, req: Req) -> OpResult {
     Ok(json!({}))
 }
 
-/// StartInstance: `stopped` (or `start_failed`) → `requested`. The agent issue will carry the
-/// instance on through `pending`, `booting` and `running_setup` to `online`; until then it stays
-/// `requested`, which is intended.
+/// StartInstance: `stopped` (or `start_failed`) → `requested`; the instance provider then carries
+/// it through `pending` and `booting`, its agent through `running_setup` to `online`
+/// (`machines::launch`). A server without a provider only records the request.
 pub async fn start_instance(app: &App, req: Req) -> OpResult {
     let id = required_str(&req, "InstanceId")?;
     change_status(app, id, InstanceEvent::Start).await?;
+    crate::machines::launch(app, id);
     Ok(json!({}))
 }
 
@@ -625,7 +640,19 @@ pub async fn stop_instance(app: &App, req: Req) -> OpResult {
     } else {
         change_status_locked(app, id, InstanceEvent::Stop).await?
     };
-    if force && status != InstanceStatus::Stopped {
+    // An agent runs on the instance once it booted; it then runs Shutdown before the machine stops.
+    let had_agent = matches!(
+        current,
+        InstanceStatus::Booting
+            | InstanceStatus::RunningSetup
+            | InstanceStatus::Online
+            | InstanceStatus::SetupFailed
+            | InstanceStatus::Rebooting
+            | InstanceStatus::ConnectionLost
+    );
+    if status == InstanceStatus::Stopping {
+        crate::machines::halt(app, id, had_agent && !force);
+    } else if force && status != InstanceStatus::Stopped {
         change_status_locked(app, id, InstanceEvent::Halted).await?;
     }
     Ok(json!({}))

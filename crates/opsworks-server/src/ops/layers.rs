@@ -78,6 +78,9 @@ fn check_layer_members(req: &Req, layer_type: LayerType) -> Result<(), ApiError>
     if let Some(vols) = req.get("VolumeConfigurations").and_then(Value::as_array) {
         layer::check_volumes(vols).map_err(invalid)?;
     }
+    if let Some(logs) = req.get("CloudWatchLogsConfiguration") {
+        layer::check_cloudwatch_logs(logs).map_err(invalid)?;
+    }
     if let Some(t) = req
         .get("LifecycleEventConfiguration")
         .and_then(|l| l.pointer("/Shutdown/ExecutionTimeout"))
@@ -248,16 +251,6 @@ pub async fn create_layer(app: &App, req: Req) -> OpResult {
 
     let _guard = app.write_lock().await;
     let stack = load_stack(app, &stack_id).await?;
-    let chef_version = stack
-        .pointer("/ConfigurationManager/Version")
-        .and_then(Value::as_str)
-        .unwrap_or("12");
-    if !layer_type.available_on_chef(chef_version) {
-        return Err(invalid(LayerError::NotOnChef {
-            layer_type,
-            chef_version: chef_version.to_string(),
-        }));
-    }
     let layers = list(app, Kind::Layer, Filter::Stack(&stack_id)).await?;
     check_unique(
         &layers,

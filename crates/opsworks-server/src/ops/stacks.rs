@@ -113,6 +113,27 @@ fn check_stack_members(req: &Req) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// The stack's OS must support its Chef version (12.2 is Windows's, the others Linux's).
+fn check_os_and_chef(doc: &Value) -> Result<(), ApiError> {
+    let os_name = doc
+        .get("DefaultOs")
+        .and_then(Value::as_str)
+        .unwrap_or(catalog::DEFAULT_OS);
+    let version = doc
+        .pointer("/ConfigurationManager/Version")
+        .and_then(Value::as_str)
+        .unwrap_or("12");
+    match catalog::operating_system(os_name) {
+        Some(os) if !os.chef_versions.contains(&version) && version != "0.9" => {
+            Err(ApiError::Validation(format!(
+                "Chef {version} is not available on {os_name}; it supports Chef {}",
+                os.chef_versions.join(", ")
+            )))
+        }
+        _ => Ok(()),
+    }
+}
+
 fn chef_major(doc: &Value) -> Option<&str> {
     let v = doc.pointer("/ConfigurationManager/Version")?.as_str()?;
     v.split('.').next()
@@ -158,6 +179,7 @@ pub async fn create_stack(app: &App, _caller: &Caller, req: Req) -> OpResult {
     check_stack_members(&req)?;
     let id = new_id();
     let doc = new_stack(app, &req, &id);
+    check_os_and_chef(&doc)?;
     apply(app, vec![put(Kind::Stack, &id, &id, None, doc)]).await?;
     Ok(json!({ "StackId": id }))
 }
@@ -165,6 +187,11 @@ pub async fn create_stack(app: &App, _caller: &Caller, req: Req) -> OpResult {
 /// DescribeStacks: all stacks, or those named (each must exist).
 pub async fn describe_stacks(app: &App, req: Req) -> OpResult {
     let stacks = match str_list(&req, "StackIds") {
+        Some(ids) if ids.is_empty() => {
+            return Err(ApiError::Validation(
+                "Please provide no arguments or, one or more stack IDs".into(),
+            ));
+        }
         Some(ids) => load_all(app, Kind::Stack, "stack", &ids).await?,
         None => list(app, Kind::Stack, Filter::All).await?,
     };
@@ -188,12 +215,17 @@ pub async fn update_stack(app: &App, req: Req) -> OpResult {
             "A stack cannot move between Chef {a} and Chef {b}; clone it into a new stack instead"
         )));
     }
-    let version = |d: &Value| d.pointer("/ConfigurationManager/Version").and_then(Value::as_str).map(String::from);
+    let version = |d: &Value| {
+        d.pointer("/ConfigurationManager/Version")
+            .and_then(Value::as_str)
+            .map(String::from)
+    };
     if version(&old) != version(&doc) && super::apps::stack_has_app_environment(app, &id).await? {
         return Err(ApiError::Validation(
             "The configuration manager version of a stack whose apps have environment variables cannot change".into(),
         ));
     }
+    check_os_and_chef(&doc)?;
     keep_filtered_secret(&mut doc, &old, &["CustomCookbooksSource", "Password"]);
     keep_filtered_secret(&mut doc, &old, &["CustomCookbooksSource", "SshKey"]);
     apply(app, vec![put(Kind::Stack, &id, &id, None, doc)]).await?;
@@ -300,6 +332,7 @@ pub async fn clone_stack(app: &App, _caller: &Caller, req: Req) -> OpResult {
     );
     let id = new_id();
     let mut stack = new_stack(app, &base, &id);
+    check_os_and_chef(&stack)?;
     keep_filtered_secret(&mut stack, &source, &["CustomCookbooksSource", "Password"]);
     keep_filtered_secret(&mut stack, &source, &["CustomCookbooksSource", "SshKey"]);
     let mut writes = vec![put(Kind::Stack, &id, &id, None, stack)];
@@ -418,7 +451,9 @@ pub async fn stop_stack(app: &App, req: Req) -> OpResult {
     Ok(json!({}))
 }
 
-/// DescribeStackProvisioningParameters: what an agent needs to join the stack.
+/// DescribeStackProvisioningParameters: what a machine needs to join the stack as a registered
+/// instance. Registration (RegisterInstance) is not supported yet, so the installer the URL serves
+/// says so and exits non-zero rather than pretending.
 pub async fn describe_stack_provisioning_parameters(app: &App, req: Req) -> OpResult {
     let id = required_str(&req, "StackId")?;
     let stack = load_stack(app, id).await?;
@@ -426,15 +461,16 @@ pub async fn describe_stack_provisioning_parameters(app: &App, req: Req) -> OpRe
         .get("Region")
         .and_then(Value::as_str)
         .unwrap_or(app.region());
+    let endpoint = app.endpoint().unwrap_or("http://127.0.0.1:9730");
     Ok(json!({
-        "AgentInstallerUrl": "opsworks agent",
+        "AgentInstallerUrl": format!("{endpoint}/agent/installer"),
         "Parameters": {
             "stack_id": id,
             "stack_region": region,
             "agent_version": stack.get("AgentVersion").and_then(Value::as_str).unwrap_or("LATEST"),
-            "assets_download_bucket": "",
-            "charlie_public_key": "",
-            "instance_service_endpoint": "",
+            "ops_works_endpoint": endpoint,
+            "instance_service_endpoint": endpoint,
+            "wait_between_runs": "0",
         }
     }))
 }

@@ -1,0 +1,338 @@
+//! The machine's file system view, built by its init before the main process starts: the
+//! overlay root over the host's root (and over each other disk file system of the host), fresh
+//! pseudo file systems, a minimal `/dev`, hidden paths, and the machine's identity files.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::net::Ipv4Addr;
+use std::os::fd::AsFd;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use nix::mount::{MntFlags, MsFlags, mount, umount2};
+use nix::unistd::{chdir, pivot_root, sethostname};
+
+use super::LaunchSpec;
+use crate::error::{Error, Result};
+use crate::spec::FileSpec;
+
+/// Marks the `/etc/hosts` line the provider manages.
+const HOSTS_MARK: &str = "# opsworks-sandbox";
+
+/// Builds the machine's root and moves the calling process (the machine's init) into it.
+pub(super) fn build(spec: &LaunchSpec) -> Result<()> {
+    let none = None::<&str>;
+    // Nothing mounted from here on may propagate back to the host.
+    mount(none, "/", none, MsFlags::MS_REC | MsFlags::MS_PRIVATE, none)
+        .map_err(Error::sys("making mounts private"))?;
+    let options = format!(
+        "lowerdir=/,upperdir={},workdir={}",
+        spec.upper.display(),
+        spec.work.display()
+    );
+    mount(
+        Some("overlay"),
+        &spec.merged,
+        Some("overlay"),
+        MsFlags::empty(),
+        Some(options.as_str()),
+    )
+    .map_err(Error::sys(format!(
+        "mounting the overlay root at {}",
+        spec.merged.display()
+    )))?;
+    let root = spec.merged.as_path();
+    // The root overlay shows only the root file system; give every other real file system of the
+    // host (a separate /var, /home, /srv...) its own copy-on-write overlay at the same place.
+    for point in host_submounts(&spec.hidden)? {
+        overlay_submount(root, &spec.mounts, &point)?;
+    }
+    let quiet = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+    // The overlay covers only the host's root file system; the pseudo file systems are fresh.
+    mount_in(root, "proc", "proc", quiet, None)?;
+    mount_in(root, "sys", "sysfs", quiet | MsFlags::MS_RDONLY, None)?;
+    populate_dev(root)?;
+    mount_in(
+        root,
+        "tmp",
+        "tmpfs",
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+        Some("mode=1777"),
+    )?;
+    mount_in(
+        root,
+        "run",
+        "tmpfs",
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+        Some("mode=755"),
+    )?;
+    let null = File::open(root.join("dev/null")).map_err(Error::io("opening /dev/null"))?;
+    nix::unistd::dup2_stdin(null.as_fd()).map_err(Error::sys("redirecting stdin"))?;
+
+    chdir(root).map_err(Error::sys(format!("entering {}", root.display())))?;
+    // Stack the old root on the new one and detach it: no put_old directory is needed.
+    pivot_root(".", ".").map_err(Error::sys("pivot_root into the overlay root"))?;
+    umount2(".", MntFlags::MNT_DETACH).map_err(Error::sys("detaching the host root"))?;
+    chdir("/").map_err(Error::sys("entering /"))?;
+
+    // From here on paths resolve inside the machine, symlinks included.
+    for path in &spec.hidden {
+        hide(path)?;
+    }
+    sethostname(&spec.hostname).map_err(Error::sys("setting the host name"))?;
+    write_identity(&spec.hostname, spec.private_ip)?;
+    if let Some(resolv_conf) = &spec.resolv_conf {
+        write_resolv_conf(resolv_conf)?;
+    }
+    for file in &spec.files {
+        place_file(file)?;
+    }
+    Ok(())
+}
+
+/// Returns `root/rel` as a directory to mount on, refusing symlinks (they would resolve on the host).
+fn mount_point(root: &Path, rel: &str) -> Result<PathBuf> {
+    let path = root.join(rel);
+    match fs::symlink_metadata(&path) {
+        Ok(meta) if meta.is_dir() => Ok(path),
+        Ok(_) => Err(Error::Io {
+            context: format!("mount point /{rel}"),
+            source: std::io::Error::other("exists and is not a directory"),
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            fs::create_dir_all(&path).map_err(Error::io(format!("creating /{rel}")))?;
+            Ok(path)
+        }
+        Err(e) => Err(Error::Io {
+            context: format!("mount point /{rel}"),
+            source: e,
+        }),
+    }
+}
+
+fn mount_in(
+    root: &Path,
+    rel: &str,
+    fstype: &str,
+    flags: MsFlags,
+    data: Option<&str>,
+) -> Result<()> {
+    let target = mount_point(root, rel)?;
+    mount(Some(fstype), &target, Some(fstype), flags, data)
+        .map_err(Error::sys(format!("mounting {fstype} on /{rel}")))
+}
+
+/// File systems that are not disks: fresh instances are mounted, or they are left out.
+const PSEUDO_FS: &[&str] = &[
+    "proc",
+    "sysfs",
+    "devtmpfs",
+    "devpts",
+    "tmpfs",
+    "ramfs",
+    "cgroup",
+    "cgroup2",
+    "mqueue",
+    "securityfs",
+    "debugfs",
+    "tracefs",
+    "pstore",
+    "bpf",
+    "hugetlbfs",
+    "fusectl",
+    "configfs",
+    "binfmt_misc",
+    "autofs",
+    "nsfs",
+    "efivarfs",
+    "rpc_pipefs",
+    "nfsd",
+    "overlay",
+    "selinuxfs",
+];
+
+/// Mount points of the host's other disk file systems, parents before children.
+fn host_submounts(hidden: &[PathBuf]) -> Result<Vec<PathBuf>> {
+    let mountinfo = fs::read_to_string("/proc/self/mountinfo")
+        .map_err(Error::io("reading /proc/self/mountinfo"))?;
+    let mut points = std::collections::BTreeSet::new();
+    for line in mountinfo.lines() {
+        let Some((before, after)) = line.split_once(" - ") else {
+            continue;
+        };
+        let (Some(point), Some(fstype)) = (before.split(' ').nth(4), after.split(' ').next())
+        else {
+            continue;
+        };
+        let point = PathBuf::from(unescape_mountinfo(point));
+        let skipped_place = ["/proc", "/sys", "/dev", "/run", "/tmp"]
+            .iter()
+            .any(|p| point.starts_with(p))
+            || hidden.iter().any(|h| point.starts_with(h));
+        if point == Path::new("/")
+            || skipped_place
+            || PSEUDO_FS.contains(&fstype)
+            || fstype.starts_with("fuse")
+        {
+            continue;
+        }
+        if point.to_string_lossy().contains([',', ':', '\\']) {
+            eprintln!(
+                "opsworks-sandbox init: {} is left out: its path cannot be an overlay layer",
+                point.display()
+            );
+            continue;
+        }
+        points.insert(point);
+    }
+    Ok(points.into_iter().collect())
+}
+
+/// Mount points in mountinfo escape space, tab, newline and backslash as octal.
+pub(crate) fn unescape_mountinfo(field: &str) -> String {
+    field
+        .replace("\\040", " ")
+        .replace("\\011", "\t")
+        .replace("\\012", "\n")
+        .replace("\\134", "\\")
+}
+
+fn overlay_submount(root: &Path, mounts: &Path, point: &Path) -> Result<()> {
+    let Ok(rel) = point.strip_prefix("/") else {
+        return Ok(());
+    };
+    // Named after the mount point so that an ebs machine finds its changes again.
+    let base = mounts.join(crate::local::short_hash(point.as_os_str()));
+    let (upper, work) = (base.join("upper"), base.join("work"));
+    for dir in [&upper, &work] {
+        fs::create_dir_all(dir).map_err(Error::io(format!("creating {}", dir.display())))?;
+    }
+    let target = mount_point(root, &rel.to_string_lossy())?;
+    let options = format!(
+        "lowerdir={},upperdir={},workdir={}",
+        point.display(),
+        upper.display(),
+        work.display()
+    );
+    mount(
+        Some("overlay"),
+        &target,
+        Some("overlay"),
+        MsFlags::empty(),
+        Some(options.as_str()),
+    )
+    .map_err(Error::sys(format!(
+        "mounting an overlay of the host's {}",
+        point.display()
+    )))
+}
+
+/// A minimal `/dev`: the harmless character devices bound from the host, a private devpts and
+/// shm, and the usual symlinks; the host's disks and other devices stay out of reach.
+fn populate_dev(root: &Path) -> Result<()> {
+    let none = None::<&str>;
+    mount_in(
+        root,
+        "dev",
+        "tmpfs",
+        MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC,
+        Some("mode=755,size=64k"),
+    )?;
+    let dev = root.join("dev");
+    for name in ["null", "zero", "full", "random", "urandom", "tty"] {
+        let target = dev.join(name);
+        File::create(&target).map_err(Error::io(format!("creating /dev/{name}")))?;
+        let source = Path::new("/dev").join(name);
+        mount(Some(&source), &target, none, MsFlags::MS_BIND, none)
+            .map_err(Error::sys(format!("binding /dev/{name}")))?;
+    }
+    mount_in(
+        root,
+        "dev/pts",
+        "devpts",
+        MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC,
+        Some("newinstance,ptmxmode=0666,mode=620"),
+    )?;
+    mount_in(
+        root,
+        "dev/shm",
+        "tmpfs",
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+        Some("mode=1777"),
+    )?;
+    for (link, target) in [
+        ("ptmx", "pts/ptmx"),
+        ("fd", "/proc/self/fd"),
+        ("stdin", "/proc/self/fd/0"),
+        ("stdout", "/proc/self/fd/1"),
+        ("stderr", "/proc/self/fd/2"),
+    ] {
+        std::os::unix::fs::symlink(target, dev.join(link))
+            .map_err(Error::io(format!("linking /dev/{link}")))?;
+    }
+    Ok(())
+}
+
+/// Covers a path with something empty: a tmpfs for a directory, /dev/null for a file.
+fn hide(path: &Path) -> Result<()> {
+    let none = None::<&str>;
+    match fs::metadata(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(Error::Io {
+            context: format!("hiding {}", path.display()),
+            source: e,
+        }),
+        Ok(meta) if meta.is_dir() => mount(
+            Some("tmpfs"),
+            path,
+            Some("tmpfs"),
+            MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+            Some("mode=755,size=1m"),
+        )
+        .map_err(Error::sys(format!("hiding {}", path.display()))),
+        Ok(_) => mount(Some("/dev/null"), path, none, MsFlags::MS_BIND, none)
+            .map_err(Error::sys(format!("hiding {}", path.display()))),
+    }
+}
+
+/// Makes the machine know its own name, so resolving the host name does not hang or fail.
+fn write_identity(hostname: &str, ip: Ipv4Addr) -> Result<()> {
+    fs::write("/etc/hostname", format!("{hostname}\n"))
+        .map_err(Error::io("writing /etc/hostname"))?;
+    // A missing /etc/hosts gets a fresh one with just this machine.
+    let hosts = fs::read_to_string("/etc/hosts").unwrap_or_default();
+    let mut out: String = hosts
+        .lines()
+        .filter(|l| !l.ends_with(HOSTS_MARK))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    out.push_str(&format!("{ip}\t{hostname}\t{HOSTS_MARK}\n"));
+    fs::write("/etc/hosts", out).map_err(Error::io("writing /etc/hosts"))
+}
+
+/// Replaces `/etc/resolv.conf`, which may be a symlink into the host's (now hidden) `/run`.
+fn write_resolv_conf(contents: &str) -> Result<()> {
+    let path = Path::new("/etc/resolv.conf");
+    if fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink()) {
+        fs::remove_file(path).map_err(Error::io("replacing the /etc/resolv.conf symlink"))?;
+    }
+    fs::write(path, contents).map_err(Error::io("writing /etc/resolv.conf"))
+}
+
+fn place_file(file: &FileSpec) -> Result<()> {
+    let context = || format!("placing {}", file.path.display());
+    if let Some(parent) = file.path.parent() {
+        fs::create_dir_all(parent).map_err(Error::io(context()))?;
+    }
+    let mut out = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(file.mode)
+        .open(&file.path)
+        .map_err(Error::io(context()))?;
+    // The mode given to open applies only to new files.
+    out.set_permissions(fs::Permissions::from_mode(file.mode))
+        .map_err(Error::io(context()))?;
+    out.write_all(&file.contents).map_err(Error::io(context()))
+}

@@ -1,0 +1,62 @@
+//! Instance providers: the machines OpsWorks instances run on, behind one interface
+//! ([`Provider`]), and the local provider ([`LocalProvider`]) that isolates each instance on the
+//! server's own host with Linux namespaces and overlayfs.
+//!
+//! The local provider re-executes a helper (the `opsworks` binary's hidden `sandbox-init`
+//! subcommand, or `opsworks-sandbox-helper` in this crate's tests) that must call [`init_main`]
+//! before any thread or async runtime starts.
+//!
+//! Wiring, in short: build a [`LocalProvider`] from [`LocalConfig::new`] with the server's data
+//! dir as `state_dir` (or a subdirectory), call [`LocalProvider::prepare`] once at start-up (it
+//! checks the host and returns the bridge address, 10.217.0.1 by default, where the control
+//! plane should listen for agents), then drive machines through [`Provider`]: `provision` on
+//! StartInstance with the agent as the main process and its credential as a file, `stop` with
+//! the layer's shutdown timeout as grace, `destroy` on DeleteInstance, `list` after a restart.
+//! Pass the server's data dir and other host secrets in [`MachineSpec::hidden_paths`].
+//!
+//! This is isolation for convenience, not a security boundary: machines run as root in the host
+//! user namespace, with the host's root file system as their lower layer.
+
+mod error;
+mod host;
+mod init;
+mod local;
+mod procfs;
+mod spec;
+
+use std::time::Duration;
+
+pub use error::{Error, Result};
+pub use init::init_main;
+pub use local::{LocalConfig, LocalProvider, NetworkConfig};
+pub use spec::{
+    ExecOutput, FileSpec, Machine, MachineSpec, MachineState, MainProcess, RootDevice, validate_id,
+};
+
+/// Where instances run. The control plane drives machines only through this trait, so that
+/// containers, registered machines and clouds can follow the local provider.
+#[async_trait::async_trait]
+pub trait Provider: Send + Sync {
+    /// Creates (or restarts, keeping an `ebs` disk) and boots a machine running `spec.main`;
+    /// returns once the main process has been started.
+    async fn provision(&self, spec: MachineSpec) -> Result<Machine>;
+
+    /// Whether the machine runs, is stopped, or does not exist.
+    async fn status(&self, id: &str) -> Result<MachineState>;
+
+    /// The machine with its addresses and state, if it exists.
+    async fn describe(&self, id: &str) -> Result<Option<Machine>>;
+
+    /// Every machine the provider knows, running or stopped; works after a control-plane restart.
+    async fn list(&self) -> Result<Vec<Machine>>;
+
+    /// Sends SIGTERM to everything in the machine and SIGKILL after `grace`; keeps its disk and
+    /// address. Stopping a stopped machine succeeds.
+    async fn stop(&self, id: &str, grace: Duration) -> Result<()>;
+
+    /// Kills the machine and removes every trace of it; destroying an absent machine succeeds.
+    async fn destroy(&self, id: &str) -> Result<()>;
+
+    /// Runs `argv` inside the running machine (its namespaces and root) and collects its output.
+    async fn exec(&self, id: &str, argv: &[String]) -> Result<ExecOutput>;
+}

@@ -1,0 +1,544 @@
+//! Host networking of local machines: the shared bridge, one network namespace and veth pair per
+//! machine, and host-wide address leases so that providers with different state dirs never hand
+//! out the same address on the same bridge.
+
+use std::collections::BTreeSet;
+use std::ffi::OsStr;
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::net::Ipv4Addr;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use nix::fcntl::{Flock, FlockArg};
+
+use crate::error::{Error, Result};
+
+/// Where local machines are attached and which addresses they get.
+#[derive(Debug, Clone)]
+pub struct NetworkConfig {
+    /// Host bridge every machine's veth is attached to.
+    pub bridge: String,
+    /// The bridge's address on the host: the machines' default gateway, and the address the
+    /// control plane listens on for agents.
+    pub gateway: Ipv4Addr,
+    /// Prefix length of the machine subnet.
+    pub prefix_len: u8,
+    /// Host-wide directory for the lock and address leases shared by every provider on this bridge.
+    pub run_dir: PathBuf,
+    /// Masquerade machine traffic to the outside world (needs `iptables`); off by default, so
+    /// machines reach only the host and each other.
+    pub nat: bool,
+}
+
+impl Default for NetworkConfig {
+    fn default() -> Self {
+        NetworkConfig {
+            bridge: "opsw0".to_string(),
+            gateway: Ipv4Addr::new(10, 217, 0, 1),
+            prefix_len: 16,
+            run_dir: PathBuf::from("/run/opsworks-sandbox"),
+            nat: false,
+        }
+    }
+}
+
+impl NetworkConfig {
+    fn mask(&self) -> u32 {
+        if self.prefix_len == 0 {
+            0
+        } else {
+            u32::MAX << (32 - u32::from(self.prefix_len.min(32)))
+        }
+    }
+
+    /// The machine subnet in CIDR notation.
+    pub fn subnet(&self) -> String {
+        format!(
+            "{}/{}",
+            Ipv4Addr::from(u32::from(self.gateway) & self.mask()),
+            self.prefix_len
+        )
+    }
+
+    pub(crate) fn validate(&self) -> Result<()> {
+        let bad = |reason: String| Err(Error::Config { reason });
+        if self.bridge.is_empty()
+            || self.bridge.len() > 15
+            || !self
+                .bridge
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        {
+            return bad(format!(
+                "bridge name {:?} must be 1 to 15 of A-Z a-z 0-9 - _",
+                self.bridge
+            ));
+        }
+        if !(8..=30).contains(&self.prefix_len) {
+            return bad(format!(
+                "prefix length {} must be between 8 and 30",
+                self.prefix_len
+            ));
+        }
+        let host = u32::from(self.gateway) & !self.mask();
+        if host == 0 || host == !self.mask() {
+            return bad(format!(
+                "gateway {} is the network or broadcast address",
+                self.gateway
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Kernel names of one machine's network objects, derived from its state directory so that
+/// machines with the same id under different state dirs do not collide.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct NetNames {
+    /// Network namespace, as `ip netns` names it (`/run/netns/<name>`).
+    pub netns: String,
+    /// Host end of the veth pair, attached to the bridge.
+    pub veth_host: String,
+    /// Temporary name of the machine end before it becomes `eth0` inside.
+    pub veth_peer: String,
+}
+
+impl NetNames {
+    pub(crate) fn for_machine(machine_dir: &Path) -> Self {
+        // Interface names are limited to 15 bytes: use a short hash of the path.
+        let short = short_hash(machine_dir.as_os_str());
+        NetNames {
+            netns: format!("opsw-{short}"),
+            veth_host: format!("opswv{short}"),
+            veth_peer: format!("opswp{short}"),
+        }
+    }
+
+    pub(crate) fn netns_path(&self) -> PathBuf {
+        Path::new("/run/netns").join(&self.netns)
+    }
+}
+
+/// 40 bits of FNV-1a as 10 hex digits: a short, stable name for a path.
+pub(crate) fn short_hash(text: &OsStr) -> String {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in text.as_bytes() {
+        hash ^= u64::from(*byte);
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    }
+    format!("{:010x}", hash & 0xff_ffff_ffff)
+}
+
+/// Network operations, shelling out to iproute2 for links and namespaces.
+pub(crate) struct Network<'a> {
+    pub cfg: &'a NetworkConfig,
+    pub ip: &'a Path,
+}
+
+fn link_exists(name: &str) -> bool {
+    Path::new("/sys/class/net").join(name).exists()
+}
+
+impl Network<'_> {
+    /// The host-wide lock serialising bridge changes, attachments and leases.
+    fn lock(&self) -> Result<Flock<File>> {
+        fs::create_dir_all(&self.cfg.run_dir).map_err(Error::io(format!(
+            "creating {}",
+            self.cfg.run_dir.display()
+        )))?;
+        let path = self.cfg.run_dir.join(format!("{}.lock", self.cfg.bridge));
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(Error::io(format!("opening {}", path.display())))?;
+        Flock::lock(file, FlockArg::LockExclusive)
+            .map_err(|(_, errno)| Error::sys(format!("locking {}", path.display()))(errno))
+    }
+
+    fn leases_dir(&self) -> PathBuf {
+        self.cfg.run_dir.join(format!("{}.leases", self.cfg.bridge))
+    }
+
+    /// Leases (ip, owner) currently recorded; a lease whose owner directory is gone is stale and
+    /// removed, which recovers from a crash in the middle of a destroy.
+    fn leases(&self) -> Result<Vec<(Ipv4Addr, PathBuf)>> {
+        let dir = self.leases_dir();
+        fs::create_dir_all(&dir).map_err(Error::io(format!("creating {}", dir.display())))?;
+        let mut leases = Vec::new();
+        for entry in fs::read_dir(&dir).map_err(Error::io(format!("listing {}", dir.display())))? {
+            let entry = entry.map_err(Error::io(format!("listing {}", dir.display())))?;
+            let Some(ip) = entry
+                .file_name()
+                .to_str()
+                .and_then(|n| n.parse::<Ipv4Addr>().ok())
+            else {
+                continue;
+            };
+            let owner = match fs::read(entry.path()) {
+                Ok(bytes) => PathBuf::from(OsStr::from_bytes(&bytes)),
+                Err(_) => continue,
+            };
+            if owner.is_dir() {
+                leases.push((ip, owner));
+            } else {
+                let _ = fs::remove_file(entry.path());
+            }
+        }
+        Ok(leases)
+    }
+
+    /// The address of the machine whose state directory is `owner`: the one it already holds
+    /// (preferring `preferred`), else the lowest free one.
+    pub(crate) fn lease(&self, owner: &Path, preferred: Option<Ipv4Addr>) -> Result<Ipv4Addr> {
+        let _lock = self.lock()?;
+        let leases = self.leases()?;
+        let mine: Vec<Ipv4Addr> = leases
+            .iter()
+            .filter(|(_, o)| o == owner)
+            .map(|(ip, _)| *ip)
+            .collect();
+        if let Some(ip) = preferred
+            .filter(|p| mine.contains(p))
+            .or_else(|| mine.first().copied())
+        {
+            return Ok(ip);
+        }
+        let taken: BTreeSet<u32> = leases.iter().map(|(ip, _)| u32::from(*ip)).collect();
+        let mask = self.cfg.mask();
+        let network = u32::from(self.cfg.gateway) & mask;
+        let broadcast = network | !mask;
+        let gateway = u32::from(self.cfg.gateway);
+        let in_subnet = |ip: u32| ip > network && ip < broadcast && ip != gateway;
+        let candidate = preferred
+            .map(u32::from)
+            .filter(|ip| in_subnet(*ip) && !taken.contains(ip))
+            .or_else(|| (network + 1..broadcast).find(|ip| *ip != gateway && !taken.contains(ip)));
+        let Some(ip) = candidate.map(Ipv4Addr::from) else {
+            return Err(Error::AddressesExhausted {
+                subnet: self.cfg.subnet(),
+            });
+        };
+        let path = self.leases_dir().join(ip.to_string());
+        let mut file =
+            File::create(&path).map_err(Error::io(format!("creating {}", path.display())))?;
+        file.write_all(owner.as_os_str().as_bytes())
+            .map_err(Error::io(format!("writing {}", path.display())))?;
+        Ok(ip)
+    }
+
+    /// Gives back every address held by `owner`.
+    pub(crate) fn release(&self, owner: &Path) -> Result<()> {
+        let _lock = self.lock()?;
+        for (ip, lease_owner) in self.leases()? {
+            if lease_owner == owner {
+                let path = self.leases_dir().join(ip.to_string());
+                fs::remove_file(&path)
+                    .map_err(Error::io(format!("removing {}", path.display())))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Creates the bridge if needed and gives it the gateway address.
+    pub(crate) fn ensure_bridge(&self) -> Result<()> {
+        let _lock = self.lock()?;
+        self.ensure_bridge_locked()
+    }
+
+    fn ensure_bridge_locked(&self) -> Result<()> {
+        let bridge = self.cfg.bridge.as_str();
+        if !link_exists(bridge) {
+            self.run(&["link", "add", "name", bridge, "type", "bridge"], None)?;
+        }
+        let gateway = format!("{}/{}", self.cfg.gateway, self.cfg.prefix_len);
+        self.run(&["addr", "replace", &gateway, "dev", bridge], None)?;
+        self.run(&["link", "set", bridge, "up"], None)?;
+        if self.cfg.nat {
+            self.enable_nat()?;
+        }
+        Ok(())
+    }
+
+    /// Turns on forwarding and masquerading for the machine subnet (idempotent).
+    fn enable_nat(&self) -> Result<()> {
+        let iptables = crate::host::find_program("iptables").ok_or_else(|| Error::Unavailable {
+            missing: "`iptables`, needed because NAT to the outside was requested".to_string(),
+        })?;
+        fs::write("/proc/sys/net/ipv4/ip_forward", "1")
+            .map_err(Error::io("enabling /proc/sys/net/ipv4/ip_forward"))?;
+        let subnet = self.cfg.subnet();
+        let bridge = self.cfg.bridge.as_str();
+        let rules: [&[&str]; 3] = [
+            &[
+                "-t",
+                "nat",
+                "POSTROUTING",
+                "-s",
+                &subnet,
+                "!",
+                "-o",
+                bridge,
+                "-j",
+                "MASQUERADE",
+            ],
+            &["-t", "filter", "FORWARD", "-i", bridge, "-j", "ACCEPT"],
+            &["-t", "filter", "FORWARD", "-o", bridge, "-j", "ACCEPT"],
+        ];
+        for rule in rules {
+            let (table, spec) = rule.split_at(2);
+            let check = Command::new(&iptables)
+                .args(table)
+                .arg("-C")
+                .args(spec)
+                .output();
+            if !matches!(check, Ok(ref out) if out.status.success()) {
+                run_tool(&iptables, &[table, &["-A"], spec].concat(), None)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Creates the machine's namespace and veth pair and configures its address and route,
+    /// replacing leftovers of a previous run.
+    pub(crate) fn attach(&self, names: &NetNames, ip: Ipv4Addr) -> Result<()> {
+        let _lock = self.lock()?;
+        self.ensure_bridge_locked()?;
+        self.detach_locked(names)?;
+        let result = self.attach_locked(names, ip);
+        if result.is_err() {
+            let _ = self.detach_locked(names);
+        }
+        result
+    }
+
+    fn attach_locked(&self, names: &NetNames, ip: Ipv4Addr) -> Result<()> {
+        self.run(&["netns", "add", &names.netns], None)?;
+        self.run(
+            &[
+                "link",
+                "add",
+                &names.veth_host,
+                "type",
+                "veth",
+                "peer",
+                "name",
+                &names.veth_peer,
+                "netns",
+                &names.netns,
+            ],
+            None,
+        )?;
+        self.run(
+            &[
+                "link",
+                "set",
+                &names.veth_host,
+                "master",
+                &self.cfg.bridge,
+                "up",
+            ],
+            None,
+        )?;
+        // One iproute2 process for everything inside the namespace.
+        let batch = format!(
+            "link set lo up\nlink set {peer} name eth0\naddr add {ip}/{prefix} dev eth0\nlink set eth0 up\nroute add default via {gw}\n",
+            peer = names.veth_peer,
+            prefix = self.cfg.prefix_len,
+            gw = self.cfg.gateway,
+        );
+        self.run(&["-netns", &names.netns, "-batch", "-"], Some(&batch))
+    }
+
+    /// Removes the machine's veth pair and namespace (idempotent).
+    pub(crate) fn detach(&self, names: &NetNames) -> Result<()> {
+        let _lock = self.lock()?;
+        self.detach_locked(names)
+    }
+
+    fn detach_locked(&self, names: &NetNames) -> Result<()> {
+        // Deleting the host end removes the pair at once; namespace teardown alone is asynchronous.
+        if link_exists(&names.veth_host) {
+            self.run(&["link", "del", &names.veth_host], None)?;
+        }
+        if names.netns_path().exists() {
+            self.run(&["netns", "del", &names.netns], None)?;
+        }
+        Ok(())
+    }
+
+    /// Deletes the bridge if no machine is attached to it; returns whether it was deleted.
+    pub(crate) fn remove_bridge_if_unused(&self) -> Result<bool> {
+        let _lock = self.lock()?;
+        let bridge = self.cfg.bridge.as_str();
+        let ports = Path::new("/sys/class/net").join(bridge).join("brif");
+        let Ok(mut entries) = fs::read_dir(&ports) else {
+            return Ok(false);
+        };
+        if entries.next().is_some() {
+            return Ok(false);
+        }
+        self.run(&["link", "del", bridge], None)?;
+        Ok(true)
+    }
+
+    fn run(&self, args: &[&str], stdin: Option<&str>) -> Result<()> {
+        run_tool(self.ip, args, stdin)
+    }
+}
+
+/// Runs an external tool, turning a failure into an error carrying its stderr.
+fn run_tool(program: &Path, args: &[&str], stdin: Option<&str>) -> Result<()> {
+    let command = format!("{} {}", program.display(), args.join(" "));
+    let mut child = Command::new(program)
+        .args(args)
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| Error::Command {
+            command: command.clone(),
+            stderr: e.to_string(),
+        })?;
+    if let (Some(input), Some(mut pipe)) = (stdin, child.stdin.take()) {
+        // A write error means the tool exited early; its status and stderr say why.
+        let _ = pipe.write_all(input.as_bytes());
+    }
+    let out = child.wait_with_output().map_err(|e| Error::Command {
+        command: command.clone(),
+        stderr: e.to_string(),
+    })?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        let stderr = String::from_utf8_lossy(&out.stderr).trim().to_string();
+        Err(Error::Command {
+            command,
+            stderr: if stderr.is_empty() {
+                out.status.to_string()
+            } else {
+                stderr
+            },
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn network(run_dir: &Path) -> NetworkConfig {
+        NetworkConfig {
+            run_dir: run_dir.to_path_buf(),
+            prefix_len: 29,
+            ..NetworkConfig::default()
+        }
+    }
+
+    #[test]
+    fn leases_are_unique_kept_and_released() {
+        let tmp = tempfile::tempdir().unwrap();
+        let cfg = network(&tmp.path().join("run"));
+        let net = Network {
+            cfg: &cfg,
+            ip: Path::new("/nonexistent/ip"),
+        };
+        let owners: Vec<PathBuf> = (0..5).map(|i| tmp.path().join(format!("m{i}"))).collect();
+        for owner in &owners {
+            fs::create_dir_all(owner).unwrap();
+        }
+        // A /29 has 6 host addresses; the gateway takes one.
+        let ips: Vec<Ipv4Addr> = owners.iter().map(|o| net.lease(o, None).unwrap()).collect();
+        let unique: BTreeSet<_> = ips.iter().collect();
+        assert_eq!(unique.len(), 5);
+        assert!(!ips.contains(&cfg.gateway));
+        assert_eq!(ips[0], Ipv4Addr::new(10, 217, 0, 2));
+        // Asking again returns the same address.
+        assert_eq!(net.lease(&owners[2], None).unwrap(), ips[2]);
+        let extra = tmp.path().join("extra");
+        fs::create_dir_all(&extra).unwrap();
+        let err = net.lease(&extra, None).unwrap_err();
+        assert!(matches!(err, Error::AddressesExhausted { .. }), "{err}");
+        net.release(&owners[1]).unwrap();
+        assert_eq!(net.lease(&extra, None).unwrap(), ips[1]);
+        // A lease whose owner directory disappeared is reclaimed.
+        fs::remove_dir_all(&owners[3]).unwrap();
+        let late = tmp.path().join("late");
+        fs::create_dir_all(&late).unwrap();
+        assert_eq!(net.lease(&late, None).unwrap(), ips[3]);
+    }
+
+    #[test]
+    fn concurrent_leases_never_collide() {
+        let tmp = tempfile::tempdir().unwrap();
+        let cfg = NetworkConfig {
+            run_dir: tmp.path().join("run"),
+            ..NetworkConfig::default()
+        };
+        let handles: Vec<_> = (0..8)
+            .map(|i| {
+                let cfg = cfg.clone();
+                let owner = tmp.path().join(format!("m{i}"));
+                fs::create_dir_all(&owner).unwrap();
+                std::thread::spawn(move || {
+                    let net = Network {
+                        cfg: &cfg,
+                        ip: Path::new("/nonexistent/ip"),
+                    };
+                    (0..4)
+                        .map(|_| net.lease(&owner, None).unwrap())
+                        .collect::<BTreeSet<_>>()
+                })
+            })
+            .collect();
+        let mut all = BTreeSet::new();
+        for handle in handles {
+            let ips = handle.join().unwrap();
+            assert_eq!(ips.len(), 1, "an owner keeps one address");
+            assert!(
+                all.insert(*ips.iter().next().unwrap()),
+                "two owners got the same address"
+            );
+        }
+    }
+
+    #[test]
+    fn names_fit_interface_limits_and_differ_per_state_dir() {
+        let a = NetNames::for_machine(Path::new("/var/lib/a/machines/i-1"));
+        let b = NetNames::for_machine(Path::new("/var/lib/b/machines/i-1"));
+        assert_ne!(a, b);
+        assert!(a.veth_host.len() <= 15 && a.veth_peer.len() <= 15);
+    }
+
+    #[test]
+    fn config_validation_names_the_problem() {
+        let bad = NetworkConfig {
+            bridge: "a-very-long-bridge-name".into(),
+            ..NetworkConfig::default()
+        };
+        assert!(
+            bad.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("bridge name")
+        );
+        let bad = NetworkConfig {
+            gateway: Ipv4Addr::new(10, 217, 0, 0),
+            ..NetworkConfig::default()
+        };
+        assert!(
+            bad.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("network or broadcast")
+        );
+        assert_eq!(NetworkConfig::default().subnet(), "10.217.0.0/16");
+    }
+}

@@ -1,0 +1,326 @@
+//! What a machine is asked to be (`MachineSpec`) and what a provider reports back (`Machine`,
+//! `MachineState`, `ExecOutput`), with the validation every provider applies before creating anything.
+
+use std::fmt;
+use std::net::Ipv4Addr;
+use std::path::{Component, Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+/// The root device type of an instance, as OpsWorks names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RootDevice {
+    /// The root file system survives stop and start.
+    Ebs,
+    /// The root file system starts fresh at every provision.
+    InstanceStore,
+}
+
+/// The machine's main process (the agent): when it exits, the machine stops.
+#[derive(Clone, Serialize, Deserialize)]
+pub struct MainProcess {
+    /// Executable; a bare name is looked up in the machine's `PATH`.
+    pub program: PathBuf,
+    /// Arguments, without the program name.
+    pub args: Vec<String>,
+    /// Environment on top of a minimal default (`PATH`, `HOME`, `HOSTNAME`); may hold secrets.
+    pub env: Vec<(String, String)>,
+}
+
+impl MainProcess {
+    /// A main process with no extra environment.
+    pub fn new(
+        program: impl Into<PathBuf>,
+        args: impl IntoIterator<Item = impl Into<String>>,
+    ) -> Self {
+        MainProcess {
+            program: program.into(),
+            args: args.into_iter().map(Into::into).collect(),
+            env: Vec::new(),
+        }
+    }
+}
+
+// Environment values may be credentials: show only the names.
+impl fmt::Debug for MainProcess {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let names: Vec<&str> = self.env.iter().map(|(k, _)| k.as_str()).collect();
+        f.debug_struct("MainProcess")
+            .field("program", &self.program)
+            .field("args", &self.args)
+            .field("env_names", &names)
+            .finish()
+    }
+}
+
+/// A file placed inside the machine before the main process starts (e.g. the agent's credential).
+#[derive(Clone, Serialize, Deserialize)]
+pub struct FileSpec {
+    /// Absolute path inside the machine; parent directories are created.
+    pub path: PathBuf,
+    /// The file's contents.
+    pub contents: Vec<u8>,
+    /// Permission bits, e.g. `0o600`.
+    pub mode: u32,
+}
+
+// File contents may be credentials: show only the size.
+impl fmt::Debug for FileSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FileSpec")
+            .field("path", &self.path)
+            .field("bytes", &self.contents.len())
+            .field("mode", &format_args!("{:o}", self.mode))
+            .finish()
+    }
+}
+
+/// Everything a provider needs to create and boot a machine.
+#[derive(Debug, Clone)]
+pub struct MachineSpec {
+    /// Machine id (the OpsWorks instance id): 1 to 64 of `A-Z a-z 0-9 . _ -`, not starting with `.`.
+    pub id: String,
+    /// Host name set inside the machine.
+    pub hostname: String,
+    /// Whether the root file system survives stop/start.
+    pub root_device: RootDevice,
+    /// The main process (the agent).
+    pub main: MainProcess,
+    /// Files written inside before the main process starts.
+    pub files: Vec<FileSpec>,
+    /// Host paths that must not be visible inside (each gets an empty file system mounted over it).
+    pub hidden_paths: Vec<PathBuf>,
+}
+
+impl MachineSpec {
+    /// A spec with no extra files and no hidden paths.
+    pub fn new(
+        id: impl Into<String>,
+        hostname: impl Into<String>,
+        root_device: RootDevice,
+        main: MainProcess,
+    ) -> Self {
+        MachineSpec {
+            id: id.into(),
+            hostname: hostname.into(),
+            root_device,
+            main,
+            files: Vec::new(),
+            hidden_paths: Vec::new(),
+        }
+    }
+
+    /// Rejects anything that would make provisioning fail halfway or escape the machine.
+    pub fn validate(&self) -> Result<()> {
+        validate_id(&self.id)?;
+        validate_hostname(&self.hostname)?;
+        if self.main.program.as_os_str().is_empty() {
+            return invalid("the main process program is empty");
+        }
+        no_nul(
+            "the main process program",
+            self.main.program.to_string_lossy().as_ref(),
+        )?;
+        for arg in &self.main.args {
+            no_nul("a main process argument", arg)?;
+        }
+        for (key, value) in &self.main.env {
+            if key.is_empty() || key.contains('=') {
+                return invalid(format!(
+                    "environment variable name {key:?} is empty or contains '='"
+                ));
+            }
+            no_nul("an environment variable name", key)?;
+            // Never echo the value: it may be a secret.
+            no_nul(&format!("the value of environment variable {key}"), value)?;
+        }
+        for file in &self.files {
+            validate_inside_path("file", &file.path)?;
+            if file.mode > 0o7777 {
+                return invalid(format!(
+                    "file {} has mode {:o}, above 7777",
+                    file.path.display(),
+                    file.mode
+                ));
+            }
+        }
+        for path in &self.hidden_paths {
+            validate_inside_path("hidden path", path)?;
+            if path == Path::new("/") {
+                return invalid("the root directory cannot be hidden");
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Checks a machine id; ids name directories and network namespaces, so they are kept plain.
+pub fn validate_id(id: &str) -> Result<()> {
+    let ok = !id.is_empty()
+        && id.len() <= 64
+        && !id.starts_with('.')
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+    if ok {
+        Ok(())
+    } else {
+        invalid(format!(
+            "machine id {id:?} must be 1 to 64 characters of A-Z a-z 0-9 . _ - and not start with '.'"
+        ))
+    }
+}
+
+fn validate_hostname(hostname: &str) -> Result<()> {
+    // sethostname(2) allows 64 bytes; labels follow RFC 1123.
+    let labels_ok = hostname.split('.').all(|label| {
+        !label.is_empty()
+            && label.len() <= 63
+            && !label.starts_with('-')
+            && !label.ends_with('-')
+            && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+    });
+    if !hostname.is_empty() && hostname.len() <= 64 && labels_ok {
+        Ok(())
+    } else {
+        invalid(format!(
+            "host name {hostname:?} is not a valid host name of at most 64 characters"
+        ))
+    }
+}
+
+fn validate_inside_path(what: &str, path: &Path) -> Result<()> {
+    if !path.is_absolute() {
+        return invalid(format!("{what} {} is not absolute", path.display()));
+    }
+    if path.components().any(|c| matches!(c, Component::ParentDir)) {
+        return invalid(format!("{what} {} contains '..'", path.display()));
+    }
+    no_nul(what, path.to_string_lossy().as_ref())
+}
+
+fn no_nul(what: &str, value: &str) -> Result<()> {
+    if value.contains('\0') {
+        invalid(format!("{what} contains a NUL byte"))
+    } else {
+        Ok(())
+    }
+}
+
+fn invalid<T>(reason: impl Into<String>) -> Result<T> {
+    Err(Error::InvalidSpec {
+        reason: reason.into(),
+    })
+}
+
+/// A machine as the provider knows it, with its addresses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Machine {
+    /// Machine id.
+    pub id: String,
+    /// Host name set inside.
+    pub hostname: String,
+    /// Private IPv4 address, reachable from the host and from other machines.
+    pub private_ip: Ipv4Addr,
+    /// Root device type of the last provision.
+    pub root_device: RootDevice,
+    /// Whether it runs.
+    pub state: MachineState,
+}
+
+/// Whether a machine runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MachineState {
+    /// The machine's init runs; `pid` is its pid on the host.
+    Running {
+        /// Host pid of the machine's init (PID 1 inside).
+        pid: u32,
+    },
+    /// The machine exists (its disk and address are kept) but nothing runs.
+    Stopped,
+    /// No such machine.
+    Absent,
+}
+
+/// What a command run inside a machine printed, and how it ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExecOutput {
+    /// Exit code; 128 + signal number when the command was killed by a signal.
+    pub exit_code: i32,
+    /// Captured standard output.
+    pub stdout: Vec<u8>,
+    /// Captured standard error.
+    pub stderr: Vec<u8>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec() -> MachineSpec {
+        MachineSpec::new(
+            "i-1",
+            "web1",
+            RootDevice::Ebs,
+            MainProcess::new("/bin/true", Vec::<String>::new()),
+        )
+    }
+
+    #[test]
+    fn accepts_a_plain_spec() {
+        spec().validate().unwrap();
+    }
+
+    #[test]
+    fn rejects_bad_ids_hostnames_and_paths() {
+        for id in ["", ".hidden", "a/b", "a b", &"x".repeat(65)] {
+            let mut s = spec();
+            s.id = id.to_string();
+            let err = s.validate().unwrap_err().to_string();
+            assert!(err.contains("machine id"), "{id:?}: {err}");
+        }
+        for host in ["", "-web", "web_1", "a..b", &"h".repeat(65)] {
+            let mut s = spec();
+            s.hostname = host.to_string();
+            assert!(
+                s.validate().unwrap_err().to_string().contains("host name"),
+                "{host:?}"
+            );
+        }
+        let mut s = spec();
+        s.files.push(FileSpec {
+            path: "etc/x".into(),
+            contents: vec![],
+            mode: 0o600,
+        });
+        assert!(
+            s.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("not absolute")
+        );
+        let mut s = spec();
+        s.hidden_paths.push("/srv/../etc".into());
+        assert!(s.validate().unwrap_err().to_string().contains("'..'"));
+        let mut s = spec();
+        s.main.env.push(("A=B".into(), "v".into()));
+        assert!(s.validate().unwrap_err().to_string().contains("'='"));
+    }
+
+    #[test]
+    fn debug_output_hides_secrets() {
+        let mut s = spec();
+        s.main.env.push(("TOKEN".into(), "s3cr3t-value".into()));
+        s.files.push(FileSpec {
+            path: "/etc/cred".into(),
+            contents: b"s3cr3t-file".to_vec(),
+            mode: 0o600,
+        });
+        let shown = format!("{s:?}");
+        assert!(shown.contains("TOKEN") && shown.contains("/etc/cred"));
+        assert!(!shown.contains("s3cr3t"), "{shown}");
+    }
+}

@@ -1,0 +1,252 @@
+//! Running instances on machines: StartInstance provisions one through the instance provider and
+//! the agent inside takes over; StopInstance runs Shutdown, then stops the machine.
+//!
+//! Every status change goes through `ops::instances::change_status`; this module only decides when.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use opsworks_api::ApiError;
+use opsworks_model::{InstanceEvent, InstanceStatus};
+use opsworks_sandbox::{FileSpec, MachineSpec, MainProcess, Provider, RootDevice};
+use opsworks_store::{Filter, Kind};
+
+use crate::App;
+use crate::agents::INSTANCE_PRINCIPAL;
+use crate::lifecycle;
+use crate::ops::catalog::record_service_error;
+use crate::ops::instances::change_status;
+use crate::ops::{apply, list, load, put};
+
+/// Where the agent's credential is placed inside a machine.
+pub const AGENT_CREDENTIALS: &str = "/etc/opsworks/agent-credentials.json";
+
+/// The agent's state dir inside a machine.
+pub const AGENT_STATE_DIR: &str = "/var/lib/opsworks-agent";
+
+/// The machines this server runs instances on.
+#[derive(Clone)]
+pub struct Machines {
+    provider: Arc<dyn Provider>,
+    /// The URL agents reach the server at (the provider's network gateway).
+    agent_url: String,
+    /// The program and leading arguments that run the agent (`opsworks agent`).
+    agent_program: std::path::PathBuf,
+    /// Host paths no machine may see (the data dir).
+    hidden: Vec<std::path::PathBuf>,
+}
+
+impl Machines {
+    /// Machines from `provider`, whose agents reach the server at `agent_url` and run
+    /// `agent_program agent ...`.
+    pub fn new(
+        provider: Arc<dyn Provider>,
+        agent_url: String,
+        agent_program: std::path::PathBuf,
+        hidden: Vec<std::path::PathBuf>,
+    ) -> Self {
+        Self {
+            provider,
+            agent_url,
+            agent_program,
+            hidden,
+        }
+    }
+
+    /// The provider.
+    pub fn provider(&self) -> &Arc<dyn Provider> {
+        &self.provider
+    }
+}
+
+fn s<'a>(v: &'a Value, key: &str) -> &'a str {
+    v.get(key).and_then(Value::as_str).unwrap_or("")
+}
+
+/// Starts an instance that StartInstance moved to `requested`: in the background, provision its
+/// machine with a fresh credential and the agent; Setup follows when the machine has booted.
+/// Without machines the instance stays `requested` (the server only records intent).
+pub fn launch(app: &App, instance_id: &str) {
+    let Some(machines) = app.machines().cloned() else {
+        tracing::info!(
+            instance_id,
+            "no instance provider: the instance stays requested"
+        );
+        return;
+    };
+    let (app, id) = (app.clone(), instance_id.to_string());
+    tokio::spawn(async move {
+        if let Err(e) = provision(&app, &machines, &id).await {
+            tracing::warn!(instance_id = id, "starting the instance failed: {e}");
+            let stack = app
+                .store()
+                .get(Kind::Instance, &id)
+                .await
+                .ok()
+                .flatten()
+                .map(|i| s(&i, "StackId").to_string());
+            let _ = change_status(&app, &id, InstanceEvent::ProvisionFailed).await;
+            if let Some(stack) = stack {
+                let _ =
+                    record_service_error(&app, &stack, Some(&id), "start_failed", &e.to_string())
+                        .await;
+            }
+        }
+    });
+}
+
+async fn provision(app: &App, machines: &Machines, id: &str) -> Result<(), ApiError> {
+    change_status(app, id, InstanceEvent::Provisioning).await?;
+    let inst = load(app, Kind::Instance, "instance", id).await?;
+    let principal = format!("{INSTANCE_PRINCIPAL}{id}");
+    let internal = |e: crate::ServerError| ApiError::Internal(e.to_string());
+    app.keys()
+        .revoke(app.store(), &principal)
+        .await
+        .map_err(internal)?;
+    let (akid, secret) = app
+        .keys()
+        .issue(app.store(), &principal)
+        .await
+        .map_err(internal)?;
+    let credentials = json!({"access_key_id": akid, "secret_access_key": secret}).to_string();
+    let root = if s(&inst, "RootDeviceType") == "ebs" {
+        RootDevice::Ebs
+    } else {
+        RootDevice::InstanceStore
+    };
+    let main = MainProcess::new(
+        machines.agent_program.clone(),
+        [
+            "agent",
+            "--server",
+            machines.agent_url.as_str(),
+            "--instance-id",
+            id,
+            "--credentials",
+            AGENT_CREDENTIALS,
+            "--state-dir",
+            AGENT_STATE_DIR,
+        ],
+    );
+    let mut spec = MachineSpec::new(id, s(&inst, "Hostname"), root, main);
+    spec.files.push(FileSpec {
+        path: AGENT_CREDENTIALS.into(),
+        contents: credentials.into_bytes(),
+        mode: 0o600,
+    });
+    spec.hidden_paths = machines.hidden.clone();
+    let machine = machines
+        .provider
+        .provision(spec)
+        .await
+        .map_err(|e| ApiError::Internal(format!("{e}")))?;
+    {
+        let _guard = app.write_lock().await;
+        let mut inst = load(app, Kind::Instance, "instance", id).await?;
+        let ip = machine.private_ip.to_string();
+        inst["PrivateIp"] = json!(ip);
+        inst["PublicIp"] = json!(ip);
+        inst["PrivateDns"] = json!(s(&inst, "Hostname"));
+        inst["Ec2InstanceId"] = json!(format!("local-{}", &id[..8.min(id.len())]));
+        let stack = s(&inst, "StackId").to_string();
+        apply(app, vec![put(Kind::Instance, id, &stack, None, inst)]).await?;
+    }
+    change_status(app, id, InstanceEvent::Booted).await?;
+    lifecycle::booted(app, id).await
+}
+
+/// Stops an instance that StopInstance moved to `stopping`: Shutdown runs (bounded by the
+/// layers' shutdown timeout) when an agent is there to run it, then the machine stops, the
+/// instance is `stopped`, and the stack's other instances Configure.
+pub fn halt(app: &App, instance_id: &str, had_agent: bool) {
+    let (app, id) = (app.clone(), instance_id.to_string());
+    tokio::spawn(async move {
+        if let Err(e) = stop(&app, &id, had_agent).await {
+            tracing::warn!(instance_id = id, "stopping the instance failed: {e}");
+            let _ = change_status(&app, &id, InstanceEvent::StopFailed).await;
+        }
+    });
+}
+
+async fn stop(app: &App, id: &str, had_agent: bool) -> Result<(), ApiError> {
+    let inst = load(app, Kind::Instance, "instance", id).await?;
+    let stack_id = s(&inst, "StackId").to_string();
+    if had_agent && app.machines().is_some() {
+        let deployment =
+            lifecycle::create_deployment(app, &stack_id, "shutdown", &[id.to_string()], "shutdown")
+                .await?;
+        change_status(app, id, InstanceEvent::ShutdownStarted).await?;
+        let timeout = shutdown_timeout(app, &inst).await? + Duration::from_secs(10);
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let cmds = list(app, Kind::Command, Filter::Parent(&deployment)).await?;
+            if cmds.iter().all(|c| s(c, "Status") != "pending")
+                || tokio::time::Instant::now() >= deadline
+            {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    if let Some(m) = app.machines() {
+        m.provider
+            .stop(id, Duration::from_secs(10))
+            .await
+            .map_err(|e| ApiError::Internal(format!("{e}")))?;
+    }
+    app.keys()
+        .revoke(app.store(), &format!("{INSTANCE_PRINCIPAL}{id}"))
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    {
+        let _guard = app.write_lock().await;
+        crate::ops::deployments::skip_pending_commands_locked(app, &stack_id, id).await?;
+    }
+    let was_online = list(app, Kind::Transition, Filter::Parent(id))
+        .await?
+        .iter()
+        .rev()
+        .take_while(|t| s(t, "To") != InstanceStatus::Stopped.as_str())
+        .any(|t| s(t, "To") == InstanceStatus::Online.as_str());
+    change_status(app, id, InstanceEvent::Halted).await?;
+    if was_online {
+        lifecycle::configure_stack(app, &stack_id).await?;
+    }
+    Ok(())
+}
+
+async fn shutdown_timeout(app: &App, inst: &Value) -> Result<Duration, ApiError> {
+    let ids: Vec<String> = inst
+        .get("LayerIds")
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(|v| v.as_str().map(String::from))
+                .collect()
+        })
+        .unwrap_or_default();
+    let layers = list(app, Kind::Layer, Filter::Ids(&ids)).await?;
+    let secs = layers
+        .iter()
+        .filter_map(|l| {
+            l.pointer("/LifecycleEventConfiguration/Shutdown/ExecutionTimeout")
+                .and_then(Value::as_u64)
+        })
+        .max()
+        .unwrap_or(120);
+    Ok(Duration::from_secs(secs))
+}
+
+/// Removes an instance's machine without trace (DeleteInstance).
+pub async fn destroy(app: &App, instance_id: &str) -> Result<(), ApiError> {
+    if let Some(m) = app.machines() {
+        m.provider
+            .destroy(instance_id)
+            .await
+            .map_err(|e| ApiError::Internal(format!("{e}")))?;
+    }
+    Ok(())
+}

@@ -1,0 +1,129 @@
+"""Fixtures of the lifecycle suite: a real server running local instances, real git repositories."""
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import boto3
+import pytest
+from botocore.config import Config
+
+AKID = "AKIDLIFECYCLE"
+SECRET = "lifecycle-secret"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    """`opsworks server --local-instances` on a fixed port (agents must find it again after a restart)."""
+
+    def __init__(self, data_dir: Path, log_path: Path):
+        self.binary = os.environ["OPSWORKS_BIN"]
+        self.data_dir = data_dir
+        self.log_path = log_path
+        self.port = free_port()
+        self.proc = None
+        self.endpoint = f"http://127.0.0.1:{self.port}"
+
+    def start(self):
+        env = dict(os.environ, OPSWORKS_ROOT_ACCESS_KEY_ID=AKID, OPSWORKS_ROOT_SECRET_ACCESS_KEY=SECRET)
+        log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(
+            [self.binary, "server", "--listen", f"127.0.0.1:{self.port}", "--data-dir", str(self.data_dir), "--local-instances"],
+            stdout=subprocess.PIPE, stderr=log, env=env,
+        )
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            line = self.proc.stdout.readline().decode()
+            if not line:
+                raise RuntimeError(f"server exited: see {self.log_path}")
+            if line.startswith("listening on "):
+                return
+        raise RuntimeError("server did not start")
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+@pytest.fixture(scope="session")
+def workdir():
+    d = Path(tempfile.mkdtemp(prefix="opsworks-lifecycle-"))
+    yield d
+    if os.environ.get("KEEP_WORKDIR") is None:
+        shutil.rmtree(d, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def server(workdir):
+    srv = Server(workdir / "data", workdir / "server.log")
+    srv.start()
+    yield srv
+    # Stop every machine the suite started, so no namespace outlives the run.
+    try:
+        c = client_for(srv)
+        for stack in c.describe_stacks()["Stacks"]:
+            for inst in c.describe_instances(StackId=stack["StackId"])["Instances"]:
+                if inst["Status"] != "stopped":
+                    c.stop_instance(InstanceId=inst["InstanceId"], Force=True)
+            deadline = time.time() + 60
+            while time.time() < deadline and any(
+                i["Status"] != "stopped" for i in c.describe_instances(StackId=stack["StackId"])["Instances"]
+            ):
+                time.sleep(0.5)
+            for inst in c.describe_instances(StackId=stack["StackId"])["Instances"]:
+                c.delete_instance(InstanceId=inst["InstanceId"])
+    finally:
+        srv.stop()
+
+
+def client_for(srv):
+    return boto3.client(
+        "opsworks",
+        endpoint_url=srv.endpoint,
+        region_name="us-east-1",
+        aws_access_key_id=AKID,
+        aws_secret_access_key=SECRET,
+        config=Config(retries={"max_attempts": 1}),
+    )
+
+
+@pytest.fixture()
+def client(server):
+    return client_for(server)
+
+
+def git(cwd, *args):
+    subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True,
+                   env=dict(os.environ, GIT_AUTHOR_NAME="t", GIT_AUTHOR_EMAIL="t@t", GIT_COMMITTER_NAME="t",
+                            GIT_COMMITTER_EMAIL="t@t"))
+
+
+def make_repo(path: Path, files: dict) -> Path:
+    path.mkdir(parents=True, exist_ok=True)
+    git(path, "init", "-q", "-b", "main")
+    commit(path, files, "initial")
+    return path
+
+
+def commit(path: Path, files: dict, message: str):
+    for name, content in files.items():
+        f = path / name
+        f.parent.mkdir(parents=True, exist_ok=True)
+        f.write_text(content)
+    git(path, "add", "-A")
+    git(path, "commit", "-q", "-m", message)
