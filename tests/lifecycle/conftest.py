@@ -62,7 +62,9 @@ class Server:
 
 @pytest.fixture(scope="session")
 def workdir():
-    d = Path(tempfile.mkdtemp(prefix="opsworks-lifecycle-"))
+    # Not under /tmp: every machine gets a fresh /tmp, and the repositories must be visible inside
+    # (a local path is a valid git URL for custom cookbooks and app sources).
+    d = Path(tempfile.mkdtemp(prefix="opsworks-lifecycle-", dir="/var/tmp"))
     yield d
     if os.environ.get("KEEP_WORKDIR") is None:
         shutil.rmtree(d, ignore_errors=True)
@@ -127,3 +129,26 @@ def commit(path: Path, files: dict, message: str):
         f.write_text(content)
     git(path, "add", "-A")
     git(path, "commit", "-q", "-m", message)
+    # The repositories are served over git's "dumb" HTTP protocol, which reads these files.
+    git(path, "update-server-info")
+
+
+@pytest.fixture(scope="session")
+def git_http(server, workdir):
+    """Serves the workdir's repositories over HTTP on the machines' gateway, as a git server would:
+    instances fetch cookbooks and apps over the network, never through the host's filesystem."""
+    port = free_port()
+    proc = subprocess.Popen(
+        ["python3", "-m", "http.server", str(port), "--bind", "10.217.0.1", "--directory", str(workdir)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    deadline = time.time() + 10
+    while time.time() < deadline:
+        try:
+            socket.create_connection(("10.217.0.1", port), timeout=0.5).close()
+            break
+        except OSError:
+            time.sleep(0.1)
+    yield f"http://10.217.0.1:{port}"
+    proc.terminate()
+    proc.wait()

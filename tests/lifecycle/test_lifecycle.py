@@ -73,7 +73,7 @@ def repos(workdir):
 
 
 @pytest.fixture(scope="module")
-def stack(server, repos):
+def stack(server, repos, git_http):
     from conftest import client_for
     c = client_for(server)
     stack_id = c.create_stack(
@@ -81,7 +81,7 @@ def stack(server, repos):
         ServiceRoleArn="arn:aws:iam::123456789012:role/aws-opsworks-service-role",
         DefaultInstanceProfileArn="arn:aws:iam::123456789012:instance-profile/aws-opsworks-ec2-role",
         UseCustomCookbooks=True,
-        CustomCookbooksSource={"Type": "git", "Url": str(repos["cookbooks"]), "Revision": "main"},
+        CustomCookbooksSource={"Type": "git", "Url": f"{git_http}/cookbooks/.git", "Revision": "main"},
     )["StackId"]
     layer_id = c.create_layer(
         StackId=stack_id, Type="custom", Name="Web", Shortname="web",
@@ -91,7 +91,7 @@ def stack(server, repos):
     )["LayerId"]
     app_id = c.create_app(
         StackId=stack_id, Name="Site", Shortname="site", Type="other",
-        AppSource={"Type": "git", "Url": str(repos["app"]), "Revision": "main"},
+        AppSource={"Type": "git", "Url": f"{git_http}/app/.git", "Revision": "main"},
         Environment=[{"Key": "GREETING", "Value": "hi", "Secure": True}],
     )["AppId"]
     return {"stack": stack_id, "layer": layer_id, "app": app_id}

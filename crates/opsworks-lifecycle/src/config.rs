@@ -159,6 +159,15 @@ pub fn attributes(snap: &StackSnapshot, ctx: &RunContext<'_>) -> Value {
     let mut instance = me
         .map(|i| instance_attrs(i, region))
         .unwrap_or_else(|| json!({}));
+    let mut packages: Vec<Value> = Vec::new();
+    for l in snap.layers.iter().filter(|l| my_layers.contains(&s(l, "LayerId"))) {
+        for p in l.get("Packages").and_then(Value::as_array).into_iter().flatten() {
+            if !packages.contains(p) {
+                packages.push(p.clone());
+            }
+        }
+    }
+    instance["packages"] = Value::Array(packages);
     instance["layers"] = json!(
         snap.layers
             .iter()

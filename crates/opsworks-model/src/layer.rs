@@ -396,18 +396,13 @@ struct RecipeTable {
 /// and the motd from the stack's state, so it runs on Setup and on every Configure; `dependencies`
 /// installs the layer's `Packages`.
 const COMMON_RECIPES: RecipeTable = RecipeTable {
-    setup: &[
-        "opsworks_initial_setup",
-        "ssh_host_keys",
-        "ssh_users",
-        "opsworks_stack_state_sync",
-        "dependencies",
-        "ebs",
-    ],
-    configure: &["opsworks_stack_state_sync", "ssh_users"],
+    // The original also ran ssh_host_keys, ssh_users and ebs here; SSH users and EBS volumes are
+    // not managed by this server yet, so their recipes are not part of the run.
+    setup: &["opsworks_initial_setup", "opsworks_stack_state_sync", "dependencies"],
+    configure: &["opsworks_stack_state_sync"],
     deploy: &["deploy::default"],
     undeploy: &[],
-    shutdown: &["opsworks_shutdown::default"],
+    shutdown: &[],
 };
 
 /// The default `ExecutionTimeout` of the Shutdown event, in seconds.
@@ -763,16 +758,9 @@ mod tests {
         assert_eq!(lb.setup.last(), Some(&"haproxy"));
         assert_eq!(
             lb.configure,
-            vec![
-                "opsworks_stack_state_sync",
-                "ssh_users",
-                "haproxy::configure"
-            ]
+            vec!["opsworks_stack_state_sync", "haproxy::configure"]
         );
-        assert_eq!(
-            lb.shutdown,
-            vec!["opsworks_shutdown::default", "haproxy::stop"]
-        );
+        assert_eq!(lb.shutdown, vec!["haproxy::stop"]);
         let web = LayerType::Web.default_recipes();
         assert!(web.setup.contains(&"nginx"));
         assert_eq!(web.deploy, vec!["deploy::default", "deploy::web"]);

@@ -7,9 +7,8 @@
 use std::time::Duration;
 
 use axum::Router;
-use axum::body::Bytes;
-use axum::extract::State;
-use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::extract::{FromRequest, Request, State};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use serde::Serialize;
@@ -92,43 +91,66 @@ impl From<ApiError> for Failure {
 
 type Reply = Result<axum::Json<Value>, Failure>;
 
-/// Authenticates the request and parses its body; the instance named in the body must be the one
-/// whose key signed it.
-fn admit<T: DeserializeOwned>(
-    app: &App,
-    method: &Method,
-    uri: &Uri,
-    headers: &HeaderMap,
-    body: &[u8],
-    instance_of: impl Fn(&T) -> &str,
-) -> Result<T, Failure> {
-    let caller = crate::http::authenticate(app, method, uri, headers, body)?;
-    let Some(instance) = caller.principal.strip_prefix(INSTANCE_PRINCIPAL) else {
-        return Err(Failure(
-            StatusCode::FORBIDDEN,
-            "forbidden",
-            "only an instance's credential speaks the agent protocol".into(),
-        ));
-    };
-    let msg: T = serde_json::from_slice(body).map_err(|e| {
-        Failure(
-            StatusCode::BAD_REQUEST,
-            "invalid",
-            format!("malformed request: {e}"),
-        )
-    })?;
-    if instance_of(&msg) != instance {
-        return Err(Failure(
-            StatusCode::FORBIDDEN,
-            "forbidden",
-            format!(
-                "the credential of instance {instance} cannot speak for instance {}",
-                instance_of(&msg)
-            ),
-        ));
+/// A protocol message whose instance must be the one whose key signed the request.
+trait ForInstance {
+    fn instance_id(&self) -> &str;
+}
+
+macro_rules! for_instance {
+    ($($t:ty),*) => {$(impl ForInstance for $t { fn instance_id(&self) -> &str { &self.instance_id } })*};
+}
+for_instance!(Hello, PollRequest, Ack, LogChunk, Completion, Heartbeat);
+
+/// The largest message an agent may send (log pieces are the big ones).
+const MAX_MESSAGE_BYTES: usize = 8 << 20;
+
+/// An authenticated agent message: the request is SigV4-verified, signed by an instance's key,
+/// and its body names that same instance.
+struct Agent<T>(T);
+
+impl<T: DeserializeOwned + ForInstance> FromRequest<App> for Agent<T> {
+    type Rejection = Failure;
+
+    async fn from_request(req: Request, app: &App) -> Result<Self, Failure> {
+        let (parts, body) = req.into_parts();
+        let body = axum::body::to_bytes(body, MAX_MESSAGE_BYTES)
+            .await
+            .map_err(|e| {
+                Failure(
+                    StatusCode::BAD_REQUEST,
+                    "invalid",
+                    format!("reading the request: {e}"),
+                )
+            })?;
+        let caller =
+            crate::http::authenticate(app, &parts.method, &parts.uri, &parts.headers, &body)?;
+        let Some(instance) = caller.principal.strip_prefix(INSTANCE_PRINCIPAL) else {
+            return Err(Failure(
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                "only an instance's credential speaks the agent protocol".into(),
+            ));
+        };
+        let msg: T = serde_json::from_slice(&body).map_err(|e| {
+            Failure(
+                StatusCode::BAD_REQUEST,
+                "invalid",
+                format!("malformed request: {e}"),
+            )
+        })?;
+        if msg.instance_id() != instance {
+            return Err(Failure(
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                format!(
+                    "the credential of instance {instance} cannot speak for instance {}",
+                    msg.instance_id()
+                ),
+            ));
+        }
+        app.saw_agent(instance);
+        Ok(Agent(msg))
     }
-    app.saw_agent(instance);
-    Ok(msg)
 }
 
 fn reply<T: Serialize>(v: &T) -> Reply {
@@ -137,16 +159,7 @@ fn reply<T: Serialize>(v: &T) -> Reply {
     })?))
 }
 
-async fn hello(
-    State(app): State<App>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Reply {
-    let msg: Hello = admit(&app, &method, &uri, &headers, &body, |m: &Hello| {
-        &m.instance_id
-    })?;
+async fn hello(State(app): State<App>, Agent(msg): Agent<Hello>) -> Reply {
     let stack_id = {
         let _guard = app.write_lock().await;
         let mut doc = load(&app, Kind::Instance, "instance", &msg.instance_id).await?;
@@ -176,16 +189,7 @@ async fn hello(
     })
 }
 
-async fn poll(
-    State(app): State<App>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Reply {
-    let msg: PollRequest = admit(&app, &method, &uri, &headers, &body, |m: &PollRequest| {
-        &m.instance_id
-    })?;
+async fn poll(State(app): State<App>, Agent(msg): Agent<PollRequest>) -> Reply {
     let wait = Duration::from_secs(msg.wait_seconds.min(MAX_POLL_SECONDS));
     let deadline = tokio::time::Instant::now() + wait;
     let wakeup = app.wakeup(&msg.instance_id);
@@ -205,30 +209,12 @@ async fn poll(
     }
 }
 
-async fn ack(
-    State(app): State<App>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Reply {
-    let msg: Ack = admit(&app, &method, &uri, &headers, &body, |m: &Ack| {
-        &m.instance_id
-    })?;
+async fn ack(State(app): State<App>, Agent(msg): Agent<Ack>) -> Reply {
     lifecycle::acknowledge(&app, &msg.instance_id, &msg.command_id).await?;
     Ok(axum::Json(json!({})))
 }
 
-async fn log(
-    State(app): State<App>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Reply {
-    let msg: LogChunk = admit(&app, &method, &uri, &headers, &body, |m: &LogChunk| {
-        &m.instance_id
-    })?;
+async fn log(State(app): State<App>, Agent(msg): Agent<LogChunk>) -> Reply {
     lifecycle::command_of(&app, &msg.instance_id, &msg.command_id).await?;
     append_log(&app, &msg.command_id, msg.offset, &msg.text).map_err(|e| {
         Failure(
@@ -240,30 +226,12 @@ async fn log(
     Ok(axum::Json(json!({})))
 }
 
-async fn complete(
-    State(app): State<App>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Reply {
-    let msg: Completion = admit(&app, &method, &uri, &headers, &body, |m: &Completion| {
-        &m.instance_id
-    })?;
+async fn complete(State(app): State<App>, Agent(msg): Agent<Completion>) -> Reply {
     lifecycle::complete(&app, &msg).await?;
     Ok(axum::Json(json!({})))
 }
 
-async fn heartbeat(
-    State(app): State<App>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Reply {
-    let msg: Heartbeat = admit(&app, &method, &uri, &headers, &body, |m: &Heartbeat| {
-        &m.instance_id
-    })?;
+async fn heartbeat(State(app): State<App>, Agent(msg): Agent<Heartbeat>) -> Reply {
     lifecycle::agent_alive(&app, &msg.instance_id).await?;
     Ok(axum::Json(json!({})))
 }

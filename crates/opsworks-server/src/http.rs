@@ -20,6 +20,8 @@ use crate::ops::{self, Caller};
 pub fn router(app: App) -> Router {
     Router::new()
         .route("/", post(api).get(index))
+        .merge(crate::agents::routes())
+        .merge(crate::logs::routes())
         .with_state(app)
 }
 

@@ -34,6 +34,12 @@ enum Command {
     Server(ServerArgs),
     /// Quickstart: the server on 127.0.0.1 with a default data dir, and how to reach it.
     Up(UpArgs),
+    /// Converge cookbooks on this machine (Starlark recipes, Jinja2 templates), like `chef-client -z`.
+    Converge(opsworks_recipe::cli::ConvergeArgs),
+    /// The agent of an instance: takes commands from the server and runs them.
+    Agent(opsworks_agent::AgentArgs),
+    /// Inspect what the agent on this instance did (its last 30 commands, logs, JSON).
+    AgentCli(AgentCliArgs),
     /// The service supervisor (started on demand by the `service` resource where systemd is not PID 1).
     #[command(hide = true)]
     Supervisor(opsworks_host::supervisor::SupervisorArgs),
@@ -69,6 +75,15 @@ struct UpArgs {
     /// Don't run started instances as local machines (they are only recorded).
     #[arg(long)]
     no_local_instances: bool,
+}
+
+#[derive(Debug, clap::Args)]
+struct AgentCliArgs {
+    /// The agent's state dir.
+    #[arg(long, default_value = opsworks_agent::DEFAULT_STATE_DIR, env = "OPSWORKS_AGENT_STATE_DIR")]
+    state_dir: PathBuf,
+    #[command(subcommand)]
+    command: opsworks_agent::AgentCli,
 }
 
 /// How the server runs instances.
@@ -123,6 +138,17 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         // The supervisor builds its own runtime and logs to its own file.
         Command::Supervisor(args) => {
             opsworks_host::supervisor::serve(args)?;
+            return Ok(ExitCode::SUCCESS);
+        }
+        // The converge's output is its report; it sets up nothing else.
+        Command::Converge(args) => return opsworks_recipe::cli::run(args),
+        Command::Agent(args) => {
+            init_logging(cli.log_format);
+            opsworks_agent::run(args)?;
+            return Ok(ExitCode::SUCCESS);
+        }
+        Command::AgentCli(args) => {
+            opsworks_agent::run_cli(&args.state_dir, args.command)?;
             return Ok(ExitCode::SUCCESS);
         }
         Command::Server(args) => {

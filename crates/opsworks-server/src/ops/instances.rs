@@ -617,9 +617,41 @@ pub async fn delete_instance(app: &App, req: Req) -> OpResult {
 /// (`machines::launch`). A server without a provider only records the request.
 pub async fn start_instance(app: &App, req: Req) -> OpResult {
     let id = required_str(&req, "InstanceId")?;
+    check_builtin_recipes(app, &load_instance(app, id).await?).await?;
     change_status(app, id, InstanceEvent::Start).await?;
     crate::machines::launch(app, id);
     Ok(json!({}))
+}
+
+/// Refuses to start an instance whose layers' built-in recipes this server does not ship yet, so
+/// a layer type that is accepted but not built fails clearly instead of coming up half-configured.
+async fn check_builtin_recipes(app: &App, inst: &Value) -> Result<(), ApiError> {
+    let ids: Vec<String> = inst
+        .get("LayerIds")
+        .and_then(Value::as_array)
+        .map(|a| a.iter().filter_map(|v| v.as_str().map(String::from)).collect())
+        .unwrap_or_default();
+    for layer in list(app, Kind::Layer, Filter::Ids(&ids)).await? {
+        let missing: Vec<String> = layer
+            .get("DefaultRecipes")
+            .and_then(Value::as_object)
+            .into_iter()
+            .flat_map(|events| events.values())
+            .filter_map(Value::as_array)
+            .flatten()
+            .filter_map(Value::as_str)
+            .filter(|r| !opsworks_cookbooks::has_recipe(r))
+            .map(String::from)
+            .collect();
+        if !missing.is_empty() {
+            let kind = layer.get("Type").and_then(Value::as_str).unwrap_or("?");
+            return Err(ApiError::Validation(format!(
+                "Instances of {kind} layers cannot start yet: this server does not ship the layer's built-in recipes ({}) yet",
+                missing.join(", ")
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// StopInstance: a merely requested instance stops at once; a running one goes to `stopping`.

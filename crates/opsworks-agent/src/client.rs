@@ -1,0 +1,289 @@
+//! The agent's side of the protocol: SigV4-signed JSON POSTs to the server, with capped, jittered
+//! exponential backoff for the calls that must eventually get through.
+
+use std::path::Path;
+use std::time::Duration;
+
+use opsworks_api::sigv4::{RequestParts, sign};
+use opsworks_protocol::{PREFIX, ProtocolError};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::error::{AgentError, Result};
+
+/// The region the agent signs for (the server checks only that it is well formed).
+const REGION: &str = "us-east-1";
+/// The first retry delay.
+const BACKOFF_START: Duration = Duration::from_millis(100);
+/// The longest retry delay: short enough that a restarted server sees its agents back within
+/// seconds, long enough that a fleet of agents does not hammer a server that is down.
+const BACKOFF_CAP: Duration = Duration::from_secs(5);
+/// How long an ordinary call (not a poll) may take.
+const CALL_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The instance's own access key, as the server issued it.
+#[derive(Clone, serde::Deserialize)]
+pub struct Credentials {
+    /// The access key ID.
+    pub access_key_id: String,
+    /// The secret (never printed).
+    pub secret_access_key: String,
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Credentials")
+            .field("access_key_id", &self.access_key_id)
+            .field("secret_access_key", &"<redacted>")
+            .finish()
+    }
+}
+
+impl Credentials {
+    /// Reads `{"access_key_id": ..., "secret_access_key": ...}` from `path`.
+    pub fn load(path: &Path) -> Result<Credentials> {
+        let text =
+            std::fs::read_to_string(path).map_err(|e| AgentError::io("cannot read", path, e))?;
+        let creds: Credentials = serde_json::from_str(&text)
+            .map_err(|e| AgentError::json(format!("credentials file {}", path.display()), e))?;
+        if creds.access_key_id.is_empty() || creds.secret_access_key.is_empty() {
+            return Err(AgentError::invalid(
+                "credentials",
+                format!(
+                    "{} needs a non-empty access_key_id and secret_access_key",
+                    path.display()
+                ),
+            ));
+        }
+        Ok(creds)
+    }
+}
+
+/// A signed client of one server.
+#[derive(Clone)]
+pub struct Client {
+    http: reqwest::Client,
+    /// The server's base URL without a trailing slash (`http://10.0.0.1:8080`).
+    base: String,
+    /// The `host` header value the signature covers.
+    host: String,
+    creds: Credentials,
+}
+
+impl Client {
+    /// A client of the server at `server` (`http://host:port`, an optional path prefix allowed).
+    pub fn new(server: &str, creds: Credentials) -> Result<Client> {
+        let url = reqwest::Url::parse(server)
+            .map_err(|e| AgentError::invalid("server URL", format!("`{server}`: {e}")))?;
+        if !matches!(url.scheme(), "http" | "https") {
+            return Err(AgentError::invalid(
+                "server URL",
+                format!("`{server}` is not an http:// URL"),
+            ));
+        }
+        let Some(host) = url.host_str() else {
+            return Err(AgentError::invalid(
+                "server URL",
+                format!("`{server}` has no host"),
+            ));
+        };
+        let host = match url.port() {
+            Some(port) => format!("{host}:{port}"),
+            None => host.to_string(),
+        };
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(5))
+            .build()
+            .map_err(|e| AgentError::invalid("HTTP client", e.to_string()))?;
+        Ok(Client {
+            http,
+            base: server.trim_end_matches('/').to_string(),
+            host,
+            creds,
+        })
+    }
+
+    /// One signed call, no retry. `timeout` bounds the whole exchange.
+    pub async fn call<Req: Serialize, Resp: DeserializeOwned>(
+        &self,
+        name: &'static str,
+        body: &Req,
+        timeout: Duration,
+    ) -> Result<Resp> {
+        let body =
+            serde_json::to_vec(body).map_err(|e| AgentError::json(format!("{name} request"), e))?;
+        let url = format!("{}{PREFIX}/{name}", self.base);
+        // Sign the path exactly as it goes on the wire, prefix of the base URL included.
+        let path = reqwest::Url::parse(&url)
+            .map(|u| u.path().to_string())
+            .unwrap_or_else(|_| format!("{PREFIX}/{name}"));
+        let headers = [
+            ("host", self.host.as_str()),
+            ("content-type", "application/json"),
+        ];
+        let parts = RequestParts {
+            method: "POST",
+            path: &path,
+            query: "",
+            headers: &headers,
+            body: &body,
+        };
+        let now = jiff::Timestamp::now().as_second();
+        let (amz_date, auth) = sign(
+            &parts,
+            &self.creds.access_key_id,
+            &self.creds.secret_access_key,
+            REGION,
+            now,
+        );
+        let sent = self
+            .http
+            .post(&url)
+            .header("host", &self.host)
+            .header("content-type", "application/json")
+            .header("x-amz-date", amz_date)
+            .header("authorization", auth)
+            .body(body)
+            .timeout(timeout)
+            .send()
+            .await;
+        let response = match sent {
+            Ok(r) => r,
+            // Connection refused, reset, timed out: the server is away or restarting.
+            Err(e) => {
+                return Err(AgentError::Unavailable(format!(
+                    "{name}: {}",
+                    error_chain(&e)
+                )));
+            }
+        };
+        let status = response.status();
+        let bytes = response.bytes().await.map_err(|e| {
+            AgentError::Unavailable(format!("{name}: reading the answer: {}", error_chain(&e)))
+        })?;
+        if status.is_server_error() || status.as_u16() == 429 {
+            return Err(AgentError::Unavailable(format!("{name}: HTTP {status}")));
+        }
+        if !status.is_success() {
+            let (code, message) = match serde_json::from_slice::<ProtocolError>(&bytes) {
+                Ok(e) => (e.code, e.message),
+                Err(_) => (
+                    "http".to_string(),
+                    String::from_utf8_lossy(&bytes).chars().take(500).collect(),
+                ),
+            };
+            return Err(AgentError::Refused {
+                call: name,
+                status: status.as_u16(),
+                code,
+                message,
+            });
+        }
+        // An empty body answers calls whose reply carries nothing.
+        let bytes = if bytes.is_empty() {
+            &b"null"[..]
+        } else {
+            &bytes[..]
+        };
+        serde_json::from_slice(bytes).map_err(|e| AgentError::json(format!("{name} answer"), e))
+    }
+
+    /// [`Client::call`] with the ordinary timeout, retried on transient failures up to
+    /// `attempts` times (`None`: until it gets through). A refusal is returned at once.
+    pub async fn call_retrying<Req: Serialize, Resp: DeserializeOwned>(
+        &self,
+        name: &'static str,
+        body: &Req,
+        attempts: Option<u32>,
+    ) -> Result<Resp> {
+        let mut backoff = Backoff::default();
+        let mut tried = 0u32;
+        loop {
+            match self.call(name, body, CALL_TIMEOUT).await {
+                Err(e) if e.is_transient() => {
+                    tried += 1;
+                    if attempts.is_some_and(|n| tried >= n) {
+                        return Err(e);
+                    }
+                    let delay = backoff.next_delay();
+                    tracing::warn!(call = name, error = %e, retry_in_ms = delay.as_millis() as u64, "server call failed");
+                    tokio::time::sleep(delay).await;
+                }
+                other => return other,
+            }
+        }
+    }
+}
+
+/// The error and its sources, one line (reqwest's own message hides the cause).
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}
+
+/// Exponential backoff from [`BACKOFF_START`] to [`BACKOFF_CAP`] with jitter (each delay drawn
+/// from the upper half of the current step, so agents that lost the server together spread out).
+#[derive(Debug)]
+pub struct Backoff {
+    step: Duration,
+}
+
+impl Default for Backoff {
+    fn default() -> Self {
+        Backoff {
+            step: BACKOFF_START,
+        }
+    }
+}
+
+impl Backoff {
+    /// The next delay to wait.
+    pub fn next_delay(&mut self) -> Duration {
+        let step = self.step;
+        self.step = (self.step * 2).min(BACKOFF_CAP);
+        let half = step / 2;
+        let jitter = rand::random_range(0..=half.as_millis() as u64);
+        half + Duration::from_millis(jitter)
+    }
+
+    /// Starts over after a success.
+    pub fn reset(&mut self) {
+        self.step = BACKOFF_START;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_to_the_cap_and_stays_there() {
+        let mut b = Backoff::default();
+        let delays: Vec<Duration> = (0..12).map(|_| b.next_delay()).collect();
+        assert!(delays[0] <= BACKOFF_START);
+        assert!(delays.iter().all(|d| *d <= BACKOFF_CAP));
+        assert!(delays[11] >= BACKOFF_CAP / 2);
+        b.reset();
+        assert!(b.next_delay() <= BACKOFF_START);
+    }
+
+    #[test]
+    fn server_urls_are_checked() {
+        let creds = Credentials {
+            access_key_id: "AKID".into(),
+            secret_access_key: "topsecret".into(),
+        };
+        assert!(Client::new("ftp://x", creds.clone()).is_err());
+        assert!(Client::new("not a url", creds.clone()).is_err());
+        let c = Client::new("http://127.0.0.1:8080/", creds.clone()).unwrap();
+        assert_eq!(c.host, "127.0.0.1:8080");
+        assert_eq!(c.base, "http://127.0.0.1:8080");
+        assert!(!format!("{creds:?}").contains("topsecret"));
+    }
+}
