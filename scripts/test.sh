@@ -12,3 +12,6 @@ echo "== conformance suite (boto3 1.35.99, awscli 1.36.40)"
 cargo build -p opsworks
 target_dir="$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')"
 OPSWORKS_BIN="$target_dir/debug/opsworks" bash tests/conformance/run.sh
+
+echo "== lifecycle suite (local instances: root, Linux namespaces, overlayfs)"
+OPSWORKS_BIN="$target_dir/debug/opsworks" bash tests/lifecycle/run.sh

@@ -56,7 +56,7 @@ if [[ $ENGINE == opsworks ]] && say "building opsworks (release)" \
   OW=("$CARGO_TARGET_DIR/release/opsworks" converge)
   OW_NAME="opsworks converge"
 else
-  say "the opsworks binary has no converge subcommand yet; using the engine's example binary (same code path)"
+  say "using the engine's example binary (BENCH_ENGINE=$ENGINE; same cli::run code path as opsworks converge)"
   (cd "$REPO" && cargo build --release -p opsworks-recipe --example converge >>"$LOG" 2>&1)
   OW=("$CARGO_TARGET_DIR/release/examples/converge")
   OW_NAME="opsworks-recipe example converge"

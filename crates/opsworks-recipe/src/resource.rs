@@ -108,7 +108,9 @@ impl Kind {
         }
     }
 
-    /// The properties this type accepts besides the common ones.
+    /// The properties this type accepts besides the common ones. `backup`, `atomic_update` and
+    /// `supports` are accepted for Chef compatibility and ignored (writes are always atomic;
+    /// there are no backups; service support is detected).
     pub fn properties(self) -> &'static [&'static str] {
         match self {
             Kind::File => &[
@@ -119,7 +121,6 @@ impl Kind {
                 "group",
                 "backup",
                 "atomic_update",
-                "manage_symlink_source",
             ],
             Kind::Template => &[
                 "path",
@@ -144,7 +145,7 @@ impl Kind {
                 "atomic_update",
             ],
             Kind::RemoteFile => &[
-                "path", "source", "checksum", "mode", "owner", "group", "backup", "headers",
+                "path", "source", "checksum", "mode", "owner", "group", "backup",
             ],
             Kind::Directory => &["path", "mode", "owner", "group", "recursive"],
             Kind::Link => &["target_file", "to", "link_type", "owner", "group"],
@@ -171,7 +172,7 @@ impl Kind {
                 "flags",
             ],
             Kind::Log => &["message", "level"],
-            Kind::Package => &["package_name", "version", "options"],
+            Kind::Package => &["package_name", "version"],
             Kind::Service => &[
                 "service_name",
                 "command",
@@ -180,7 +181,6 @@ impl Kind {
                 "environment",
                 "reload_signal",
                 "supports",
-                "pattern",
             ],
             Kind::User => &[
                 "username",
@@ -207,15 +207,7 @@ impl Kind {
                 "home",
                 "shell",
             ],
-            Kind::Git => &[
-                "destination",
-                "repository",
-                "revision",
-                "user",
-                "group",
-                "depth",
-                "enable_submodules",
-            ],
+            Kind::Git => &["destination", "repository", "revision", "user"],
         }
     }
 }

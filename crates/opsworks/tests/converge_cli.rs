@@ -63,7 +63,7 @@ file(out + "/motd", content = "hello\n")
         &cb.join("recipes/broken.star"),
         "file(node[\"app\"][\"out\"] + \"/missing-dir/x\", content = \"x\")\n",
     );
-    write(&cb.join("recipes/typo.star"), "\nfiel(\"/tmp/x\")\n");
+    write(&cb.join("recipes/typo.star"), "\ndirectroy(\"/tmp/x\")\n");
 }
 
 #[test]
@@ -190,7 +190,7 @@ fn failures_exit_non_zero_and_name_the_file_and_line() {
     assert!(!o.status.success());
     let s = text(&o);
     assert!(
-        s.contains("recipes/typo.star:2:1") && s.contains("did you mean `file`?"),
+        s.contains("recipes/typo.star:2:1") && s.contains("did you mean `directory`?"),
         "{s}"
     );
 
