@@ -60,7 +60,7 @@ def main():
         lat = []
         for _ in range(20):
             time.sleep(0.2)
-            d = c.create_deployment(StackId=stack, Command={"Name": "execute_recipes", "Args": {"recipes": []}},
+            d = c.create_deployment(StackId=stack, Command={"Name": "execute_recipes", "Args": {"recipes": ["opsworks_initial_setup"]}},
                                     InstanceIds=ids[:1])["DeploymentId"]
             while True:
                 cmds = c.describe_commands(DeploymentId=d)["Commands"]
@@ -75,7 +75,7 @@ def main():
         for _ in range(20):
             time.sleep(0.2)
             t0 = time.monotonic()
-            d = c.create_deployment(StackId=stack, Command={"Name": "execute_recipes", "Args": {"recipes": []}},
+            d = c.create_deployment(StackId=stack, Command={"Name": "execute_recipes", "Args": {"recipes": ["opsworks_initial_setup"]}},
                                     InstanceIds=ids[:1])["DeploymentId"]
             while c.describe_deployments(DeploymentIds=[d])["Deployments"][0]["Status"] == "running":
                 time.sleep(0.005)
