@@ -14,6 +14,7 @@ import shutil
 import signal
 import subprocess
 import threading
+import time
 import uuid
 from contextlib import contextmanager
 from pathlib import Path
@@ -127,6 +128,15 @@ class Server:
     def output(self) -> str:
         with self._lock:
             return "".join(self._lines)
+
+    def wait_for_output(self, text: str, deadline_s: float = 10.0) -> bool:
+        """Whether `text` shows up in the output within the deadline (the pipe is read by a thread)."""
+        end = time.monotonic() + deadline_s
+        while time.monotonic() < end:
+            if text in self.output():
+                return True
+            time.sleep(0.05)
+        return text in self.output()
 
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None

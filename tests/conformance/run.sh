@@ -13,7 +13,7 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 repo="$(cd "$here/../.." && pwd)"
 venv="${OPSWORKS_VENV:-$HOME/.cache/opsworks-conformance-venv}"
 
-# Pinned: boto3 1.35.99 is the last botocore line that still ships the OpsWorks model and waiters.
+# Pinned: boto3 1.35.99 (botocore 1.35.99) still ships the OpsWorks model and waiters; awscli 1.36.40 is its CLI.
 requirements=(boto3==1.35.99 awscli==1.36.40 pytest==8.3.4)
 stamp="$venv/.conformance-requirements"
 
@@ -41,6 +41,8 @@ export OPSWORKS_BIN
 echo "conformance: server $OPSWORKS_BIN" >&2
 
 cd "$here"
+# Leave no __pycache__ in the source tree.
+export PYTHONDONTWRITEBYTECODE=1
 # Aim the venv's own `aws` and Python first on PATH so the CLI tests run the pinned awscli.
 export PATH="$venv/bin:$PATH"
 status=0

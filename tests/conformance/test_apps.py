@@ -96,6 +96,10 @@ def test_create_app_errors(ow, ow_raw, stack):
         ow_raw.create_app(StackId=stack, Name="bad-attr", Type="other", Attributes={"Nope": "x"})
     with aws_error("ValidationException"):
         ow_raw.create_app(StackId=stack, Name="bad-src", Type="other", AppSource={"Type": "cvs", "Url": "x"})
+    with aws_error(
+        "ValidationException"
+    ):  # AutoSelectOpsworksMysqlInstance, OpsworksMysqlInstance, RdsDbInstance, None
+        ow.create_app(StackId=stack, Name="bad-db", Type="other", DataSources=[{"Type": "OracleDb"}])
     assert ow.describe_apps(StackId=stack)["Apps"] == []
 
 

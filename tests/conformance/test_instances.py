@@ -115,6 +115,43 @@ def test_custom_ami_instance(ow, layer, make_instance):
     assert (inst["Os"], inst["AmiId"], inst["Hostname"]) == ("Custom", "ami-12345678", "h" * 63)
 
 
+def test_custom_ami_takes_no_block_device_mappings(ow, layer, make_instance):
+    # The model: "block device mappings are not supported for custom AMIs".
+    stack_id, lid = layer
+    with aws_error("ValidationException"):
+        make_instance(
+            stack_id,
+            [lid],
+            Os="Custom",
+            AmiId="ami-12345678",
+            BlockDeviceMappings=[{"DeviceName": "ROOT_DEVICE", "Ebs": {"VolumeSize": 20}}],
+        )
+
+
+def test_update_instance_ami_rules(ow, layer, make_instance):
+    # The model: AmiId "must be the same AMI ID that the instance is already using"; and "You cannot
+    # update an instance that is using a custom AMI" to another Os.
+    stack_id, lid = layer
+    iid = make_instance(stack_id, [lid], Os="Custom", AmiId="ami-12345678")
+    ow.update_instance(InstanceId=iid, AmiId="ami-12345678", InstanceType="t2.small")
+    assert describe_instance(ow, iid)["InstanceType"] == "t2.small"
+    with aws_error("ValidationException"):
+        ow.update_instance(InstanceId=iid, AmiId="ami-87654321")
+    with aws_error("ValidationException"):
+        ow.update_instance(InstanceId=iid, Os="Amazon Linux 2")
+    inst = describe_instance(ow, iid)
+    assert (inst["Os"], inst["AmiId"]) == ("Custom", "ami-12345678")
+
+
+def test_tenancy_values(ow, layer, make_instance):
+    # The model: "valid values for this parameter: dedicated, default, or host".
+    stack_id, lid = layer
+    iid = make_instance(stack_id, [lid], Tenancy="dedicated")
+    assert describe_instance(ow, iid)["Tenancy"] == "dedicated"
+    with aws_error("ValidationException", names=("shared",)):
+        make_instance(stack_id, [lid], Tenancy="shared")
+
+
 def test_duplicate_hostname_in_stack_refused(ow, layer, make_instance):
     stack_id, lid = layer
     make_instance(stack_id, [lid], Hostname="twin")

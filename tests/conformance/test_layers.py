@@ -135,12 +135,17 @@ def test_one_builtin_layer_per_type(ow, make_stack):
     assert len(ow.describe_layers(StackId=sid)["Layers"]) == 3
 
 
-def test_builtin_layers_not_in_chef12_stacks(ow, stack):
-    # The model: "Built-in layers are not available in Chef 12 stacks."
-    with aws_error("ValidationException"):
-        ow.create_layer(StackId=stack, Type="php-app", Name="PHP", Shortname="php-app")
+def test_builtin_layers_in_chef12_stacks(ow, stack):
+    # A deliberate departure from the original, whose model says "Built-in layers are not available
+    # in Chef 12 stacks": its built-in layers were Chef 11 cookbooks. Ours are our own cookbooks,
+    # built into the agent, and work on every stack (the default stack is Chef 12).
+    ow.create_layer(StackId=stack, Type="php-app", Name="PHP", Shortname="php-app")
     ow.create_layer(StackId=stack, Type="custom", Name="Custom", Shortname="custom")
-    assert [layer["Type"] for layer in ow.describe_layers(StackId=stack)["Layers"]] == ["custom"]
+    types = sorted(layer["Type"] for layer in ow.describe_layers(StackId=stack)["Layers"])
+    assert types == ["custom", "php-app"]
+    # Still one built-in layer of a type per stack.
+    with aws_error("ValidationException"):
+        ow.create_layer(StackId=stack, Type="php-app", Name="PHP 2", Shortname="php-app")
 
 
 def test_layer_names_and_shortnames_unique_per_stack(ow, stack, make_stack):

@@ -136,7 +136,7 @@ def test_generated_root_credentials(tmp_path):
             working = (key_id, secret)
             break
         assert working, f"no pair of tokens in root-credentials authenticates: {sorted(tokens)}"
-        assert working[1] in srv.output(), "the generated secret was not printed on first start"
+        assert srv.wait_for_output(working[1]), "the generated secret was not printed on first start"
         # The key the tests use by default is not known to this server.
         with aws_error("UnrecognizedClientException"):
             boto3_client(endpoint).describe_stacks()

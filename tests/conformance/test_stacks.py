@@ -508,3 +508,20 @@ def test_os_and_chef_version_must_match(ow):
 def test_create_stack_unknown_os_or_configuration_manager(ow, params):
     with aws_error("ValidationException"):
         ow.create_stack(**stack_params(**params))
+
+
+def test_vpc_needs_a_default_subnet(ow):
+    # The model: DefaultSubnetId "is required if you specify a value for the VpcId parameter".
+    with aws_error("ValidationException", names=("DefaultSubnetId",)):
+        ow.create_stack(**stack_params(VpcId="vpc-0a1b2c3d"))
+    sid = ow.create_stack(**stack_params(VpcId="vpc-0a1b2c3d", DefaultSubnetId="subnet-0a1b2c3d"))["StackId"]
+    s = describe_stack(ow, sid)
+    assert (s["VpcId"], s["DefaultSubnetId"]) == ("vpc-0a1b2c3d", "subnet-0a1b2c3d")
+
+
+def test_unicode_round_trips(ow):
+    name = "Bücher — 書籍 ✓"
+    sid = ow.create_stack(**stack_params(Name=name, CustomJson='{"grüße": "ß"}'))["StackId"]
+    s = describe_stack(ow, sid)
+    assert s["Name"] == name
+    assert json.loads(s["CustomJson"]) == {"grüße": "ß"}

@@ -3,6 +3,7 @@ wrong member types — sent as raw signed requests with botocore's own signer.""
 
 import datetime
 import json
+import time
 
 import pytest
 
@@ -205,7 +206,12 @@ def test_one_log_line_per_request_with_operation_status_latency(endpoint, server
     marker = "00000000-0000-4000-8000-0000000000aa"
     r = raw_call(endpoint, "DescribeStackSummary", {"StackId": marker})
     assert_raw_error(r, "ResourceNotFoundException")
-    raw_call(endpoint, "DescribeStacks", {})  # flushes the line of the call above, if buffered
-    lines = [line for line in server.output().splitlines() if "DescribeStackSummary" in line and "400" in line]
+    # The server's output reaches us through a pipe and a reader thread: give it a moment (bounded).
+    lines: list[str] = []
+    for _ in range(50):
+        lines = [line for line in server.output().splitlines() if "DescribeStackSummary" in line and "400" in line]
+        if lines:
+            break
+        time.sleep(0.1)
     assert lines, "no log line names the operation and its status"
     assert any("latenc" in line.lower() for line in lines), lines

@@ -91,6 +91,13 @@ fn check_stack_members(req: &Req) -> Result<(), ApiError> {
             )));
         }
     }
+    if str_member(req, "VpcId").is_some_and(|v| !v.is_empty())
+        && str_member(req, "DefaultSubnetId").is_none_or(str::is_empty)
+    {
+        return Err(ApiError::Validation(
+            "DefaultSubnetId is required when you specify a VpcId: instances of a VPC stack launch into a subnet".into(),
+        ));
+    }
     if let Some(src) = req.get("CustomCookbooksSource")
         && let Some(url) = src.get("Url").and_then(Value::as_str)
         && url.trim().is_empty()
