@@ -340,6 +340,7 @@ impl LocalProvider {
         let deadline = Instant::now() + self.inner.boot_timeout;
         let mut pid = None;
         let mut ready = false;
+        let mut init_gone = false;
         let outcome = loop {
             if ready && let Some(pid) = pid {
                 break Ok(pid);
@@ -349,11 +350,9 @@ impl LocalProvider {
                     Ok(Report::Pid { pid: p, start_time }) if start_time != 0 => {
                         pid = Some((p, start_time))
                     }
-                    Ok(Report::Pid { pid: p, .. }) => {
-                        break Err(boot_error(format!(
-                            "cannot read the start time of init (pid {p})"
-                        )));
-                    }
+                    // The init is already gone (its main process could not even start): keep
+                    // reading, the helper's failure report or the console says why.
+                    Ok(Report::Pid { .. }) => init_gone = true,
                     Ok(Report::Ready) => ready = true,
                     Ok(Report::Failed { reason }) => break Err(boot_error(reason)),
                     Err(_) => {}
@@ -365,10 +364,20 @@ impl LocalProvider {
                     )));
                 }
                 Err(mpsc::RecvTimeoutError::Disconnected) => {
-                    break Err(boot_error(format!(
-                        "the machine's init exited during boot; see {}",
-                        console_path.display()
-                    )));
+                    let last = std::fs::read_to_string(&console_path).ok().and_then(|c| {
+                        c.lines()
+                            .rev()
+                            .find(|l| !l.trim().is_empty())
+                            .map(String::from)
+                    });
+                    let why = match (init_gone, last) {
+                        (true, Some(last)) => format!("the machine's init exited at once: {last}"),
+                        _ => format!(
+                            "the machine's init exited during boot; see {}",
+                            console_path.display()
+                        ),
+                    };
+                    break Err(boot_error(why));
                 }
             }
         };
