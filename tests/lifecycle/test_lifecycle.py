@@ -161,6 +161,35 @@ def test_deploy_rollback_and_undeploy(client, stack, repos):
     assert all(c["AcknowledgedAt"] and c["CompletedAt"] and c["ExitCode"] == 0 for c in commands)
 
 
+def test_deleting_an_app_undeploys_it(client, stack, git_http):
+    ip = client.describe_instances(InstanceIds=stack["first"][:1])["Instances"][0]["PrivateIp"]
+    other = client.create_app(StackId=stack["stack"], Name="Other", Shortname="other", Type="other",
+                              AppSource={"Type": "git", "Url": f"{git_http}/app/.git", "Revision": "main"})["AppId"]
+    d = client.create_deployment(StackId=stack["stack"], AppId=other, Command={"Name": "deploy"},
+                                 InstanceIds=stack["first"])["DeploymentId"]
+    client.get_waiter("deployment_successful").wait(DeploymentIds=[d], WaiterConfig=FAST)
+    assert http_get(f"http://{ip}:8080/other/index.html") == "hello v2\n"
+    client.delete_app(AppId=other)
+    undeploys = [x for x in client.describe_deployments(StackId=stack["stack"])["Deployments"]
+                 if x["Command"]["Name"] == "undeploy" and x.get("AppId") == other]
+    assert len(undeploys) == 1
+    client.get_waiter("deployment_successful").wait(DeploymentIds=[undeploys[0]["DeploymentId"]], WaiterConfig=FAST)
+    with pytest.raises(urllib.error.HTTPError):
+        http_get(f"http://{ip}:8080/other/index.html")
+
+
+def test_a_reboot_comes_back_online_without_lifecycle_events(client, stack):
+    iid = stack["first"][0]
+    before = len(client.describe_commands(InstanceId=iid)["Commands"])
+    client.reboot_instance(InstanceId=iid)
+    assert client.describe_instances(InstanceIds=[iid])["Instances"][0]["Status"] in ("rebooting", "online")
+    client.get_waiter("instance_online").wait(InstanceIds=[iid], WaiterConfig=FAST)
+    inst = client.describe_instances(InstanceIds=[iid])["Instances"][0]
+    # The service the recipes enabled comes back under the supervisor; no new command ran.
+    assert eventually(lambda: http_get(f"http://{inst['PrivateIp']}:8080/setup.txt")).startswith("setup on")
+    assert len(client.describe_commands(InstanceId=iid)["Commands"]) == before
+
+
 def test_a_failing_setup_gives_setup_failed_and_a_log_naming_the_line(client, stack):
     layer = client.create_layer(StackId=stack["stack"], Type="custom", Name="Broken", Shortname="broken",
                                 CustomRecipes={"Setup": ["demo::fail"]})["LayerId"]

@@ -92,8 +92,9 @@ pub async fn run_until(args: AgentArgs, shutdown: impl Future<Output = ()>) -> a
         Some(dir) => dir.clone(),
         None => {
             let dir = args.state_dir.join("builtin-cookbooks");
-            opsworks_cookbooks::extract(&dir)
-                .with_context(|| format!("cannot write the built-in cookbooks to {}", dir.display()))?;
+            opsworks_cookbooks::extract(&dir).with_context(|| {
+                format!("cannot write the built-in cookbooks to {}", dir.display())
+            })?;
             dir
         }
     };
@@ -117,6 +118,13 @@ pub async fn run_until(args: AgentArgs, shutdown: impl Future<Output = ()>) -> a
         state,
     };
     tracing::info!(server = %args.server, instance_id = %args.instance_id, "agent starting");
+    // A machine that booted again brings its enabled services back, as systemd would at boot.
+    match tokio::task::spawn_blocking(opsworks_host::service::start_enabled_services).await {
+        Ok(Ok(true)) => tracing::info!("supervisor started: enabled services are running again"),
+        Ok(Ok(false)) => {}
+        Ok(Err(e)) => tracing::warn!("could not start the enabled services: {e}"),
+        Err(e) => tracing::warn!("could not start the enabled services: {e}"),
+    }
     let agent = Arc::new(agent::Agent::new(
         client,
         args.instance_id.clone(),

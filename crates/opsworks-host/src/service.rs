@@ -72,6 +72,23 @@ pub fn backend() -> Backend {
     }
 }
 
+/// What a machine's boot does for services where the supervisor stands in for systemd: when any
+/// service was ever defined, start the supervisor, which starts the enabled ones. Returns whether
+/// it had anything to do. With systemd, systemd does this itself.
+pub fn start_enabled_services() -> Result<bool> {
+    if backend() == Backend::Systemd {
+        return Ok(false);
+    }
+    let dir = crate::supervisor::client::state_dir();
+    let defined = std::fs::read_dir(dir.join("services"))
+        .map(|mut d| d.next().is_some())
+        .unwrap_or(false);
+    if defined {
+        crate::supervisor::client::Client::connect_or_start(&dir)?;
+    }
+    Ok(defined)
+}
+
 /// The state of `name`; a service nobody defined is neither running nor enabled.
 pub fn status(name: &str) -> Result<ServiceStatus> {
     check_name(name)?;

@@ -160,8 +160,17 @@ pub fn attributes(snap: &StackSnapshot, ctx: &RunContext<'_>) -> Value {
         .map(|i| instance_attrs(i, region))
         .unwrap_or_else(|| json!({}));
     let mut packages: Vec<Value> = Vec::new();
-    for l in snap.layers.iter().filter(|l| my_layers.contains(&s(l, "LayerId"))) {
-        for p in l.get("Packages").and_then(Value::as_array).into_iter().flatten() {
+    for l in snap
+        .layers
+        .iter()
+        .filter(|l| my_layers.contains(&s(l, "LayerId")))
+    {
+        for p in l
+            .get("Packages")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
             if !packages.contains(p) {
                 packages.push(p.clone());
             }

@@ -33,6 +33,16 @@ pub const CHEF11_ONLY_COMMANDS: [&str; 5] = [
     "restart",
 ];
 
+/// Commands accepted by the model whose recipes are not built yet; refused rather than run as an
+/// empty run list that would report success having done nothing.
+pub const NOT_BUILT_COMMANDS: [&str; 5] = [
+    "install_dependencies",
+    "update_dependencies",
+    "start",
+    "stop",
+    "restart",
+];
+
 /// Whether `command` acts on an app (and so requires `AppId`).
 pub fn needs_app(command: &str) -> bool {
     APP_COMMANDS.contains(&command)
@@ -79,6 +89,11 @@ pub enum CommandError {
     /// A flag argument (`migrate`, `allow_reboot`) that is not one `true`/`false`.
     #[error("the {0} argument takes one value, \"true\" or \"false\"")]
     BadFlag(&'static str),
+    /// A command whose recipes this server does not ship yet: it would run nothing.
+    #[error(
+        "the {0} command runs the built-in app server and OS recipes of the original's Chef 11 layers, which this server does not ship yet; use execute_recipes with your own recipes"
+    )]
+    NotBuilt(String),
     /// A command of Chef 11 asked of a Chef 12 stack.
     #[error("the {command} command is not available on Chef {chef_version} stacks")]
     WrongChef {
@@ -113,6 +128,9 @@ pub fn check_command(
             command: command.to_string(),
             chef_version: chef_version.to_string(),
         });
+    }
+    if NOT_BUILT_COMMANDS.contains(&command) {
+        return Err(CommandError::NotBuilt(command.to_string()));
     }
     if command == "execute_recipes" {
         let recipes = args
@@ -288,7 +306,13 @@ mod tests {
         assert!(check_command("rollback", &args(&[]), "11.10").is_ok());
         // Our agent rolls apps back on any stack.
         assert!(check_command("rollback", &args(&[]), "12").is_ok());
-        assert!(check_command("install_dependencies", &args(&[]), "11.4").is_ok());
+        // Accepted on Chef 11 by the model, but refused until their recipes exist.
+        let err = check_command("install_dependencies", &args(&[]), "11.4").unwrap_err();
+        assert_eq!(err, CommandError::NotBuilt("install_dependencies".into()));
+        assert!(matches!(
+            check_command("restart", &args(&[]), "11.10"),
+            Err(CommandError::NotBuilt(_))
+        ));
         let err = check_command("restart", &args(&[]), "12").unwrap_err();
         assert_eq!(
             err.to_string(),

@@ -398,7 +398,11 @@ struct RecipeTable {
 const COMMON_RECIPES: RecipeTable = RecipeTable {
     // The original also ran ssh_host_keys, ssh_users and ebs here; SSH users and EBS volumes are
     // not managed by this server yet, so their recipes are not part of the run.
-    setup: &["opsworks_initial_setup", "opsworks_stack_state_sync", "dependencies"],
+    setup: &[
+        "opsworks_initial_setup",
+        "opsworks_stack_state_sync",
+        "dependencies",
+    ],
     configure: &["opsworks_stack_state_sync"],
     deploy: &["deploy::default"],
     undeploy: &[],

@@ -182,6 +182,7 @@ async fn hello(State(app): State<App>, Agent(msg): Agent<Hello>) -> Reply {
         agent_version = msg.agent_version,
         "agent said hello"
     );
+    lifecycle::agent_restarted(&app, &msg.instance_id).await?;
     reply(&HelloReply {
         stack_id,
         heartbeat_seconds: HEARTBEAT_SECONDS,

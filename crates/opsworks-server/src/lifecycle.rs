@@ -8,7 +8,7 @@
 
 use std::collections::BTreeMap;
 
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 
 use opsworks_api::ApiError;
 use opsworks_lifecycle::config::RunContext;
@@ -199,7 +199,10 @@ async fn build_command(
     let is_setup_deploy = deployment
         .as_ref()
         .is_some_and(|d| s(d, LIFECYCLE) == "setup-deploy");
+    // An app deleted since carries itself on the deployment (DeleteApp's Undeploy).
+    let carried = deployment.as_ref().and_then(|d| d.get("_App"));
     let apps: Vec<&Value> = match (kind.as_str(), app_id) {
+        (_, Some(_)) if carried.is_some() => carried.into_iter().collect(),
         (_, Some(id)) => snap.apps.iter().filter(|a| s(a, "AppId") == id).collect(),
         ("deploy", None) if is_setup_deploy => snap.apps.iter().collect(),
         _ => Vec::new(),
@@ -379,6 +382,19 @@ pub async fn create_deployment(
     instance_ids: &[String],
     step: &str,
 ) -> Result<String, ApiError> {
+    create_deployment_carrying(app, stack_id, command, instance_ids, step, Map::new()).await
+}
+
+/// [`create_deployment`] with more members on the deployment document (an `AppId`, or a private
+/// `_App` for an app that no longer exists).
+pub async fn create_deployment_carrying(
+    app: &App,
+    stack_id: &str,
+    command: &str,
+    instance_ids: &[String],
+    step: &str,
+    extra: Map<String, Value>,
+) -> Result<String, ApiError> {
     let id = new_id();
     let at = now();
     let status = if instance_ids.is_empty() {
@@ -398,6 +414,9 @@ pub async fn create_deployment(
     if instance_ids.is_empty() {
         deployment["CompletedAt"] = json!(at);
         deployment["Duration"] = json!(0);
+    }
+    if let Some(d) = deployment.as_object_mut() {
+        d.extend(extra);
     }
     let mut writes = vec![put(Kind::Deployment, &id, stack_id, None, deployment)];
     for iid in instance_ids {
@@ -449,6 +468,15 @@ pub async fn booted(app: &App, instance_id: &str) -> Result<(), ApiError> {
         "setup",
     )
     .await?;
+    Ok(())
+}
+
+/// An agent said hello: after a reboot, the instance is back online.
+pub async fn agent_restarted(app: &App, instance_id: &str) -> Result<(), ApiError> {
+    let inst = load(app, Kind::Instance, "instance", instance_id).await?;
+    if s(&inst, "Status") == InstanceStatus::Rebooting.as_str() {
+        change_status(app, instance_id, InstanceEvent::Rebooted).await?;
+    }
     Ok(())
 }
 

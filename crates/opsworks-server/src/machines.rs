@@ -99,6 +99,13 @@ pub fn launch(app: &App, instance_id: &str) {
 
 async fn provision(app: &App, machines: &Machines, id: &str) -> Result<(), ApiError> {
     change_status(app, id, InstanceEvent::Provisioning).await?;
+    boot_machine(app, machines, id).await?;
+    change_status(app, id, InstanceEvent::Booted).await?;
+    lifecycle::booted(app, id).await
+}
+
+/// Boots the instance's machine with a fresh credential and the agent, and records its addresses.
+async fn boot_machine(app: &App, machines: &Machines, id: &str) -> Result<(), ApiError> {
     let inst = load(app, Kind::Instance, "instance", id).await?;
     let principal = format!("{INSTANCE_PRINCIPAL}{id}");
     let internal = |e: crate::ServerError| ApiError::Internal(e.to_string());
@@ -143,19 +150,52 @@ async fn provision(app: &App, machines: &Machines, id: &str) -> Result<(), ApiEr
         .provision(spec)
         .await
         .map_err(|e| ApiError::Internal(format!("{e}")))?;
-    {
-        let _guard = app.write_lock().await;
-        let mut inst = load(app, Kind::Instance, "instance", id).await?;
-        let ip = machine.private_ip.to_string();
-        inst["PrivateIp"] = json!(ip);
-        inst["PublicIp"] = json!(ip);
-        inst["PrivateDns"] = json!(s(&inst, "Hostname"));
-        inst["Ec2InstanceId"] = json!(format!("local-{}", &id[..8.min(id.len())]));
-        let stack = s(&inst, "StackId").to_string();
-        apply(app, vec![put(Kind::Instance, id, &stack, None, inst)]).await?;
-    }
-    change_status(app, id, InstanceEvent::Booted).await?;
-    lifecycle::booted(app, id).await
+    let _guard = app.write_lock().await;
+    let mut inst = load(app, Kind::Instance, "instance", id).await?;
+    let ip = machine.private_ip.to_string();
+    inst["PrivateIp"] = json!(ip);
+    inst["PublicIp"] = json!(ip);
+    inst["PrivateDns"] = json!(s(&inst, "Hostname"));
+    inst["Ec2InstanceId"] = json!(format!("local-{}", &id[..8.min(id.len())]));
+    let stack = s(&inst, "StackId").to_string();
+    apply(app, vec![put(Kind::Instance, id, &stack, None, inst)]).await
+}
+
+/// Reboots an instance that RebootInstance moved to `rebooting`: its machine stops and boots again
+/// (an `ebs` disk is kept); when the agent says hello again the instance is back `online`. A soft
+/// reboot fires no lifecycle event, as in the original.
+pub fn reboot(app: &App, instance_id: &str) {
+    let Some(machines) = app.machines().cloned() else {
+        tracing::info!(instance_id, "no instance provider: nothing to reboot");
+        return;
+    };
+    let (app, id) = (app.clone(), instance_id.to_string());
+    tokio::spawn(async move {
+        let result = async {
+            machines
+                .provider
+                .stop(&id, Duration::from_secs(10))
+                .await
+                .map_err(|e| ApiError::Internal(format!("{e}")))?;
+            boot_machine(&app, &machines, &id).await
+        }
+        .await;
+        if let Err(e) = result {
+            tracing::warn!(instance_id = id, "rebooting the instance failed: {e}");
+            let stack = app
+                .store()
+                .get(Kind::Instance, &id)
+                .await
+                .ok()
+                .flatten()
+                .map(|i| s(&i, "StackId").to_string());
+            if let Some(stack) = stack {
+                let _ =
+                    record_service_error(&app, &stack, Some(&id), "reboot_failed", &e.to_string())
+                        .await;
+            }
+        }
+    });
 }
 
 /// Stops an instance that StopInstance moved to `stopping`: Shutdown runs (bounded by the

@@ -318,15 +318,14 @@ pub async fn delete_app(app: &App, req: Req) -> OpResult {
         }],
     )
     .await?;
-    undeploy_deleted_app(app, &doc).await;
+    undeploy_deleted_app(app, &doc).await?;
     Ok(json!({}))
 }
 
-/// The hook DeleteApp calls once the app is gone: the original ran the Undeploy event on the
-/// app's instances (deleting its vhost and deploy directory). Sending that needs instance agents,
-/// which this server does not have yet, so today it only logs that nothing was sent; the agent
-/// work replaces the body with an undeploy command per instance that runs the app.
-pub async fn undeploy_deleted_app(_app: &App, deleted: &Value) {
+/// The hook DeleteApp calls once the app is gone: as in the original, Undeploy runs on the stack's
+/// online instances. The deployment carries the deleted app (privately), so their agents still
+/// know what to remove.
+pub async fn undeploy_deleted_app(app: &App, deleted: &Value) -> Result<(), ApiError> {
     let app_id = deleted
         .get("AppId")
         .and_then(Value::as_str)
@@ -335,11 +334,38 @@ pub async fn undeploy_deleted_app(_app: &App, deleted: &Value) {
         .get("StackId")
         .and_then(Value::as_str)
         .unwrap_or_default();
+    let online: Vec<String> = list(app, Kind::Instance, Filter::Stack(stack_id))
+        .await?
+        .iter()
+        .filter(|i| i.get("Status").and_then(Value::as_str) == Some("online"))
+        .filter_map(|i| {
+            i.get("InstanceId")
+                .and_then(Value::as_str)
+                .map(String::from)
+        })
+        .collect();
+    if online.is_empty() {
+        return Ok(());
+    }
+    let mut extra = serde_json::Map::new();
+    extra.insert("AppId".into(), json!(app_id));
+    extra.insert("_App".into(), deleted.clone());
+    crate::lifecycle::create_deployment_carrying(
+        app,
+        stack_id,
+        "undeploy",
+        &online,
+        "app-deleted",
+        extra,
+    )
+    .await?;
     tracing::info!(
         app_id,
         stack_id,
-        "app deleted; no undeploy sent to instances: this server has no instance agents yet"
+        instances = online.len(),
+        "app deleted; undeploy sent to the online instances"
     );
+    Ok(())
 }
 
 #[cfg(test)]

@@ -629,7 +629,11 @@ async fn check_builtin_recipes(app: &App, inst: &Value) -> Result<(), ApiError> 
     let ids: Vec<String> = inst
         .get("LayerIds")
         .and_then(Value::as_array)
-        .map(|a| a.iter().filter_map(|v| v.as_str().map(String::from)).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(|v| v.as_str().map(String::from))
+                .collect()
+        })
         .unwrap_or_default();
     for layer in list(app, Kind::Layer, Filter::Ids(&ids)).await? {
         let missing: Vec<String> = layer
@@ -695,6 +699,7 @@ pub async fn stop_instance(app: &App, req: Req) -> OpResult {
 pub async fn reboot_instance(app: &App, req: Req) -> OpResult {
     let id = required_str(&req, "InstanceId")?;
     change_status(app, id, InstanceEvent::Reboot).await?;
+    crate::machines::reboot(app, id);
     Ok(json!({}))
 }
 
