@@ -26,19 +26,20 @@ def free_port() -> int:
 class Server:
     """`opsworks server --local-instances` on a fixed port (agents must find it again after a restart)."""
 
-    def __init__(self, data_dir: Path, log_path: Path):
+    def __init__(self, data_dir: Path, log_path: Path, extra_args=()):
         self.binary = os.environ["OPSWORKS_BIN"]
         self.data_dir = data_dir
         self.log_path = log_path
         self.port = free_port()
         self.proc = None
+        self.extra_args = list(extra_args)
         self.endpoint = f"http://127.0.0.1:{self.port}"
 
     def start(self):
         env = dict(os.environ, OPSWORKS_ROOT_ACCESS_KEY_ID=AKID, OPSWORKS_ROOT_SECRET_ACCESS_KEY=SECRET)
         log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
-            [self.binary, "server", "--listen", f"127.0.0.1:{self.port}", "--data-dir", str(self.data_dir), "--local-instances"],
+            [self.binary, "server", "--listen", f"127.0.0.1:{self.port}", "--data-dir", str(self.data_dir), "--local-instances", *self.extra_args],
             stdout=subprocess.PIPE, stderr=log, env=env,
         )
         deadline = time.time() + 60

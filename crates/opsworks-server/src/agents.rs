@@ -29,8 +29,13 @@ use crate::ops::{self, load, put};
 /// The prefix of the principal of an instance's key: `instance:<instance id>`.
 pub const INSTANCE_PRINCIPAL: &str = "instance:";
 
-/// Seconds between heartbeats an agent is asked for.
+/// The longest interval between heartbeats an agent is asked for.
 pub const HEARTBEAT_SECONDS: u64 = 10;
+
+/// Heartbeats often enough that a live agent never looks silent for the healing timeout.
+fn heartbeat_seconds(app: &App) -> u64 {
+    (app.healing_timeout().as_secs() / 3).clamp(1, HEARTBEAT_SECONDS)
+}
 
 /// The agent protocol's routes.
 pub fn routes() -> Router<App> {
@@ -185,7 +190,7 @@ async fn hello(State(app): State<App>, Agent(msg): Agent<Hello>) -> Reply {
     lifecycle::agent_restarted(&app, &msg.instance_id).await?;
     reply(&HelloReply {
         stack_id,
-        heartbeat_seconds: HEARTBEAT_SECONDS,
+        heartbeat_seconds: heartbeat_seconds(&app),
         poll_seconds: MAX_POLL_SECONDS,
     })
 }
@@ -194,6 +199,7 @@ async fn poll(State(app): State<App>, Agent(msg): Agent<PollRequest>) -> Reply {
     let wait = Duration::from_secs(msg.wait_seconds.min(MAX_POLL_SECONDS));
     let deadline = tokio::time::Instant::now() + wait;
     let wakeup = app.wakeup(&msg.instance_id);
+    let _alive = app.polling(&msg.instance_id);
     loop {
         let commands = lifecycle::deliverable_commands(&app, &msg.instance_id).await?;
         if !commands.is_empty() {

@@ -35,6 +35,12 @@ struct Inner {
     wakeups: std::sync::Mutex<HashMap<String, Arc<tokio::sync::Notify>>>,
     /// When each agent last spoke (monotonic), for heartbeats and healing.
     last_seen: std::sync::Mutex<HashMap<String, std::time::Instant>>,
+    /// Agents waiting in a long poll right now (an agent waiting is alive).
+    polling: std::sync::Mutex<HashMap<String, usize>>,
+    /// When this server started: an agent not heard from since counts as silent from then.
+    started: std::time::Instant,
+    /// See [`ServerConfig::healing_timeout`].
+    healing_timeout: std::time::Duration,
 }
 
 impl App {
@@ -77,6 +83,9 @@ impl App {
                 data_dir: dir.clone(),
                 wakeups: Default::default(),
                 last_seen: Default::default(),
+                polling: Default::default(),
+                started: std::time::Instant::now(),
+                healing_timeout: config.healing_timeout,
             }),
         };
         Ok((app, root))
@@ -134,14 +143,38 @@ impl App {
         map.insert(instance_id.to_string(), std::time::Instant::now());
     }
 
-    /// How long ago an instance's agent last spoke, if it ever did since this server started.
-    pub fn agent_silence(&self, instance_id: &str) -> Option<std::time::Duration> {
+    /// How long an instance's agent has been silent: zero while it waits in a long poll, else the
+    /// time since it last spoke (or since this server started, if it has not spoken since).
+    pub fn agent_silence(&self, instance_id: &str) -> std::time::Duration {
+        let polling = self.inner.polling.lock().unwrap_or_else(|p| p.into_inner());
+        if polling.get(instance_id).is_some_and(|n| *n > 0) {
+            return std::time::Duration::ZERO;
+        }
+        drop(polling);
         let map = self
             .inner
             .last_seen
             .lock()
             .unwrap_or_else(|p| p.into_inner());
-        map.get(instance_id).map(|t| t.elapsed())
+        map.get(instance_id)
+            .copied()
+            .unwrap_or(self.inner.started)
+            .elapsed()
+    }
+
+    /// Marks an agent as waiting in a long poll until the returned guard drops.
+    pub fn polling(&self, instance_id: &str) -> PollGuard {
+        let mut polling = self.inner.polling.lock().unwrap_or_else(|p| p.into_inner());
+        *polling.entry(instance_id.to_string()).or_default() += 1;
+        PollGuard {
+            app: self.clone(),
+            instance_id: instance_id.to_string(),
+        }
+    }
+
+    /// See [`ServerConfig::healing_timeout`].
+    pub fn healing_timeout(&self) -> std::time::Duration {
+        self.inner.healing_timeout
     }
 
     /// Records the server's base URL (`http://127.0.0.1:9730`) once it listens.
@@ -170,5 +203,26 @@ impl App {
     /// The machines instances run on, if this server runs instances.
     pub fn machines(&self) -> Option<&crate::machines::Machines> {
         self.inner.machines.get()
+    }
+}
+
+/// An agent's long poll in progress; see [`App::polling`].
+pub struct PollGuard {
+    app: App,
+    instance_id: String,
+}
+
+impl Drop for PollGuard {
+    fn drop(&mut self) {
+        self.app.saw_agent(&self.instance_id);
+        let mut polling = self
+            .app
+            .inner
+            .polling
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = polling.get_mut(&self.instance_id) {
+            *n = n.saturating_sub(1);
+        }
     }
 }

@@ -15,6 +15,9 @@ pub struct ServerConfig {
     /// The root access key to install, when given (from `OPSWORKS_ROOT_ACCESS_KEY_ID` /
     /// `OPSWORKS_ROOT_SECRET_ACCESS_KEY`); otherwise one is generated on first start.
     pub root_key: Option<(String, String)>,
+    /// How long an instance's agent may stay silent before the instance is `connection_lost`
+    /// (and, where its layers auto-heal, healed). The original's was about five minutes.
+    pub healing_timeout: std::time::Duration,
 }
 
 impl ServerConfig {
@@ -25,6 +28,7 @@ impl ServerConfig {
             data_dir,
             region: "us-east-1".into(),
             root_key: None,
+            healing_timeout: std::time::Duration::from_secs(300),
         }
     }
 }

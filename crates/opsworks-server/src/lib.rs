@@ -14,6 +14,7 @@ pub mod lifecycle;
 pub mod logs;
 pub mod machines;
 pub mod ops;
+pub mod watchdog;
 
 pub use app::App;
 pub use config::ServerConfig;

@@ -198,6 +198,45 @@ pub fn reboot(app: &App, instance_id: &str) {
     });
 }
 
+/// Heals an instance whose agent went silent: it stops (no Shutdown: nothing would run it) and
+/// starts again through the same path as StartInstance — a fresh machine for `instance-store`,
+/// the same disk for `ebs` — and Configure runs on the stack when it is back online.
+pub fn heal(app: &App, instance_id: &str) {
+    let Some(machines) = app.machines().cloned() else {
+        return;
+    };
+    let (app, id) = (app.clone(), instance_id.to_string());
+    tokio::spawn(async move {
+        let result = async {
+            change_status(&app, &id, InstanceEvent::Stop).await?;
+            stop(&app, &id, false).await?;
+            change_status(&app, &id, InstanceEvent::Start).await?;
+            provision(&app, &machines, &id).await
+        }
+        .await;
+        if let Err(e) = result {
+            tracing::warn!(instance_id = id, "healing the instance failed: {e}");
+            let stack = app
+                .store()
+                .get(Kind::Instance, &id)
+                .await
+                .ok()
+                .flatten()
+                .map(|i| s(&i, "StackId").to_string());
+            if let Some(stack) = stack {
+                let _ = record_service_error(
+                    &app,
+                    &stack,
+                    Some(&id),
+                    "auto_healing_failed",
+                    &e.to_string(),
+                )
+                .await;
+            }
+        }
+    });
+}
+
 /// Stops an instance that StopInstance moved to `stopping`: Shutdown runs (bounded by the
 /// layers' shutdown timeout) when an agent is there to run it, then the machine stops, the
 /// instance is `stopped`, and the stack's other instances Configure.

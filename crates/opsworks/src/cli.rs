@@ -59,6 +59,10 @@ struct ServerArgs {
     /// Run started instances as local machines on this host (Linux namespaces and overlayfs; root).
     #[arg(long, env = "OPSWORKS_LOCAL_INSTANCES")]
     local_instances: bool,
+    /// Seconds an instance's agent may be silent before the instance is connection_lost (and healed
+    /// where its layers auto-heal).
+    #[arg(long, default_value_t = 300, env = "OPSWORKS_HEALING_TIMEOUT", value_parser = clap::value_parser!(u64).range(3..))]
+    healing_timeout: u64,
 }
 
 #[derive(Debug, clap::Args)]
@@ -75,6 +79,10 @@ struct UpArgs {
     /// Don't run started instances as local machines (they are only recorded).
     #[arg(long)]
     no_local_instances: bool,
+    /// Seconds an instance's agent may be silent before the instance is connection_lost (and healed
+    /// where its layers auto-heal).
+    #[arg(long, default_value_t = 300, env = "OPSWORKS_HEALING_TIMEOUT", value_parser = clap::value_parser!(u64).range(3..))]
+    healing_timeout: u64,
 }
 
 #[derive(Debug, clap::Args)]
@@ -157,6 +165,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 data_dir: args.data_dir,
                 region: args.region,
                 root_key: root_key_from_env()?,
+                healing_timeout: std::time::Duration::from_secs(args.healing_timeout),
             };
             let instances = if args.local_instances {
                 Instances::Local
@@ -175,6 +184,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 data_dir,
                 region: args.region,
                 root_key: root_key_from_env()?,
+                healing_timeout: std::time::Duration::from_secs(args.healing_timeout),
             };
             let instances = if args.no_local_instances {
                 Instances::Recorded
@@ -243,6 +253,7 @@ async fn serve(config: ServerConfig, quickstart: bool, instances: Instances) -> 
             Err(e) => return Err(e.context("local instances cannot run on this host")),
         }
     }
+    tokio::spawn(opsworks_server::watchdog::run(app.clone()));
     tracing::info!(%endpoint, data_dir = %config.data_dir.display(), "server started");
     servers.spawn(opsworks_server::serve(listener, app, stopped()));
     shutdown_signal().await;

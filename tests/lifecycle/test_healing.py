@@ -1,0 +1,95 @@
+"""Agents that go silent: the instance becomes connection_lost and, when its layers auto-heal, is
+stopped and started again until it is back online; with auto-healing off it stays lost. The agent is
+killed from the host, as a crash would; everything else goes through boto3."""
+
+import os
+import signal
+import time
+
+import pytest
+
+from conftest import Server, client_for
+
+FAST = {"Delay": 1, "MaxAttempts": 120}
+TIMEOUT = 4  # seconds of silence before connection_lost (the server's --healing-timeout)
+
+
+@pytest.fixture(scope="module")
+def healing_server(workdir):
+    srv = Server(workdir / "heal-data", workdir / "heal-server.log", ["--healing-timeout", str(TIMEOUT)])
+    srv.start()
+    yield srv
+    c = client_for(srv)
+    for stack in c.describe_stacks()["Stacks"]:
+        for inst in c.describe_instances(StackId=stack["StackId"])["Instances"]:
+            if inst["Status"] != "stopped":
+                c.stop_instance(InstanceId=inst["InstanceId"], Force=True)
+    time.sleep(2)
+    srv.stop()
+
+
+def kill_agent(instance_id):
+    """SIGKILL the agent of an instance, found among the host's processes."""
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            argv = open(f"/proc/{pid}/cmdline", "rb").read().split(b"\0")
+        except OSError:
+            continue
+        if b"agent" in argv and instance_id.encode() in argv:
+            os.kill(int(pid), signal.SIGKILL)
+            return int(pid)
+    raise AssertionError(f"no agent process for {instance_id}")
+
+
+def setup_stack(c, healing: bool):
+    stack = c.create_stack(Name="heal", Region="us-east-1",
+                           ServiceRoleArn="arn:aws:iam::123456789012:role/r",
+                           DefaultInstanceProfileArn="arn:aws:iam::123456789012:instance-profile/p")["StackId"]
+    layer = c.create_layer(StackId=stack, Type="custom", Name="Workers", Shortname="workers",
+                           EnableAutoHealing=healing)["LayerId"]
+    iid = c.create_instance(StackId=stack, LayerIds=[layer], InstanceType="t3.micro", RootDeviceType="ebs")["InstanceId"]
+    c.start_instance(InstanceId=iid)
+    c.get_waiter("instance_online").wait(InstanceIds=[iid], WaiterConfig=FAST)
+    return stack, iid
+
+
+def wait_for(fn, seconds=60):
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        value = fn()
+        if value:
+            return value
+        time.sleep(0.2)
+    raise AssertionError("timed out")
+
+
+def test_a_killed_agent_is_healed_back_online(healing_server):
+    c = client_for(healing_server)
+    stack, iid = setup_stack(c, healing=True)
+    setups_before = sum(x["Type"] == "setup" for x in c.describe_commands(InstanceId=iid)["Commands"])
+    kill_agent(iid)
+    errors = wait_for(lambda: [e for e in c.describe_service_errors(InstanceId=iid)["ServiceErrors"]
+                               if e["Type"] == "auto_healing"])
+    assert "healed" in errors[0]["Message"]
+    types = {e["Type"] for e in c.describe_service_errors(InstanceId=iid)["ServiceErrors"]}
+    assert "connection_lost" in types
+    # The heal stops the instance first (the InstanceOnline waiter treats that as failure), then
+    # starts it: wait for it to be on its way up again, then for online.
+    wait_for(lambda: c.describe_instances(InstanceIds=[iid])["Instances"][0]["Status"]
+             in ("requested", "pending", "booting", "running_setup", "online"))
+    c.get_waiter("instance_online").wait(InstanceIds=[iid], WaiterConfig=FAST)
+    setups_after = sum(x["Type"] == "setup" for x in c.describe_commands(InstanceId=iid)["Commands"])
+    assert setups_after == setups_before + 1, "a healed instance runs Setup again"
+
+
+def test_without_auto_healing_the_instance_stays_connection_lost(healing_server):
+    c = client_for(healing_server)
+    stack, iid = setup_stack(c, healing=False)
+    kill_agent(iid)
+    wait_for(lambda: c.describe_instances(InstanceIds=[iid])["Instances"][0]["Status"] == "connection_lost")
+    time.sleep(TIMEOUT + 1)
+    assert c.describe_instances(InstanceIds=[iid])["Instances"][0]["Status"] == "connection_lost"
+    types = [e["Type"] for e in c.describe_service_errors(InstanceId=iid)["ServiceErrors"]]
+    assert "connection_lost" in types and "auto_healing" not in types
