@@ -19,6 +19,7 @@ import boto3
 from botocore.config import Config
 
 AKID, SECRET = "AKIDBENCH", "bench-secret"
+HEAL_TIMEOUT = 10  # seconds of agent silence before connection_lost
 
 
 def parse(ts):
@@ -33,7 +34,8 @@ def main():
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     env = dict(os.environ, OPSWORKS_ROOT_ACCESS_KEY_ID=AKID, OPSWORKS_ROOT_SECRET_ACCESS_KEY=SECRET, OPSWORKS_LOG="warn")
-    server = subprocess.Popen([binary, "server", "--listen", f"127.0.0.1:{port}", "--data-dir", data, "--local-instances"],
+    server = subprocess.Popen([binary, "server", "--listen", f"127.0.0.1:{port}", "--data-dir", data, "--local-instances",
+                               "--healing-timeout", str(HEAL_TIMEOUT)],
                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env)
     while not server.stdout.readline().decode().startswith("listening on"):
         pass
@@ -100,7 +102,26 @@ def main():
             time.sleep(0.02)
         print(f"| Configure fan-out to {n} online instances, CreateDeployment to all successful | {time.monotonic() - t0:.2f} s |")
 
-        # 4. The idle agent: memory and CPU of `opsworks agent` processes over 30 s of idling.
+        # 4. Healing: SIGKILL one instance's agent (its machine stops with it), time until online again.
+        victim = ids[0]
+        for pid in os.listdir("/proc"):
+            if pid.isdigit():
+                try:
+                    argv = open(f"/proc/{pid}/cmdline", "rb").read().split(b"\0")
+                except OSError:
+                    continue
+                if b"agent" in argv and victim.encode() in argv:
+                    os.kill(int(pid), 9)
+        t0 = time.monotonic()
+        # Still "online" until the watchdog notices the silence; then the heal; then online again.
+        while c.describe_instances(InstanceIds=[victim])["Instances"][0]["Status"] == "online":
+            time.sleep(0.05)
+        while c.describe_instances(InstanceIds=[victim])["Instances"][0]["Status"] != "online":
+            time.sleep(0.05)
+        healed = time.monotonic() - t0
+        print(f"| Agent killed to the healed instance online (healing timeout {HEAL_TIMEOUT} s) | {healed:.1f} s = timeout + {healed - HEAL_TIMEOUT:.1f} s |")
+
+        # 5. The idle agent: memory and CPU of `opsworks agent` processes over 30 s of idling.
         time.sleep(2)
         pids = [p for p in os.listdir("/proc") if p.isdigit() and b"\0agent\0" in open(f"/proc/{p}/cmdline", "rb").read()]
         rss = sorted(int(l.split()[1]) for p in pids for l in open(f"/proc/{p}/status") if l.startswith("VmRSS"))
