@@ -11,6 +11,7 @@ pub mod ids;
 pub mod instance;
 pub mod layer;
 pub mod limits;
+pub mod scaling;
 pub mod tags;
 pub mod themes;
 

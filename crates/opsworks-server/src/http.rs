@@ -51,9 +51,9 @@ async fn api(
         .unwrap_or(target)
         .to_string();
     let result = handle(&app, &method, &uri, &headers, &body, &operation).await;
-    let (status, text) = match &result {
-        Ok(v) => (200, v.to_string()),
-        Err(e) => (e.status(), e.body()),
+    let status = match &result {
+        Ok(_) => 200,
+        Err(e) => e.status(),
     };
     let code = result.as_ref().err().map(ApiError::code).unwrap_or("");
     // Operation, outcome and latency only: bodies may hold secrets and are never logged.
@@ -72,6 +72,10 @@ async fn api(
             "internal error: {m}"
         );
     }
+    let text = match result {
+        Ok(reply) => reply.into_text(),
+        Err(e) => e.body(),
+    };
     let mut response = (
         StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST),
         text,
@@ -126,7 +130,7 @@ async fn handle(
     headers: &HeaderMap,
     body: &[u8],
     operation: &str,
-) -> Result<Value, ApiError> {
+) -> Result<ops::Reply, ApiError> {
     let caller = authenticate(app, method, uri, headers, body)?;
     if caller
         .principal

@@ -9,6 +9,7 @@ pub mod catalog;
 pub mod deployments;
 pub mod instances;
 pub mod layers;
+pub mod scaling;
 pub mod stacks;
 pub mod tags;
 
@@ -37,12 +38,21 @@ pub type Req = Map<String, Value>;
 pub type OpResult = Result<Value, ApiError>;
 
 /// Runs the operation named `operation` (known to the model).
-pub async fn dispatch(app: &App, caller: &Caller, operation: &str, input: Value) -> OpResult {
+pub async fn dispatch(
+    app: &App,
+    caller: &Caller,
+    operation: &str,
+    input: Value,
+) -> Result<Reply, ApiError> {
     let req = match input {
         Value::Object(m) => m,
         _ => Map::new(),
     };
-    match operation {
+    if operation == "DescribeInstances" {
+        // The one Describe whose answers grow large: it passes stored documents on unparsed.
+        return instances::describe_instances(app, req).await;
+    }
+    let reply = match operation {
         "CreateStack" => stacks::create_stack(app, caller, req).await,
         "DescribeStacks" => stacks::describe_stacks(app, req).await,
         "UpdateStack" => stacks::update_stack(app, req).await,
@@ -62,7 +72,6 @@ pub async fn dispatch(app: &App, caller: &Caller, operation: &str, input: Value)
         "GetHostnameSuggestion" => layers::get_hostname_suggestion(app, req).await,
 
         "CreateInstance" => instances::create_instance(app, req).await,
-        "DescribeInstances" => instances::describe_instances(app, req).await,
         "UpdateInstance" => instances::update_instance(app, req).await,
         "DeleteInstance" => instances::delete_instance(app, req).await,
         "StartInstance" => instances::start_instance(app, req).await,
@@ -82,12 +91,74 @@ pub async fn dispatch(app: &App, caller: &Caller, operation: &str, input: Value)
         "DescribeAgentVersions" => catalog::describe_agent_versions(app, req).await,
         "DescribeServiceErrors" => catalog::describe_service_errors(app, req).await,
 
+        "SetTimeBasedAutoScaling" => scaling::set_time_based_auto_scaling(app, req).await,
+        "DescribeTimeBasedAutoScaling" => scaling::describe_time_based_auto_scaling(app, req).await,
+        "SetLoadBasedAutoScaling" => scaling::set_load_based_auto_scaling(app, req).await,
+        "DescribeLoadBasedAutoScaling" => scaling::describe_load_based_auto_scaling(app, req).await,
+
         "TagResource" => tags::tag_resource(app, req).await,
         "UntagResource" => tags::untag_resource(app, req).await,
         "ListTags" => tags::list_tags(app, req).await,
 
         other => Err(unsupported(other)),
+    };
+    reply.map(Reply::Json)
+}
+
+/// A response body: a JSON value, or JSON text assembled from stored documents as they are.
+#[derive(Debug)]
+pub enum Reply {
+    /// A value to serialize.
+    Json(Value),
+    /// JSON text, already serialized.
+    Raw(String),
+}
+
+impl Reply {
+    /// The body's text.
+    pub fn into_text(self) -> String {
+        match self {
+            Self::Json(v) => v.to_string(),
+            Self::Raw(t) => t,
+        }
     }
+
+    /// The body as a value (for tests and callers that inspect it).
+    pub fn into_value(self) -> Result<Value, ApiError> {
+        match self {
+            Self::Json(v) => Ok(v),
+            Self::Raw(t) => serde_json::from_str(&t)
+                .map_err(|e| ApiError::Internal(format!("stored document: {e}"))),
+        }
+    }
+}
+
+/// `{"<member>": [doc, doc, ...]}` from stored documents: each is passed on as stored unless it
+/// carries private members (`_...`), which `view` then removes.
+pub fn raw_list(
+    member: &str,
+    docs: Vec<String>,
+    view: fn(Value) -> Value,
+) -> Result<Reply, ApiError> {
+    let mut out =
+        String::with_capacity(docs.iter().map(|d| d.len() + 1).sum::<usize>() + member.len() + 8);
+    out.push_str("{\"");
+    out.push_str(member);
+    out.push_str("\":[");
+    for (i, doc) in docs.into_iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        if doc.contains("\"_") {
+            let v: Value = serde_json::from_str(&doc)
+                .map_err(|e| ApiError::Internal(format!("stored document: {e}")))?;
+            out.push_str(&view(v).to_string());
+        } else {
+            out.push_str(&doc);
+        }
+    }
+    out.push_str("]}");
+    Ok(Reply::Raw(out))
 }
 
 /// The error of an operation of the model this server does not implement yet.

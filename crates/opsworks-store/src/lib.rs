@@ -144,6 +144,9 @@ pub trait Store: Send + Sync + 'static {
     async fn get(&self, kind: Kind, id: &str) -> Result<Option<Value>, StoreError>;
     /// Documents of a kind, filtered.
     async fn list(&self, kind: Kind, filter: Filter<'_>) -> Result<Vec<Value>, StoreError>;
+    /// Documents of a kind, filtered, as the JSON text stored (for answers that pass documents on
+    /// unchanged, without parsing them).
+    async fn list_raw(&self, kind: Kind, filter: Filter<'_>) -> Result<Vec<String>, StoreError>;
     /// How many documents of a kind match a filter.
     async fn count(&self, kind: Kind, filter: Filter<'_>) -> Result<u64, StoreError>;
     /// Applies a batch of writes atomically: all or none.

@@ -111,6 +111,15 @@ impl Store for SqliteStore {
             .collect()
     }
 
+    async fn list_raw(&self, kind: Kind, filter: Filter<'_>) -> Result<Vec<String>, StoreError> {
+        check_filter(filter)?;
+        let mut qb = QueryBuilder::new("SELECT doc FROM resources");
+        Self::push_filter(&mut qb, kind, filter);
+        qb.push(" ORDER BY rowid");
+        let rows = qb.build().fetch_all(&self.pool).await?;
+        Ok(rows.iter().map(|r| r.get::<String, _>(0)).collect())
+    }
+
     async fn count(&self, kind: Kind, filter: Filter<'_>) -> Result<u64, StoreError> {
         check_filter(filter)?;
         let mut qb = QueryBuilder::new("SELECT COUNT(*) FROM resources");

@@ -85,6 +85,12 @@ async fn exercise(store: Arc<dyn Store>) {
         0
     );
     assert_eq!(store.count(Kind::Stack, Filter::All).await.unwrap(), 2);
+    let raw = store.list_raw(Kind::Stack, Filter::All).await.unwrap();
+    let parsed: Vec<serde_json::Value> = raw
+        .iter()
+        .map(|t| serde_json::from_str(t).unwrap())
+        .collect();
+    assert_eq!(parsed, store.list(Kind::Stack, Filter::All).await.unwrap());
     store
         .apply(vec![put(
             Kind::Command,

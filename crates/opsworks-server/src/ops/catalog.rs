@@ -185,7 +185,7 @@ pub(crate) mod tests {
             principal: "root".into(),
             region: "us-east-1".into(),
         };
-        dispatch(app, &caller, op, body).await
+        dispatch(app, &caller, op, body).await?.into_value()
     }
 
     /// A stack with one custom layer and one (stopped) instance: (stack ID, instance ID).

@@ -456,16 +456,22 @@ const DESCRIBE_INSTANCES_IDENTIFIERS: &str =
 /// DescribeInstances: the instances of one stack, of one layer, or those named. Exactly one
 /// identifier is required, as the original answers (its documentation's "every instance" when
 /// none is given is not what the service did).
-pub async fn describe_instances(app: &App, req: Req) -> OpResult {
+pub async fn describe_instances(app: &App, req: Req) -> Result<super::Reply, ApiError> {
     let given: Vec<&str> = ["StackId", "LayerId", "InstanceIds"]
         .into_iter()
         .filter(|n| req.get(*n).is_some_and(|v| !v.is_null()))
         .collect();
-    let instances = match given.as_slice() {
+    match given.as_slice() {
+        // The common, large case answers with the stored documents as they are (no parsing).
         ["StackId"] => {
             let id = required_str(&req, "StackId")?;
             load_stack(app, id).await?;
-            list(app, Kind::Instance, Filter::Stack(id)).await?
+            let docs = app
+                .store()
+                .list_raw(Kind::Instance, Filter::Stack(id))
+                .await
+                .map_err(super::store_error)?;
+            super::raw_list("Instances", docs, view)
         }
         ["LayerId"] => {
             let id = required_str(&req, "LayerId")?;
@@ -475,20 +481,22 @@ pub async fn describe_instances(app: &App, req: Req) -> OpResult {
                 .and_then(Value::as_str)
                 .unwrap_or_default();
             let all = list(app, Kind::Instance, Filter::Stack(stack_id)).await?;
-            instances_of(&all, id).into_iter().cloned().collect()
+            let instances: Vec<Value> = instances_of(&all, id)
+                .into_iter()
+                .cloned()
+                .map(view)
+                .collect();
+            Ok(super::Reply::Json(json!({ "Instances": instances })))
         }
         ["InstanceIds"] => {
-            load_all(
-                app,
-                Kind::Instance,
-                "instance",
-                &str_list(&req, "InstanceIds").unwrap_or_default(),
-            )
-            .await?
+            let ids = str_list(&req, "InstanceIds").unwrap_or_default();
+            let instances = load_all(app, Kind::Instance, "instance", &ids).await?;
+            Ok(super::Reply::Json(
+                json!({ "Instances": instances.into_iter().map(view).collect::<Vec<_>>() }),
+            ))
         }
-        _ => return Err(ApiError::Validation(DESCRIBE_INSTANCES_IDENTIFIERS.into())),
-    };
-    Ok(json!({ "Instances": instances.into_iter().map(view).collect::<Vec<_>>() }))
+        _ => Err(ApiError::Validation(DESCRIBE_INSTANCES_IDENTIFIERS.into())),
+    }
 }
 
 /// UpdateInstance: only while stopped. `AutoScalingType`, `EbsOptimized` and `AmiId` cannot
