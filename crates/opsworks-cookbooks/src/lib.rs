@@ -10,13 +10,18 @@ static COOKBOOKS: Dir<'static> = include_dir!("$CARGO_MANIFEST_DIR/cookbooks");
 
 /// The names of the built-in cookbooks.
 pub fn names() -> Vec<&'static str> {
-    COOKBOOKS.dirs().filter_map(|d| d.path().file_name()?.to_str()).collect()
+    COOKBOOKS
+        .dirs()
+        .filter_map(|d| d.path().file_name()?.to_str())
+        .collect()
 }
 
 /// Whether `recipe` (`cookbook` or `cookbook::recipe`) is built in.
 pub fn has_recipe(recipe: &str) -> bool {
     let (cookbook, name) = recipe.split_once("::").unwrap_or((recipe, "default"));
-    COOKBOOKS.get_file(format!("{cookbook}/recipes/{name}.star")).is_some()
+    COOKBOOKS
+        .get_file(format!("{cookbook}/recipes/{name}.star"))
+        .is_some()
 }
 
 /// Writes the built-in cookbooks under `dir` (one folder per cookbook), replacing what was there,
@@ -35,14 +40,21 @@ mod tests {
 
     #[test]
     fn the_common_recipes_are_built_in_and_extract() {
-        for r in ["opsworks_initial_setup", "opsworks_stack_state_sync", "dependencies", "deploy::default"] {
+        for r in [
+            "opsworks_initial_setup",
+            "opsworks_stack_state_sync",
+            "dependencies",
+            "deploy::default",
+        ] {
             assert!(has_recipe(r), "{r}");
         }
         assert!(!has_recipe("haproxy::configure") || names().contains(&"haproxy"));
         assert!(!has_recipe("nope"));
         let dir = tempfile::tempdir().unwrap();
         extract(&dir.path().join("cb")).unwrap();
-        let hosts = dir.path().join("cb/opsworks_stack_state_sync/templates/hosts.j2");
+        let hosts = dir
+            .path()
+            .join("cb/opsworks_stack_state_sync/templates/hosts.j2");
         assert!(hosts.exists());
         // Extracting again replaces, it does not fail or merge.
         extract(&dir.path().join("cb")).unwrap();
