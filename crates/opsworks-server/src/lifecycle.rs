@@ -21,15 +21,12 @@ use opsworks_store::{Filter, Kind};
 use crate::App;
 use crate::ops::catalog::record_service_error;
 use crate::ops::deployments::finish_command_locked;
+use crate::ops::doc_str as s;
 use crate::ops::instances::change_status;
 use crate::ops::{apply, list, load, now, put};
 
 /// Marks a deployment the control plane created itself, and which step of the chain it is.
 const LIFECYCLE: &str = "_Lifecycle";
-
-fn s<'a>(v: &'a Value, key: &str) -> &'a str {
-    v.get(key).and_then(Value::as_str).unwrap_or("")
-}
 
 /// The commands an instance's agent should run now, oldest first, with everything they carry.
 /// Of several pending Configures only the newest is delivered; the older ones end as skipped.

@@ -3,6 +3,7 @@
 //!
 //! Every status change goes through `ops::instances::change_status`; this module only decides when.
 
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,6 +18,7 @@ use crate::App;
 use crate::agents::INSTANCE_PRINCIPAL;
 use crate::lifecycle;
 use crate::ops::catalog::record_service_error;
+use crate::ops::doc_str as s;
 use crate::ops::instances::change_status;
 use crate::ops::{apply, list, load, put};
 
@@ -61,10 +63,6 @@ impl Machines {
     }
 }
 
-fn s<'a>(v: &'a Value, key: &str) -> &'a str {
-    v.get(key).and_then(Value::as_str).unwrap_or("")
-}
-
 /// Starts an instance that StartInstance moved to `requested`: in the background, provision its
 /// machine with a fresh credential and the agent; Setup follows when the machine has booted.
 /// Without machines the instance stays `requested` (the server only records intent).
@@ -76,23 +74,37 @@ pub fn launch(app: &App, instance_id: &str) {
         );
         return;
     };
+    let (a, id) = (app.clone(), instance_id.to_string());
+    let work = async move { provision(&a, &machines, &id).await };
+    in_background(
+        app,
+        instance_id,
+        "start_failed",
+        Some(InstanceEvent::ProvisionFailed),
+        work,
+    );
+}
+
+/// Runs a machine operation in the background. A failure is logged, moves the instance by
+/// `on_failure` when given, and is recorded as a service error of type `kind`.
+fn in_background(
+    app: &App,
+    instance_id: &str,
+    kind: &'static str,
+    on_failure: Option<InstanceEvent>,
+    work: impl Future<Output = Result<(), ApiError>> + Send + 'static,
+) {
     let (app, id) = (app.clone(), instance_id.to_string());
     tokio::spawn(async move {
-        if let Err(e) = provision(&app, &machines, &id).await {
-            tracing::warn!(instance_id = id, "starting the instance failed: {e}");
-            let stack = app
-                .store()
-                .get(Kind::Instance, &id)
-                .await
-                .ok()
-                .flatten()
-                .map(|i| s(&i, "StackId").to_string());
-            let _ = change_status(&app, &id, InstanceEvent::ProvisionFailed).await;
-            if let Some(stack) = stack {
-                let _ =
-                    record_service_error(&app, &stack, Some(&id), "start_failed", &e.to_string())
-                        .await;
-            }
+        let Err(e) = work.await else { return };
+        tracing::warn!(instance_id = id, kind, "{e}");
+        if let Some(event) = on_failure {
+            let _ = change_status(&app, &id, event).await;
+        }
+        if let Ok(Some(inst)) = app.store().get(Kind::Instance, &id).await {
+            let _ =
+                record_service_error(&app, s(&inst, "StackId"), Some(&id), kind, &e.to_string())
+                    .await;
         }
     });
 }
@@ -169,33 +181,16 @@ pub fn reboot(app: &App, instance_id: &str) {
         tracing::info!(instance_id, "no instance provider: nothing to reboot");
         return;
     };
-    let (app, id) = (app.clone(), instance_id.to_string());
-    tokio::spawn(async move {
-        let result = async {
-            machines
-                .provider
-                .stop(&id, Duration::from_secs(10))
-                .await
-                .map_err(|e| ApiError::Internal(format!("{e}")))?;
-            boot_machine(&app, &machines, &id).await
-        }
-        .await;
-        if let Err(e) = result {
-            tracing::warn!(instance_id = id, "rebooting the instance failed: {e}");
-            let stack = app
-                .store()
-                .get(Kind::Instance, &id)
-                .await
-                .ok()
-                .flatten()
-                .map(|i| s(&i, "StackId").to_string());
-            if let Some(stack) = stack {
-                let _ =
-                    record_service_error(&app, &stack, Some(&id), "reboot_failed", &e.to_string())
-                        .await;
-            }
-        }
-    });
+    let (a, id) = (app.clone(), instance_id.to_string());
+    let work = async move {
+        machines
+            .provider
+            .stop(&id, Duration::from_secs(10))
+            .await
+            .map_err(|e| ApiError::Internal(format!("{e}")))?;
+        boot_machine(&a, &machines, &id).await
+    };
+    in_background(app, instance_id, "reboot_failed", None, work);
 }
 
 /// Heals an instance whose agent went silent: it stops (no Shutdown: nothing would run it) and
@@ -205,49 +200,29 @@ pub fn heal(app: &App, instance_id: &str) {
     let Some(machines) = app.machines().cloned() else {
         return;
     };
-    let (app, id) = (app.clone(), instance_id.to_string());
-    tokio::spawn(async move {
-        let result = async {
-            change_status(&app, &id, InstanceEvent::Stop).await?;
-            stop(&app, &id, false).await?;
-            change_status(&app, &id, InstanceEvent::Start).await?;
-            provision(&app, &machines, &id).await
-        }
-        .await;
-        if let Err(e) = result {
-            tracing::warn!(instance_id = id, "healing the instance failed: {e}");
-            let stack = app
-                .store()
-                .get(Kind::Instance, &id)
-                .await
-                .ok()
-                .flatten()
-                .map(|i| s(&i, "StackId").to_string());
-            if let Some(stack) = stack {
-                let _ = record_service_error(
-                    &app,
-                    &stack,
-                    Some(&id),
-                    "auto_healing_failed",
-                    &e.to_string(),
-                )
-                .await;
-            }
-        }
-    });
+    let (a, id) = (app.clone(), instance_id.to_string());
+    let work = async move {
+        change_status(&a, &id, InstanceEvent::Stop).await?;
+        stop(&a, &id, false).await?;
+        change_status(&a, &id, InstanceEvent::Start).await?;
+        provision(&a, &machines, &id).await
+    };
+    in_background(app, instance_id, "auto_healing_failed", None, work);
 }
 
 /// Stops an instance that StopInstance moved to `stopping`: Shutdown runs (bounded by the
 /// layers' shutdown timeout) when an agent is there to run it, then the machine stops, the
 /// instance is `stopped`, and the stack's other instances Configure.
 pub fn halt(app: &App, instance_id: &str, had_agent: bool) {
-    let (app, id) = (app.clone(), instance_id.to_string());
-    tokio::spawn(async move {
-        if let Err(e) = stop(&app, &id, had_agent).await {
-            tracing::warn!(instance_id = id, "stopping the instance failed: {e}");
-            let _ = change_status(&app, &id, InstanceEvent::StopFailed).await;
-        }
-    });
+    let (a, id) = (app.clone(), instance_id.to_string());
+    let work = async move { stop(&a, &id, had_agent).await };
+    in_background(
+        app,
+        instance_id,
+        "stop_failed",
+        Some(InstanceEvent::StopFailed),
+        work,
+    );
 }
 
 async fn stop(app: &App, id: &str, had_agent: bool) -> Result<(), ApiError> {

@@ -344,6 +344,11 @@ pub fn put(kind: Kind, id: &str, stack_id: &str, parent_id: Option<&str>, doc: V
     }
 }
 
+/// A string member of a stored document, empty when absent.
+pub fn doc_str<'a>(doc: &'a Value, member: &str) -> &'a str {
+    doc.get(member).and_then(Value::as_str).unwrap_or_default()
+}
+
 /// Removes the private members (prefixed `_`) that the API must not show.
 pub fn public_view(mut doc: Value) -> Value {
     if let Some(m) = doc.as_object_mut() {

@@ -13,6 +13,7 @@ use opsworks_store::{Filter, Kind};
 
 use crate::App;
 use crate::ops::catalog::record_service_error;
+use crate::ops::doc_str as s;
 use crate::ops::instances::change_status;
 use crate::ops::list;
 
@@ -26,10 +27,6 @@ pub async fn run(app: App) {
             tracing::warn!("watchdog: {e}");
         }
     }
-}
-
-fn s<'a>(v: &'a Value, key: &str) -> &'a str {
-    v.get(key).and_then(Value::as_str).unwrap_or("")
 }
 
 /// One pass over every instance whose agent should be speaking.

@@ -15,6 +15,7 @@ use opsworks_model::{InstanceStatus, new_id};
 use opsworks_store::{Filter, Kind};
 
 use super::apps::load_app;
+use super::doc_str as id_of;
 use super::stacks::load_stack;
 use super::{
     Caller, OpResult, Req, apply, at_most_one, check_custom_json, list, load, load_all, now,
@@ -56,10 +57,6 @@ fn status_of(instance: &Value) -> Option<InstanceStatus> {
         .get("Status")
         .and_then(Value::as_str)
         .and_then(|s| s.parse().ok())
-}
-
-fn id_of<'a>(doc: &'a Value, member: &str) -> &'a str {
-    doc.get(member).and_then(Value::as_str).unwrap_or_default()
 }
 
 /// The instances a deployment goes to, in a stable order without repeats:

@@ -11,6 +11,7 @@ use opsworks_api::ApiError;
 use opsworks_model::scaling::{LoadConfig, WeeklySchedule, default_config_json, merge_config};
 use opsworks_store::Kind;
 
+use super::doc_str as str_of;
 use super::instances::load_instance;
 use super::layers::load_layer;
 use super::{OpResult, Req, apply, load_all, put, required_str, str_list};
@@ -36,10 +37,6 @@ pub fn stored_load_config(doc: &Value) -> Value {
         .filter(|v| v.is_object())
         .cloned()
         .unwrap_or_else(default_config_json)
-}
-
-fn str_of<'a>(doc: &'a Value, member: &str) -> &'a str {
-    doc.get(member).and_then(Value::as_str).unwrap_or_default()
 }
 
 /// Orders `docs` as `ids` asks (the store lists in insertion order); every id is present, as

@@ -332,11 +332,6 @@ pub async fn clone_stack(app: &App, _caller: &Caller, req: Req) -> OpResult {
             "A stack cannot be cloned between Linux and Windows".into(),
         ));
     }
-    keep_filtered_secret(
-        &mut Value::Object(base.clone()),
-        &source,
-        &["CustomCookbooksSource", "Password"],
-    );
     let id = new_id();
     let mut stack = new_stack(app, &base, &id);
     check_os_and_chef(&stack)?;
