@@ -183,14 +183,10 @@ fn enter_namespaces(spec: &LaunchSpec) -> Result<()> {
         "entering network namespace {}",
         spec.netns.display()
     )))?;
-    // CLONE_NEWPID applies to children: the forked init becomes PID 1.
-    unshare(
-        CloneFlags::CLONE_NEWNS
-            | CloneFlags::CLONE_NEWUTS
-            | CloneFlags::CLONE_NEWIPC
-            | CloneFlags::CLONE_NEWPID,
-    )
-    .map_err(Error::sys("unshare of mount, uts, ipc and pid namespaces"))
+    // CLONE_NEWPID applies to children: the forked init becomes PID 1. The mount namespace is
+    // the init's own (see `boot`), not shared with this helper.
+    unshare(CloneFlags::CLONE_NEWUTS | CloneFlags::CLONE_NEWIPC | CloneFlags::CLONE_NEWPID)
+        .map_err(Error::sys("unshare of uts, ipc and pid namespaces"))
 }
 
 /// Signals the init waits for: SIGCHLD to reap, the others to forward to the whole machine.
@@ -237,6 +233,10 @@ fn init(spec: LaunchSpec) -> i32 {
 }
 
 fn boot(spec: &LaunchSpec) -> Result<Pid> {
+    // A mount namespace of the init's own: pivot_root moves every process of its mount namespace
+    // that sits at the old root, and the helper, still reading this init's start time from the
+    // host's /proc, must not be moved into the machine with it.
+    unshare(CloneFlags::CLONE_NEWNS).map_err(Error::sys("unshare of the mount namespace"))?;
     rootfs::build(spec)?;
     start_main(&spec.main, &spec.hostname)
 }

@@ -372,8 +372,13 @@ impl LocalProvider {
                     });
                     let why = match (init_gone, last) {
                         (true, Some(last)) => format!("the machine's init exited at once: {last}"),
+                        (false, Some(last)) => format!(
+                            "the machine's init exited during boot: {last} (see {})",
+                            console_path.display()
+                        ),
                         _ => format!(
-                            "the machine's init exited during boot; see {}",
+                            "the machine's init{} exited during boot without a word; see {}",
+                            pid.map(|(p, _)| format!(" (pid {p})")).unwrap_or_default(),
                             console_path.display()
                         ),
                     };
