@@ -460,13 +460,23 @@ pub struct LastScaling {
     pub direction: Direction,
 }
 
-fn minutes_before(t: Timestamp, minutes: u32) -> Timestamp {
-    t.checked_sub(SignedDuration::from_mins(i64::from(minutes)))
+/// How long one of the API's minutes lasts in production: sixty seconds.
+pub const MINUTE: SignedDuration = SignedDuration::from_secs(60);
+
+/// `minutes` of `minute` each, saturating (a huge product is as good as forever).
+fn minutes_span(minutes: u32, minute: SignedDuration) -> SignedDuration {
+    minute
+        .checked_mul(i32::try_from(minutes).unwrap_or(i32::MAX))
+        .unwrap_or(SignedDuration::MAX)
+}
+
+fn minutes_before(t: Timestamp, minutes: u32, minute: SignedDuration) -> Timestamp {
+    t.checked_sub(minutes_span(minutes, minute))
         .unwrap_or(Timestamp::MIN)
 }
 
-fn minutes_after(t: Timestamp, minutes: u32) -> Timestamp {
-    t.checked_add(SignedDuration::from_mins(i64::from(minutes)))
+fn minutes_after(t: Timestamp, minutes: u32, minute: SignedDuration) -> Timestamp {
+    t.checked_add(minutes_span(minutes, minute))
         .unwrap_or(Timestamp::MAX)
 }
 
@@ -477,11 +487,12 @@ fn minutes_after(t: Timestamp, minutes: u32) -> Timestamp {
 fn stayed_past(
     samples: &[Sample],
     wait_minutes: u32,
+    minute: SignedDuration,
     ignore_until: Option<Timestamp>,
     now: Timestamp,
     past: impl Fn(&Sample) -> bool,
 ) -> bool {
-    let window_start = minutes_before(now, wait_minutes);
+    let window_start = minutes_before(now, wait_minutes, minute);
     let mut usable: Vec<&Sample> = samples
         .iter()
         .filter(|s| s.at <= now && ignore_until.is_none_or(|t| s.at >= t))
@@ -508,12 +519,15 @@ fn stayed_past(
 ///   `InstanceCount` online instances, the last ones given first, so the first instances of a
 ///   layer stay up the longest. Only `load` instances are passed in, so 24/7 and timer
 ///   instances are never touched. Alarms are not evaluated (there is no CloudWatch here).
+/// - `minute` is how long one of the configuration's minutes lasts: [`MINUTE`] in production;
+///   tests and demos shorten it so a wait of "1 minute" passes in a second.
 pub fn load_plan(
     config: &LoadConfig,
     layer_metrics: &[Sample],
     load_instances: &[LoadInstance],
     last: Option<LastScaling>,
     now: Timestamp,
+    minute: SignedDuration,
 ) -> Vec<Action> {
     if !config.enable {
         return Vec::new();
@@ -523,16 +537,21 @@ pub fn load_plan(
             Direction::Up => config.up.ignore_minutes,
             Direction::Down => config.down.ignore_minutes,
         };
-        minutes_after(l.at, minutes)
+        minutes_after(l.at, minutes, minute)
     });
     if ignore_until.is_some_and(|t| now < t) {
         return Vec::new();
     }
     let cap = |n: u32| usize::try_from(n).unwrap_or(usize::MAX);
     let up = &config.up;
-    if stayed_past(layer_metrics, up.wait_minutes, ignore_until, now, |s| {
-        up.above_any(s)
-    }) {
+    if stayed_past(
+        layer_metrics,
+        up.wait_minutes,
+        minute,
+        ignore_until,
+        now,
+        |s| up.above_any(s),
+    ) {
         return load_instances
             .iter()
             .filter(|i| i.status == InstanceStatus::Stopped)
@@ -541,9 +560,14 @@ pub fn load_plan(
             .collect();
     }
     let down = &config.down;
-    if stayed_past(layer_metrics, down.wait_minutes, ignore_until, now, |s| {
-        down.below_all(s)
-    }) {
+    if stayed_past(
+        layer_metrics,
+        down.wait_minutes,
+        minute,
+        ignore_until,
+        now,
+        |s| down.below_all(s),
+    ) {
         return load_instances
             .iter()
             .rev()
@@ -809,30 +833,30 @@ mod tests {
         let inst = loads(&[("a", Online), ("b", Stopped), ("c", Stopped)]);
         let high = series(0, 5, 90.0, 10.0, 0.1);
         assert_eq!(
-            load_plan(&c, &high, &inst, None, t(5)),
+            load_plan(&c, &high, &inst, None, t(5), MINUTE),
             vec![Action::Start("b".into())]
         );
         // Wait not yet elapsed: the first high sample is at minute 1.
         let short = series(1, 5, 90.0, 10.0, 0.1);
-        assert!(load_plan(&c, &short, &inst, None, t(5)).is_empty());
+        assert!(load_plan(&c, &short, &inst, None, t(5), MINUTE).is_empty());
         // One dip inside the window resets it.
         let mut dip = series(0, 5, 90.0, 10.0, 0.1);
         dip[3].cpu = 50.0;
-        assert!(load_plan(&c, &dip, &inst, None, t(5)).is_empty());
+        assert!(load_plan(&c, &dip, &inst, None, t(5), MINUTE).is_empty());
         // Exactly at the threshold is not above it.
         let edge = series(0, 5, 80.0, 10.0, 0.1);
-        assert!(load_plan(&c, &edge, &inst, None, t(5)).is_empty());
+        assert!(load_plan(&c, &edge, &inst, None, t(5), MINUTE).is_empty());
         // An old high period followed by silence: no sample inside the window.
         let stale = series(-20, -10, 90.0, 10.0, 0.1);
-        assert!(load_plan(&c, &stale, &inst, None, t(5)).is_empty());
+        assert!(load_plan(&c, &stale, &inst, None, t(5), MINUTE).is_empty());
         // Samples from the future (clock skew) are not used.
         let future = series(6, 12, 90.0, 10.0, 0.1);
-        assert!(load_plan(&c, &future, &inst, None, t(5)).is_empty());
+        assert!(load_plan(&c, &future, &inst, None, t(5), MINUTE).is_empty());
         // Unsorted input gives the same answer.
         let mut shuffled = high.clone();
         shuffled.reverse();
         assert_eq!(
-            load_plan(&c, &shuffled, &inst, None, t(5)),
+            load_plan(&c, &shuffled, &inst, None, t(5), MINUTE),
             vec![Action::Start("b".into())]
         );
     }
@@ -846,13 +870,23 @@ mod tests {
         let inst = loads(&[("a", Stopped)]);
         let start = vec![Action::Start("a".into())];
         // CPU at 100 but CPU is disabled, memory and load low: nothing.
-        assert!(load_plan(&c, &series(0, 5, 100.0, 10.0, 0.5), &inst, None, t(5)).is_empty());
+        assert!(
+            load_plan(
+                &c,
+                &series(0, 5, 100.0, 10.0, 0.5),
+                &inst,
+                None,
+                t(5),
+                MINUTE
+            )
+            .is_empty()
+        );
         assert_eq!(
-            load_plan(&c, &series(0, 5, 0.0, 75.0, 0.5), &inst, None, t(5)),
+            load_plan(&c, &series(0, 5, 0.0, 75.0, 0.5), &inst, None, t(5), MINUTE),
             start
         );
         assert_eq!(
-            load_plan(&c, &series(0, 5, 0.0, 10.0, 2.5), &inst, None, t(5)),
+            load_plan(&c, &series(0, 5, 0.0, 10.0, 2.5), &inst, None, t(5), MINUTE),
             start
         );
         // Every up threshold disabled: never scales up.
@@ -860,7 +894,17 @@ mod tests {
             json!({"CpuThreshold": -1, "MemoryThreshold": -1, "LoadThreshold": -1}),
             json!({"CpuThreshold": -1}),
         );
-        assert!(load_plan(&none, &series(0, 5, 100.0, 100.0, 99.0), &inst, None, t(5)).is_empty());
+        assert!(
+            load_plan(
+                &none,
+                &series(0, 5, 100.0, 100.0, 99.0),
+                &inst,
+                None,
+                t(5),
+                MINUTE
+            )
+            .is_empty()
+        );
     }
 
     #[test]
@@ -871,20 +915,57 @@ mod tests {
         );
         let inst = loads(&[("a", Online), ("b", Online), ("c", Stopped)]);
         // CPU low but memory high: no scale down.
-        assert!(load_plan(&c, &series(0, 10, 10.0, 60.0, 9.0), &inst, None, t(10)).is_empty());
+        assert!(
+            load_plan(
+                &c,
+                &series(0, 10, 10.0, 60.0, 9.0),
+                &inst,
+                None,
+                t(10),
+                MINUTE
+            )
+            .is_empty()
+        );
         // Both low (load disabled, so its high value does not matter): stop the last online one.
         assert_eq!(
-            load_plan(&c, &series(0, 10, 10.0, 20.0, 9.0), &inst, None, t(10)),
+            load_plan(
+                &c,
+                &series(0, 10, 10.0, 20.0, 9.0),
+                &inst,
+                None,
+                t(10),
+                MINUTE
+            ),
             vec![Action::Stop("b".into())]
         );
         // Wait time of 10 not yet elapsed at minute 9 of the series.
-        assert!(load_plan(&c, &series(1, 10, 10.0, 20.0, 9.0), &inst, None, t(10)).is_empty());
+        assert!(
+            load_plan(
+                &c,
+                &series(1, 10, 10.0, 20.0, 9.0),
+                &inst,
+                None,
+                t(10),
+                MINUTE
+            )
+            .is_empty()
+        );
         // Every down threshold disabled: never scales down.
         let none = config(
             json!({"CpuThreshold": 90}),
             json!({"CpuThreshold": -1, "MemoryThreshold": -1, "LoadThreshold": -1}),
         );
-        assert!(load_plan(&none, &series(0, 10, 0.0, 0.0, 0.0), &inst, None, t(10)).is_empty());
+        assert!(
+            load_plan(
+                &none,
+                &series(0, 10, 0.0, 0.0, 0.0),
+                &inst,
+                None,
+                t(10),
+                MINUTE
+            )
+            .is_empty()
+        );
     }
 
     #[test]
@@ -892,8 +973,28 @@ mod tests {
         let mut c = cpu_only();
         c.enable = false;
         let inst = loads(&[("a", Stopped), ("b", Online)]);
-        assert!(load_plan(&c, &series(0, 30, 100.0, 0.0, 0.0), &inst, None, t(30)).is_empty());
-        assert!(load_plan(&c, &series(0, 30, 0.0, 0.0, 0.0), &inst, None, t(30)).is_empty());
+        assert!(
+            load_plan(
+                &c,
+                &series(0, 30, 100.0, 0.0, 0.0),
+                &inst,
+                None,
+                t(30),
+                MINUTE
+            )
+            .is_empty()
+        );
+        assert!(
+            load_plan(
+                &c,
+                &series(0, 30, 0.0, 0.0, 0.0),
+                &inst,
+                None,
+                t(30),
+                MINUTE
+            )
+            .is_empty()
+        );
     }
 
     #[test]
@@ -906,12 +1007,12 @@ mod tests {
             direction: Direction::Up,
         });
         // Inside the ignore window (ends at minute 15): nothing.
-        assert!(load_plan(&c, &high, &inst, after_up, t(12)).is_empty());
+        assert!(load_plan(&c, &high, &inst, after_up, t(12), MINUTE).is_empty());
         // Window over, but the samples of minutes 10..15 are ignored, so the wait restarts at 15.
-        assert!(load_plan(&c, &high, &inst, after_up, t(16)).is_empty());
-        assert!(load_plan(&c, &high, &inst, after_up, t(19)).is_empty());
+        assert!(load_plan(&c, &high, &inst, after_up, t(16), MINUTE).is_empty());
+        assert!(load_plan(&c, &high, &inst, after_up, t(19), MINUTE).is_empty());
         assert_eq!(
-            load_plan(&c, &high, &inst, after_up, t(20)),
+            load_plan(&c, &high, &inst, after_up, t(20), MINUTE),
             vec![Action::Start("b".into())]
         );
         // After a scale down the down direction's ignore time (10) applies.
@@ -919,10 +1020,10 @@ mod tests {
             at: t(0),
             direction: Direction::Down,
         });
-        assert!(load_plan(&c, &high, &inst, after_down, t(9)).is_empty());
-        assert!(load_plan(&c, &high, &inst, after_down, t(14)).is_empty());
+        assert!(load_plan(&c, &high, &inst, after_down, t(9), MINUTE).is_empty());
+        assert!(load_plan(&c, &high, &inst, after_down, t(14), MINUTE).is_empty());
         assert_eq!(
-            load_plan(&c, &high, &inst, after_down, t(15)),
+            load_plan(&c, &high, &inst, after_down, t(15), MINUTE),
             vec![Action::Start("b".into())]
         );
     }
@@ -942,12 +1043,19 @@ mod tests {
             ("f", Online),
         ]);
         assert_eq!(
-            load_plan(&c, &series(0, 5, 95.0, 0.0, 0.0), &inst, None, t(5)),
+            load_plan(&c, &series(0, 5, 95.0, 0.0, 0.0), &inst, None, t(5), MINUTE),
             vec![Action::Start("a".into()), Action::Start("c".into())]
         );
         // Down: only two are online, so only two stop (the cap is a maximum).
         assert_eq!(
-            load_plan(&c, &series(0, 10, 5.0, 0.0, 0.0), &inst, None, t(10)),
+            load_plan(
+                &c,
+                &series(0, 10, 5.0, 0.0, 0.0),
+                &inst,
+                None,
+                t(10),
+                MINUTE
+            ),
             vec![Action::Stop("f".into()), Action::Stop("b".into())]
         );
     }
@@ -956,10 +1064,73 @@ mod tests {
     fn nothing_to_start_or_stop_gives_an_empty_plan() {
         let c = cpu_only();
         let busy = loads(&[("a", Online), ("b", Booting), ("c", Stopping)]);
-        assert!(load_plan(&c, &series(0, 5, 95.0, 0.0, 0.0), &busy, None, t(5)).is_empty());
+        assert!(load_plan(&c, &series(0, 5, 95.0, 0.0, 0.0), &busy, None, t(5), MINUTE).is_empty());
         let idle = loads(&[("a", Stopped), ("b", Stopping)]);
-        assert!(load_plan(&c, &series(0, 10, 5.0, 0.0, 0.0), &idle, None, t(10)).is_empty());
-        assert!(load_plan(&c, &series(0, 10, 5.0, 0.0, 0.0), &[], None, t(10)).is_empty());
-        assert!(load_plan(&c, &[], &idle, None, t(10)).is_empty());
+        assert!(
+            load_plan(
+                &c,
+                &series(0, 10, 5.0, 0.0, 0.0),
+                &idle,
+                None,
+                t(10),
+                MINUTE
+            )
+            .is_empty()
+        );
+        assert!(load_plan(&c, &series(0, 10, 5.0, 0.0, 0.0), &[], None, t(10), MINUTE).is_empty());
+        assert!(load_plan(&c, &[], &idle, None, t(10), MINUTE).is_empty());
+    }
+
+    /// One sample per second from `from` to `to` seconds after `t(0)`.
+    fn per_second(from: i64, to: i64, cpu: f64) -> Vec<Sample> {
+        (from..=to)
+            .map(|sec| Sample {
+                at: t(0)
+                    .checked_add(SignedDuration::from_secs(sec))
+                    .expect("in range"),
+                cpu,
+                memory: 0.0,
+                load: 0.0,
+            })
+            .collect()
+    }
+
+    fn sec(n: i64) -> Timestamp {
+        t(0).checked_add(SignedDuration::from_secs(n))
+            .expect("in range")
+    }
+
+    #[test]
+    fn a_short_minute_scales_the_wait_and_the_ignore_window() {
+        let c = cpu_only(); // up: wait 5, ignore 5; down: wait 10, ignore 10
+        let second = SignedDuration::from_secs(1);
+        let inst = loads(&[("a", Online), ("b", Stopped)]);
+        let high = per_second(0, 30, 90.0);
+        // With one-second minutes a wait of 5 passes in 5 seconds...
+        assert_eq!(
+            load_plan(&c, &high, &inst, None, sec(5), second),
+            vec![Action::Start("b".into())]
+        );
+        assert!(load_plan(&c, &per_second(1, 5, 90.0), &inst, None, sec(5), second).is_empty());
+        // ...while with real minutes five seconds of samples are nowhere near enough.
+        assert!(load_plan(&c, &high, &inst, None, sec(5), MINUTE).is_empty());
+        // The ignore window after an up event lasts 5 short minutes, and its samples stay ignored.
+        let last = Some(LastScaling {
+            at: sec(10),
+            direction: Direction::Up,
+        });
+        assert!(load_plan(&c, &high, &inst, last, sec(14), second).is_empty());
+        assert!(load_plan(&c, &high, &inst, last, sec(19), second).is_empty());
+        assert_eq!(
+            load_plan(&c, &high, &inst, last, sec(20), second),
+            vec![Action::Start("b".into())]
+        );
+        // Down with short minutes: 10 seconds below every enabled threshold.
+        let low = per_second(0, 30, 5.0);
+        assert_eq!(
+            load_plan(&c, &low, &inst, None, sec(10), second),
+            vec![Action::Stop("a".into())]
+        );
+        assert!(load_plan(&c, &per_second(1, 10, 5.0), &inst, None, sec(10), second).is_empty());
     }
 }

@@ -41,6 +41,12 @@ struct Inner {
     started: std::time::Instant,
     /// See [`ServerConfig::healing_timeout`].
     healing_timeout: std::time::Duration,
+    /// See [`ServerConfig::scheduler_interval`].
+    scheduler_interval: std::time::Duration,
+    /// See [`ServerConfig::scaling_minute`].
+    scaling_minute: std::time::Duration,
+    /// The event log's live side: recording order and subscribers.
+    events: crate::events::EventHub,
 }
 
 impl App {
@@ -86,6 +92,9 @@ impl App {
                 polling: Default::default(),
                 started: std::time::Instant::now(),
                 healing_timeout: config.healing_timeout,
+                scheduler_interval: config.scheduler_interval,
+                scaling_minute: config.scaling_minute,
+                events: crate::events::EventHub::new(config.event_retention, config.event_max_rows),
             }),
         };
         Ok((app, root))
@@ -175,6 +184,21 @@ impl App {
     /// See [`ServerConfig::healing_timeout`].
     pub fn healing_timeout(&self) -> std::time::Duration {
         self.inner.healing_timeout
+    }
+
+    /// See [`ServerConfig::scheduler_interval`].
+    pub fn scheduler_interval(&self) -> std::time::Duration {
+        self.inner.scheduler_interval
+    }
+
+    /// See [`ServerConfig::scaling_minute`].
+    pub fn scaling_minute(&self) -> std::time::Duration {
+        self.inner.scaling_minute
+    }
+
+    /// The event log's live side (see [`crate::events`]).
+    pub fn events(&self) -> &crate::events::EventHub {
+        &self.inner.events
     }
 
     /// Records the server's base URL (`http://127.0.0.1:9730`) once it listens.

@@ -18,6 +18,15 @@ pub struct ServerConfig {
     /// How long an instance's agent may stay silent before the instance is `connection_lost`
     /// (and, where its layers auto-heal, healed). The original's was about five minutes.
     pub healing_timeout: std::time::Duration,
+    /// How often the scheduler applies time- and load-based scaling (default 15 s).
+    pub scheduler_interval: std::time::Duration,
+    /// How long one of the scaling settings' minutes (ThresholdsWaitTime, IgnoreMetricsTime)
+    /// lasts: 60 s; shorten only for tests and demos.
+    pub scaling_minute: std::time::Duration,
+    /// Events older than this are dropped (default 7 days).
+    pub event_retention: std::time::Duration,
+    /// At most this many events are kept, the newest (default 100 000).
+    pub event_max_rows: u64,
 }
 
 impl ServerConfig {
@@ -29,6 +38,10 @@ impl ServerConfig {
             region: "us-east-1".into(),
             root_key: None,
             healing_timeout: std::time::Duration::from_secs(300),
+            scheduler_interval: std::time::Duration::from_secs(15),
+            scaling_minute: std::time::Duration::from_secs(60),
+            event_retention: std::time::Duration::from_secs(7 * 24 * 3600),
+            event_max_rows: 100_000,
         }
     }
 }

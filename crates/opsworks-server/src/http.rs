@@ -22,6 +22,7 @@ pub fn router(app: App) -> Router {
         .route("/", post(api).get(index))
         .merge(crate::agents::routes())
         .merge(crate::logs::routes())
+        .merge(crate::events::routes())
         .with_state(app)
 }
 

@@ -8,12 +8,14 @@
 pub mod agents;
 pub mod app;
 pub mod config;
+pub mod events;
 pub mod http;
 pub mod keys;
 pub mod lifecycle;
 pub mod logs;
 pub mod machines;
 pub mod ops;
+pub mod scheduler;
 pub mod watchdog;
 
 pub use app::App;

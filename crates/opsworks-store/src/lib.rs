@@ -135,6 +135,38 @@ pub struct AccessKeyRecord {
     pub created_at: String,
 }
 
+/// An event to record: something that happened to a stack's resources (a status change, a
+/// service error, a scaling event), for the event log and its live stream.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewEvent {
+    /// When it happened (an AWS timestamp, RFC 3339 UTC).
+    pub at: String,
+    /// The stack it happened in.
+    pub stack_id: String,
+    /// What happened (`instance_status`, `command_status`, `deployment_status`, `service_error`,
+    /// `load_scaling`, ...).
+    pub kind: String,
+    /// The instance concerned, if any.
+    pub instance_id: Option<String>,
+    /// The layer concerned, if any.
+    pub layer_id: Option<String>,
+    /// The deployment concerned, if any.
+    pub deployment_id: Option<String>,
+    /// The command concerned, if any.
+    pub command_id: Option<String>,
+    /// The details (a JSON object; the store does not interpret it).
+    pub detail: Value,
+}
+
+/// A recorded event: a [`NewEvent`] and its place in the log.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EventRecord {
+    /// Its sequence number: increasing, never reused, the same order as recording.
+    pub seq: i64,
+    /// The event.
+    pub event: NewEvent,
+}
+
 /// The persistence interface of the control plane.
 ///
 /// Listing returns documents in insertion order, so Describe calls are stable.
@@ -163,6 +195,19 @@ pub trait Store: Send + Sync + 'static {
     async fn put_access_key(&self, key: AccessKeyRecord) -> Result<(), StoreError>;
     /// Deletes every access key of a principal; returns how many went.
     async fn delete_access_keys_of(&self, principal: &str) -> Result<u64, StoreError>;
+    /// Appends an event to the log; returns its sequence number.
+    async fn append_event(&self, event: &NewEvent) -> Result<i64, StoreError>;
+    /// Events with a sequence number above `after`, oldest first, at most `limit`, of one stack
+    /// or (`None`) of all.
+    async fn events_after(
+        &self,
+        stack_id: Option<&str>,
+        after: i64,
+        limit: u32,
+    ) -> Result<Vec<EventRecord>, StoreError>;
+    /// Drops events recorded before `before` (an AWS timestamp) and all but the newest
+    /// `keep_rows`; returns how many went.
+    async fn prune_events(&self, before: &str, keep_rows: u64) -> Result<u64, StoreError>;
 }
 
 /// The storage engines, named even when not compiled in, so configuration errors are clear.

@@ -9,7 +9,7 @@ use serde_json::Value;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool};
 
-use crate::{AccessKeyRecord, Filter, Kind, Store, StoreError, Write};
+use crate::{AccessKeyRecord, EventRecord, Filter, Kind, NewEvent, Store, StoreError, Write};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
@@ -237,6 +237,81 @@ impl Store for SqliteStore {
             .bind(principal)
             .execute(&self.pool)
             .await?;
+        Ok(done.rows_affected())
+    }
+
+    async fn append_event(&self, event: &NewEvent) -> Result<i64, StoreError> {
+        let done = sqlx::query(
+            "INSERT INTO events (at, stack_id, type, instance_id, layer_id, deployment_id, command_id, detail)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&event.at)
+        .bind(&event.stack_id)
+        .bind(&event.kind)
+        .bind(&event.instance_id)
+        .bind(&event.layer_id)
+        .bind(&event.deployment_id)
+        .bind(&event.command_id)
+        .bind(event.detail.to_string())
+        .execute(&self.pool)
+        .await?;
+        Ok(done.last_insert_rowid())
+    }
+
+    async fn events_after(
+        &self,
+        stack_id: Option<&str>,
+        after: i64,
+        limit: u32,
+    ) -> Result<Vec<EventRecord>, StoreError> {
+        let mut qb = QueryBuilder::new(
+            "SELECT seq, at, stack_id, type, instance_id, layer_id, deployment_id, command_id, detail
+             FROM events WHERE seq > ",
+        );
+        qb.push_bind(after);
+        if let Some(s) = stack_id {
+            qb.push(" AND stack_id = ").push_bind(s);
+        }
+        qb.push(" ORDER BY seq LIMIT ").push_bind(i64::from(limit));
+        let rows = qb.build().fetch_all(&self.pool).await?;
+        rows.iter()
+            .map(|r| {
+                let seq: i64 = r.get(0);
+                let detail = serde_json::from_str(r.get::<&str, _>(8)).map_err(|source| {
+                    StoreError::Corrupt {
+                        kind: "event",
+                        id: seq.to_string(),
+                        source,
+                    }
+                })?;
+                Ok(EventRecord {
+                    seq,
+                    event: NewEvent {
+                        at: r.get(1),
+                        stack_id: r.get(2),
+                        kind: r.get(3),
+                        instance_id: r.get(4),
+                        layer_id: r.get(5),
+                        deployment_id: r.get(6),
+                        command_id: r.get(7),
+                        detail,
+                    },
+                })
+            })
+            .collect()
+    }
+
+    async fn prune_events(&self, before: &str, keep_rows: u64) -> Result<u64, StoreError> {
+        let keep = i64::try_from(keep_rows).unwrap_or(i64::MAX);
+        // Timestamps are stored in one UTC form, so text order is time order.
+        let done = sqlx::query(
+            "DELETE FROM events WHERE at < ?
+               OR seq < (SELECT MIN(seq) FROM (SELECT seq FROM events ORDER BY seq DESC LIMIT ?))",
+        )
+        .bind(before)
+        .bind(keep)
+        .execute(&self.pool)
+        .await?;
         Ok(done.rows_affected())
     }
 }

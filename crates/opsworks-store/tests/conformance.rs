@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use opsworks_store::{AccessKeyRecord, Engine, Filter, Kind, Store, Write, open};
+use opsworks_store::{AccessKeyRecord, Engine, Filter, Kind, NewEvent, Store, Write, open};
 use serde_json::json;
 
 fn put(
@@ -164,6 +164,7 @@ async fn exercise(store: Arc<dyn Store>) {
     assert_eq!(store.access_keys().await.unwrap().len(), 1);
     assert_eq!(store.delete_access_keys_of("root").await.unwrap(), 1);
     assert_eq!(store.access_key("AKID").await.unwrap(), None);
+    events(&store).await;
 }
 
 #[tokio::test]
@@ -236,4 +237,59 @@ async fn postgres_is_named_but_refused_clearly() {
         err.to_string(),
         "storage engine postgres is not available in this build"
     );
+}
+
+fn event(at: &str, stack: &str, kind: &str, instance: Option<&str>) -> NewEvent {
+    NewEvent {
+        at: at.into(),
+        stack_id: stack.into(),
+        kind: kind.into(),
+        instance_id: instance.map(Into::into),
+        layer_id: None,
+        deployment_id: None,
+        command_id: None,
+        detail: json!({"To": kind}),
+    }
+}
+
+/// The event log: increasing sequence numbers, filtered by stack, resumed after a seq, pruned by
+/// age and by count without ever reusing a number.
+async fn events(store: &Arc<dyn Store>) {
+    let t = |m: u32| format!("2026-01-01T00:{m:02}:00+00:00");
+    let mut seqs = Vec::new();
+    for (i, stack) in ["s1", "s2", "s1", "s1"].iter().enumerate() {
+        let e = event(&t(i as u32), stack, "instance_status", Some("i1"));
+        seqs.push(store.append_event(&e).await.unwrap());
+    }
+    assert!(seqs.windows(2).all(|w| w[0] < w[1]), "{seqs:?}");
+    let s1 = store.events_after(Some("s1"), 0, 100).await.unwrap();
+    assert_eq!(s1.len(), 3);
+    assert_eq!(
+        s1[0].event,
+        event(&t(0), "s1", "instance_status", Some("i1"))
+    );
+    let after = store.events_after(Some("s1"), seqs[0], 100).await.unwrap();
+    assert_eq!(
+        after.iter().map(|e| e.seq).collect::<Vec<_>>(),
+        vec![seqs[2], seqs[3]]
+    );
+    assert_eq!(store.events_after(None, 0, 2).await.unwrap().len(), 2);
+    // Older than minute 1: one goes. Then keep only the newest two.
+    assert_eq!(store.prune_events(&t(1), 1000).await.unwrap(), 1);
+    assert_eq!(store.prune_events(&t(0), 2).await.unwrap(), 1);
+    let left: Vec<i64> = store
+        .events_after(None, 0, 100)
+        .await
+        .unwrap()
+        .iter()
+        .map(|e| e.seq)
+        .collect();
+    assert_eq!(left, vec![seqs[2], seqs[3]]);
+    // Pruning everything never lets a number come back.
+    assert_eq!(store.prune_events(&t(59), 1000).await.unwrap(), 2);
+    let next = store
+        .append_event(&event(&t(5), "s1", "service_error", None))
+        .await
+        .unwrap();
+    assert!(next > seqs[3]);
 }

@@ -63,6 +63,19 @@ struct ServerArgs {
     /// where its layers auto-heal).
     #[arg(long, default_value_t = 300, env = "OPSWORKS_HEALING_TIMEOUT", value_parser = clap::value_parser!(u64).range(3..))]
     healing_timeout: u64,
+    /// How often the scheduler applies time- and load-based scaling ("15s", "1s", "2m").
+    #[arg(long, default_value = "15s", env = "OPSWORKS_SCHEDULER_INTERVAL", value_parser = parse_duration)]
+    scheduler_interval: std::time::Duration,
+    /// How long one minute of the load-based scaling settings (ThresholdsWaitTime,
+    /// IgnoreMetricsTime) lasts. Shorten only for tests and demos.
+    #[arg(long, default_value = "60s", env = "OPSWORKS_SCALING_MINUTE", value_parser = parse_duration)]
+    scaling_minute: std::time::Duration,
+    /// How long events are kept ("7d", "12h").
+    #[arg(long, default_value = "7d", env = "OPSWORKS_EVENT_RETENTION", value_parser = parse_duration)]
+    event_retention: std::time::Duration,
+    /// The most events kept (the newest).
+    #[arg(long, default_value_t = 100_000, env = "OPSWORKS_EVENT_MAX_ROWS", value_parser = clap::value_parser!(u64).range(1..))]
+    event_max_rows: u64,
 }
 
 #[derive(Debug, clap::Args)]
@@ -83,6 +96,19 @@ struct UpArgs {
     /// where its layers auto-heal).
     #[arg(long, default_value_t = 300, env = "OPSWORKS_HEALING_TIMEOUT", value_parser = clap::value_parser!(u64).range(3..))]
     healing_timeout: u64,
+    /// How often the scheduler applies time- and load-based scaling ("15s", "1s", "2m").
+    #[arg(long, default_value = "15s", env = "OPSWORKS_SCHEDULER_INTERVAL", value_parser = parse_duration)]
+    scheduler_interval: std::time::Duration,
+    /// How long one minute of the load-based scaling settings (ThresholdsWaitTime,
+    /// IgnoreMetricsTime) lasts. Shorten only for tests and demos.
+    #[arg(long, default_value = "60s", env = "OPSWORKS_SCALING_MINUTE", value_parser = parse_duration)]
+    scaling_minute: std::time::Duration,
+    /// How long events are kept ("7d", "12h").
+    #[arg(long, default_value = "7d", env = "OPSWORKS_EVENT_RETENTION", value_parser = parse_duration)]
+    event_retention: std::time::Duration,
+    /// The most events kept (the newest).
+    #[arg(long, default_value_t = 100_000, env = "OPSWORKS_EVENT_MAX_ROWS", value_parser = clap::value_parser!(u64).range(1..))]
+    event_max_rows: u64,
 }
 
 #[derive(Debug, clap::Args)]
@@ -166,6 +192,10 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 region: args.region,
                 root_key: root_key_from_env()?,
                 healing_timeout: std::time::Duration::from_secs(args.healing_timeout),
+                scheduler_interval: args.scheduler_interval,
+                scaling_minute: args.scaling_minute,
+                event_retention: args.event_retention,
+                event_max_rows: args.event_max_rows,
             };
             let instances = if args.local_instances {
                 Instances::Local
@@ -185,6 +215,10 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 region: args.region,
                 root_key: root_key_from_env()?,
                 healing_timeout: std::time::Duration::from_secs(args.healing_timeout),
+                scheduler_interval: args.scheduler_interval,
+                scaling_minute: args.scaling_minute,
+                event_retention: args.event_retention,
+                event_max_rows: args.event_max_rows,
             };
             let instances = if args.no_local_instances {
                 Instances::Recorded
@@ -254,9 +288,18 @@ async fn serve(config: ServerConfig, quickstart: bool, instances: Instances) -> 
         }
     }
     tokio::spawn(opsworks_server::watchdog::run(app.clone()));
+    // Load-based scaling acts on the layers' metrics once they are plugged in here; until then
+    // it has no samples and never fires.
+    tokio::spawn(opsworks_server::scheduler::run(
+        app.clone(),
+        opsworks_server::scheduler::NoMetrics,
+    ));
+    let events_app = app.clone();
     tracing::info!(%endpoint, data_dir = %config.data_dir.display(), "server started");
     servers.spawn(opsworks_server::serve(listener, app, stopped()));
     shutdown_signal().await;
+    // Open event streams would hold the graceful shutdown up: end them first.
+    events_app.events().close();
     let _ = stop_tx.send(true);
     while let Some(done) = servers.join_next().await {
         done??;
@@ -353,5 +396,52 @@ async fn shutdown_signal() {
     tokio::select! {
         () = ctrl_c => {},
         () = term => {},
+    }
+}
+
+/// A positive duration: "15s", "500ms", "2m", "7d", "1h 30m" (jiff's friendly format), or plain
+/// seconds ("15").
+fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    let t = text.trim();
+    let days = t
+        .strip_suffix('d')
+        .and_then(|n| n.trim().parse::<u64>().ok());
+    let d = match (t.parse::<u64>(), days) {
+        (Ok(secs), _) => std::time::Duration::from_secs(secs),
+        (_, Some(days)) => std::time::Duration::from_secs(days.saturating_mul(86_400)),
+        _ => {
+            let signed: jiff::SignedDuration = t.parse().map_err(|e| {
+                format!("'{text}' is not a duration (e.g. 15s, 500ms, 2m, 7d): {e}")
+            })?;
+            std::time::Duration::try_from(signed)
+                .map_err(|_| format!("'{text}' must not be negative"))?
+        }
+    };
+    if d.is_zero() {
+        return Err(format!("'{text}' must be more than zero"));
+    }
+    Ok(d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_duration;
+    use std::time::Duration;
+
+    #[test]
+    fn durations_in_friendly_form_or_seconds() {
+        assert_eq!(parse_duration("15s"), Ok(Duration::from_secs(15)));
+        assert_eq!(parse_duration("15"), Ok(Duration::from_secs(15)));
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration("168h"), Ok(Duration::from_secs(7 * 86_400)));
+        assert_eq!(parse_duration("7d"), Ok(Duration::from_secs(7 * 86_400)));
+        assert!(parse_duration("0s").is_err());
+        assert!(parse_duration("-5s").is_err());
+        assert!(
+            parse_duration("soon")
+                .unwrap_err()
+                .contains("not a duration")
+        );
     }
 }

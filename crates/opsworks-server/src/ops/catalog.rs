@@ -159,6 +159,10 @@ pub async fn record_service_error_locked(
     writes.insert(0, put(Kind::ServiceError, &id, stack_id, instance_id, doc));
     apply(app, writes).await?;
     tracing::info!(service_error_id = %id, stack_id, instance_id, kind, "service error recorded");
+    let mut event = crate::events::new_event(stack_id, crate::events::SERVICE_ERROR);
+    event.instance_id = instance_id.map(String::from);
+    event.detail = json!({"ServiceErrorId": id, "Type": kind, "Message": message});
+    crate::events::record(app, event).await;
     Ok(id)
 }
 

@@ -357,6 +357,7 @@ pub async fn finish_command_locked(
         }
     });
     let derived = rules::deployment_status(statuses);
+    let was = id_of(&deployment, "Status").to_string();
     deployment["Status"] = json!(derived.as_str());
     if derived != DeploymentStatus::Running {
         deployment["CompletedAt"] = json!(finished);
@@ -369,6 +370,15 @@ pub async fn finish_command_locked(
         .get("AppId")
         .and_then(Value::as_str)
         .map(String::from);
+    let cmd_instance = cmd
+        .get("InstanceId")
+        .and_then(Value::as_str)
+        .map(String::from);
+    let cmd_type = id_of(&cmd, "Type").to_string();
+    let command_name = deployment
+        .pointer("/Command/Name")
+        .cloned()
+        .unwrap_or(Value::Null);
     apply(
         app,
         vec![
@@ -389,6 +399,18 @@ pub async fn finish_command_locked(
         ],
     )
     .await?;
+    let mut event = crate::events::new_event(&stack_id, crate::events::COMMAND_STATUS);
+    event.instance_id = cmd_instance;
+    event.deployment_id = Some(deployment_id.clone());
+    event.command_id = Some(command_id.to_string());
+    event.detail = json!({"Type": cmd_type, "Status": status.as_str(), "ExitCode": exit_code});
+    crate::events::record(app, event).await;
+    if was != derived.as_str() {
+        let mut event = crate::events::new_event(&stack_id, crate::events::DEPLOYMENT_STATUS);
+        event.deployment_id = Some(deployment_id.clone());
+        event.detail = json!({"Command": command_name, "From": was, "Status": derived.as_str()});
+        crate::events::record(app, event).await;
+    }
     Ok(derived)
 }
 

@@ -84,6 +84,11 @@ pub async fn change_status_locked(
         ?event,
         "instance status changed"
     );
+    let mut recorded = crate::events::new_event(&stack_id, crate::events::INSTANCE_STATUS);
+    recorded.instance_id = Some(instance_id.to_string());
+    recorded.detail =
+        json!({"From": from.as_str(), "To": to.as_str(), "Cause": format!("{event:?}")});
+    crate::events::record(app, recorded).await;
     Ok(to)
 }
 
@@ -624,11 +629,16 @@ pub async fn delete_instance(app: &App, req: Req) -> OpResult {
 /// it through `pending` and `booting`, its agent through `running_setup` to `online`
 /// (`machines::launch`). A server without a provider only records the request.
 pub async fn start_instance(app: &App, req: Req) -> OpResult {
-    let id = required_str(&req, "InstanceId")?;
+    start(app, required_str(&req, "InstanceId")?).await?;
+    Ok(json!({}))
+}
+
+/// Starts an instance as StartInstance does; the schedulers start instances through here too.
+pub async fn start(app: &App, id: &str) -> Result<(), ApiError> {
     check_builtin_recipes(app, &load_instance(app, id).await?).await?;
     change_status(app, id, InstanceEvent::Start).await?;
     crate::machines::launch(app, id);
-    Ok(json!({}))
+    Ok(())
 }
 
 /// Refuses to start an instance whose layers' built-in recipes this server does not ship yet, so
@@ -672,6 +682,13 @@ async fn check_builtin_recipes(app: &App, inst: &Value) -> Result<(), ApiError> 
 pub async fn stop_instance(app: &App, req: Req) -> OpResult {
     let id = required_str(&req, "InstanceId")?;
     let force = req.get("Force").and_then(Value::as_bool).unwrap_or(false);
+    stop(app, id, force).await?;
+    Ok(json!({}))
+}
+
+/// Stops an instance as StopInstance does (`force` as its `Force`); the schedulers stop instances
+/// through here too.
+pub async fn stop(app: &App, id: &str, force: bool) -> Result<(), ApiError> {
     let _guard = app.write_lock().await;
     let current = status_of(&load_instance(app, id).await?)?;
     // A forced stop of an instance already on its way down finishes it; otherwise stop first.
@@ -699,7 +716,7 @@ pub async fn stop_instance(app: &App, req: Req) -> OpResult {
     } else if force && status != InstanceStatus::Stopped {
         change_status_locked(app, id, InstanceEvent::Halted).await?;
     }
-    Ok(json!({}))
+    Ok(())
 }
 
 /// RebootInstance: only an online instance (or one whose setup failed or whose agent went
