@@ -14,7 +14,8 @@ repo="$(cd "$here/../.." && pwd)"
 venv="${OPSWORKS_VENV:-$HOME/.cache/opsworks-conformance-venv}"
 
 # Pinned: boto3 1.35.99 (botocore 1.35.99) still ships the OpsWorks model and waiters; awscli 1.36.40 is its CLI.
-requirements=(boto3==1.35.99 awscli==1.36.40 pytest==8.3.4)
+# selenium drives Debian's chromium in the lifecycle suite's console tests.
+requirements=(boto3==1.35.99 awscli==1.36.40 pytest==8.3.4 selenium==4.27.1)
 stamp="$venv/.conformance-requirements"
 
 python="${PYTHON:-python3}"

@@ -26,11 +26,21 @@ pub fn router(app: App) -> Router {
         .with_state(app)
 }
 
-async fn index() -> impl IntoResponse {
+/// `GET /`: a browser is sent to the web console; anything else is told what this endpoint is.
+async fn index(headers: HeaderMap) -> Response {
+    let wants_html = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| a.contains("text/html"));
+    if wants_html {
+        return (StatusCode::SEE_OTHER, [(header::LOCATION, "/console/")]).into_response();
+    }
     (
         [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
-        "OpsWorks Stacks API endpoint: POST / with X-Amz-Target: OpsWorks_20130218.<Operation>.\n",
+        "OpsWorks Stacks API endpoint: POST / with X-Amz-Target: OpsWorks_20130218.<Operation>.\n\
+         The web console is at /console/.\n",
     )
+        .into_response()
 }
 
 /// Serves one API call.

@@ -244,21 +244,29 @@ async fn serve(config: ServerConfig, quickstart: bool, instances: Instances) -> 
     let addr = listener.local_addr()?;
     let endpoint = format!("http://{addr}");
     app.set_endpoint(&endpoint);
+    let (password, password_source) = opsworks_console::Password::open(&config.data_dir)
+        .context("setting up the console password")?;
+    let console = opsworks_console::Console::new(app.clone(), password);
     // Tests and scripts wait for this exact line before they connect.
     println!("listening on {endpoint}");
     if quickstart {
-        print_quickstart(&endpoint, &config, &root);
-    } else if let RootKey::Generated {
-        access_key_id,
-        secret,
-        file,
-    } = &root
+        print_quickstart(&endpoint, &config, &root, &password_source);
+    }
+    if !quickstart
+        && let RootKey::Generated {
+            access_key_id,
+            secret,
+            file,
+        } = &root
     {
         println!("root access key: {access_key_id}");
         println!(
             "root secret key: {secret} (shown once; also in {})",
             file.display()
         );
+    }
+    if !quickstart && let opsworks_console::PasswordSource::Generated(password) = &password_source {
+        println!("console password: {password} (shown once; reset with OPSWORKS_CONSOLE_PASSWORD)");
     }
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let stopped = move || {
@@ -296,10 +304,13 @@ async fn serve(config: ServerConfig, quickstart: bool, instances: Instances) -> 
     ));
     let events_app = app.clone();
     tracing::info!(%endpoint, data_dir = %config.data_dir.display(), "server started");
-    servers.spawn(opsworks_server::serve(listener, app, stopped()));
+    let router =
+        opsworks_server::http::router(app).merge(opsworks_console::router(console.clone()));
+    servers.spawn(opsworks_server::serve_router(listener, router, stopped()));
     shutdown_signal().await;
     // Open event streams would hold the graceful shutdown up: end them first.
     events_app.events().close();
+    console.close();
     let _ = stop_tx.send(true);
     while let Some(done) = servers.join_next().await {
         done??;
@@ -337,11 +348,28 @@ async fn attach_local_machines(
     Ok((listener, agent_url))
 }
 
-fn print_quickstart(endpoint: &str, config: &ServerConfig, root: &RootKey) {
+fn print_quickstart(
+    endpoint: &str,
+    config: &ServerConfig,
+    root: &RootKey,
+    console: &opsworks_console::PasswordSource,
+) {
     let creds = config.data_dir.join("root-credentials");
     println!();
     println!("OpsWorks is up.");
     println!("  endpoint:  {endpoint}");
+    println!("  console:   {endpoint}/console/");
+    match console {
+        opsworks_console::PasswordSource::Generated(password) => println!(
+            "  console password: {password}   (shown once; reset with OPSWORKS_CONSOLE_PASSWORD)"
+        ),
+        opsworks_console::PasswordSource::Environment => {
+            println!("  console password: from OPSWORKS_CONSOLE_PASSWORD")
+        }
+        opsworks_console::PasswordSource::Existing => println!(
+            "  console password: as set at the first start (reset with OPSWORKS_CONSOLE_PASSWORD)"
+        ),
+    }
     println!("  data dir:  {}", config.data_dir.display());
     match root {
         RootKey::Generated {

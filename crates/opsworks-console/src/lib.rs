@@ -1,0 +1,221 @@
+//! The web console: server-rendered pages over the same operations the API serves.
+//!
+//! A page flows: the router (under `/console`) → [`Signed`], the extractor that finds the
+//! session cookie (or redirects to the sign-in page) → a handler in [`pages`] that calls the
+//! operations through [`Console::call`] exactly as the API would (validated against the service
+//! model, then dispatched) → a minijinja template. Forms are plain HTML forms that work without
+//! script; each carries the session's CSRF token, checked before anything changes. A little
+//! hand-written script follows server-sent events ([`live`]) to update states in place.
+
+pub mod auth;
+pub mod live;
+pub mod pages;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use minijinja::Environment;
+use serde_json::Value;
+
+use opsworks_api::{ApiError, model};
+use opsworks_server::App;
+use opsworks_server::ops::{self, Caller};
+
+pub use auth::{AuthError, Password, PasswordSource};
+
+/// The session cookie's name.
+pub const COOKIE: &str = "opsworks_session";
+
+/// The console's state: the server's [`App`], the password, the sessions, the templates.
+#[derive(Clone)]
+pub struct Console {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    app: App,
+    password: Password,
+    sessions: auth::Sessions,
+    templates: Environment<'static>,
+    /// Turns true at shutdown: live streams end so the server's graceful stop is not held up.
+    closed: tokio::sync::watch::Sender<bool>,
+}
+
+macro_rules! templates {
+    ($env:ident, $($name:literal),* $(,)?) => {
+        $(
+            $env.add_template($name, include_str!(concat!("../templates/", $name)))
+                .expect(concat!("template ", $name, " parses"));
+        )*
+    };
+}
+
+impl Console {
+    /// The console over `app`, signing in with `password`.
+    pub fn new(app: App, password: Password) -> Console {
+        let mut env = Environment::new();
+        templates!(
+            env,
+            "base.html",
+            "sign_in.html",
+            "stacks.html",
+            "stack_form.html",
+            "stack.html",
+            "layer_form.html",
+            "instance_form.html",
+            "instance.html",
+            "app_form.html",
+            "deploy_form.html",
+            "deployments.html",
+            "deployment.html",
+            "error.html",
+        );
+        env.add_filter("status_class", status_class);
+        Console {
+            inner: Arc::new(Inner {
+                app,
+                password,
+                sessions: auth::Sessions::default(),
+                templates: env,
+                closed: tokio::sync::watch::Sender::new(false),
+            }),
+        }
+    }
+
+    /// Ends every live stream (at shutdown) and refuses new ones.
+    pub fn close(&self) {
+        self.inner.closed.send_replace(true);
+    }
+
+    /// A receiver that sees [`Console::close`].
+    pub fn closed(&self) -> tokio::sync::watch::Receiver<bool> {
+        self.inner.closed.subscribe()
+    }
+
+    /// The server's state.
+    pub fn app(&self) -> &App {
+        &self.inner.app
+    }
+
+    /// Runs an operation as the root user, as the API would: the input is validated against the
+    /// service model first, so the console gets the API's own error messages.
+    pub async fn call(&self, operation: &str, input: Value) -> Result<Value, ApiError> {
+        model().validate_input(operation, &input)?;
+        let caller = Caller {
+            access_key_id: "console".to_string(),
+            principal: opsworks_server::keys::ROOT.to_string(),
+            region: self.inner.app.region().to_string(),
+        };
+        ops::dispatch(&self.inner.app, &caller, operation, input)
+            .await?
+            .into_value()
+    }
+
+    /// Renders a template; a template error becomes a 500 page (and a log line).
+    pub fn render(&self, name: &str, ctx: Value) -> Response {
+        match self
+            .inner
+            .templates
+            .get_template(name)
+            .and_then(|t| t.render(template_value(&ctx)))
+        {
+            Ok(html) => Html(html).into_response(),
+            Err(e) => {
+                tracing::error!("console template {name}: {e:#}");
+                (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "the page could not be rendered",
+                )
+                    .into_response()
+            }
+        }
+    }
+}
+
+/// A JSON value as a template value. Numbers are converted by hand: serde_json's
+/// `arbitrary_precision` (enabled in the workspace by the recipe engine) would otherwise reach the
+/// templates as maps.
+fn template_value(v: &Value) -> minijinja::Value {
+    match v {
+        Value::Null => minijinja::Value::from(()),
+        Value::Bool(b) => minijinja::Value::from(*b),
+        Value::Number(n) => match (n.as_i64(), n.as_f64()) {
+            (Some(i), _) => minijinja::Value::from(i),
+            (None, Some(f)) => minijinja::Value::from(f),
+            _ => minijinja::Value::from(n.to_string()),
+        },
+        Value::String(s) => minijinja::Value::from(s.as_str()),
+        Value::Array(a) => a.iter().map(template_value).collect(),
+        Value::Object(m) => m
+            .iter()
+            .map(|(k, v)| (k.as_str(), template_value(v)))
+            .collect::<std::collections::BTreeMap<_, _>>()
+            .into(),
+    }
+}
+
+fn status_class(status: String) -> String {
+    match status.as_str() {
+        "online" | "successful" => "ok",
+        "setup_failed" | "start_failed" | "failed" | "connection_lost" | "stop_failed" => "bad",
+        "stopped" | "terminated" | "shutting_down" | "stopping" => "off",
+        _ => "busy",
+    }
+    .to_string()
+}
+
+/// The router of every console page, under `/console`.
+pub fn router(console: Console) -> Router {
+    pages::routes().with_state(console)
+}
+
+/// A signed-in request: the session's CSRF token, for forms.
+pub struct Signed {
+    /// The token forms must carry.
+    pub csrf: String,
+}
+
+impl FromRequestParts<Console> for Signed {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, console: &Console) -> Result<Self, Response> {
+        let session = cookie(&parts.headers, COOKIE).and_then(|t| console.inner.sessions.get(&t));
+        match session {
+            Some(s) => Ok(Signed { csrf: s.csrf }),
+            None => {
+                let next = parts
+                    .uri
+                    .path_and_query()
+                    .map(|p| p.as_str())
+                    .unwrap_or("/console/");
+                let target = if parts.method == axum::http::Method::GET {
+                    format!("/console/sign-in?next={}", encode(next))
+                } else {
+                    "/console/sign-in".to_string()
+                };
+                Err(Redirect::to(&target).into_response())
+            }
+        }
+    }
+}
+
+/// The value of cookie `name` in a request.
+pub fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v.to_string())
+}
+
+/// Percent-encodes a query value.
+pub fn encode(text: &str) -> String {
+    form_urlencoded::byte_serialize(text.as_bytes()).collect()
+}
