@@ -205,6 +205,12 @@ pub trait Store: Send + Sync + 'static {
         after: i64,
         limit: u32,
     ) -> Result<Vec<EventRecord>, StoreError>;
+    /// The newest `limit` events, oldest first, of one stack or (`None`) of all.
+    async fn latest_events(
+        &self,
+        stack_id: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<EventRecord>, StoreError>;
     /// Drops events recorded before `before` (an AWS timestamp) and all but the newest
     /// `keep_rows`; returns how many went.
     async fn prune_events(&self, before: &str, keep_rows: u64) -> Result<u64, StoreError>;

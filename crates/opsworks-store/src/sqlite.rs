@@ -274,31 +274,25 @@ impl Store for SqliteStore {
         }
         qb.push(" ORDER BY seq LIMIT ").push_bind(i64::from(limit));
         let rows = qb.build().fetch_all(&self.pool).await?;
-        rows.iter()
-            .map(|r| {
-                let seq: i64 = r.get(0);
-                let detail = serde_json::from_str(r.get::<&str, _>(8)).map_err(|source| {
-                    StoreError::Corrupt {
-                        kind: "event",
-                        id: seq.to_string(),
-                        source,
-                    }
-                })?;
-                Ok(EventRecord {
-                    seq,
-                    event: NewEvent {
-                        at: r.get(1),
-                        stack_id: r.get(2),
-                        kind: r.get(3),
-                        instance_id: r.get(4),
-                        layer_id: r.get(5),
-                        deployment_id: r.get(6),
-                        command_id: r.get(7),
-                        detail,
-                    },
-                })
-            })
-            .collect()
+        rows.iter().map(event_of_row).collect()
+    }
+
+    async fn latest_events(
+        &self,
+        stack_id: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<EventRecord>, StoreError> {
+        let mut qb = QueryBuilder::new(
+            "SELECT seq, at, stack_id, type, instance_id, layer_id, deployment_id, command_id, detail
+             FROM events",
+        );
+        if let Some(s) = stack_id {
+            qb.push(" WHERE stack_id = ").push_bind(s);
+        }
+        qb.push(" ORDER BY seq DESC LIMIT ")
+            .push_bind(i64::from(limit));
+        let rows = qb.build().fetch_all(&self.pool).await?;
+        rows.iter().rev().map(event_of_row).collect()
     }
 
     async fn prune_events(&self, before: &str, keep_rows: u64) -> Result<u64, StoreError> {
@@ -314,4 +308,28 @@ impl Store for SqliteStore {
         .await?;
         Ok(done.rows_affected())
     }
+}
+
+/// An `events` row (seq, at, stack_id, type, ids..., detail) as a record.
+fn event_of_row(r: &sqlx::sqlite::SqliteRow) -> Result<EventRecord, StoreError> {
+    let seq: i64 = r.get(0);
+    let detail =
+        serde_json::from_str(r.get::<&str, _>(8)).map_err(|source| StoreError::Corrupt {
+            kind: "event",
+            id: seq.to_string(),
+            source,
+        })?;
+    Ok(EventRecord {
+        seq,
+        event: NewEvent {
+            at: r.get(1),
+            stack_id: r.get(2),
+            kind: r.get(3),
+            instance_id: r.get(4),
+            layer_id: r.get(5),
+            deployment_id: r.get(6),
+            command_id: r.get(7),
+            detail,
+        },
+    })
 }

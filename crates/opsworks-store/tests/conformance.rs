@@ -274,6 +274,16 @@ async fn events(store: &Arc<dyn Store>) {
         vec![seqs[2], seqs[3]]
     );
     assert_eq!(store.events_after(None, 0, 2).await.unwrap().len(), 2);
+    // The newest ones, oldest first: what a page showing "the latest events" needs.
+    let latest: Vec<i64> = store
+        .latest_events(Some("s1"), 2)
+        .await
+        .unwrap()
+        .iter()
+        .map(|e| e.seq)
+        .collect();
+    assert_eq!(latest, vec![seqs[2], seqs[3]]);
+    assert_eq!(store.latest_events(None, 100).await.unwrap().len(), 4);
     // Older than minute 1: one goes. Then keep only the newest two.
     assert_eq!(store.prune_events(&t(1), 1000).await.unwrap(), 1);
     assert_eq!(store.prune_events(&t(0), 2).await.unwrap(), 1);
