@@ -41,6 +41,10 @@ struct Inner {
     started: std::time::Instant,
     /// See [`ServerConfig::healing_timeout`].
     healing_timeout: std::time::Duration,
+    /// See [`ServerConfig::metrics`].
+    metrics_config: crate::config::MetricsConfig,
+    /// The server's own counters (API requests, latency, ingested samples).
+    server_metrics: crate::metrics::ServerMetrics,
 }
 
 impl App {
@@ -86,6 +90,8 @@ impl App {
                 polling: Default::default(),
                 started: std::time::Instant::now(),
                 healing_timeout: config.healing_timeout,
+                metrics_config: config.metrics.clone(),
+                server_metrics: Default::default(),
             }),
         };
         Ok((app, root))
@@ -175,6 +181,38 @@ impl App {
     /// See [`ServerConfig::healing_timeout`].
     pub fn healing_timeout(&self) -> std::time::Duration {
         self.inner.healing_timeout
+    }
+
+    /// See [`ServerConfig::metrics`].
+    pub fn metrics_config(&self) -> &crate::config::MetricsConfig {
+        &self.inner.metrics_config
+    }
+
+    /// The server's own counters.
+    pub fn server_metrics(&self) -> &crate::metrics::ServerMetrics {
+        &self.inner.server_metrics
+    }
+
+    /// How many agents are connected: waiting in a long poll, or heard from within `within`.
+    pub fn agents_connected(&self, within: std::time::Duration) -> usize {
+        let polling = self.inner.polling.lock().unwrap_or_else(|p| p.into_inner());
+        let last_seen = self
+            .inner
+            .last_seen
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        let mut ids: std::collections::HashSet<&String> = polling
+            .iter()
+            .filter(|(_, n)| **n > 0)
+            .map(|(id, _)| id)
+            .collect();
+        ids.extend(
+            last_seen
+                .iter()
+                .filter(|(_, t)| t.elapsed() < within)
+                .map(|(id, _)| id),
+        );
+        ids.len()
     }
 
     /// Records the server's base URL (`http://127.0.0.1:9730`) once it listens.

@@ -18,6 +18,43 @@ pub struct ServerConfig {
     /// How long an instance's agent may stay silent before the instance is `connection_lost`
     /// (and, where its layers auto-heal, healed). The original's was about five minutes.
     pub healing_timeout: std::time::Duration,
+    /// Instance metrics: sampling, retention, who may read them.
+    pub metrics: MetricsConfig,
+}
+
+/// How instance metrics are sampled, kept and read.
+#[derive(Clone)]
+pub struct MetricsConfig {
+    /// Seconds between an agent's samples (told to agents in the hello answer; default 10).
+    pub interval_seconds: u64,
+    /// How long raw samples and 5-minute averages are kept.
+    pub retention: opsworks_store::metrics::Retention,
+    /// A bearer token that may read the metrics endpoints (besides SigV4-signed requests).
+    pub token: Option<String>,
+    /// Whether `GET /metrics` (the Prometheus exposition) is open to anyone.
+    pub public: bool,
+}
+
+impl std::fmt::Debug for MetricsConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MetricsConfig")
+            .field("interval_seconds", &self.interval_seconds)
+            .field("retention", &self.retention)
+            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .field("public", &self.public)
+            .finish()
+    }
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        Self {
+            interval_seconds: 10,
+            retention: Default::default(),
+            token: None,
+            public: false,
+        }
+    }
 }
 
 impl ServerConfig {
@@ -29,6 +66,7 @@ impl ServerConfig {
             region: "us-east-1".into(),
             root_key: None,
             healing_timeout: std::time::Duration::from_secs(300),
+            metrics: MetricsConfig::default(),
         }
     }
 }

@@ -13,11 +13,12 @@ pub mod keys;
 pub mod lifecycle;
 pub mod logs;
 pub mod machines;
+pub mod metrics;
 pub mod ops;
 pub mod watchdog;
 
 pub use app::App;
-pub use config::ServerConfig;
+pub use config::{MetricsConfig, ServerConfig};
 
 use std::future::Future;
 

@@ -63,6 +63,8 @@ struct ServerArgs {
     /// where its layers auto-heal).
     #[arg(long, default_value_t = 300, env = "OPSWORKS_HEALING_TIMEOUT", value_parser = clap::value_parser!(u64).range(3..))]
     healing_timeout: u64,
+    #[command(flatten)]
+    metrics: MetricsArgs,
 }
 
 #[derive(Debug, clap::Args)]
@@ -83,6 +85,42 @@ struct UpArgs {
     /// where its layers auto-heal).
     #[arg(long, default_value_t = 300, env = "OPSWORKS_HEALING_TIMEOUT", value_parser = clap::value_parser!(u64).range(3..))]
     healing_timeout: u64,
+    #[command(flatten)]
+    metrics: MetricsArgs,
+}
+
+/// Instance metrics: sampling, retention and who may read them.
+#[derive(Debug, clap::Args)]
+struct MetricsArgs {
+    /// Seconds between the samples of instance metrics agents take.
+    #[arg(long, default_value_t = 10, env = "OPSWORKS_METRICS_INTERVAL", value_parser = clap::value_parser!(u64).range(1..=3600))]
+    metrics_interval: u64,
+    /// Seconds raw metric samples are kept (then only their 5-minute averages).
+    #[arg(long, default_value_t = 86_400, env = "OPSWORKS_METRICS_RAW_RETENTION", value_parser = clap::value_parser!(u64).range(600..))]
+    metrics_raw_retention: u64,
+    /// Seconds the 5-minute averages of metrics are kept.
+    #[arg(long, default_value_t = 1_209_600, env = "OPSWORKS_METRICS_ROLLUP_RETENTION", value_parser = clap::value_parser!(u64).range(3600..))]
+    metrics_rollup_retention: u64,
+    /// A bearer token that may read /api/metrics and /metrics (besides SigV4-signed requests).
+    #[arg(long, env = "OPSWORKS_METRICS_TOKEN", hide_env_values = true)]
+    metrics_token: Option<String>,
+    /// Serve the Prometheus exposition at /metrics to anyone, without credentials.
+    #[arg(long, env = "OPSWORKS_METRICS_PUBLIC")]
+    metrics_public: bool,
+}
+
+impl MetricsArgs {
+    fn config(self) -> opsworks_server::MetricsConfig {
+        opsworks_server::MetricsConfig {
+            interval_seconds: self.metrics_interval,
+            retention: opsworks_server::metrics::Retention {
+                raw_seconds: self.metrics_raw_retention as i64,
+                rollup_seconds: self.metrics_rollup_retention as i64,
+            },
+            token: self.metrics_token.filter(|t| !t.is_empty()),
+            public: self.metrics_public,
+        }
+    }
 }
 
 #[derive(Debug, clap::Args)]
@@ -166,6 +204,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 region: args.region,
                 root_key: root_key_from_env()?,
                 healing_timeout: std::time::Duration::from_secs(args.healing_timeout),
+                metrics: args.metrics.config(),
             };
             let instances = if args.local_instances {
                 Instances::Local
@@ -185,6 +224,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 region: args.region,
                 root_key: root_key_from_env()?,
                 healing_timeout: std::time::Duration::from_secs(args.healing_timeout),
+                metrics: args.metrics.config(),
             };
             let instances = if args.no_local_instances {
                 Instances::Recorded
@@ -254,6 +294,7 @@ async fn serve(config: ServerConfig, quickstart: bool, instances: Instances) -> 
         }
     }
     tokio::spawn(opsworks_server::watchdog::run(app.clone()));
+    tokio::spawn(opsworks_server::metrics::run_maintenance(app.clone()));
     tracing::info!(%endpoint, data_dir = %config.data_dir.display(), "server started");
     servers.spawn(opsworks_server::serve(listener, app, stopped()));
     shutdown_signal().await;
