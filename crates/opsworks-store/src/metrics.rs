@@ -136,6 +136,9 @@ struct State {
 pub struct SqliteMetrics {
     pool: SqlitePool,
     state: Mutex<State>,
+    /// Metric writes take turns here rather than in SQLite's busy handler, which sleeps
+    /// (milliseconds at a time) while another connection holds the write lock.
+    writer: tokio::sync::Mutex<()>,
 }
 
 impl SqliteMetrics {
@@ -158,6 +161,7 @@ impl SqliteMetrics {
                 rolled_until,
                 dirty_from: None,
             }),
+            writer: tokio::sync::Mutex::new(()),
         })
     }
 
@@ -202,6 +206,7 @@ impl MetricsStore for SqliteMetrics {
             return Ok(());
         }
         let series = self.series_id(instance_id).await?;
+        let _turn = self.writer.lock().await;
         let mut tx = self.pool.begin().await?;
         for chunk in samples.chunks(INSERT_CHUNK) {
             let mut qb =
@@ -316,6 +321,7 @@ impl MetricsStore for SqliteMetrics {
                 if buckets.is_empty() {
                     continue;
                 }
+                let _turn = self.writer.lock().await;
                 let mut tx = self.pool.begin().await?;
                 for chunk in buckets.chunks(INSERT_CHUNK) {
                     let mut qb = QueryBuilder::new(

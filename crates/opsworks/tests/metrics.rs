@@ -20,6 +20,8 @@ const TOKEN: &str = "scrape-token-123";
 struct Server {
     child: Child,
     endpoint: String,
+    /// One client per server, so requests reuse keep-alive connections.
+    http: reqwest::Client,
 }
 
 impl Server {
@@ -43,7 +45,11 @@ impl Server {
             }
         };
         std::thread::spawn(move || for _ in lines {});
-        Server { child, endpoint }
+        Server {
+            child,
+            endpoint,
+            http: reqwest::Client::new(),
+        }
     }
 
     fn stop(mut self) {
@@ -95,7 +101,7 @@ impl Server {
         } else {
             format!("{}{path}?{query}", self.endpoint)
         };
-        let client = reqwest::Client::new();
+        let client = &self.http;
         let mut req = match method {
             "POST" => client.post(url).body(body.to_string()),
             _ => client.get(url),
@@ -121,7 +127,7 @@ impl Server {
     }
 
     async fn get(&self, path: &str, auth: Option<&str>) -> (u16, String, String) {
-        let mut req = reqwest::Client::new().get(format!("{}{path}", self.endpoint));
+        let mut req = self.http.get(format!("{}{path}", self.endpoint));
         if let Some(a) = auth {
             req = req.header("authorization", a);
         }
@@ -594,4 +600,138 @@ async fn agents_metrics_come_back_as_json_svg_and_prometheus() {
     assert_eq!(avg.len(), 30);
     assert_eq!(avg[0].at.as_second(), now - 29);
     assert_eq!((avg[0].cpu, avg[0].memory, avg[0].load), (40.0, 50.0, 1.5));
+}
+
+/// Server CPU time (user + system) of a process, in seconds, from `/proc/<pid>/stat`.
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let after = &stat[stat.rfind(')').unwrap() + 2..];
+    let f: Vec<&str> = after.split_whitespace().collect();
+    let ticks: f64 = f[11].parse::<f64>().unwrap() + f[12].parse::<f64>().unwrap();
+    // Linux's USER_HZ is 100 on every architecture we build for.
+    ticks / 100.0
+}
+
+/// The ingest benchmark of `BENCHMARKS.md` (bounded: a fixed number of requests). Run with
+/// `cargo test --release -p opsworks --test metrics -- --ignored --nocapture bench`.
+/// `BENCH_INSTANCES` (default 50) agents; each round every agent sends one batch.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "benchmark; run explicitly"]
+async fn bench_metrics_ingest() {
+    let n: usize = std::env::var("BENCH_INSTANCES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(50);
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let server = Server::start(dir, &[]);
+    let stack = server
+        .call(
+            "CreateStack",
+            json!({"Name": "bench", "Region": "us-east-1",
+              "ServiceRoleArn": "arn:aws:iam::123456789012:role/r",
+              "DefaultInstanceProfileArn": "arn:aws:iam::123456789012:instance-profile/p"}),
+        )
+        .await["StackId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let layer = server
+        .call(
+            "CreateLayer",
+            json!({"StackId": stack, "Type": "custom", "Name": "w", "Shortname": "w"}),
+        )
+        .await["LayerId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let mut instances = Vec::new();
+    for _ in 0..n {
+        let i = server
+            .call(
+                "CreateInstance",
+                json!({"StackId": stack, "LayerIds": [layer], "InstanceType": "t3.micro"}),
+            )
+            .await;
+        instances.push(i["InstanceId"].as_str().unwrap().to_string());
+    }
+    server.stop();
+    let mut keys = Vec::new();
+    for id in &instances {
+        keys.push(issue_instance_key(dir, id).await);
+    }
+    let server = std::sync::Arc::new(Server::start(dir, &[]));
+    let pid = server.child.id();
+    let now = jiff::Timestamp::now().as_second();
+    // (batch size, rounds): steady state (one sample per request, as agents send every 10 s),
+    // and catch-up after an outage (360 samples, an hour at 10 s, per request).
+    for (batch, rounds) in [(1usize, 40usize), (360, 4)] {
+        let cpu0 = cpu_seconds(pid);
+        let t0 = std::time::Instant::now();
+        let mut tasks = tokio::task::JoinSet::new();
+        for (k, (id, key)) in instances.iter().zip(&keys).enumerate() {
+            let (server, id, key) = (server.clone(), id.clone(), key.clone());
+            tasks.spawn(async move {
+                for r in 0..rounds {
+                    let start = now - 80_000 + (r * batch) as i64 * 10 + (batch > 1) as i64 * 40_000;
+                    let samples: Vec<Value> = (0..batch)
+                        .map(|j| json!({"at": start + j as i64 * 10, "values": values(50.0 + (k % 7) as f64, 500.0, 0.5)}))
+                        .collect();
+                    let body = json!({"instance_id": id, "samples": samples}).to_string();
+                    let (status, text) = server
+                        .signed("POST", "/agent/v1/metrics", "", None, &body, (&key.0, &key.1))
+                        .await;
+                    assert_eq!(status, 200, "{text}");
+                }
+            });
+        }
+        while let Some(r) = tasks.join_next().await {
+            r.unwrap();
+        }
+        let secs = t0.elapsed().as_secs_f64();
+        let cpu = cpu_seconds(pid) - cpu0;
+        let samples = n * rounds * batch;
+        println!(
+            "BENCH ingest batch={batch} agents={n} requests={} samples={samples} wall={secs:.2}s samples/s={:.0} requests/s={:.0} server_cpu={:.0}%",
+            n * rounds,
+            samples as f64 / secs,
+            (n * rounds) as f64 / secs,
+            cpu / secs * 100.0
+        );
+    }
+    drop(server);
+
+    // Bytes per instance per day: a day of 10-second samples for 20 instances, then rolled up.
+    let store = opsworks_store::open(&opsworks_store::Engine::Sqlite {
+        path: dir.join("bytes.db"),
+    })
+    .await
+    .unwrap();
+    let m = store.metrics();
+    let day0 = (now / 86_400 - 2) * 86_400;
+    let per = 20;
+    for i in 0..per {
+        let samples: Vec<(i64, [f64; 16])> = (0..8640)
+            .map(|k| {
+                let mut v = [0.0; 16];
+                for (j, x) in v.iter_mut().enumerate() {
+                    *x = ((k * 7 + j * 13 + i) % 1000) as f64 / 10.0;
+                }
+                v[10] = 16_310_716.0;
+                (day0 + k as i64 * 10, v)
+            })
+            .collect();
+        m.insert_samples(&format!("bench-instance-{i:04}"), &samples)
+            .await
+            .unwrap();
+    }
+    let (raw, _) = m.table_bytes().await.unwrap().expect("dbstat");
+    m.maintain(day0 + 86_400, Default::default()).await.unwrap();
+    let (_, rolled) = m.table_bytes().await.unwrap().unwrap();
+    println!(
+        "BENCH bytes per instance per day: raw {} ({} per sample), 5-minute averages {}",
+        raw / per as u64,
+        raw / (per as u64 * 8640),
+        rolled / per as u64
+    );
 }
