@@ -1,5 +1,6 @@
 //! The agent protocol's server side (`/agent/v1/*`, types in `opsworks-protocol`): agents say
-//! hello, long-poll for commands, acknowledge them, stream their logs and report how they ended.
+//! hello, long-poll for commands, acknowledge them, stream their logs, report how they ended and
+//! send metric samples (stored by `metrics::ingest`).
 //!
 //! Each call is signed with the instance's own key (principal `instance:<id>`) and may only speak
 //! for that instance. Every call is idempotent, so an agent may retry any of them.
