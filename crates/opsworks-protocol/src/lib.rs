@@ -7,9 +7,10 @@
 //! The flow: the agent says [`Hello`] once it runs, then long-polls ([`PollRequest`] →
 //! [`PollReply`]) for [`AgentCommand`]s, runs one at a time, acknowledges it ([`Ack`]), streams its
 //! log ([`LogChunk`]) and reports the outcome ([`Completion`]). [`Heartbeat`]s tell the server it
-//! is alive between commands; [`MetricsBatch`]es carry the metrics it samples. Every call is idempotent on the server (a repeated ack or completion
-//! of the same command changes nothing), so an agent may retry any of them after a network fault
-//! without a command running or counting twice.
+//! is alive between commands; [`MetricsBatch`]es carry the metrics it samples. Every call is
+//! idempotent on the server (a repeated ack or completion of the same command changes nothing), so
+//! an agent may retry any of them after a network fault without a command running or counting
+//! twice.
 
 use std::collections::BTreeMap;
 
