@@ -73,6 +73,13 @@ impl Agent {
             self.running.clone(),
             Duration::from_secs(hello.heartbeat_seconds.max(1)),
         )));
+        let _metrics = AbortOnDrop(tokio::spawn(crate::metrics::run(
+            self.client.clone(),
+            self.instance_id.clone(),
+            hello
+                .metrics_seconds
+                .map_or(crate::metrics::DEFAULT_INTERVAL, Duration::from_secs),
+        )));
         let poll_seconds = hello.poll_seconds.min(MAX_POLL_SECONDS);
         let mut backoff = Backoff::default();
         loop {

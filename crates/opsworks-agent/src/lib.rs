@@ -6,7 +6,7 @@
 //! Module map: [`client`] signs and retries protocol calls; [`agent`] is the loop and the
 //! exactly-once bookkeeping; [`runner`] runs one command; [`apps`] and [`sources`] lay out
 //! releases and fetch code; [`state`] owns the state directory; [`cli`] reads it back;
-//! [`facts`] describes the host.
+//! [`facts`] describes the host; [`metrics`] samples `/proc` and sends the samples.
 
 pub mod agent;
 pub mod apps;
@@ -14,6 +14,7 @@ pub mod cli;
 pub mod client;
 pub mod error;
 pub mod facts;
+pub mod metrics;
 pub mod runner;
 pub mod sources;
 pub mod state;

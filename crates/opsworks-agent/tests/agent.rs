@@ -142,6 +142,7 @@ async fn call(
                 stack_id: "stack-1".into(),
                 heartbeat_seconds: 1,
                 poll_seconds: 1,
+                metrics_seconds: None,
             })
             .into_response()
         }

@@ -7,9 +7,10 @@
 //! The flow: the agent says [`Hello`] once it runs, then long-polls ([`PollRequest`] →
 //! [`PollReply`]) for [`AgentCommand`]s, runs one at a time, acknowledges it ([`Ack`]), streams its
 //! log ([`LogChunk`]) and reports the outcome ([`Completion`]). [`Heartbeat`]s tell the server it
-//! is alive between commands. Every call is idempotent on the server (a repeated ack or completion
-//! of the same command changes nothing), so an agent may retry any of them after a network fault
-//! without a command running or counting twice.
+//! is alive between commands; [`MetricsBatch`]es carry the metrics it samples. Every call is
+//! idempotent on the server (a repeated ack or completion of the same command changes nothing), so
+//! an agent may retry any of them after a network fault without a command running or counting
+//! twice.
 
 use std::collections::BTreeMap;
 
@@ -57,6 +58,9 @@ pub struct HelloReply {
     pub heartbeat_seconds: u64,
     /// Seconds a poll waits on the server.
     pub poll_seconds: u64,
+    /// Seconds between metric samples (absent from older servers: the agent's default then).
+    #[serde(default)]
+    pub metrics_seconds: Option<u64>,
 }
 
 /// `POST /agent/v1/poll`: waits up to `wait_seconds` for commands.
@@ -201,6 +205,50 @@ pub struct Heartbeat {
     pub instance_id: String,
     /// The command being run, if any.
     pub running: Option<String>,
+}
+
+/// The names of the 16 metrics an agent samples, in the order of [`MetricSample::values`]: CPU
+/// shares in percent of the interval, memory in KiB (`memory_used` = total - free - buffers -
+/// cached), load averages, and the number of processes. The original OpsWorks's names.
+pub const METRIC_NAMES: [&str; 16] = [
+    "cpu_idle",
+    "cpu_nice",
+    "cpu_steal",
+    "cpu_system",
+    "cpu_user",
+    "cpu_waitio",
+    "memory_buffers",
+    "memory_cached",
+    "memory_free",
+    "memory_swap",
+    "memory_total",
+    "memory_used",
+    "load_1",
+    "load_5",
+    "load_15",
+    "procs",
+];
+
+/// The most samples one [`MetricsBatch`] may carry.
+pub const MAX_METRICS_BATCH: usize = 2000;
+
+/// One sample of an instance's metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct MetricSample {
+    /// When it was taken, in seconds since the Unix epoch (UTC).
+    pub at: i64,
+    /// The values, in the order of [`METRIC_NAMES`].
+    pub values: [f64; 16],
+}
+
+/// `POST /agent/v1/metrics`: samples the agent took, oldest first (a backlog after an outage
+/// comes in several batches of at most [`MAX_METRICS_BATCH`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MetricsBatch {
+    /// The instance.
+    pub instance_id: String,
+    /// The samples.
+    pub samples: Vec<MetricSample>,
 }
 
 /// An error answer of the agent protocol.

@@ -1,5 +1,6 @@
 //! The agent protocol's server side (`/agent/v1/*`, types in `opsworks-protocol`): agents say
-//! hello, long-poll for commands, acknowledge them, stream their logs and report how they ended.
+//! hello, long-poll for commands, acknowledge them, stream their logs, report how they ended and
+//! send metric samples (stored by `metrics::ingest`).
 //!
 //! Each call is signed with the instance's own key (principal `instance:<id>`) and may only speak
 //! for that instance. Every call is idempotent, so an agent may retry any of them.
@@ -17,8 +18,8 @@ use serde_json::{Value, json};
 
 use opsworks_api::ApiError;
 use opsworks_protocol::{
-    Ack, Completion, Heartbeat, Hello, HelloReply, LogChunk, MAX_POLL_SECONDS, PREFIX, PollReply,
-    PollRequest, ProtocolError,
+    Ack, Completion, Heartbeat, Hello, HelloReply, LogChunk, MAX_POLL_SECONDS, MetricsBatch,
+    PREFIX, PollReply, PollRequest, ProtocolError,
 };
 use opsworks_store::Kind;
 
@@ -46,6 +47,7 @@ pub fn routes() -> Router<App> {
         .route(&format!("{PREFIX}/log"), post(log))
         .route(&format!("{PREFIX}/complete"), post(complete))
         .route(&format!("{PREFIX}/heartbeat"), post(heartbeat))
+        .route(&format!("{PREFIX}/metrics"), post(metrics))
         .route("/agent/installer", axum::routing::get(installer))
 }
 
@@ -104,7 +106,15 @@ trait ForInstance {
 macro_rules! for_instance {
     ($($t:ty),*) => {$(impl ForInstance for $t { fn instance_id(&self) -> &str { &self.instance_id } })*};
 }
-for_instance!(Hello, PollRequest, Ack, LogChunk, Completion, Heartbeat);
+for_instance!(
+    Hello,
+    PollRequest,
+    Ack,
+    LogChunk,
+    Completion,
+    Heartbeat,
+    MetricsBatch
+);
 
 /// The largest message an agent may send (log pieces are the big ones).
 const MAX_MESSAGE_BYTES: usize = 8 << 20;
@@ -192,6 +202,7 @@ async fn hello(State(app): State<App>, Agent(msg): Agent<Hello>) -> Reply {
         stack_id,
         heartbeat_seconds: heartbeat_seconds(&app),
         poll_seconds: MAX_POLL_SECONDS,
+        metrics_seconds: Some(app.metrics_config().interval_seconds),
     })
 }
 
@@ -240,6 +251,11 @@ async fn complete(State(app): State<App>, Agent(msg): Agent<Completion>) -> Repl
 
 async fn heartbeat(State(app): State<App>, Agent(msg): Agent<Heartbeat>) -> Reply {
     lifecycle::agent_alive(&app, &msg.instance_id).await?;
+    Ok(axum::Json(json!({})))
+}
+
+async fn metrics(State(app): State<App>, Agent(msg): Agent<MetricsBatch>) -> Reply {
+    crate::metrics::ingest(&app, &msg).await?;
     Ok(axum::Json(json!({})))
 }
 

@@ -47,6 +47,10 @@ struct Inner {
     scaling_minute: std::time::Duration,
     /// The event log's live side: recording order and subscribers.
     events: crate::events::EventHub,
+    /// See [`ServerConfig::metrics`].
+    metrics_config: crate::config::MetricsConfig,
+    /// The server's own counters (API requests, latency, ingested samples).
+    server_metrics: crate::metrics::ServerMetrics,
 }
 
 impl App {
@@ -95,6 +99,8 @@ impl App {
                 scheduler_interval: config.scheduler_interval,
                 scaling_minute: config.scaling_minute,
                 events: crate::events::EventHub::new(config.event_retention, config.event_max_rows),
+                metrics_config: config.metrics.clone(),
+                server_metrics: Default::default(),
             }),
         };
         Ok((app, root))
@@ -199,6 +205,38 @@ impl App {
     /// The event log's live side (see [`crate::events`]).
     pub fn events(&self) -> &crate::events::EventHub {
         &self.inner.events
+    }
+
+    /// See [`ServerConfig::metrics`].
+    pub fn metrics_config(&self) -> &crate::config::MetricsConfig {
+        &self.inner.metrics_config
+    }
+
+    /// The server's own counters.
+    pub fn server_metrics(&self) -> &crate::metrics::ServerMetrics {
+        &self.inner.server_metrics
+    }
+
+    /// How many agents are connected: waiting in a long poll, or heard from within `within`.
+    pub fn agents_connected(&self, within: std::time::Duration) -> usize {
+        let polling = self.inner.polling.lock().unwrap_or_else(|p| p.into_inner());
+        let last_seen = self
+            .inner
+            .last_seen
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        let mut ids: std::collections::HashSet<&String> = polling
+            .iter()
+            .filter(|(_, n)| **n > 0)
+            .map(|(id, _)| id)
+            .collect();
+        ids.extend(
+            last_seen
+                .iter()
+                .filter(|(_, t)| t.elapsed() < within)
+                .map(|(id, _)| id),
+        );
+        ids.len()
     }
 
     /// Records the server's base URL (`http://127.0.0.1:9730`) once it listens.

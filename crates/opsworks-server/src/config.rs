@@ -27,6 +27,43 @@ pub struct ServerConfig {
     pub event_retention: std::time::Duration,
     /// At most this many events are kept, the newest (default 100 000).
     pub event_max_rows: u64,
+    /// Instance metrics: sampling, retention, who may read them.
+    pub metrics: MetricsConfig,
+}
+
+/// How instance metrics are sampled, kept and read.
+#[derive(Clone)]
+pub struct MetricsConfig {
+    /// Seconds between an agent's samples (told to agents in the hello answer; default 10).
+    pub interval_seconds: u64,
+    /// How long raw samples and 5-minute averages are kept.
+    pub retention: opsworks_store::metrics::Retention,
+    /// A bearer token that may read the metrics endpoints (besides SigV4-signed requests).
+    pub token: Option<String>,
+    /// Whether `GET /metrics` (the Prometheus exposition) is open to anyone.
+    pub public: bool,
+}
+
+impl std::fmt::Debug for MetricsConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MetricsConfig")
+            .field("interval_seconds", &self.interval_seconds)
+            .field("retention", &self.retention)
+            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .field("public", &self.public)
+            .finish()
+    }
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        Self {
+            interval_seconds: 10,
+            retention: Default::default(),
+            token: None,
+            public: false,
+        }
+    }
 }
 
 impl ServerConfig {
@@ -42,6 +79,7 @@ impl ServerConfig {
             scaling_minute: std::time::Duration::from_secs(60),
             event_retention: std::time::Duration::from_secs(7 * 24 * 3600),
             event_max_rows: 100_000,
+            metrics: MetricsConfig::default(),
         }
     }
 }

@@ -23,6 +23,7 @@ pub fn router(app: App) -> Router {
         .merge(crate::agents::routes())
         .merge(crate::logs::routes())
         .merge(crate::events::routes())
+        .merge(crate::metrics::routes())
         .with_state(app)
 }
 
@@ -76,6 +77,8 @@ async fn api(
         error = code,
         latency_us = started.elapsed().as_micros() as u64,
     );
+    app.server_metrics()
+        .record_request(&operation, status, started.elapsed());
     if let Err(ApiError::Internal(m)) = &result {
         tracing::error!(
             request_id,

@@ -14,12 +14,13 @@ pub mod keys;
 pub mod lifecycle;
 pub mod logs;
 pub mod machines;
+pub mod metrics;
 pub mod ops;
 pub mod scheduler;
 pub mod watchdog;
 
 pub use app::App;
-pub use config::ServerConfig;
+pub use config::{MetricsConfig, ServerConfig};
 
 use std::future::Future;
 

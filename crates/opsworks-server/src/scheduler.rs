@@ -48,8 +48,23 @@ pub trait LayerLoad: Send + Sync + 'static {
     ) -> impl Future<Output = Result<Vec<Sample>, ApiError>> + Send;
 }
 
-/// A metrics source with no samples: load-based scaling never fires with it. The scheduler runs
-/// with it until the agents' metrics are plugged in.
+/// The agents' metrics: averages over the layer's online instances ([`crate::metrics::layer_averages`]).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct AgentMetrics;
+
+impl LayerLoad for AgentMetrics {
+    async fn layer_samples(
+        &self,
+        app: &App,
+        layer_id: &str,
+        since: Timestamp,
+    ) -> Result<Vec<Sample>, ApiError> {
+        crate::metrics::layer_averages(app, layer_id, since).await
+    }
+}
+
+/// A metrics source with no samples: load-based scaling never fires with it (for tests of the
+/// time-based side).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct NoMetrics;
 

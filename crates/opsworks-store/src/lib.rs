@@ -2,13 +2,16 @@
 //!
 //! Resources are JSON documents keyed by [`Kind`] and ID, filtered by stack or parent, and
 //! written in atomic batches ([`Store::apply`]). The API layer sees only the trait, so a
-//! PostgreSQL engine can join SQLite without touching it; [`Engine`] names the engines.
+//! PostgreSQL engine can join SQLite without touching it; [`Engine`] names the engines. Instance
+//! metrics live beside the documents behind their own trait, [`MetricsStore`] ([`metrics`]).
 
+pub mod metrics;
 mod sqlite;
 
 use async_trait::async_trait;
 use serde_json::Value;
 
+pub use metrics::MetricsStore;
 pub use sqlite::SqliteStore;
 
 /// Errors of the store.
@@ -214,6 +217,8 @@ pub trait Store: Send + Sync + 'static {
     /// Drops events recorded before `before` (an AWS timestamp) and all but the newest
     /// `keep_rows`; returns how many went.
     async fn prune_events(&self, before: &str, keep_rows: u64) -> Result<u64, StoreError>;
+    /// The instance metrics kept beside the documents.
+    fn metrics(&self) -> &dyn MetricsStore;
 }
 
 /// The storage engines, named even when not compiled in, so configuration errors are clear.

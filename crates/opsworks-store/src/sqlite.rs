@@ -17,6 +17,7 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite")
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     pool: SqlitePool,
+    metrics: std::sync::Arc<crate::metrics::SqliteMetrics>,
 }
 
 impl SqliteStore {
@@ -37,7 +38,8 @@ impl SqliteStore {
             .connect_with(options)
             .await?;
         MIGRATOR.run(&pool).await?;
-        Ok(Self { pool })
+        let metrics = std::sync::Arc::new(crate::metrics::SqliteMetrics::new(pool.clone()).await?);
+        Ok(Self { pool, metrics })
     }
 
     fn parse(kind: Kind, id: String, doc: &str) -> Result<Value, StoreError> {
@@ -307,6 +309,10 @@ impl Store for SqliteStore {
         .execute(&self.pool)
         .await?;
         Ok(done.rows_affected())
+    }
+
+    fn metrics(&self) -> &dyn crate::MetricsStore {
+        &*self.metrics
     }
 }
 

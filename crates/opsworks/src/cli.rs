@@ -76,6 +76,8 @@ struct ServerArgs {
     /// The most events kept (the newest).
     #[arg(long, default_value_t = 100_000, env = "OPSWORKS_EVENT_MAX_ROWS", value_parser = clap::value_parser!(u64).range(1..))]
     event_max_rows: u64,
+    #[command(flatten)]
+    metrics: MetricsArgs,
 }
 
 #[derive(Debug, clap::Args)]
@@ -109,6 +111,42 @@ struct UpArgs {
     /// The most events kept (the newest).
     #[arg(long, default_value_t = 100_000, env = "OPSWORKS_EVENT_MAX_ROWS", value_parser = clap::value_parser!(u64).range(1..))]
     event_max_rows: u64,
+    #[command(flatten)]
+    metrics: MetricsArgs,
+}
+
+/// Instance metrics: sampling, retention and who may read them.
+#[derive(Debug, clap::Args)]
+struct MetricsArgs {
+    /// Seconds between the samples of instance metrics agents take.
+    #[arg(long, default_value_t = 10, env = "OPSWORKS_METRICS_INTERVAL", value_parser = clap::value_parser!(u64).range(1..=3600))]
+    metrics_interval: u64,
+    /// Seconds raw metric samples are kept (then only their 5-minute averages).
+    #[arg(long, default_value_t = 86_400, env = "OPSWORKS_METRICS_RAW_RETENTION", value_parser = clap::value_parser!(u64).range(600..))]
+    metrics_raw_retention: u64,
+    /// Seconds the 5-minute averages of metrics are kept.
+    #[arg(long, default_value_t = 1_209_600, env = "OPSWORKS_METRICS_ROLLUP_RETENTION", value_parser = clap::value_parser!(u64).range(3600..))]
+    metrics_rollup_retention: u64,
+    /// A bearer token that may read /api/metrics and /metrics (besides SigV4-signed requests).
+    #[arg(long, env = "OPSWORKS_METRICS_TOKEN", hide_env_values = true)]
+    metrics_token: Option<String>,
+    /// Serve the Prometheus exposition at /metrics to anyone, without credentials.
+    #[arg(long, env = "OPSWORKS_METRICS_PUBLIC")]
+    metrics_public: bool,
+}
+
+impl MetricsArgs {
+    fn config(self) -> opsworks_server::MetricsConfig {
+        opsworks_server::MetricsConfig {
+            interval_seconds: self.metrics_interval,
+            retention: opsworks_server::metrics::Retention {
+                raw_seconds: self.metrics_raw_retention as i64,
+                rollup_seconds: self.metrics_rollup_retention as i64,
+            },
+            token: self.metrics_token.filter(|t| !t.is_empty()),
+            public: self.metrics_public,
+        }
+    }
 }
 
 #[derive(Debug, clap::Args)]
@@ -196,6 +234,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 scaling_minute: args.scaling_minute,
                 event_retention: args.event_retention,
                 event_max_rows: args.event_max_rows,
+                metrics: args.metrics.config(),
             };
             let instances = if args.local_instances {
                 Instances::Local
@@ -219,6 +258,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 scaling_minute: args.scaling_minute,
                 event_retention: args.event_retention,
                 event_max_rows: args.event_max_rows,
+                metrics: args.metrics.config(),
             };
             let instances = if args.no_local_instances {
                 Instances::Recorded
@@ -296,13 +336,13 @@ async fn serve(config: ServerConfig, quickstart: bool, instances: Instances) -> 
         }
     }
     tokio::spawn(opsworks_server::watchdog::run(app.clone()));
-    // Load-based scaling acts on the layers' metrics once they are plugged in here; until then
-    // it has no samples and never fires.
+    // Load-based scaling reads the layers' averages of the agents' metrics.
     tokio::spawn(opsworks_server::scheduler::run(
         app.clone(),
-        opsworks_server::scheduler::NoMetrics,
+        opsworks_server::scheduler::AgentMetrics,
     ));
     let events_app = app.clone();
+    tokio::spawn(opsworks_server::metrics::run_maintenance(app.clone()));
     tracing::info!(%endpoint, data_dir = %config.data_dir.display(), "server started");
     let router =
         opsworks_server::http::router(app).merge(opsworks_console::router(console.clone()));
