@@ -28,7 +28,8 @@ SHOTS = Path(os.environ.get("OPSWORKS_SCREENSHOTS", "/var/tmp/opsworks-console-s
 def console_server(workdir):
     os.environ["OPSWORKS_CONSOLE_PASSWORD"] = PASSWORD
     try:
-        srv = Server(workdir / "console-data", workdir / "console-server.log")
+        srv = Server(workdir / "console-data", workdir / "console-server.log",
+                     extra_args=["--metrics-interval", "1"])
         srv.start()
     finally:
         del os.environ["OPSWORKS_CONSOLE_PASSWORD"]
@@ -137,8 +138,9 @@ def test_console_from_sign_in_to_a_deployed_app(console_server, browser, workdir
     seen = set()
 
     def online(d):
-        seen.add(status(d))
-        return status(d) == "online"
+        now = status(d)
+        seen.add(now)
+        return now == "online"
 
     wait_for(b, online, timeout=180, message="the instance never showed online")
     assert b.execute_script("return window.__sameDocument === true"), "the page was reloaded"
@@ -172,11 +174,41 @@ def test_console_from_sign_in_to_a_deployed_app(console_server, browser, workdir
     b.find_element(By.LINK_TEXT, hostname).click()
     wait_for(b, lambda d: d.find_elements(By.ID, "instance-status"))
     assert "deploy" in b.page_source and "setup" in b.page_source
+
+    # Charts drawn by the server from the agent's metrics, for the instance and on the stack's
+    # monitoring page, over a chosen period.
+    def charts_loaded(d):
+        imgs = d.find_elements(By.CSS_SELECTOR, "img.chart")
+        return imgs and all(d.execute_script("return arguments[0].complete && arguments[0].naturalWidth > 0", i)
+                            for i in imgs)
+
+    wait_for(b, charts_loaded, message="the instance's charts did not load")
     shot(b, "06-instance")
+    b.get(stack_url)
+    b.find_element(By.ID, "monitoring").click()
+    b.find_element(By.LINK_TEXT, "8h").click()
+    wait_for(b, lambda d: "Period=8h" in d.current_url)
+    wait_for(b, charts_loaded, message="the monitoring charts did not load")
+    assert len(b.find_elements(By.CSS_SELECTOR, "img.chart")) >= 10  # the stack's and the layer's
+    shot(b, "07-monitoring")
+
+    # The stack's events, followed live: a deployment started elsewhere shows up without a reload.
+    b.get(stack_url)
+    b.find_element(By.ID, "events").click()
+    wait_for(b, lambda d: "instance_status" in d.find_element(By.ID, "event-rows").text)
+    b.execute_script("window.__sameDocument = true;")
+    rows = lambda d: d.find_elements(By.CSS_SELECTOR, "#event-rows tr")
+    before = len(rows(b))
+    c = client_for(console_server)
+    stack_id = stack_url.rstrip("/").rsplit("/", 1)[1]
+    c.create_deployment(StackId=stack_id, Command={"Name": "configure"}, Comment="from the events test")
+    wait_for(b, lambda d: len(rows(d)) >= before + 2 and "deployment_status" in rows(d)[0].text, timeout=60,
+             message="the configure's events never appeared")
+    assert b.execute_script("return window.__sameDocument === true"), "the page was reloaded"
+    shot(b, "08-events")
 
     # A form posted without the session's CSRF token changes nothing.
     session = b.get_cookie("opsworks_session")["value"]
-    stack_id = stack_url.rstrip("/").rsplit("/", 1)[1]
     req = urllib.request.Request(
         f"{base}/console/stacks/{stack_id}/do/delete", data=b"", method="POST",
         headers={"Cookie": f"opsworks_session={session}", "Content-Type": "application/x-www-form-urlencoded"},
@@ -184,5 +216,4 @@ def test_console_from_sign_in_to_a_deployed_app(console_server, browser, workdir
     with pytest.raises(urllib.error.HTTPError) as refused:
         urllib.request.urlopen(req)
     assert refused.value.code == 403
-    c = client_for(console_server)
     assert [s["Name"] for s in c.describe_stacks()["Stacks"]] == ["Console demo"]

@@ -9,6 +9,7 @@
 
 pub mod auth;
 pub mod live;
+pub mod monitoring;
 pub mod pages;
 
 use std::sync::Arc;
@@ -73,6 +74,8 @@ impl Console {
             "deployments.html",
             "deployment.html",
             "error.html",
+            "monitoring.html",
+            "events.html",
         );
         env.add_filter("status_class", status_class);
         Console {

@@ -59,6 +59,19 @@ pub fn routes() -> Router<Console> {
         .route("/console/commands/{id}/log", get(command_log))
         .route("/console/stacks/{id}/live", get(crate::live::stack_events))
         .route(
+            "/console/stacks/{id}/monitoring",
+            get(crate::monitoring::stack_monitoring),
+        )
+        .route(
+            "/console/stacks/{id}/events",
+            get(crate::monitoring::stack_events_page),
+        )
+        .route(
+            "/console/stacks/{id}/events/live",
+            get(crate::monitoring::stack_events_live),
+        )
+        .route("/console/charts/chart.svg", get(crate::monitoring::chart))
+        .route(
             "/console/deployments/{id}/live",
             get(crate::live::deployment_events),
         )
@@ -163,7 +176,8 @@ fn not_found(console: &Console, signed: &Signed, what: &str) -> Response {
     r
 }
 
-fn failure(console: &Console, signed: &Signed, error: ApiError) -> Response {
+/// The error page for a failed action.
+pub(crate) fn failure(console: &Console, signed: &Signed, error: ApiError) -> Response {
     console.render(
         "error.html",
         json!({ "csrf": signed.csrf, "title": "That did not work", "message": error.to_string() }),
@@ -934,6 +948,7 @@ async fn instance(
     State(console): State<Console>,
     signed: Signed,
     Path(id): Path<String>,
+    Query(q): Query<std::collections::HashMap<String, String>>,
 ) -> Response {
     let Some(inst) = first(
         &console,
@@ -972,7 +987,9 @@ async fn instance(
     commands.sort_by(|a, b| s(b, "CreatedAt").cmp(s(a, "CreatedAt")));
     console.render(
         "instance.html",
-        json!({ "csrf": signed.csrf, "i": inst, "layers": names, "commands": commands }),
+        json!({ "csrf": signed.csrf, "i": inst, "layers": names, "commands": commands,
+                "period": crate::monitoring::period(&q), "periods": crate::monitoring::PERIODS,
+                "metrics": crate::monitoring::CHARTED }),
     )
 }
 

@@ -41,8 +41,40 @@ function follow(root) {
   });
 }
 
+function cell(text, tag) {
+  const td = document.createElement("td");
+  if (tag) {
+    const span = document.createElement("span");
+    span.className = "tag";
+    span.textContent = text;
+    td.appendChild(span);
+  } else {
+    td.textContent = text;
+  }
+  return td;
+}
+
+function followEvents(table) {
+  const rows = table.querySelector("tbody");
+  const source = new EventSource(table.dataset.events);
+  source.addEventListener("event", (e) => {
+    const ev = JSON.parse(e.data);
+    const none = rows.querySelector("tr.none");
+    if (none) none.remove();
+    const tr = document.createElement("tr");
+    const concerns = [ev.InstanceId && "instance", ev.DeploymentId && "deployment", ev.LayerId && "layer"].filter(Boolean).join(" ");
+    const detail = document.createElement("td");
+    const code = document.createElement("code");
+    code.textContent = JSON.stringify(ev.Detail);
+    detail.appendChild(code);
+    tr.append(cell(ev.At), cell(ev.Type, true), cell(concerns), detail);
+    rows.prepend(tr);
+  });
+}
+
 document.addEventListener("DOMContentLoaded", () => {
   document.querySelectorAll("[data-live]").forEach(follow);
+  document.querySelectorAll("[data-events]").forEach(followEvents);
   document.querySelectorAll("form[data-confirm]").forEach((form) => {
     form.addEventListener("submit", (e) => {
       if (!window.confirm(form.dataset.confirm)) e.preventDefault();

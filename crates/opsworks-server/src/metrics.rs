@@ -434,38 +434,42 @@ async fn chart_svg(
 ) -> Response {
     let run = async {
         authorize(&app, &method, &uri, &headers, false)?;
-        let scope = scope(&app, &q).await.map_err(Denied::Api)?;
-        let (period, seconds) = period(&q).map_err(Denied::Api)?;
-        let name = q.get("Metric").map(String::as_str).unwrap_or("cpu_user");
-        let i = index(name).ok_or_else(|| {
-            Denied::Api(ApiError::Validation(format!(
-                "Metric must be one of {}, not {name:?}",
-                METRIC_NAMES.join(", ")
-            )))
-        })?;
-        let series = read_series(&app, &scope, seconds)
-            .await
-            .map_err(Denied::Api)?;
-        let (label, unit) = describe(i);
-        let what = match scope.kind {
-            "InstanceId" => format!("instance {}", scope.name),
-            "LayerId" => format!("layer {} (average)", scope.name),
-            _ => format!("stack {} (average)", scope.name),
-        };
-        let points: Vec<(i64, f64)> = series.rows.iter().map(|r| (r.0, r.1[i])).collect();
-        Ok::<_, Denied>(render_chart(
-            &format!("{label} — {what}, last {period}"),
-            unit,
-            series.from,
-            series.to,
-            series.step,
-            &points,
-        ))
+        chart(&app, &q).await.map_err(Denied::Api)
     };
     match run.await {
         Ok(svg) => ([(header::CONTENT_TYPE, "image/svg+xml")], svg).into_response(),
         Err(e) => e.into_response(),
     }
+}
+
+/// The SVG chart a query asks for (`InstanceId`/`LayerId`/`StackId`, `Metric`, `Period`), for
+/// whoever already decided the caller may see it (the endpoint above, the console).
+pub async fn chart(app: &App, q: &HashMap<String, String>) -> Result<String, ApiError> {
+    let scope = scope(app, q).await?;
+    let (period, seconds) = period(q)?;
+    let name = q.get("Metric").map(String::as_str).unwrap_or("cpu_user");
+    let i = index(name).ok_or_else(|| {
+        ApiError::Validation(format!(
+            "Metric must be one of {}, not {name:?}",
+            METRIC_NAMES.join(", ")
+        ))
+    })?;
+    let series = read_series(app, &scope, seconds).await?;
+    let (label, unit) = describe(i);
+    let what = match scope.kind {
+        "InstanceId" => format!("instance {}", scope.name),
+        "LayerId" => format!("layer {} (average)", scope.name),
+        _ => format!("stack {} (average)", scope.name),
+    };
+    let points: Vec<(i64, f64)> = series.rows.iter().map(|r| (r.0, r.1[i])).collect();
+    Ok(render_chart(
+        &format!("{label} — {what}, last {period}"),
+        unit,
+        series.from,
+        series.to,
+        series.step,
+        &points,
+    ))
 }
 
 /// Escapes text for XML.
