@@ -126,6 +126,16 @@ def test_console_from_sign_in_to_a_deployed_app(console_server, browser, workdir
     b.find_element(By.ID, "save-layer").click()
     wait_for(b, lambda d: "Workers" in d.page_source and d.current_url == stack_url)
 
+    # An error of the API itself (a second layer with the same short name) shows next to its field.
+    b.find_element(By.ID, "add-layer").click()
+    fill(b, "Name", "Workers too")
+    fill(b, "Shortname", "workers")
+    b.find_element(By.ID, "save-layer").click()
+    err = wait_for(b, lambda d: d.find_elements(By.CSS_SELECTOR, "label .field-error"))[0]
+    assert "short name" in err.text
+    assert err.find_element(By.XPATH, "..").find_element(By.NAME, "Shortname")
+    b.get(stack_url)
+
     # An instance started from the console reaches online while the page stays loaded.
     b.find_element(By.ID, "add-instance").click()
     hostname = b.find_element(By.NAME, "Hostname").get_attribute("value")

@@ -139,7 +139,13 @@ async fn signed_form(signed: &Signed, body: &Bytes) -> Result<Form, Response> {
 
 /// Which form field an API error is about: the field whose API name the message mentions.
 fn field_of(error: &ApiError, fields: &[&str]) -> Option<String> {
-    let message = error.to_string().to_lowercase();
+    // Without spaces, so "short name" in a message finds the field `Shortname`.
+    let message: String = error
+        .to_string()
+        .to_lowercase()
+        .chars()
+        .filter(|c| !c.is_whitespace())
+        .collect();
     fields
         .iter()
         .filter(|f| message.contains(&f.to_lowercase()))
@@ -1462,6 +1468,10 @@ mod tests {
         assert_eq!(field_of(&e, STACK_FIELDS).as_deref(), Some("Name"));
         let e = ApiError::Validation("CustomJson is not valid JSON".into());
         assert_eq!(field_of(&e, STACK_FIELDS).as_deref(), Some("CustomJson"));
+        let e = ApiError::Validation(
+            "There is already a layer with the short name 'workers' in this stack".into(),
+        );
+        assert_eq!(field_of(&e, LAYER_FIELDS).as_deref(), Some("Shortname"));
         let e = ApiError::Validation("something else entirely".into());
         assert_eq!(field_of(&e, STACK_FIELDS), None);
     }
