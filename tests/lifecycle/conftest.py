@@ -26,17 +26,19 @@ def free_port() -> int:
 class Server:
     """`opsworks server --local-instances` on a fixed port (agents must find it again after a restart)."""
 
-    def __init__(self, data_dir: Path, log_path: Path, extra_args=()):
+    def __init__(self, data_dir: Path, log_path: Path, extra_args=(), env=None):
         self.binary = os.environ["OPSWORKS_BIN"]
         self.data_dir = data_dir
         self.log_path = log_path
         self.port = free_port()
         self.proc = None
         self.extra_args = list(extra_args)
+        self.env = dict(env or {})
         self.endpoint = f"http://127.0.0.1:{self.port}"
 
     def start(self):
-        env = dict(os.environ, OPSWORKS_ROOT_ACCESS_KEY_ID=AKID, OPSWORKS_ROOT_SECRET_ACCESS_KEY=SECRET)
+        env = dict(os.environ, OPSWORKS_ROOT_ACCESS_KEY_ID=AKID, OPSWORKS_ROOT_SECRET_ACCESS_KEY=SECRET,
+                   **self.env)
         log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
             [self.binary, "server", "--listen", f"127.0.0.1:{self.port}", "--data-dir", str(self.data_dir), "--local-instances", *self.extra_args],
@@ -71,25 +73,53 @@ def workdir():
         shutil.rmtree(d, ignore_errors=True)
 
 
+def stop_all_instances(c, delete=False, seconds=60):
+    """Stops (forced) every instance of every stack and waits for them, so no namespace outlives
+    the test that started them; `delete` removes them afterwards."""
+    for stack in c.describe_stacks()["Stacks"]:
+        for inst in c.describe_instances(StackId=stack["StackId"])["Instances"]:
+            if inst["Status"] != "stopped":
+                c.stop_instance(InstanceId=inst["InstanceId"], Force=True)
+        deadline = time.time() + seconds
+        while time.time() < deadline and any(
+            i["Status"] != "stopped" for i in c.describe_instances(StackId=stack["StackId"])["Instances"]
+        ):
+            time.sleep(0.5)
+        if delete:
+            for inst in c.describe_instances(StackId=stack["StackId"])["Instances"]:
+                c.delete_instance(InstanceId=inst["InstanceId"])
+
+
+def running_server(workdir: Path, name: str, extra_args=(), env=None):
+    """A server of the module's own (its data dir and log named after `name`) for a fixture to
+    `yield from`; its instances are stopped before it is."""
+    srv = Server(workdir / f"{name}-data", workdir / f"{name}-server.log", extra_args, env)
+    srv.start()
+    try:
+        yield srv
+        stop_all_instances(client_for(srv))
+    finally:
+        srv.stop()
+
+
+def eventually(fn, seconds=60, every=0.2):
+    """The first truthy value of `fn()` within `seconds`; fails the test otherwise."""
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        value = fn()
+        if value:
+            return value
+        time.sleep(every)
+    raise AssertionError(f"timed out after {seconds} s")
+
+
 @pytest.fixture(scope="session")
 def server(workdir):
     srv = Server(workdir / "data", workdir / "server.log")
     srv.start()
     yield srv
-    # Stop every machine the suite started, so no namespace outlives the run.
     try:
-        c = client_for(srv)
-        for stack in c.describe_stacks()["Stacks"]:
-            for inst in c.describe_instances(StackId=stack["StackId"])["Instances"]:
-                if inst["Status"] != "stopped":
-                    c.stop_instance(InstanceId=inst["InstanceId"], Force=True)
-            deadline = time.time() + 60
-            while time.time() < deadline and any(
-                i["Status"] != "stopped" for i in c.describe_instances(StackId=stack["StackId"])["Instances"]
-            ):
-                time.sleep(0.5)
-            for inst in c.describe_instances(StackId=stack["StackId"])["Instances"]:
-                c.delete_instance(InstanceId=inst["InstanceId"])
+        stop_all_instances(client_for(srv), delete=True)
     finally:
         srv.stop()
 

@@ -5,8 +5,6 @@ log. Screenshots of the main pages go to $OPSWORKS_SCREENSHOTS (default
 
 import os
 import shutil
-import subprocess
-import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -18,7 +16,7 @@ from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
-from conftest import Server, client_for, make_repo
+from conftest import client_for, make_repo, running_server
 
 PASSWORD = "console-test-password"
 SHOTS = Path(os.environ.get("OPSWORKS_SCREENSHOTS", "/var/tmp/opsworks-console-screenshots"))
@@ -26,25 +24,8 @@ SHOTS = Path(os.environ.get("OPSWORKS_SCREENSHOTS", "/var/tmp/opsworks-console-s
 
 @pytest.fixture(scope="module")
 def console_server(workdir):
-    os.environ["OPSWORKS_CONSOLE_PASSWORD"] = PASSWORD
-    try:
-        srv = Server(workdir / "console-data", workdir / "console-server.log",
-                     extra_args=["--metrics-interval", "1"])
-        srv.start()
-    finally:
-        del os.environ["OPSWORKS_CONSOLE_PASSWORD"]
-    yield srv
-    c = client_for(srv)
-    for stack in c.describe_stacks()["Stacks"]:
-        for inst in c.describe_instances(StackId=stack["StackId"])["Instances"]:
-            if inst["Status"] != "stopped":
-                c.stop_instance(InstanceId=inst["InstanceId"], Force=True)
-        deadline = time.time() + 60
-        while time.time() < deadline and any(
-            i["Status"] != "stopped" for i in c.describe_instances(StackId=stack["StackId"])["Instances"]
-        ):
-            time.sleep(0.5)
-    srv.stop()
+    yield from running_server(workdir, "console", ["--metrics-interval", "1"],
+                              env={"OPSWORKS_CONSOLE_PASSWORD": PASSWORD})
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,7 @@ from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
-from conftest import AKID, SECRET, Server, client_for
+from conftest import AKID, SECRET, client_for, eventually, running_server
 
 FAST = {"Delay": 1, "MaxAttempts": 120}
 TOKEN = "lifecycle-metrics-token"
@@ -21,23 +21,7 @@ TOKEN = "lifecycle-metrics-token"
 
 @pytest.fixture(scope="module")
 def metrics_server(workdir):
-    srv = Server(workdir / "metrics-data", workdir / "metrics-server.log",
-                 ["--metrics-interval", "1", "--metrics-token", TOKEN])
-    srv.start()
-    yield srv
-    c = client_for(srv)
-    for stack in c.describe_stacks()["Stacks"]:
-        for inst in c.describe_instances(StackId=stack["StackId"])["Instances"]:
-            if inst["Status"] != "stopped":
-                c.stop_instance(InstanceId=inst["InstanceId"], Force=True)
-    deadline = time.time() + 60
-    while time.time() < deadline and any(
-        i["Status"] != "stopped"
-        for s in c.describe_stacks()["Stacks"]
-        for i in c.describe_instances(StackId=s["StackId"])["Instances"]
-    ):
-        time.sleep(0.5)
-    srv.stop()
+    yield from running_server(workdir, "metrics", ["--metrics-interval", "1", "--metrics-token", TOKEN])
 
 
 def get(srv, path, headers=None):
@@ -54,16 +38,6 @@ def signed_get(srv, path):
     req = AWSRequest(method="GET", url=srv.endpoint + path)
     SigV4Auth(Credentials(AKID, SECRET), "opsworks", "us-east-1").add_auth(req)
     return get(srv, path, dict(req.headers.items()))
-
-
-def wait_for(fn, seconds=90):
-    deadline = time.time() + seconds
-    while time.time() < deadline:
-        value = fn()
-        if value:
-            return value
-        time.sleep(0.5)
-    raise AssertionError("timed out")
 
 
 def parse_exposition(text):
@@ -101,7 +75,7 @@ def test_an_instances_metrics_reach_json_svg_and_prometheus(metrics_server):
         doc = json.loads(text)
         return doc if len(doc["Timestamps"]) >= 3 else None
 
-    doc = wait_for(series)
+    doc = eventually(series, seconds=90)
     metrics = {m["Name"]: m for m in doc["Metrics"]}
     assert len(metrics) == 16
     last = {name: m["Average"][-1] for name, m in metrics.items()}
