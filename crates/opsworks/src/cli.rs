@@ -53,12 +53,34 @@ struct ServerArgs {
     /// Directory holding the database, the master key and the root credentials.
     #[arg(long, env = "OPSWORKS_DATA_DIR")]
     data_dir: PathBuf,
-    /// Region used in ARNs.
-    #[arg(long, default_value = "us-east-1", env = "OPSWORKS_REGION")]
-    region: String,
     /// Run started instances as local machines on this host (Linux namespaces and overlayfs; root).
     #[arg(long, env = "OPSWORKS_LOCAL_INSTANCES")]
     local_instances: bool,
+    #[command(flatten)]
+    control: ControlArgs,
+}
+
+#[derive(Debug, clap::Args)]
+struct UpArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:9730", env = "OPSWORKS_LISTEN")]
+    listen: SocketAddr,
+    /// Data directory (default: $XDG_DATA_HOME/opsworks, else ~/.local/share/opsworks).
+    #[arg(long, env = "OPSWORKS_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// Don't run started instances as local machines (they are only recorded).
+    #[arg(long)]
+    no_local_instances: bool,
+    #[command(flatten)]
+    control: ControlArgs,
+}
+
+/// What `server` and `up` share: the region, healing, scaling, events and metrics settings.
+#[derive(Debug, clap::Args)]
+struct ControlArgs {
+    /// Region used in ARNs.
+    #[arg(long, default_value = "us-east-1", env = "OPSWORKS_REGION")]
+    region: String,
     /// Seconds an instance's agent may be silent before the instance is connection_lost (and healed
     /// where its layers auto-heal).
     #[arg(long, default_value_t = 300, env = "OPSWORKS_HEALING_TIMEOUT", value_parser = clap::value_parser!(u64).range(3..))]
@@ -80,39 +102,21 @@ struct ServerArgs {
     metrics: MetricsArgs,
 }
 
-#[derive(Debug, clap::Args)]
-struct UpArgs {
-    /// Address to listen on.
-    #[arg(long, default_value = "127.0.0.1:9730", env = "OPSWORKS_LISTEN")]
-    listen: SocketAddr,
-    /// Data directory (default: $XDG_DATA_HOME/opsworks, else ~/.local/share/opsworks).
-    #[arg(long, env = "OPSWORKS_DATA_DIR")]
-    data_dir: Option<PathBuf>,
-    /// Region used in ARNs.
-    #[arg(long, default_value = "us-east-1", env = "OPSWORKS_REGION")]
-    region: String,
-    /// Don't run started instances as local machines (they are only recorded).
-    #[arg(long)]
-    no_local_instances: bool,
-    /// Seconds an instance's agent may be silent before the instance is connection_lost (and healed
-    /// where its layers auto-heal).
-    #[arg(long, default_value_t = 300, env = "OPSWORKS_HEALING_TIMEOUT", value_parser = clap::value_parser!(u64).range(3..))]
-    healing_timeout: u64,
-    /// How often the scheduler applies time- and load-based scaling ("15s", "1s", "2m").
-    #[arg(long, default_value = "15s", env = "OPSWORKS_SCHEDULER_INTERVAL", value_parser = parse_duration)]
-    scheduler_interval: std::time::Duration,
-    /// How long one minute of the load-based scaling settings (ThresholdsWaitTime,
-    /// IgnoreMetricsTime) lasts. Shorten only for tests and demos.
-    #[arg(long, default_value = "60s", env = "OPSWORKS_SCALING_MINUTE", value_parser = parse_duration)]
-    scaling_minute: std::time::Duration,
-    /// How long events are kept ("7d", "12h").
-    #[arg(long, default_value = "7d", env = "OPSWORKS_EVENT_RETENTION", value_parser = parse_duration)]
-    event_retention: std::time::Duration,
-    /// The most events kept (the newest).
-    #[arg(long, default_value_t = 100_000, env = "OPSWORKS_EVENT_MAX_ROWS", value_parser = clap::value_parser!(u64).range(1..))]
-    event_max_rows: u64,
-    #[command(flatten)]
-    metrics: MetricsArgs,
+impl ControlArgs {
+    fn config(self, listen: SocketAddr, data_dir: PathBuf) -> anyhow::Result<ServerConfig> {
+        Ok(ServerConfig {
+            listen,
+            data_dir,
+            region: self.region,
+            root_key: root_key_from_env()?,
+            healing_timeout: std::time::Duration::from_secs(self.healing_timeout),
+            scheduler_interval: self.scheduler_interval,
+            scaling_minute: self.scaling_minute,
+            event_retention: self.event_retention,
+            event_max_rows: self.event_max_rows,
+            metrics: self.metrics.config(),
+        })
+    }
 }
 
 /// Instance metrics: sampling, retention and who may read them.
@@ -224,18 +228,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::SUCCESS);
         }
         Command::Server(args) => {
-            let config = ServerConfig {
-                listen: args.listen,
-                data_dir: args.data_dir,
-                region: args.region,
-                root_key: root_key_from_env()?,
-                healing_timeout: std::time::Duration::from_secs(args.healing_timeout),
-                scheduler_interval: args.scheduler_interval,
-                scaling_minute: args.scaling_minute,
-                event_retention: args.event_retention,
-                event_max_rows: args.event_max_rows,
-                metrics: args.metrics.config(),
-            };
+            let config = args.control.config(args.listen, args.data_dir)?;
             let instances = if args.local_instances {
                 Instances::Local
             } else {
@@ -248,18 +241,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 Some(d) => d,
                 None => default_data_dir()?,
             };
-            let config = ServerConfig {
-                listen: args.listen,
-                data_dir,
-                region: args.region,
-                root_key: root_key_from_env()?,
-                healing_timeout: std::time::Duration::from_secs(args.healing_timeout),
-                scheduler_interval: args.scheduler_interval,
-                scaling_minute: args.scaling_minute,
-                event_retention: args.event_retention,
-                event_max_rows: args.event_max_rows,
-                metrics: args.metrics.config(),
-            };
+            let config = args.control.config(args.listen, data_dir)?;
             let instances = if args.no_local_instances {
                 Instances::Recorded
             } else {
