@@ -80,6 +80,13 @@ def test_web_layer_serves_the_document_root_and_a_new_revision(client, workdir, 
         d = client.create_deployment(StackId=stack_id, AppId=app_id, Command={"Name": "deploy"})["DeploymentId"]
         client.get_waiter("deployment_successful").wait(DeploymentIds=[d], WaiterConfig=FAST)
         assert eventually(lambda: _expect(f"http://{ip}/", "static v2\n")) == "static v2\n"
+
+        # Undeploy drops the app's server block: nginx no longer serves it (with no site left it
+        # listens on nothing, so the connection is refused rather than answered with a 404).
+        d = client.create_deployment(StackId=stack_id, AppId=app_id, Command={"Name": "undeploy"})["DeploymentId"]
+        client.get_waiter("deployment_successful").wait(DeploymentIds=[d], WaiterConfig=FAST)
+        with pytest.raises(urllib.error.URLError):
+            http_get(f"http://{ip}/")
     finally:
         stop_and_wait(client, inst["InstanceId"])
 
