@@ -23,7 +23,7 @@ pub enum LayerType {
     Lb,
     /// `web`: static web server (nginx).
     Web,
-    /// `php-app`: Apache with mod_php.
+    /// `php-app`: PHP (the original's Apache with mod_php; ours nginx with PHP-FPM).
     PhpApp,
     /// `rails-app`: Apache with Passenger, or nginx with Unicorn.
     RailsApp,
@@ -192,12 +192,13 @@ impl LayerType {
                 undeploy: &["deploy::rails-undeploy"],
                 shutdown: &["apache2::stop"],
             },
+            // The original ran Apache with mod_php; ours is nginx with PHP-FPM, named honestly.
             Self::PhpApp => RecipeTable {
-                setup: &["mod_php5_apache2"],
-                configure: &["php::configure"],
+                setup: &["nginx", "php_fpm"],
+                configure: &[],
                 deploy: &["deploy::php"],
                 undeploy: &["deploy::php-undeploy"],
-                shutdown: &["apache2::stop"],
+                shutdown: &["nginx::stop", "php_fpm::stop"],
             },
             Self::NodejsApp => RecipeTable {
                 setup: &["opsworks_nodejs", "opsworks_nodejs::npm"],
