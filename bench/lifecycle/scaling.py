@@ -101,9 +101,9 @@ def main():
             until(lambda: status(spare) == "stopped", "the load instance stopped")
             down.append(time.monotonic() - t0)
         print(f"| Load-based scale-up: CPU burners start to the load instance online (wait {WAIT} s, {runs} runs) | "
-              f"median {statistics.median(up):.1f} s, max {max(up):.1f} s |")
+              f"median {statistics.median(up):.1f} s, max {max(up):.1f} s ({', '.join(f'{x:.1f}' for x in up)}) |")
         print(f"| Load-based scale-down: burners end to the load instance stopped (Shutdown included, {runs} runs) | "
-              f"median {statistics.median(down):.1f} s, max {max(down):.1f} s |")
+              f"median {statistics.median(down):.1f} s, max {max(down):.1f} s ({', '.join(f'{x:.1f}' for x in down)}) |")
         c.set_load_based_auto_scaling(LayerId=layer, Enable=False)
 
         healed = []
@@ -128,7 +128,8 @@ def main():
             healed.append(time.monotonic() - t0)
         m = statistics.median(healed)
         print(f"| Agent SIGKILLed to the healed instance online (`--healing-timeout {HEAL_TIMEOUT}`, {runs} runs) | "
-              f"median {m:.1f} s = timeout + {m - HEAL_TIMEOUT:.1f} s, max {max(healed):.1f} s |")
+              f"median {m:.1f} s = timeout + {m - HEAL_TIMEOUT:.1f} s, max {max(healed):.1f} s "
+              f"({', '.join(f'{x:.1f}' for x in healed)}) |")
     finally:
         stop_burners()
         if stack:
