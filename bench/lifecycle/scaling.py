@@ -15,6 +15,7 @@ and deleted at the end and the burners are killed even on failure.
 """
 
 import os
+import shutil
 import signal
 import socket
 import statistics
@@ -145,6 +146,7 @@ def main():
                 c.delete_instance(InstanceId=inst["InstanceId"])
         server.terminate()
         server.wait()
+        shutil.rmtree(data, ignore_errors=True)
 
 
 if __name__ == "__main__":
