@@ -1,5 +1,6 @@
 """Agents that go silent: the instance becomes connection_lost and, when its layers auto-heal, is
-stopped and started again until it is back online; with auto-healing off it stays lost. The agent is
+stopped and started again until it is back online, and the stack's other online instances run
+Configure; with auto-healing off it stays lost. The agent is
 killed from the host, as a crash would; everything else goes through boto3."""
 
 import os
@@ -43,16 +44,32 @@ def kill_agent(instance_id):
     raise AssertionError(f"no agent process for {instance_id}")
 
 
-def setup_stack(c, healing: bool):
+def setup_stack(c, healing: bool, count=1):
+    """A stack with `count` online instances in one layer; returns the stack and the first instance
+    (and the list of all of them when count > 1)."""
     stack = c.create_stack(Name="heal", Region="us-east-1",
                            ServiceRoleArn="arn:aws:iam::123456789012:role/r",
                            DefaultInstanceProfileArn="arn:aws:iam::123456789012:instance-profile/p")["StackId"]
     layer = c.create_layer(StackId=stack, Type="custom", Name="Workers", Shortname="workers",
                            EnableAutoHealing=healing)["LayerId"]
-    iid = c.create_instance(StackId=stack, LayerIds=[layer], InstanceType="t3.micro", RootDeviceType="ebs")["InstanceId"]
-    c.start_instance(InstanceId=iid)
-    c.get_waiter("instance_online").wait(InstanceIds=[iid], WaiterConfig=FAST)
-    return stack, iid
+    ids = [c.create_instance(StackId=stack, LayerIds=[layer], InstanceType="t3.micro", RootDeviceType="ebs")["InstanceId"]
+           for _ in range(count)]
+    for iid in ids:
+        c.start_instance(InstanceId=iid)
+    c.get_waiter("instance_online").wait(InstanceIds=ids, WaiterConfig=FAST)
+    return (stack, ids[0]) if count == 1 else (stack, ids)
+
+
+def stop_and_delete(c, stack):
+    for inst in c.describe_instances(StackId=stack)["Instances"]:
+        if inst["Status"] != "stopped":
+            c.stop_instance(InstanceId=inst["InstanceId"], Force=True)
+    deadline = time.time() + 60
+    while time.time() < deadline and any(i["Status"] != "stopped" for i in c.describe_instances(StackId=stack)["Instances"]):
+        time.sleep(0.5)
+    for inst in c.describe_instances(StackId=stack)["Instances"]:
+        if inst["Status"] == "stopped":
+            c.delete_instance(InstanceId=inst["InstanceId"])
 
 
 def wait_for(fn, seconds=60):
@@ -82,6 +99,37 @@ def test_a_killed_agent_is_healed_back_online(healing_server):
     c.get_waiter("instance_online").wait(InstanceIds=[iid], WaiterConfig=FAST)
     setups_after = sum(x["Type"] == "setup" for x in c.describe_commands(InstanceId=iid)["Commands"])
     assert setups_after == setups_before + 1, "a healed instance runs Setup again"
+
+
+def test_a_healed_instance_back_online_makes_the_others_configure(healing_server):
+    c = client_for(healing_server)
+    stack, (victim, other) = setup_stack(c, healing=True, count=2)
+    try:
+        # Let the Configure of the two joins finish, so what follows is the heal's.
+        wait_for(lambda: all(x["Status"] not in ("pending",) for x in c.describe_commands(InstanceId=other)["Commands"]))
+        before = {x["CommandId"] for x in c.describe_commands(InstanceId=other)["Commands"]}
+        kill_agent(victim)
+        wait_for(lambda: c.describe_instances(InstanceIds=[victim])["Instances"][0]["Status"] != "online")
+        wait_for(lambda: c.describe_instances(InstanceIds=[victim])["Instances"][0]["Status"]
+                 in ("requested", "pending", "booting", "running_setup", "online"))
+        c.get_waiter("instance_online").wait(InstanceIds=[victim], WaiterConfig=FAST)
+        assert c.describe_instances(InstanceIds=[other])["Instances"][0]["Status"] == "online", \
+            "the other instance is never touched by the heal"
+
+        def configure_with_victim():
+            """A Configure the other instance ran, of a deployment that includes the healed instance:
+            the one created when it came back online (the one when it went down excludes it)."""
+            for cmd in c.describe_commands(InstanceId=other)["Commands"]:
+                if cmd["Type"] != "configure" or cmd["CommandId"] in before or cmd["Status"] != "successful":
+                    continue
+                dep = c.describe_deployments(DeploymentIds=[cmd["DeploymentId"]])["Deployments"][0]
+                if victim in dep["InstanceIds"]:
+                    return cmd
+            return None
+
+        wait_for(configure_with_victim)
+    finally:
+        stop_and_delete(c, stack)
 
 
 def test_without_auto_healing_the_instance_stays_connection_lost(healing_server):

@@ -158,6 +158,12 @@ pub async fn layer_averages(
         .points(&ids, Resolution::Raw, from, i64::MAX)
         .await
         .map_err(store_error)?;
+    // A sample whose CPU shares are all zero has no CPU reading (an agent's first sample, or a
+    // second with no tick): left out, or its cpu_idle of 0 would read as 100 % busy.
+    let points: Vec<Point> = points
+        .into_iter()
+        .filter(|p| p.values[CPU_IDLE..CPU_IDLE + 6].iter().any(|x| *x != 0.0))
+        .collect();
     let derived = |v: &Values| {
         let memory = if v[MEMORY_TOTAL] > 0.0 {
             v[MEMORY_USED] / v[MEMORY_TOTAL] * 100.0
