@@ -1,12 +1,12 @@
 """Fixtures of the lifecycle suite: a real server running local instances, real git repositories."""
 
-import json
 import os
 import shutil
 import socket
 import subprocess
 import tempfile
 import time
+import urllib.request
 from pathlib import Path
 
 import boto3
@@ -102,7 +102,7 @@ def running_server(workdir: Path, name: str, extra_args=(), env=None):
         srv.stop()
 
 
-def eventually(fn, seconds=60, every=0.2):
+def eventually(fn, seconds=60, every=0.2, what="a condition"):
     """The first truthy value of `fn()` within `seconds`; fails the test otherwise."""
     deadline = time.time() + seconds
     while time.time() < deadline:
@@ -110,7 +110,26 @@ def eventually(fn, seconds=60, every=0.2):
         if value:
             return value
         time.sleep(every)
-    raise AssertionError(f"timed out after {seconds} s")
+    raise AssertionError(f"timed out after {seconds} s waiting for {what}")
+
+
+def retry(fn, seconds=30, every=0.3):
+    """`fn()`'s value once it stops raising, within `seconds`; its last error otherwise."""
+    deadline = time.time() + seconds
+    last = None
+    while time.time() < deadline:
+        try:
+            return fn()
+        except Exception as e:  # noqa: BLE001 - retried until the deadline, then re-raised
+            last = e
+            time.sleep(every)
+    raise last
+
+
+def http_get(url, timeout=5):
+    """The body of a GET, as text."""
+    with urllib.request.urlopen(url, timeout=timeout) as r:
+        return r.read().decode()
 
 
 @pytest.fixture(scope="session")

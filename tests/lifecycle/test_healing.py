@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from conftest import Server, client_for
+from conftest import Server, client_for, eventually
 
 FAST = {"Delay": 1, "MaxAttempts": 120}
 TIMEOUT = 4  # seconds of silence before connection_lost (the server's --healing-timeout)
@@ -72,29 +72,19 @@ def stop_and_delete(c, stack):
             c.delete_instance(InstanceId=inst["InstanceId"])
 
 
-def wait_for(fn, seconds=60):
-    deadline = time.time() + seconds
-    while time.time() < deadline:
-        value = fn()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError("timed out")
-
-
 def test_a_killed_agent_is_healed_back_online(healing_server):
     c = client_for(healing_server)
     stack, iid = setup_stack(c, healing=True)
     setups_before = sum(x["Type"] == "setup" for x in c.describe_commands(InstanceId=iid)["Commands"])
     kill_agent(iid)
-    errors = wait_for(lambda: [e for e in c.describe_service_errors(InstanceId=iid)["ServiceErrors"]
+    errors = eventually(lambda: [e for e in c.describe_service_errors(InstanceId=iid)["ServiceErrors"]
                                if e["Type"] == "auto_healing"])
     assert "healed" in errors[0]["Message"]
     types = {e["Type"] for e in c.describe_service_errors(InstanceId=iid)["ServiceErrors"]}
     assert "connection_lost" in types
     # The heal stops the instance first (the InstanceOnline waiter treats that as failure), then
     # starts it: wait for it to be on its way up again, then for online.
-    wait_for(lambda: c.describe_instances(InstanceIds=[iid])["Instances"][0]["Status"]
+    eventually(lambda: c.describe_instances(InstanceIds=[iid])["Instances"][0]["Status"]
              in ("requested", "pending", "booting", "running_setup", "online"))
     c.get_waiter("instance_online").wait(InstanceIds=[iid], WaiterConfig=FAST)
     setups_after = sum(x["Type"] == "setup" for x in c.describe_commands(InstanceId=iid)["Commands"])
@@ -106,11 +96,11 @@ def test_a_healed_instance_back_online_makes_the_others_configure(healing_server
     stack, (victim, other) = setup_stack(c, healing=True, count=2)
     try:
         # Let the Configure of the two joins finish, so what follows is the heal's.
-        wait_for(lambda: all(x["Status"] not in ("pending",) for x in c.describe_commands(InstanceId=other)["Commands"]))
+        eventually(lambda: all(x["Status"] not in ("pending",) for x in c.describe_commands(InstanceId=other)["Commands"]))
         before = {x["CommandId"] for x in c.describe_commands(InstanceId=other)["Commands"]}
         kill_agent(victim)
-        wait_for(lambda: c.describe_instances(InstanceIds=[victim])["Instances"][0]["Status"] != "online")
-        wait_for(lambda: c.describe_instances(InstanceIds=[victim])["Instances"][0]["Status"]
+        eventually(lambda: c.describe_instances(InstanceIds=[victim])["Instances"][0]["Status"] != "online")
+        eventually(lambda: c.describe_instances(InstanceIds=[victim])["Instances"][0]["Status"]
                  in ("requested", "pending", "booting", "running_setup", "online"))
         c.get_waiter("instance_online").wait(InstanceIds=[victim], WaiterConfig=FAST)
         assert c.describe_instances(InstanceIds=[other])["Instances"][0]["Status"] == "online", \
@@ -127,7 +117,7 @@ def test_a_healed_instance_back_online_makes_the_others_configure(healing_server
                     return cmd
             return None
 
-        wait_for(configure_with_victim)
+        eventually(configure_with_victim)
     finally:
         stop_and_delete(c, stack)
 
@@ -136,7 +126,7 @@ def test_without_auto_healing_the_instance_stays_connection_lost(healing_server)
     c = client_for(healing_server)
     stack, iid = setup_stack(c, healing=False)
     kill_agent(iid)
-    wait_for(lambda: c.describe_instances(InstanceIds=[iid])["Instances"][0]["Status"] == "connection_lost")
+    eventually(lambda: c.describe_instances(InstanceIds=[iid])["Instances"][0]["Status"] == "connection_lost")
     time.sleep(TIMEOUT + 1)
     assert c.describe_instances(InstanceIds=[iid])["Instances"][0]["Status"] == "connection_lost"
     types = [e["Type"] for e in c.describe_service_errors(InstanceId=iid)["ServiceErrors"]]

@@ -3,13 +3,11 @@ and Shutdown from a git repository of cookbooks, and the deployed app is served 
 Driven only through boto3 (with botocore's waiters), HTTP and the command logs' LogUrl."""
 
 import json
-import time
 import urllib.request
-from pathlib import Path
 
 import pytest
 
-from conftest import commit, make_repo
+from conftest import commit, http_get, make_repo, retry
 
 FAST = {"Delay": 1, "MaxAttempts": 120}
 
@@ -39,23 +37,6 @@ FAIL = '''
 execute("break on purpose",
     command = "echo this recipe fails; exit 3")
 '''
-
-
-def http_get(url, timeout=5):
-    with urllib.request.urlopen(url, timeout=timeout) as r:
-        return r.read().decode()
-
-
-def eventually(fn, seconds=30):
-    deadline = time.time() + seconds
-    last = None
-    while time.time() < deadline:
-        try:
-            return fn()
-        except Exception as e:  # noqa: BLE001 - retried until the deadline, then re-raised
-            last = e
-            time.sleep(0.3)
-    raise last
 
 
 @pytest.fixture(scope="module")
@@ -110,7 +91,7 @@ def test_two_instances_come_online_and_serve_the_app(client, stack):
     instances = start_and_wait(client, ids)
     for inst in instances.values():
         assert inst["PrivateIp"].startswith("10.217."), inst
-        body = eventually(lambda: http_get(f"http://{inst['PrivateIp']}:8080/site/index.html"))
+        body = retry(lambda: http_get(f"http://{inst['PrivateIp']}:8080/site/index.html"))
         assert body == "hello v1\n"
         setup = http_get(f"http://{inst['PrivateIp']}:8080/setup.txt")
         assert setup == f"setup on {inst['Hostname']}\n"
@@ -119,12 +100,12 @@ def test_two_instances_come_online_and_serve_the_app(client, stack):
 
 def test_a_third_instance_triggers_configure_everywhere(client, stack):
     third = client.create_instance(StackId=stack["stack"], LayerIds=[stack["layer"]], InstanceType="t3.micro")["InstanceId"]
-    instances = start_and_wait(client, [third])
+    start_and_wait(client, [third])
     all_ids = stack["first"] + [third]
     described = client.describe_instances(InstanceIds=all_ids)["Instances"]
     expected = ",".join(sorted(i["Hostname"] for i in described)) + "\n"
     for inst in described:
-        assert eventually(lambda: _members(inst)) == expected
+        assert retry(lambda: _members(inst)) == expected
     stack["third"] = third
 
 
@@ -186,7 +167,7 @@ def test_a_reboot_comes_back_online_without_lifecycle_events(client, stack):
     client.get_waiter("instance_online").wait(InstanceIds=[iid], WaiterConfig=FAST)
     inst = client.describe_instances(InstanceIds=[iid])["Instances"][0]
     # The service the recipes enabled comes back under the supervisor; no new command ran.
-    assert eventually(lambda: http_get(f"http://{inst['PrivateIp']}:8080/setup.txt")).startswith("setup on")
+    assert retry(lambda: http_get(f"http://{inst['PrivateIp']}:8080/setup.txt")).startswith("setup on")
     assert len(client.describe_commands(InstanceId=iid)["Commands"]) == before
 
 
@@ -229,7 +210,7 @@ def test_stopping_runs_shutdown_and_the_others_reconfigure(client, stack):
     remaining = client.describe_instances(InstanceIds=stack["first"])["Instances"]
     expected = ",".join(sorted(i["Hostname"] for i in remaining)) + "\n"
     for inst in remaining:
-        assert eventually(lambda: http_get(f"http://{inst['PrivateIp']}:8080/members.txt") == expected or _raise(inst))
+        assert retry(lambda: http_get(f"http://{inst['PrivateIp']}:8080/members.txt") == expected or _raise(inst))
 
 
 def _raise(inst):

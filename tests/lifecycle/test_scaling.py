@@ -19,7 +19,7 @@ from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
-from conftest import AKID, SECRET, Server, client_for, make_repo
+from conftest import AKID, SECRET, Server, client_for, eventually, make_repo
 
 FAST = {"Delay": 1, "MaxAttempts": 180}
 DAYS = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"]
@@ -271,16 +271,6 @@ def layer_cpu(srv, layer, last=3):
     return readings[-last:]
 
 
-def wait_until(fn, seconds, what):
-    deadline = time.time() + seconds
-    while time.time() < deadline:
-        value = fn()
-        if value:
-            return value
-        time.sleep(0.5)
-    raise AssertionError(f"timed out after {seconds} s waiting for {what}")
-
-
 def test_load_based_scaling_starts_the_load_instance_under_cpu_load_and_stops_it_after(scaling_server, workdir, git_http):
     c = client_for(scaling_server)
     marker = f"opsworks-burn-{uuid.uuid4().hex}"
@@ -311,9 +301,9 @@ def test_load_based_scaling_starts_the_load_instance_under_cpu_load_and_stops_it
 
         # Before the load: a quiet layer (the steady instance's boot is over) and the spare stopped.
         # A correctness wait: on a shared machine others' work may briefly look like load.
-        wait_until(lambda: status(c, spare) == "stopped"
+        eventually(lambda: status(c, spare) == "stopped"
                    and (lambda r: len(r) == 3 and max(r) < DOWN_CPU)(layer_cpu(scaling_server, layer)),
-                   180, "a quiet layer with its load instance stopped")
+                   180, every=0.5, what="a quiet layer with its load instance stopped")
         before = api_get(scaling_server, "/api/events", {"StackId": stack, "Since": "0"})["LastSeq"]
 
         # The load: an execute_recipes deployment starts one burner per core in the steady instance.
@@ -324,12 +314,12 @@ def test_load_based_scaling_starts_the_load_instance_under_cpu_load_and_stops_it
         assert len([p for p in burner_pids(marker)]) >= 2, "the recipe started no burner"
 
         # Scale up: the scheduler starts the load instance, which comes online.
-        wait_until(lambda: status(c, spare) != "stopped", 180, "the load instance to be started")
+        eventually(lambda: status(c, spare) != "stopped", 180, every=0.5, what="the load instance to be started")
         c.get_waiter("instance_online").wait(InstanceIds=[spare], WaiterConfig=FAST)
 
         # The load ends: scale down stops the load instance (Shutdown runs first).
         kill_burners(marker)
-        wait_until(lambda: status(c, spare) != "online", 180, "the load instance to be stopped")
+        eventually(lambda: status(c, spare) != "online", 180, every=0.5, what="the load instance to be stopped")
         c.get_waiter("instance_stopped").wait(InstanceIds=[spare], WaiterConfig=FAST)
 
         events = events_since(scaling_server, stack, before)

@@ -2,31 +2,13 @@
 cookbooks on real local instances, serving apps deployed from git at the instance's PrivateIp:80.
 Driven only through boto3 and HTTP; the instances are stopped at the end."""
 
-import time
 import urllib.request
 
 import pytest
 
-from conftest import commit, make_repo
+from conftest import commit, http_get, make_repo, retry
 
 FAST = {"Delay": 1, "MaxAttempts": 180}
-
-
-def http_get(url, timeout=5):
-    with urllib.request.urlopen(url, timeout=timeout) as r:
-        return r.read().decode()
-
-
-def eventually(fn, seconds=30):
-    deadline = time.time() + seconds
-    last = None
-    while time.time() < deadline:
-        try:
-            return fn()
-        except Exception as e:  # noqa: BLE001 - retried until the deadline, then re-raised
-            last = e
-            time.sleep(0.3)
-    raise last
 
 
 def new_stack(c, name):
@@ -71,7 +53,7 @@ def test_web_layer_serves_the_document_root_and_a_new_revision(client, workdir, 
     inst = start_one(client, stack_id, layer_id)
     ip = inst["PrivateIp"]
     try:
-        assert eventually(lambda: http_get(f"http://{ip}/")) == "static v1\n"
+        assert retry(lambda: http_get(f"http://{ip}/")) == "static v1\n"
         with pytest.raises(urllib.error.HTTPError) as missing:
             http_get(f"http://{ip}/README.md")
         assert missing.value.code == 404
@@ -79,7 +61,7 @@ def test_web_layer_serves_the_document_root_and_a_new_revision(client, workdir, 
         commit(repo, {"public/index.html": "static v2\n"}, "v2")
         d = client.create_deployment(StackId=stack_id, AppId=app_id, Command={"Name": "deploy"})["DeploymentId"]
         client.get_waiter("deployment_successful").wait(DeploymentIds=[d], WaiterConfig=FAST)
-        assert eventually(lambda: _expect(f"http://{ip}/", "static v2\n")) == "static v2\n"
+        assert retry(lambda: _expect(f"http://{ip}/", "static v2\n")) == "static v2\n"
 
         # Undeploy drops the app's server block: nginx no longer serves it (with no site left it
         # listens on nothing, so the connection is refused rather than answered with a 404).
@@ -106,8 +88,8 @@ def test_php_app_layer_runs_php_with_the_app_environment(client, workdir, git_ht
     ip = inst["PrivateIp"]
     try:
         # 42 is computed by PHP: the source text holds "6*7", never "42".
-        assert eventually(lambda: http_get(f"http://{ip}/")) == "42 hello from the app\n"
-        assert eventually(lambda: http_get(f"http://{ip}/index.php")) == "42 hello from the app\n"
+        assert retry(lambda: http_get(f"http://{ip}/")) == "42 hello from the app\n"
+        assert retry(lambda: http_get(f"http://{ip}/index.php")) == "42 hello from the app\n"
     finally:
         stop_and_wait(client, inst["InstanceId"])
 
