@@ -59,4 +59,37 @@ mod tests {
         // Extracting again replaces, it does not fail or merge.
         extract(&dir.path().join("cb")).unwrap();
     }
+
+    /// The layers this server runs have every built-in recipe shipped; the ones it does not run
+    /// yet miss some, so StartInstance refuses their instances (`check_builtin_recipes`).
+    #[test]
+    fn shipped_layers_have_all_their_recipes_and_the_others_do_not() {
+        use opsworks_model::layer::LayerType;
+        let missing = |t: LayerType| -> Vec<&'static str> {
+            let r = t.default_recipes();
+            [r.setup, r.configure, r.deploy, r.undeploy, r.shutdown]
+                .concat()
+                .into_iter()
+                .filter(|r| !has_recipe(r))
+                .collect()
+        };
+        for t in [
+            LayerType::Lb,
+            LayerType::NodejsApp,
+            LayerType::DbMaster,
+            LayerType::Memcached,
+            LayerType::Custom,
+        ] {
+            assert_eq!(missing(t), Vec::<&str>::new(), "{t}");
+        }
+        for t in [
+            LayerType::RailsApp,
+            LayerType::JavaApp,
+            LayerType::MonitoringMaster,
+            LayerType::EcsCluster,
+            LayerType::AwsFlowRuby,
+        ] {
+            assert!(!missing(t).is_empty(), "{t} should not be startable yet");
+        }
+    }
 }

@@ -8,6 +8,8 @@ use std::collections::BTreeMap;
 
 use serde_json::{Map, Value, json};
 
+use crate::services;
+
 /// The documents of one stack at the moment a command is created.
 #[derive(Debug, Clone, Default)]
 pub struct StackSnapshot {
@@ -185,13 +187,17 @@ pub fn attributes(snap: &StackSnapshot, ctx: &RunContext<'_>) -> Value {
             .collect::<Vec<_>>()
     );
 
+    let cache = services::memcached(&snap.layers, &snap.instances);
     let mut deploy = Map::new();
     for app in &snap.apps {
         let short = s(app, "Shortname");
         let env = environment(app);
+        let database = services::app_connection(&snap.layers, &snap.instances, app);
         deploy.insert(
             short.to_string(),
             json!({
+                "database": database,
+                "memcached": cache,
                 "application": short,
                 "application_type": s(app, "Type"),
                 "name": s(app, "Name"),
@@ -245,6 +251,9 @@ pub fn attributes(snap: &StackSnapshot, ctx: &RunContext<'_>) -> Value {
     });
     if let Some(args) = ctx.args {
         attrs["opsworks"]["command_args"] = args.clone();
+    }
+    for (k, v) in services::layer_settings(&snap.layers, &snap.apps, &my_layers) {
+        attrs[k] = v;
     }
     // Custom JSON: stack < layer(s) < deployment.
     if let Some(j) = parsed_custom_json(stack) {
@@ -367,6 +376,10 @@ pub fn data_bags(
                 "environment": Value::Object(environment(a)),
                 "ssl_configuration": a.get("SslConfiguration").cloned().unwrap_or(Value::Null),
                 "deploy": ctx.deploy_app_ids.iter().any(|id| id == aid),
+                // Not in the original's bag (it had RDS bags instead): the connection data of
+                // the app's db-master database, as node["deploy"][app]["database"] has it.
+                "database": services::app_connection(&snap.layers, &snap.instances, a),
+                "memcached": services::memcached(&snap.layers, &snap.instances),
             }),
         );
     }

@@ -6,6 +6,7 @@
 
 pub mod config;
 pub mod runlist;
+pub mod services;
 
 pub use config::{StackSnapshot, attributes, data_bags};
 pub use runlist::{Event, run_list};
