@@ -13,7 +13,7 @@ from base64 import b64encode
 import pytest
 from botocore.exceptions import ClientError
 
-from conftest import client_for, make_repo
+from conftest import client_for, make_repo, retry
 
 WAIT = {"Delay": 1, "MaxAttempts": 400}
 ROOT_PW = "root-Pw-0f-the-db-layer"
@@ -76,18 +76,6 @@ def get(url, auth=None, timeout=5):
         req.add_header("Authorization", "Basic " + b64encode(auth.encode()).decode())
     with urllib.request.urlopen(req, timeout=timeout) as r:
         return r.status, r.read().decode().strip()
-
-
-def eventually(fn, seconds=60):
-    deadline = time.time() + seconds
-    last = None
-    while time.time() < deadline:
-        try:
-            return fn()
-        except Exception as e:  # noqa: BLE001 - retried until the deadline, then re-raised
-            last = e
-            time.sleep(0.5)
-    raise last
 
 
 def hosts_behind(lb_ip, n=12):
@@ -162,11 +150,11 @@ def test_the_stack_serves_the_app_through_the_load_balancer(client, stack):
     apps = {described[i]["Hostname"] for i in ids["nodejs-app"]}
 
     # Round robin over both app instances.
-    assert eventually(lambda: _exactly(hosts_behind(lb_ip), apps), 90) == apps
+    assert retry(lambda: _exactly(hosts_behind(lb_ip), apps), 90) == apps
     # The app reaches its database (a user and database of its own) and the cache.
     for _ in range(4):
-        assert eventually(lambda: get(f"http://{lb_ip}/db")) == (200, "db 1")
-        status, body = eventually(lambda: get(f"http://{lb_ip}/cache"))
+        assert retry(lambda: get(f"http://{lb_ip}/db")) == (200, "db 1")
+        status, body = retry(lambda: get(f"http://{lb_ip}/cache"))
         assert status == 200 and body.split()[1] in apps
     # Stats behind the layer's user and password.
     with pytest.raises(urllib.error.HTTPError) as e:
@@ -190,13 +178,13 @@ def test_an_instance_started_is_served_and_a_stopped_one_is_not(client, stack):
     ids = stack["instances"]["nodejs-app"] + [third]
     hostname = {i["InstanceId"]: i["Hostname"] for i in client.describe_instances(InstanceIds=ids)["Instances"]}
     # One Configure: served within the seconds it takes.
-    eventually(lambda: _exactly(hosts_behind(lb_ip), set(hostname.values())), 30)
+    retry(lambda: _exactly(hosts_behind(lb_ip), set(hostname.values())), 30)
 
     gone = ids[0]
     client.stop_instance(InstanceId=gone)
     client.get_waiter("instance_stopped").wait(InstanceIds=[gone], WaiterConfig=WAIT)
     left = {hostname[i] for i in ids[1:]}
-    eventually(lambda: _exactly(hosts_behind(lb_ip, 20), left), 30)
+    retry(lambda: _exactly(hosts_behind(lb_ip, 20), left), 30)
     stack["instances"]["nodejs-app"] = ids[1:]
 
 

@@ -215,3 +215,23 @@ def test_stopping_runs_shutdown_and_the_others_reconfigure(client, stack):
 
 def _raise(inst):
     raise AssertionError(f"{inst['Hostname']} still lists the stopped instance")
+
+
+def test_start_stack_and_stop_stack_run_the_machines(client):
+    """StartStack launches every stopped 24/7 instance as StartInstance does; StopStack runs their
+    Shutdown and halts them as StopInstance does."""
+    sid = client.create_stack(
+        Name="whole-stack", Region="us-east-1",
+        ServiceRoleArn="arn:aws:iam::123456789012:role/aws-opsworks-service-role",
+        DefaultInstanceProfileArn="arn:aws:iam::123456789012:instance-profile/aws-opsworks-ec2-role",
+    )["StackId"]
+    lid = client.create_layer(StackId=sid, Type="custom", Name="All", Shortname="all")["LayerId"]
+    ids = [client.create_instance(StackId=sid, LayerIds=[lid], InstanceType="t3.micro")["InstanceId"]
+           for _ in range(2)]
+    client.start_stack(StackId=sid)
+    client.get_waiter("instance_online").wait(InstanceIds=ids, WaiterConfig=FAST)
+    client.stop_stack(StackId=sid)
+    client.get_waiter("instance_stopped").wait(InstanceIds=ids, WaiterConfig=FAST)
+    for iid in ids:
+        kinds = [c["Type"] for c in client.describe_commands(InstanceId=iid)["Commands"]]
+        assert "setup" in kinds and "shutdown" in kinds, kinds

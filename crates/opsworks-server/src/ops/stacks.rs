@@ -5,7 +5,7 @@ use serde_json::{Map, Value, json};
 
 use opsworks_api::ApiError;
 use opsworks_model::instance::InstanceStatus;
-use opsworks_model::{Arn, InstanceEvent, ResourceKind, catalog, new_id, themes};
+use opsworks_model::{Arn, ResourceKind, catalog, new_id, themes};
 use opsworks_store::{Filter, Kind, Write};
 
 use super::{
@@ -425,7 +425,8 @@ pub async fn start_stack(app: &App, req: Req) -> OpResult {
             && !scaled
             && let Some(iid) = inst.get("InstanceId").and_then(Value::as_str)
         {
-            super::instances::change_status(app, iid, InstanceEvent::Start).await?;
+            // The path of StartInstance, so the machine is launched too.
+            super::instances::start(app, iid).await?;
         }
     }
     Ok(json!({}))
@@ -443,9 +444,10 @@ pub async fn stop_stack(app: &App, req: Req) -> OpResult {
         if status != "stopped"
             && let Some(iid) = inst.get("InstanceId").and_then(Value::as_str)
         {
-            // An instance already on its way down simply carries on.
-            match super::instances::change_status(app, iid, InstanceEvent::Stop).await {
-                Ok(_) | Err(ApiError::Validation(_)) => {}
+            // The path of StopInstance (Shutdown, then the machine halts); an instance already on
+            // its way down simply carries on.
+            match super::instances::stop(app, iid, false).await {
+                Ok(()) | Err(ApiError::Validation(_)) => {}
                 Err(e) => return Err(e),
             }
         }
