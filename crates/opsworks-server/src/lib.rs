@@ -16,6 +16,7 @@ pub mod logs;
 pub mod machines;
 pub mod metrics;
 pub mod ops;
+pub mod proxy;
 pub mod scheduler;
 pub mod watchdog;
 

@@ -38,6 +38,8 @@ pub struct Machines {
     agent_program: std::path::PathBuf,
     /// Host paths no machine may see (the data dir).
     hidden: Vec<std::path::PathBuf>,
+    /// The package proxy machines' package managers go through (`http://gateway:port`), if any.
+    package_proxy: Option<String>,
 }
 
 impl Machines {
@@ -54,7 +56,14 @@ impl Machines {
             agent_url,
             agent_program,
             hidden,
+            package_proxy: None,
         }
+    }
+
+    /// Points the machines' package managers (apt) at the proxy at `url` ([`crate::proxy`]).
+    pub fn with_package_proxy(mut self, url: String) -> Self {
+        self.package_proxy = Some(url);
+        self
     }
 
     /// The provider.
@@ -62,6 +71,9 @@ impl Machines {
         &self.provider
     }
 }
+
+/// apt's configuration inside a machine naming the package proxy.
+const APT_PROXY_CONF: &str = "/etc/apt/apt.conf.d/80opsworks-proxy";
 
 /// Starts an instance that StartInstance moved to `requested`: in the background, provision its
 /// machine with a fresh credential and the agent; Setup follows when the machine has booted.
@@ -156,6 +168,18 @@ async fn boot_machine(app: &App, machines: &Machines, id: &str) -> Result<(), Ap
         contents: credentials.into_bytes(),
         mode: 0o600,
     });
+    if let Some(proxy) = &machines.package_proxy {
+        // Machines have no route out: apt reaches the mirrors through the server's proxy.
+        spec.files.push(FileSpec {
+            path: APT_PROXY_CONF.into(),
+            contents: format!(
+                "// Written by OpsWorks: this machine reaches package mirrors through the host.\n\
+                 Acquire::http::Proxy \"{proxy}\";\nAcquire::https::Proxy \"{proxy}\";\n"
+            )
+            .into_bytes(),
+            mode: 0o644,
+        });
+    }
     spec.hidden_paths = machines.hidden.clone();
     let machine = machines
         .provider

@@ -359,13 +359,20 @@ async fn attach_local_machines(
             .context("binding the agents' listener")?,
     };
     let agent_url = format!("http://{}", listener.local_addr()?);
+    // Machines have no NAT: their package manager reaches the mirrors through this proxy.
+    let proxy = tokio::net::TcpListener::bind((gateway, 0))
+        .await
+        .context("binding the machines' package proxy")?;
+    let proxy_url = format!("http://{}", proxy.local_addr()?);
+    tokio::spawn(opsworks_server::proxy::serve(proxy));
     let exe = std::env::current_exe().context("finding the opsworks executable")?;
     let machines = opsworks_server::machines::Machines::new(
         std::sync::Arc::new(provider),
         agent_url.clone(),
         exe,
         vec![config.data_dir.clone()],
-    );
+    )
+    .with_package_proxy(proxy_url);
     app.set_machines(machines);
     Ok((listener, agent_url))
 }
