@@ -39,7 +39,7 @@ fn first_online<'a>(instances: &'a [Value], layer: &Value) -> Option<&'a Value> 
     let lid = s(layer, "LayerId");
     instances
         .iter()
-        .filter(|i| s(i, "Status") == "online" && s(i, "PrivateIp") != "")
+        .filter(|i| s(i, "Status") == "online" && !s(i, "PrivateIp").is_empty())
         .filter(|i| {
             i.get("LayerIds")
                 .and_then(Value::as_array)
