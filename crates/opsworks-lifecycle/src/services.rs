@@ -112,7 +112,9 @@ pub fn app_connection(layers: &[Value], instances: &[Value], app: &Value) -> Opt
 pub fn memcached(layers: &[Value], instances: &[Value]) -> Option<Value> {
     let layer = layer_of_type(layers, "memcached")?;
     let host = first_online(instances, layer)?;
-    Some(json!({"host": s(host, "PrivateIp"), "hostname": s(host, "Hostname"), "port": MEMCACHED_PORT}))
+    Some(
+        json!({"host": s(host, "PrivateIp"), "hostname": s(host, "Hostname"), "port": MEMCACHED_PORT}),
+    )
 }
 
 /// The attributes of the built-in layers `my_layers` (the instance's own): `haproxy`, `mysql`,
