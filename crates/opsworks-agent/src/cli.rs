@@ -213,6 +213,15 @@ fn text(v: &Value, pointer: &str) -> String {
 }
 
 /// Names of an object's keys or of an array's `name`/string items.
+/// Names joined with commas, or `-` when there are none.
+fn listed(names: &[String]) -> String {
+    if names.is_empty() {
+        "-".into()
+    } else {
+        names.join(", ")
+    }
+}
+
 fn names(v: Option<&Value>) -> Vec<String> {
     match v {
         Some(Value::Object(m)) => m.keys().cloned().collect(),
@@ -269,15 +278,7 @@ fn instance_report(state: &StateDir, out: &mut dyn Write) -> anyhow::Result<()> 
             text(&attrs, "/opsworks/stack/id")
         )?;
         let layers = names(attrs.pointer("/opsworks/instance/layers"));
-        writeln!(
-            out,
-            "layers: {}",
-            if layers.is_empty() {
-                "-".into()
-            } else {
-                layers.join(", ")
-            }
-        )?;
+        writeln!(out, "layers: {}", listed(&layers))?;
     } else {
         writeln!(out, "stack: -")?;
         writeln!(out, "layers: -")?;
@@ -343,28 +344,12 @@ fn stack_state(state: &StateDir, out: &mut dyn Write) -> anyhow::Result<()> {
         text(&attrs, "/opsworks/instance/status")
     )?;
     let layers = names(attrs.pointer("/opsworks/layers"));
-    writeln!(
-        out,
-        "layers: {}",
-        if layers.is_empty() {
-            "-".into()
-        } else {
-            layers.join(", ")
-        }
-    )?;
+    writeln!(out, "layers: {}", listed(&layers))?;
     let mut apps = names(attrs.pointer("/opsworks/applications"));
     if apps.is_empty() {
         apps = names(attrs.pointer("/deploy"));
     }
-    writeln!(
-        out,
-        "apps: {}",
-        if apps.is_empty() {
-            "-".into()
-        } else {
-            apps.join(", ")
-        }
-    )?;
+    writeln!(out, "apps: {}", listed(&apps))?;
     writeln!(out, "valid activities: {}", VALID_ACTIVITIES.join(", "))?;
     Ok(())
 }

@@ -121,20 +121,41 @@ impl Form {
     }
 }
 
-/// Reads a form posted by a signed-in browser, refusing it without the session's CSRF token.
-async fn signed_form(signed: &Signed, body: &Bytes) -> Result<Form, Response> {
-    let form = Form::parse(body);
-    if !auth::same(&form.get("_csrf"), &signed.csrf) {
-        return Err((
-            StatusCode::FORBIDDEN,
-            axum::response::Html(
-                "<!doctype html><title>Refused</title><p>This form's security token is missing \
-                 or stale, so nothing was changed. Go back, reload the page and try again.</p>",
-            ),
+/// A form posted by a signed-in browser, with the session; refused (403, nothing changed) without
+/// the session's CSRF token, and sent to sign-in without a session.
+pub struct SignedForm(Signed, Form);
+
+impl axum::extract::FromRequest<Console> for SignedForm {
+    type Rejection = Response;
+
+    async fn from_request(
+        req: axum::extract::Request,
+        console: &Console,
+    ) -> Result<Self, Response> {
+        let (mut parts, body) = req.into_parts();
+        let signed = <Signed as axum::extract::FromRequestParts<Console>>::from_request_parts(
+            &mut parts, console,
         )
-            .into_response());
+        .await?;
+        let body = <Bytes as axum::extract::FromRequest<Console>>::from_request(
+            axum::extract::Request::from_parts(parts, body),
+            console,
+        )
+        .await
+        .map_err(IntoResponse::into_response)?;
+        let form = Form::parse(&body);
+        if !auth::same(&form.get("_csrf"), &signed.csrf) {
+            return Err((
+                StatusCode::FORBIDDEN,
+                axum::response::Html(
+                    "<!doctype html><title>Refused</title><p>This form's security token is missing \
+                     or stale, so nothing was changed. Go back, reload the page and try again.</p>",
+                ),
+            )
+                .into_response());
+        }
+        Ok(SignedForm(signed, form))
     }
-    Ok(form)
 }
 
 /// Which form field an API error is about: the field whose API name the message mentions.
@@ -289,13 +310,9 @@ async fn sign_in(State(console): State<Console>, headers: HeaderMap, body: Bytes
 
 async fn sign_out(
     State(console): State<Console>,
-    signed: Signed,
     headers: HeaderMap,
-    body: Bytes,
+    _form: SignedForm,
 ) -> Response {
-    if let Err(r) = signed_form(&signed, &body).await {
-        return r;
-    }
     if let Some(token) = cookie(&headers, COOKIE) {
         console.inner.sessions.remove(&token);
     }
@@ -413,11 +430,10 @@ fn stack_input(form: &Form) -> Result<Map<String, Value>, ApiError> {
     Ok(m)
 }
 
-async fn create_stack(State(console): State<Console>, signed: Signed, body: Bytes) -> Response {
-    let form = match signed_form(&signed, &body).await {
-        Ok(f) => f,
-        Err(r) => return r,
-    };
+async fn create_stack(
+    State(console): State<Console>,
+    SignedForm(signed, form): SignedForm,
+) -> Response {
     let account = console.app().account_id().to_string();
     let result = async {
         let mut input = stack_input(&form)?;
@@ -469,14 +485,9 @@ async fn edit_stack(
 
 async fn update_stack(
     State(console): State<Console>,
-    signed: Signed,
     Path(id): Path<String>,
-    body: Bytes,
+    SignedForm(signed, form): SignedForm,
 ) -> Response {
-    let form = match signed_form(&signed, &body).await {
-        Ok(f) => f,
-        Err(r) => return r,
-    };
     let result = async {
         let mut input = stack_input(&form)?;
         input.insert("StackId".into(), id.clone().into());
@@ -548,14 +559,9 @@ async fn stack(State(console): State<Console>, signed: Signed, Path(id): Path<St
 
 async fn stack_action(
     State(console): State<Console>,
-    signed: Signed,
     Path((id, action)): Path<(String, String)>,
-    body: Bytes,
+    SignedForm(signed, form): SignedForm,
 ) -> Response {
-    let form = match signed_form(&signed, &body).await {
-        Ok(f) => f,
-        Err(r) => return r,
-    };
     let back = format!("/console/stacks/{id}");
     let result = match action.as_str() {
         "start" => console
@@ -722,14 +728,9 @@ async fn new_layer(
 
 async fn create_layer(
     State(console): State<Console>,
-    signed: Signed,
     Path(stack_id): Path<String>,
-    body: Bytes,
+    SignedForm(signed, form): SignedForm,
 ) -> Response {
-    let form = match signed_form(&signed, &body).await {
-        Ok(f) => f,
-        Err(r) => return r,
-    };
     let result = async {
         let mut input = layer_input(&form, true)?;
         input.insert("StackId".into(), stack_id.clone().into());
@@ -806,14 +807,9 @@ async fn edit_layer(
 
 async fn update_layer(
     State(console): State<Console>,
-    signed: Signed,
     Path(id): Path<String>,
-    body: Bytes,
+    SignedForm(signed, form): SignedForm,
 ) -> Response {
-    let form = match signed_form(&signed, &body).await {
-        Ok(f) => f,
-        Err(r) => return r,
-    };
     let stack_id = form.get("StackId");
     let result = async {
         let mut input = layer_input(&form, false)?;
@@ -833,14 +829,9 @@ async fn update_layer(
 
 async fn delete_layer(
     State(console): State<Console>,
-    signed: Signed,
     Path(id): Path<String>,
-    body: Bytes,
+    SignedForm(signed, form): SignedForm,
 ) -> Response {
-    let form = match signed_form(&signed, &body).await {
-        Ok(f) => f,
-        Err(r) => return r,
-    };
     match console.call("DeleteLayer", json!({ "LayerId": id })).await {
         Ok(_) => see_other(&format!("/console/stacks/{}", form.get("StackId"))),
         Err(e) => failure(&console, &signed, e),
@@ -909,14 +900,9 @@ async fn new_instance(
 
 async fn create_instance(
     State(console): State<Console>,
-    signed: Signed,
     Path(stack_id): Path<String>,
-    body: Bytes,
+    SignedForm(signed, form): SignedForm,
 ) -> Response {
-    let form = match signed_form(&signed, &body).await {
-        Ok(f) => f,
-        Err(r) => return r,
-    };
     let mut input = json!({
         "StackId": stack_id,
         "LayerIds": form.all("LayerIds"),
@@ -1001,14 +987,9 @@ async fn instance(
 
 async fn instance_action(
     State(console): State<Console>,
-    signed: Signed,
     Path((id, action)): Path<(String, String)>,
-    body: Bytes,
+    SignedForm(signed, form): SignedForm,
 ) -> Response {
-    let form = match signed_form(&signed, &body).await {
-        Ok(f) => f,
-        Err(r) => return r,
-    };
     let op = match action.as_str() {
         "start" => "StartInstance",
         "stop" => "StopInstance",
@@ -1190,14 +1171,9 @@ async fn new_app(
 
 async fn create_app(
     State(console): State<Console>,
-    signed: Signed,
     Path(stack_id): Path<String>,
-    body: Bytes,
+    SignedForm(signed, form): SignedForm,
 ) -> Response {
-    let form = match signed_form(&signed, &body).await {
-        Ok(f) => f,
-        Err(r) => return r,
-    };
     let mut input = app_input(&form);
     input.insert("StackId".into(), stack_id.clone().into());
     let shortname = form.get("Shortname");
@@ -1257,14 +1233,9 @@ async fn edit_app(
 
 async fn update_app(
     State(console): State<Console>,
-    signed: Signed,
     Path(id): Path<String>,
-    body: Bytes,
+    SignedForm(signed, form): SignedForm,
 ) -> Response {
-    let form = match signed_form(&signed, &body).await {
-        Ok(f) => f,
-        Err(r) => return r,
-    };
     let stack_id = form.get("StackId");
     let mut input = app_input(&form);
     input.insert("AppId".into(), id.clone().into());
@@ -1288,14 +1259,9 @@ async fn update_app(
 
 async fn delete_app(
     State(console): State<Console>,
-    signed: Signed,
     Path(id): Path<String>,
-    body: Bytes,
+    SignedForm(signed, form): SignedForm,
 ) -> Response {
-    let form = match signed_form(&signed, &body).await {
-        Ok(f) => f,
-        Err(r) => return r,
-    };
     match console.call("DeleteApp", json!({ "AppId": id })).await {
         Ok(_) => see_other(&format!("/console/stacks/{}", form.get("StackId"))),
         Err(e) => failure(&console, &signed, e),
@@ -1342,14 +1308,9 @@ async fn deploy_page(
 
 async fn deploy(
     State(console): State<Console>,
-    signed: Signed,
     Path(id): Path<String>,
-    body: Bytes,
+    SignedForm(signed, form): SignedForm,
 ) -> Response {
-    let form = match signed_form(&signed, &body).await {
-        Ok(f) => f,
-        Err(r) => return r,
-    };
     let Some(app) = first(&console, "DescribeApps", "AppIds", &id, "Apps").await else {
         return not_found(&console, &signed, "That app");
     };

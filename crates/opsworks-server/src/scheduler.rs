@@ -271,7 +271,7 @@ mod tests {
     use std::sync::Mutex;
 
     use super::*;
-    use crate::ops::catalog::tests::{call, open};
+    use crate::ops::catalog::tests::{call, open, stack_and_layer};
 
     /// A metrics source that answers the samples the test chose, and remembers what was asked.
     #[derive(Default)]
@@ -307,26 +307,6 @@ mod tests {
 
     /// 2026-11-23 is a Monday.
     const MONDAY_0930: &str = "2026-11-23T09:30:00Z";
-
-    async fn stack_and_layer(app: &App) -> (String, String) {
-        let stack = call(
-            app,
-            "CreateStack",
-            json!({"Name": "s", "Region": "us-east-1", "ServiceRoleArn": "arn:aws:iam::1:role/r",
-                   "DefaultInstanceProfileArn": "arn:aws:iam::1:instance-profile/p"}),
-        )
-        .await
-        .expect("stack");
-        let sid = stack["StackId"].as_str().expect("id").to_string();
-        let layer = call(
-            app,
-            "CreateLayer",
-            json!({"StackId": sid, "Type": "custom", "Name": "web", "Shortname": "web"}),
-        )
-        .await
-        .expect("layer");
-        (sid, layer["LayerId"].as_str().expect("id").to_string())
-    }
 
     /// An instance of the layer with the given scaling type (`None`: 24/7), put in `status`.
     async fn instance(app: &App, sid: &str, lid: &str, kind: Option<&str>, status: &str) -> String {

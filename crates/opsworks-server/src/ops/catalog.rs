@@ -192,8 +192,8 @@ pub(crate) mod tests {
         dispatch(app, &caller, op, body).await?.into_value()
     }
 
-    /// A stack with one custom layer and one (stopped) instance: (stack ID, instance ID).
-    pub(crate) async fn stack_with_instance(app: &App) -> (String, String) {
+    /// A stack with one custom layer: (stack ID, layer ID).
+    pub(crate) async fn stack_and_layer(app: &App) -> (String, String) {
         let stack = call(
             app,
             "CreateStack",
@@ -210,10 +210,19 @@ pub(crate) mod tests {
         )
         .await
         .expect("layer");
+        (
+            sid,
+            layer["LayerId"].as_str().expect("layer id").to_string(),
+        )
+    }
+
+    /// A stack with one custom layer and one (stopped) instance: (stack ID, instance ID).
+    pub(crate) async fn stack_with_instance(app: &App) -> (String, String) {
+        let (sid, lid) = stack_and_layer(app).await;
         let inst = call(
             app,
             "CreateInstance",
-            json!({"StackId": sid, "LayerIds": [layer["LayerId"]], "InstanceType": "t2.micro"}),
+            json!({"StackId": sid, "LayerIds": [lid], "InstanceType": "t2.micro"}),
         )
         .await
         .expect("instance");
