@@ -4,8 +4,9 @@
 //! session cookie (or redirects to the sign-in page) → a handler in [`pages`] that calls the
 //! operations through [`Console::call`] exactly as the API would (validated against the service
 //! model, then dispatched) → a minijinja template. Forms are plain HTML forms that work without
-//! script; each carries the session's CSRF token, checked before anything changes. A little
-//! hand-written script follows server-sent events ([`live`]) to update states in place.
+//! script; each carries the session's CSRF token, checked by [`pages::SignedForm`] before anything
+//! changes. A little hand-written script follows server-sent events ([`live`]) to update states
+//! in place.
 
 pub mod auth;
 pub mod live;
