@@ -6,6 +6,7 @@
 
 pub mod error;
 pub mod model;
+pub mod shapes;
 pub mod sigv4;
 
 pub use error::ApiError;

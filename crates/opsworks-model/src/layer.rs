@@ -1020,3 +1020,5 @@ mod tests {
         }
     }
 }
+
+crate::serde_str::serde_as_str!(LayerType);

@@ -451,6 +451,29 @@ pub enum Direction {
     Down,
 }
 
+impl Direction {
+    /// The stored spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Up => "up",
+            Self::Down => "down",
+        }
+    }
+}
+
+impl std::str::FromStr for Direction {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "up" => Ok(Self::Up),
+            "down" => Ok(Self::Down),
+            other => Err(format!("unknown scaling direction {other}")),
+        }
+    }
+}
+
+crate::serde_str::serde_as_str!(Direction);
+
 /// The layer's last scaling event, whose direction's IgnoreMetricsTime applies after it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LastScaling {

@@ -1,30 +1,47 @@
-//! Persistence of the control plane behind one [`Store`] trait.
+//! Persistence of the control plane.
 //!
-//! Resources are JSON documents keyed by [`Kind`] and ID, filtered by stack or parent, and
-//! written in atomic batches ([`Store::apply`]). The API layer sees only the trait, so a
-//! PostgreSQL engine can join SQLite without touching it; [`Engine`] names the engines. Instance
-//! metrics live beside the documents behind their own trait, [`MetricsStore`] ([`metrics`]).
+//! Two levels:
+//! - [`Backend`]: what an engine implements (SQLite here, PostgreSQL beside it): resources as JSON
+//!   text keyed by [`Kind`] and ID with the stack, parent and instance they belong to broken out
+//!   for filtering, write transactions that hold the database's write lock ([`BackendTx`]), access
+//!   keys, settings, the event log and instance metrics ([`MetricsStore`]).
+//! - [`Store`]: what the server uses: typed resources ([`opsworks_model::Resource`]) read through
+//!   a cache that stays correct when another process writes the same database, and written in
+//!   atomic transactions ([`Txn`]) that are acknowledged only once durable.
+//!
+//! [`Engine`] names the engines and [`open`] opens one. A conformance suite in `tests/` runs
+//! against each engine.
 
 pub mod metrics;
 mod sqlite;
+mod typed;
 
 use async_trait::async_trait;
 use serde_json::Value;
 
 pub use metrics::MetricsStore;
-pub use sqlite::SqliteStore;
+pub use opsworks_model::{EventKind, Kind, Resource};
+pub use sqlite::SqliteBackend;
+pub use typed::{Cached, Store, Txn};
 
 /// Errors of the store.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    /// The database failed.
+    /// The disk holding the database is full: nothing was written.
+    #[error("the disk holding the database is full; nothing was written ({0})")]
+    DiskFull(String),
+    /// Another writer held the database's lock for too long.
+    #[error("the database is busy: {0}")]
+    Busy(String),
+    /// The database failed otherwise.
     #[error("database error: {0}")]
-    Database(#[from] sqlx::Error),
+    Database(String),
     /// Migrations failed to apply.
     #[error("migration error: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
-    /// A stored document is not valid JSON (the database was edited by hand or is corrupt).
-    #[error("corrupt document {kind}/{id}: {source}")]
+    /// A stored document does not read as its kind (the database was edited by hand or is
+    /// corrupt).
+    #[error("corrupt {kind} {id}: {source}")]
     Corrupt {
         /// Kind of the document.
         kind: &'static str,
@@ -33,56 +50,49 @@ pub enum StoreError {
         /// The parse error.
         source: serde_json::Error,
     },
-    /// A [`Filter::Member`] named a member without an index.
-    #[error("documents cannot be filtered by member {0}: it has no index")]
-    UnindexedMember(&'static str),
+    /// A resource could not be written as JSON (a bug: resources always serialize).
+    #[error("cannot store {kind} {id}: {source}")]
+    Encode {
+        /// Kind of the resource.
+        kind: &'static str,
+        /// Its ID.
+        id: String,
+        /// The error.
+        source: serde_json::Error,
+    },
+    /// The data dir is in use by another server process.
+    #[error("{0}")]
+    Locked(String),
     /// The configured engine is not compiled into this build.
     #[error("storage engine {0} is not available in this build")]
     EngineUnavailable(&'static str),
 }
 
-/// The kinds of document the control plane keeps.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Kind {
-    /// A stack (`Stack` shape plus private fields).
-    Stack,
-    /// A layer.
-    Layer,
-    /// An instance.
-    Instance,
-    /// An app.
-    App,
-    /// A deployment.
-    Deployment,
-    /// A command (parent: its deployment).
-    Command,
-    /// A service error.
-    ServiceError,
-    /// The tags of one resource (ID: its ARN).
-    Tags,
-    /// A recorded instance status change (parent: the instance).
-    Transition,
-}
-
-impl Kind {
-    /// The name stored in the `kind` column.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Stack => "stack",
-            Self::Layer => "layer",
-            Self::Instance => "instance",
-            Self::App => "app",
-            Self::Deployment => "deployment",
-            Self::Command => "command",
-            Self::ServiceError => "service_error",
-            Self::Tags => "tags",
-            Self::Transition => "transition",
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
+        if let sqlx::Error::Database(db) = &e {
+            // SQLite's primary result codes (the low byte of extended ones): 13 is SQLITE_FULL,
+            // 5 and 6 are BUSY and LOCKED. PostgreSQL's 53100 is disk_full.
+            let code = db.code().unwrap_or_default();
+            let primary = code.parse::<i64>().map(|c| c & 0xff).unwrap_or(-1);
+            if primary == 13 || code == "53100" {
+                return Self::DiskFull(db.message().to_string());
+            }
+            if primary == 5 || primary == 6 {
+                return Self::Busy(db.message().to_string());
+            }
         }
+        if let sqlx::Error::Io(io) = &e
+            && io.raw_os_error() == Some(28)
+        {
+            return Self::DiskFull(io.to_string());
+        }
+        Self::Database(e.to_string())
     }
 }
 
-/// Which documents of a kind to list.
-#[derive(Debug, Clone, Copy)]
+/// Which resources of a kind to list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Filter<'a> {
     /// All of them.
     All,
@@ -90,39 +100,27 @@ pub enum Filter<'a> {
     Stack(&'a str),
     /// Those of one parent (the commands of a deployment, the transitions of an instance).
     Parent(&'a str),
+    /// Those concerning one instance (its commands, its service errors).
+    Instance(&'a str),
     /// Those with these IDs (unknown IDs are simply absent from the result).
     Ids(&'a [String]),
-    /// Those whose top-level string member `name` equals `value`. Only [`INDEXED_MEMBERS`] are
-    /// accepted, so every such lookup is served by an index.
-    Member(&'static str, &'a str),
 }
 
-/// The document members [`Filter::Member`] may name.
-pub const INDEXED_MEMBERS: &[&str] = &["InstanceId"];
-
-/// One write of an atomic batch.
-#[derive(Debug, Clone)]
-pub enum Write {
-    /// Insert or replace a document.
-    Put {
-        /// Its kind.
-        kind: Kind,
-        /// Its ID.
-        id: String,
-        /// The stack it belongs to, for [`Filter::Stack`].
-        stack_id: Option<String>,
-        /// Its parent, for [`Filter::Parent`].
-        parent_id: Option<String>,
-        /// The document.
-        doc: Value,
-    },
-    /// Delete a document (absent is fine).
-    Delete {
-        /// Its kind.
-        kind: Kind,
-        /// Its ID.
-        id: String,
-    },
+/// A resource as the backend keeps it: its identity, its indexes and its JSON text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Row<'a> {
+    /// Its kind.
+    pub kind: Kind,
+    /// Its ID.
+    pub id: &'a str,
+    /// The stack it belongs to.
+    pub stack_id: Option<&'a str>,
+    /// Its parent.
+    pub parent_id: Option<&'a str>,
+    /// The instance it concerns.
+    pub instance_id: Option<&'a str>,
+    /// The document.
+    pub doc: &'a str,
 }
 
 /// A stored access key.
@@ -146,9 +144,8 @@ pub struct NewEvent {
     pub at: String,
     /// The stack it happened in.
     pub stack_id: String,
-    /// What happened (`instance_status`, `command_status`, `deployment_status`, `service_error`,
-    /// `load_scaling`, ...).
-    pub kind: String,
+    /// What happened.
+    pub kind: EventKind,
     /// The instance concerned, if any.
     pub instance_id: Option<String>,
     /// The layer concerned, if any.
@@ -157,7 +154,7 @@ pub struct NewEvent {
     pub deployment_id: Option<String>,
     /// The command concerned, if any.
     pub command_id: Option<String>,
-    /// The details (a JSON object; the store does not interpret it).
+    /// The details (a JSON object whose members depend on the kind).
     pub detail: Value,
 }
 
@@ -170,22 +167,27 @@ pub struct EventRecord {
     pub event: NewEvent,
 }
 
-/// The persistence interface of the control plane.
-///
-/// Listing returns documents in insertion order, so Describe calls are stable.
+/// What an engine implements. Listing returns documents in insertion order, so Describe calls
+/// are stable.
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
-    /// One document.
-    async fn get(&self, kind: Kind, id: &str) -> Result<Option<Value>, StoreError>;
-    /// Documents of a kind, filtered.
-    async fn list(&self, kind: Kind, filter: Filter<'_>) -> Result<Vec<Value>, StoreError>;
-    /// Documents of a kind, filtered, as the JSON text stored (for answers that pass documents on
-    /// unchanged, without parsing them).
-    async fn list_raw(&self, kind: Kind, filter: Filter<'_>) -> Result<Vec<String>, StoreError>;
+pub trait Backend: Send + Sync + 'static {
+    /// One document's text.
+    async fn get(&self, kind: Kind, id: &str) -> Result<Option<String>, StoreError>;
+    /// The documents of a kind, filtered, as `(id, text)` in insertion order.
+    async fn list(&self, kind: Kind, filter: Filter<'_>)
+    -> Result<Vec<(String, String)>, StoreError>;
     /// How many documents of a kind match a filter.
     async fn count(&self, kind: Kind, filter: Filter<'_>) -> Result<u64, StoreError>;
-    /// Applies a batch of writes atomically: all or none.
-    async fn apply(&self, writes: Vec<Write>) -> Result<(), StoreError>;
+    /// Starts a write transaction, holding the database's write lock until it ends: writes of
+    /// other transactions (of this process or another) wait.
+    async fn begin(&self) -> Result<Box<dyn BackendTx>, StoreError>;
+    /// A counter that every committed transaction touching `kind` raises, as the database keeps
+    /// it, so caches of several processes sharing it stay correct; `None` when only this process
+    /// can write the database (the embedded engine locks its data dir).
+    async fn generation(&self, kind: Kind) -> Result<Option<i64>, StoreError> {
+        let _ = kind;
+        Ok(None)
+    }
     /// A setting.
     async fn setting(&self, key: &str) -> Result<Option<String>, StoreError>;
     /// Stores `value` under `key` unless the key already has one; returns the value in force.
@@ -194,12 +196,6 @@ pub trait Store: Send + Sync + 'static {
     async fn access_key(&self, access_key_id: &str) -> Result<Option<AccessKeyRecord>, StoreError>;
     /// Every access key.
     async fn access_keys(&self) -> Result<Vec<AccessKeyRecord>, StoreError>;
-    /// Inserts or replaces an access key.
-    async fn put_access_key(&self, key: AccessKeyRecord) -> Result<(), StoreError>;
-    /// Deletes every access key of a principal; returns how many went.
-    async fn delete_access_keys_of(&self, principal: &str) -> Result<u64, StoreError>;
-    /// Appends an event to the log; returns its sequence number.
-    async fn append_event(&self, event: &NewEvent) -> Result<i64, StoreError>;
     /// Events with a sequence number above `after`, oldest first, at most `limit`, of one stack
     /// or (`None`) of all.
     async fn events_after(
@@ -221,6 +217,39 @@ pub trait Store: Send + Sync + 'static {
     fn metrics(&self) -> &dyn MetricsStore;
 }
 
+/// A write transaction: reads see its own writes; nothing is visible to others, nor durable,
+/// until [`commit`](BackendTx::commit) returns. Dropped without commit, it rolls back.
+#[async_trait]
+pub trait BackendTx: Send {
+    /// One document's text.
+    async fn get(&mut self, kind: Kind, id: &str) -> Result<Option<String>, StoreError>;
+    /// The documents of a kind, filtered, as `(id, text)` in insertion order.
+    async fn list(
+        &mut self,
+        kind: Kind,
+        filter: Filter<'_>,
+    ) -> Result<Vec<(String, String)>, StoreError>;
+    /// How many documents match.
+    async fn count(&mut self, kind: Kind, filter: Filter<'_>) -> Result<u64, StoreError>;
+    /// Inserts or replaces a document (a replaced one keeps its place in listings).
+    async fn put(&mut self, row: Row<'_>) -> Result<(), StoreError>;
+    /// Deletes a document (absent is fine).
+    async fn delete(&mut self, kind: Kind, id: &str) -> Result<(), StoreError>;
+    /// Appends an event; returns its sequence number.
+    async fn append_event(&mut self, event: &NewEvent) -> Result<i64, StoreError>;
+    /// Inserts or replaces an access key.
+    async fn put_access_key(&mut self, key: &AccessKeyRecord) -> Result<(), StoreError>;
+    /// Deletes every access key of a principal; returns how many went.
+    async fn delete_access_keys_of(&mut self, principal: &str) -> Result<u64, StoreError>;
+    /// Raises the generation of the kinds written (engines shared by several processes).
+    async fn bump_generations(&mut self, kinds: &[Kind]) -> Result<(), StoreError> {
+        let _ = kinds;
+        Ok(())
+    }
+    /// Makes the writes durable and visible, and releases the write lock.
+    async fn commit(self: Box<Self>) -> Result<(), StoreError>;
+}
+
 /// The storage engines, named even when not compiled in, so configuration errors are clear.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Engine {
@@ -229,17 +258,19 @@ pub enum Engine {
         /// Path of the database file.
         path: std::path::PathBuf,
     },
-    /// PostgreSQL: planned; refused with [`StoreError::EngineUnavailable`] until it lands.
+    /// PostgreSQL: refused with [`StoreError::EngineUnavailable`] until it lands.
     Postgres {
         /// Connection URL.
         url: String,
     },
 }
 
-/// Opens the configured engine and brings its schema up to date.
-pub async fn open(engine: &Engine) -> Result<std::sync::Arc<dyn Store>, StoreError> {
-    match engine {
-        Engine::Sqlite { path } => Ok(std::sync::Arc::new(SqliteStore::open(path).await?)),
-        Engine::Postgres { .. } => Err(StoreError::EngineUnavailable("postgres")),
-    }
+/// Opens the configured engine, brings its schema up to date, and puts the typed, cached store in
+/// front of it.
+pub async fn open(engine: &Engine) -> Result<Store, StoreError> {
+    let backend: std::sync::Arc<dyn Backend> = match engine {
+        Engine::Sqlite { path } => std::sync::Arc::new(SqliteBackend::open(path).await?),
+        Engine::Postgres { .. } => return Err(StoreError::EngineUnavailable("postgres")),
+    };
+    Ok(Store::new(backend))
 }

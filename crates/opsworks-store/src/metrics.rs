@@ -15,7 +15,7 @@ use sqlx::{QueryBuilder, Row, SqlitePool};
 use crate::StoreError;
 
 /// How many values a sample holds (the agent's 16 metrics).
-pub const METRIC_COUNT: usize = 16;
+pub const METRIC_COUNT: usize = opsworks_model::metrics::COUNT;
 /// The width of a rollup bucket, in seconds.
 pub const ROLLUP_SECONDS: i64 = 300;
 
