@@ -19,26 +19,73 @@ fn main() {
         .iter()
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect::<BTreeMap<_, _>>();
-    let out = generate(&shapes);
+    let outputs = reachable_from_outputs(&model, &shapes);
+    let out = generate(&shapes, &outputs);
     let dest = std::path::Path::new(&std::env::var("OUT_DIR").expect("OUT_DIR")).join("shapes.rs");
     std::fs::write(dest, out).expect("OUT_DIR is writable");
 }
 
-fn generate(shapes: &BTreeMap<String, Value>) -> String {
+/// The shapes some operation's output reaches: their members stay optional even where the model
+/// marks them required, because what the server shows may lack them (an app without SSL shows
+/// `SslConfiguration: {}`).
+fn reachable_from_outputs(
+    model: &Value,
+    shapes: &BTreeMap<String, Value>,
+) -> std::collections::BTreeSet<String> {
+    let mut seen = std::collections::BTreeSet::new();
+    let mut todo: Vec<String> = model["operations"]
+        .as_object()
+        .expect("the model has operations")
+        .values()
+        .filter_map(|op| op["output"]["shape"].as_str().map(String::from))
+        .collect();
+    while let Some(name) = todo.pop() {
+        if !seen.insert(name.clone()) {
+            continue;
+        }
+        let shape = &shapes[&name];
+        let mut refs: Vec<&Value> = Vec::new();
+        if let Some(members) = shape["members"].as_object() {
+            refs.extend(members.values());
+        }
+        for key in ["member", "key", "value"] {
+            if shape[key].is_object() {
+                refs.push(&shape[key]);
+            }
+        }
+        for r in refs {
+            if let Some(target) = r["shape"].as_str() {
+                todo.push(target.to_string());
+            }
+        }
+    }
+    seen
+}
+
+fn generate(shapes: &BTreeMap<String, Value>, outputs: &std::collections::BTreeSet<String>) -> String {
     let mut out = String::new();
     for (name, shape) in shapes {
         if shape["type"] != "structure" || shape["exception"] == true {
             continue;
         }
-        let required: Vec<&str> = shape["required"]
-            .as_array()
-            .map(|a| a.iter().filter_map(Value::as_str).collect())
-            .unwrap_or_default();
+        let required: Vec<&str> = if outputs.contains(name) {
+            Vec::new()
+        } else {
+            shape["required"]
+                .as_array()
+                .map(|a| a.iter().filter_map(Value::as_str).collect())
+                .unwrap_or_default()
+        };
+        let strict = if STRICT.contains(&name.as_str()) {
+            "#[serde(deny_unknown_fields)]\n"
+        } else {
+            ""
+        };
         let _ = writeln!(
             out,
             "/// The `{name}` structure of the service model.\n\
              #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]\n\
-             pub struct {name} {{"
+             {strict}pub struct {name} {{"
         );
         let members = shape["members"].as_object().cloned().unwrap_or_default();
         for (member, reference) in &members {
@@ -61,6 +108,10 @@ fn generate(shapes: &BTreeMap<String, Value>) -> String {
     }
     out
 }
+
+/// Shapes whose unknown members are refused rather than ignored: a schedule's members are the
+/// days of the week, and a misspelt day must not pass as "every hour off".
+const STRICT: &[&str] = &["WeeklyAutoScalingSchedule"];
 
 /// The Rust type of a shape: structures by name, the rest structurally.
 fn rust_type(shapes: &BTreeMap<String, Value>, name: &str) -> String {

@@ -11,6 +11,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use opsworks_model::CommandName;
 use opsworks_protocol::{
     Ack, AgentCommand, CommandOutcome, Completion, Heartbeat, Hello, HelloReply, LogChunk,
     MAX_POLL_SECONDS, PollReply, PollRequest,
@@ -147,10 +148,10 @@ impl Agent {
     /// Runs a poll's commands in order; of several `configure`s only the newest runs, the older
     /// ones end as skipped.
     pub async fn handle_batch(&self, commands: Vec<AgentCommand>) {
-        let newest_configure = commands.iter().rposition(|c| c.kind == "configure");
+        let newest_configure = commands.iter().rposition(|c| c.kind == CommandName::Configure);
         for (i, cmd) in commands.iter().enumerate() {
             match newest_configure {
-                Some(last) if cmd.kind == "configure" && i < last => {
+                Some(last) if cmd.kind == CommandName::Configure && i < last => {
                     self.skip(cmd, &commands[last].command_id).await
                 }
                 _ => self.process(cmd).await,

@@ -141,7 +141,7 @@ pub fn select(state: &StateDir, selector: &str) -> anyhow::Result<Entry> {
         entries
             .iter()
             .rev()
-            .find(|e| e.command().is_ok_and(|c| c.kind == selector))
+            .find(|e| e.command().is_ok_and(|c| c.kind.as_str() == selector))
             .cloned()
     } else {
         let matching: Vec<&Entry> = entries

@@ -1,7 +1,7 @@
 //! The metrics sampler: the original OpsWorks's 16 metrics read from `/proc` every few seconds,
 //! kept in a bounded buffer and sent in batches to `POST /agent/v1/metrics`.
 //!
-//! What each value means (names in [`METRIC_NAMES`] order):
+//! What each value means (in the order of `opsworks_model::metrics::METRICS`):
 //! - `cpu_*`: percent of the CPU time of all cores over the interval, from `/proc/stat` deltas.
 //!   `cpu_system` counts kernel time including interrupts (`system + irq + softirq`);
 //!   `cpu_user` and `cpu_nice` include guest time as the kernel does.
@@ -18,7 +18,8 @@ use std::collections::VecDeque;
 use std::path::Path;
 use std::time::Duration;
 
-use opsworks_protocol::{MAX_METRICS_BATCH, METRIC_NAMES, MetricSample, MetricsBatch};
+use opsworks_model::metrics::{self, CPU, LOAD, MEMORY, Metric};
+use opsworks_protocol::{MAX_METRICS_BATCH, MetricSample, MetricsBatch};
 use serde_json::Value;
 
 use crate::client::Client;
@@ -28,8 +29,6 @@ use crate::error::AgentError;
 pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(10);
 /// How long samples may wait for the server: one day.
 const BUFFER_SPAN: Duration = Duration::from_secs(24 * 3600);
-
-const _: () = assert!(METRIC_NAMES.len() == 16);
 
 /// Cumulative CPU times of the `cpu` line of `/proc/stat`, in clock ticks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -170,11 +169,17 @@ impl Sampler {
         let mem = parse_meminfo(&self.read("meminfo")?)?;
         let load = parse_loadavg(&self.read("loadavg")?)?;
         let procs = count_processes(&self.proc_dir) as f64;
-        let mut values = [0.0; 16];
-        values[..6].copy_from_slice(&cpu);
-        values[6..12].copy_from_slice(&mem);
-        values[12..15].copy_from_slice(&load);
-        values[15] = procs;
+        let mut values = [0.0; metrics::COUNT];
+        for (m, v) in CPU.iter().zip(cpu) {
+            values[m.index()] = v;
+        }
+        for (m, v) in MEMORY.iter().zip(mem) {
+            values[m.index()] = v;
+        }
+        for (m, v) in LOAD.iter().zip(load) {
+            values[m.index()] = v;
+        }
+        values[Metric::Procs.index()] = procs;
         Some(MetricSample { at, values })
     }
 }
@@ -378,13 +383,15 @@ Dirty:               148 kB
         std::fs::write(p.join("stat"), STAT_B).unwrap();
         let s = sampler.sample(1_700_000_000).unwrap();
         assert_eq!(s.at, 1_700_000_000);
-        assert!((s.values[0] - 360.0 * 100.0 / 560.0).abs() < 1e-9);
-        assert_eq!(s.values[10], 16310716.0);
-        assert_eq!(s.values[12], 0.52);
-        assert_eq!(s.values[15], 3.0);
+        assert!((s.values[Metric::CpuIdle.index()] - 360.0 * 100.0 / 560.0).abs() < 1e-9);
+        assert_eq!(s.values[Metric::MemoryTotal.index()], 16310716.0);
+        assert_eq!(s.values[Metric::Load1.index()], 0.52);
+        assert_eq!(s.values[Metric::Procs.index()], 3.0);
         // The real /proc works too.
         let real = Sampler::new("/proc").sample(0).unwrap();
-        assert!(real.values[10] > 0.0 && real.values[15] >= 1.0);
+        assert!(
+            real.values[Metric::MemoryTotal.index()] > 0.0 && real.values[Metric::Procs.index()] >= 1.0
+        );
     }
 
     #[test]

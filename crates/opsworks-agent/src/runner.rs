@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
+use opsworks_model::CommandName;
 use opsworks_protocol::{AgentCommand, CommandOutcome, SourceSpec};
 use serde_json::{Value, json};
 
@@ -151,14 +152,14 @@ async fn steps(
     // does not hold the stack's current source; otherwise the cache is used as it is.
     let mut cookbook_paths: Vec<PathBuf> = settings.builtin_cookbooks.iter().cloned().collect();
     if let Some(src) = &cmd.custom_cookbooks {
-        let refresh = matches!(cmd.kind.as_str(), "setup" | "update_custom_cookbooks");
+        let refresh = matches!(cmd.kind, CommandName::Setup | CommandName::UpdateCustomCookbooks);
         let dir = custom_cookbooks(settings, src, refresh, log).await?;
         if let Some(rev) = &dir.revision {
             report["cookbooks_revision"] = Value::String(rev.clone());
         }
         cookbook_paths.push(dir.dir);
     }
-    if cmd.kind == "update_custom_cookbooks" {
+    if cmd.kind == CommandName::UpdateCustomCookbooks {
         return Ok(0);
     }
 
@@ -247,10 +248,10 @@ async fn app_step(
     attributes: &mut Value,
     report: &mut Value,
 ) -> Result<()> {
-    let action = match cmd.kind.as_str() {
-        "deploy" | "setup" => "deploy",
-        "rollback" => "rollback",
-        "undeploy" => "undeploy",
+    let action = match cmd.kind {
+        CommandName::Deploy | CommandName::Setup => "deploy",
+        CommandName::Rollback => "rollback",
+        CommandName::Undeploy => "undeploy",
         _ => return Ok(()),
     };
     let mut done = Vec::new();
@@ -377,7 +378,7 @@ async fn converge(
         .arg("text")
         .current_dir(&entry.dir)
         .env("OPSWORKS_COMMAND_ID", &cmd.command_id)
-        .env("OPSWORKS_COMMAND_TYPE", &cmd.kind)
+        .env("OPSWORKS_COMMAND_TYPE", cmd.kind.as_str())
         .stdin(Stdio::null())
         .stdout(out)
         .stderr(err)

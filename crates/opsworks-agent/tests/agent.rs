@@ -458,7 +458,7 @@ fn command(id: &str, kind: &str, n: u32, run_list: &[&str]) -> AgentCommand {
     AgentCommand {
         command_id: id.into(),
         deployment_id: Some("d-1".into()),
-        kind: kind.into(),
+        kind: kind.parse().expect("a command name"),
         run_list: run_list.iter().map(|s| s.to_string()).collect(),
         attributes: json!({"opsworks": {
             "stack": {"name": "s1", "id": "stack-1"},

@@ -24,8 +24,8 @@ use minijinja::Environment;
 use serde_json::Value;
 
 use opsworks_api::{ApiError, model};
-use opsworks_server::App;
-use opsworks_server::ops::{self, Caller};
+use opsworks_server::Core as App;
+use opsworks_server::ops::{self, Ctx, Principal};
 
 pub use auth::{AuthError, Password, PasswordSource};
 
@@ -109,14 +109,12 @@ impl Console {
     /// service model first, so the console gets the API's own error messages.
     pub async fn call(&self, operation: &str, input: Value) -> Result<Value, ApiError> {
         model().validate_input(operation, &input)?;
-        let caller = Caller {
-            access_key_id: "console".to_string(),
-            principal: opsworks_server::keys::ROOT.to_string(),
-            region: self.inner.app.region().to_string(),
+        let principal = Principal::root(self.inner.app.region());
+        let cx = Ctx {
+            core: &self.inner.app,
+            principal: &principal,
         };
-        ops::dispatch(&self.inner.app, &caller, operation, input)
-            .await?
-            .into_value()
+        ops::dispatch(cx, operation, input).await?.into_value()
     }
 
     /// Renders a template; a template error becomes a 500 page (and a log line).
@@ -175,6 +173,19 @@ fn status_class(status: String) -> String {
 /// The router of every console page, under `/console`.
 pub fn router(console: Console) -> Router {
     pages::routes().with_state(console)
+}
+
+/// The console as a mount of the server: its pages on the server's port, signing in with
+/// `password`; its live streams end first when the server stops.
+pub fn mount(password: Password) -> opsworks_server::Mount {
+    std::sync::Arc::new(move |core: &App| {
+        let console = Console::new(core.clone(), password.clone());
+        let closing = console.clone();
+        Ok(opsworks_server::Mounted {
+            router: router(console),
+            on_shutdown: Some(Box::new(move || closing.close())),
+        })
+    })
 }
 
 /// A signed-in request: the session's CSRF token, for forms.

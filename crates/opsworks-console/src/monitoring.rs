@@ -11,7 +11,7 @@ use axum::response::{IntoResponse, Response};
 use futures_util::stream::{self, Stream};
 use serde_json::{Value, json};
 
-use opsworks_server::events;
+use opsworks_server::edge::events;
 
 use crate::{Console, Signed};
 
@@ -37,7 +37,7 @@ pub async fn chart(
     _signed: Signed,
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
-    match opsworks_server::metrics::chart(console.app(), &q).await {
+    match opsworks_server::core::metrics::chart(console.app(), &q).await {
         Ok(svg) => (
             [
                 (header::CONTENT_TYPE, "image/svg+xml"),
@@ -97,6 +97,7 @@ pub async fn stack_events_page(
     let mut shown: Vec<Value> = match console
         .app()
         .store()
+        .backend()
         .latest_events(Some(&id), EVENTS_SHOWN)
         .await
     {
@@ -158,6 +159,7 @@ pub async fn stack_events_live(
                 if let Ok(list) = console
                     .app()
                     .store()
+                    .backend()
                     .events_after(Some(&id), after, 500)
                     .await
                     && !list.is_empty()

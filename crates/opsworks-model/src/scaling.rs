@@ -81,6 +81,15 @@ pub struct WeeklySchedule {
 }
 
 impl WeeklySchedule {
+    /// The schedule of an instance's stored `day → hour → on/off` map (validated when set).
+    pub fn from_record(
+        days: &std::collections::BTreeMap<String, std::collections::BTreeMap<String, String>>,
+    ) -> Result<Self, ScalingError> {
+        let value = serde_json::to_value(days)
+            .map_err(|_| ScalingError::NotObject("AutoScalingSchedule".into()))?;
+        Self::parse(&value)
+    }
+
     /// Parses the API's `{"Monday": {"9": "on", ...}, ...}`. Absent days and hours are off.
     pub fn parse(value: &Value) -> Result<Self, ScalingError> {
         let days = value
@@ -280,6 +289,13 @@ pub fn merge_config(stored: &Value, request: &Map<String, Value>) -> Value {
 }
 
 impl LoadConfig {
+    /// The configuration of a layer's stored settings (validated when they were set).
+    pub fn from_record(record: &crate::resource::LoadBasedScaling) -> Result<Self, ScalingError> {
+        let value = serde_json::to_value(record)
+            .map_err(|_| ScalingError::NotObject("LoadBasedAutoScaling".into()))?;
+        Self::from_json(&value)
+    }
+
     /// Parses and validates a configuration document (`Enable`, `UpScaling`, `DownScaling`);
     /// members absent take the defaults of [`default_config_json`].
     pub fn from_json(value: &Value) -> Result<Self, ScalingError> {

@@ -375,7 +375,16 @@ impl Txn<'_> {
 
     /// Commits: durable and visible once this returns `Ok`; the cache no longer holds anything
     /// the transaction touched. Returns the events recorded, in sequence order.
-    pub async fn commit(mut self) -> Result<Vec<EventRecord>, StoreError> {
+    pub async fn commit(self) -> Result<Vec<EventRecord>, StoreError> {
+        self.commit_with(|_| {}).await
+    }
+
+    /// [`commit`](Self::commit), calling `committed` with the events recorded while this process's
+    /// other writers still wait: what it does with them (broadcast them) happens in commit order.
+    pub async fn commit_with(
+        mut self,
+        committed: impl FnOnce(&[EventRecord]),
+    ) -> Result<Vec<EventRecord>, StoreError> {
         let mut tx = self.tx.take().expect("transaction is open until commit");
         let mut kinds: Vec<Kind> = self.touched.iter().map(|(k, _)| *k).collect();
         kinds.sort();
@@ -388,6 +397,8 @@ impl Txn<'_> {
         // (a lost connection after COMMIT), and the cache must not claim either way.
         self.store.invalidate(&self.touched);
         result?;
-        Ok(std::mem::take(&mut self.events))
+        let events = std::mem::take(&mut self.events);
+        committed(&events);
+        Ok(events)
     }
 }

@@ -61,6 +61,10 @@ impl Resource for Deployment {
     fn stack_id(&self) -> Option<&str> {
         Some(&self.stack_id)
     }
+    /// A deployment's parent is its app, so the deployments of an app list by parent.
+    fn parent_id(&self) -> Option<&str> {
+        self.app_id.as_deref()
+    }
 }
 
 /// A deployment's command and its arguments.

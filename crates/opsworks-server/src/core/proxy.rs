@@ -19,10 +19,14 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
 /// How long a client may take to send its request head.
 const HEAD_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Serves the proxy on `listener` forever.
-pub async fn serve(listener: TcpListener) {
+/// Serves the proxy on `listener` until `stop` is cancelled.
+pub async fn serve(listener: TcpListener, stop: tokio_util::sync::CancellationToken) {
     loop {
-        let Ok((client, peer)) = listener.accept().await else {
+        let accepted = tokio::select! {
+            a = listener.accept() => a,
+            _ = stop.cancelled() => return,
+        };
+        let Ok((client, peer)) = accepted else {
             continue;
         };
         tokio::spawn(async move {

@@ -1,9 +1,9 @@
 //! The agent protocol's server side (`/agent/v1/*`, types in `opsworks-protocol`): agents say
 //! hello, long-poll for commands, acknowledge them, stream their logs, report how they ended and
-//! send metric samples (stored by `metrics::ingest`).
+//! send metric samples.
 //!
-//! Each call is signed with the instance's own key (principal `instance:<id>`) and may only speak
-//! for that instance. Every call is idempotent, so an agent may retry any of them.
+//! Each call is signed with the instance's own key and may only speak for that instance. Every
+//! call is idempotent, so an agent may retry any of them.
 
 use std::time::Duration;
 
@@ -17,29 +17,26 @@ use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
 use opsworks_api::ApiError;
+use opsworks_model::resource::{Command, Instance, ReportedOs};
+use opsworks_model::deployment::CommandStatus;
 use opsworks_protocol::{
     Ack, Completion, Heartbeat, Hello, HelloReply, LogChunk, MAX_POLL_SECONDS, MetricsBatch,
     PREFIX, PollReply, PollRequest, ProtocolError,
 };
-use opsworks_store::Kind;
 
-use crate::App;
-use crate::lifecycle;
-use crate::ops::{self, load, put};
-
-/// The prefix of the principal of an instance's key: `instance:<instance id>`.
-pub const INSTANCE_PRINCIPAL: &str = "instance:";
+use crate::core::{Core, CoreError, lifecycle, logs, metrics};
+use crate::edge::auth::{self, Caller};
 
 /// The longest interval between heartbeats an agent is asked for.
 pub const HEARTBEAT_SECONDS: u64 = 10;
 
 /// Heartbeats often enough that a live agent never looks silent for the healing timeout.
-fn heartbeat_seconds(app: &App) -> u64 {
-    (app.healing_timeout().as_secs() / 3).clamp(1, HEARTBEAT_SECONDS)
+fn heartbeat_seconds(core: &Core) -> u64 {
+    (core.healing_timeout().as_secs() / 3).clamp(1, HEARTBEAT_SECONDS)
 }
 
 /// The agent protocol's routes.
-pub fn routes() -> Router<App> {
+pub fn routes() -> Router<Core> {
     Router::new()
         .route(&format!("{PREFIX}/hello"), post(hello))
         .route(&format!("{PREFIX}/poll"), post(poll))
@@ -87,12 +84,21 @@ impl From<ApiError> for Failure {
                 Failure(StatusCode::BAD_REQUEST, "invalid", m)
             }
             ApiError::Internal(m) => Failure(StatusCode::INTERNAL_SERVER_ERROR, "internal", m),
+            ApiError::ServiceUnavailable(m) => {
+                Failure(StatusCode::SERVICE_UNAVAILABLE, "unavailable", m)
+            }
             other => Failure(
                 StatusCode::FORBIDDEN,
                 "forbidden",
                 other.message().to_string(),
             ),
         }
+    }
+}
+
+impl From<CoreError> for Failure {
+    fn from(e: CoreError) -> Self {
+        ApiError::from(e).into()
     }
 }
 
@@ -116,30 +122,31 @@ for_instance!(
     MetricsBatch
 );
 
-/// The largest message an agent may send (log pieces are the big ones).
-const MAX_MESSAGE_BYTES: usize = 8 << 20;
+/// The largest message an agent may send (a metrics batch of 2,000 samples is the big one; log
+/// pieces are bounded by `logs::MAX_PIECE_BYTES`).
+const MAX_MESSAGE_BYTES: usize = 4 << 20;
 
 /// An authenticated agent message: the request is SigV4-verified, signed by an instance's key,
 /// and its body names that same instance.
 struct Agent<T>(T);
 
-impl<T: DeserializeOwned + ForInstance> FromRequest<App> for Agent<T> {
+impl<T: DeserializeOwned + ForInstance> FromRequest<Core> for Agent<T> {
     type Rejection = Failure;
 
-    async fn from_request(req: Request, app: &App) -> Result<Self, Failure> {
+    async fn from_request(req: Request, core: &Core) -> Result<Self, Failure> {
         let (parts, body) = req.into_parts();
         let body = axum::body::to_bytes(body, MAX_MESSAGE_BYTES)
             .await
             .map_err(|e| {
                 Failure(
-                    StatusCode::BAD_REQUEST,
+                    StatusCode::PAYLOAD_TOO_LARGE,
                     "invalid",
                     format!("reading the request: {e}"),
                 )
             })?;
         let caller =
-            crate::http::authenticate(app, &parts.method, &parts.uri, &parts.headers, &body)?;
-        let Some(instance) = caller.principal.strip_prefix(INSTANCE_PRINCIPAL) else {
+            auth::authenticate(core, &parts.method, &parts.uri, &parts.headers, &body).await?;
+        let Caller::Instance(instance) = caller else {
             return Err(Failure(
                 StatusCode::FORBIDDEN,
                 "forbidden",
@@ -163,7 +170,7 @@ impl<T: DeserializeOwned + ForInstance> FromRequest<App> for Agent<T> {
                 ),
             ));
         }
-        app.saw_agent(instance);
+        core.presence().saw(&instance);
         Ok(Agent(msg))
     }
 }
@@ -174,45 +181,41 @@ fn reply<T: Serialize>(v: &T) -> Reply {
     })?))
 }
 
-async fn hello(State(app): State<App>, Agent(msg): Agent<Hello>) -> Reply {
+async fn hello(State(core): State<Core>, Agent(msg): Agent<Hello>) -> Reply {
     let stack_id = {
-        let _guard = app.write_lock().await;
-        let mut doc = load(&app, Kind::Instance, "instance", &msg.instance_id).await?;
-        doc["ReportedAgentVersion"] = json!(msg.agent_version);
-        doc["ReportedOs"] = json!({
-            "Family": msg.reported_os.family,
-            "Name": msg.reported_os.name,
-            "Version": msg.reported_os.version,
+        let mut w = core.write().await?;
+        let mut inst: Instance = w.get(&msg.instance_id).await?;
+        inst.reported_agent_version = Some(msg.agent_version.clone());
+        inst.reported_os = Some(ReportedOs {
+            family: Some(msg.reported_os.family.clone()),
+            name: Some(msg.reported_os.name.clone()),
+            version: Some(msg.reported_os.version.clone()),
         });
-        let stack_id = doc["StackId"].as_str().unwrap_or_default().to_string();
-        ops::apply(
-            &app,
-            vec![put(Kind::Instance, &msg.instance_id, &stack_id, None, doc)],
-        )
-        .await?;
-        stack_id
+        w.put(&inst).await?;
+        w.commit().await?;
+        inst.stack_id
     };
     tracing::info!(
         instance_id = msg.instance_id,
         agent_version = msg.agent_version,
         "agent said hello"
     );
-    lifecycle::agent_restarted(&app, &msg.instance_id).await?;
+    lifecycle::agent_restarted(&core, &msg.instance_id).await?;
     reply(&HelloReply {
         stack_id,
-        heartbeat_seconds: heartbeat_seconds(&app),
+        heartbeat_seconds: heartbeat_seconds(&core),
         poll_seconds: MAX_POLL_SECONDS,
-        metrics_seconds: Some(app.metrics_config().interval_seconds),
+        metrics_seconds: Some(core.metrics_config().interval_seconds),
     })
 }
 
-async fn poll(State(app): State<App>, Agent(msg): Agent<PollRequest>) -> Reply {
+async fn poll(State(core): State<Core>, Agent(msg): Agent<PollRequest>) -> Reply {
     let wait = Duration::from_secs(msg.wait_seconds.min(MAX_POLL_SECONDS));
     let deadline = tokio::time::Instant::now() + wait;
-    let wakeup = app.wakeup(&msg.instance_id);
-    let _alive = app.polling(&msg.instance_id);
+    let wakeup = core.presence().wakeup(&msg.instance_id);
+    let _alive = core.presence().polling(&msg.instance_id);
     loop {
-        let commands = lifecycle::deliverable_commands(&app, &msg.instance_id).await?;
+        let commands = lifecycle::deliverable_commands(&core, &msg.instance_id).await?;
         if !commands.is_empty() {
             return reply(&PollReply { commands });
         }
@@ -227,75 +230,46 @@ async fn poll(State(app): State<App>, Agent(msg): Agent<PollRequest>) -> Reply {
     }
 }
 
-async fn ack(State(app): State<App>, Agent(msg): Agent<Ack>) -> Reply {
-    lifecycle::acknowledge(&app, &msg.instance_id, &msg.command_id).await?;
+async fn ack(State(core): State<Core>, Agent(msg): Agent<Ack>) -> Reply {
+    lifecycle::acknowledge(&core, &msg.instance_id, &msg.command_id).await?;
     Ok(axum::Json(json!({})))
 }
 
-async fn log(State(app): State<App>, Agent(msg): Agent<LogChunk>) -> Reply {
-    lifecycle::command_of(&app, &msg.instance_id, &msg.command_id).await?;
-    append_log(&app, &msg.command_id, msg.offset, &msg.text).map_err(|e| {
-        Failure(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
-            format!("writing the log: {e}"),
-        )
-    })?;
-    Ok(axum::Json(json!({})))
-}
-
-async fn complete(State(app): State<App>, Agent(msg): Agent<Completion>) -> Reply {
-    lifecycle::complete(&app, &msg).await?;
-    Ok(axum::Json(json!({})))
-}
-
-async fn heartbeat(State(app): State<App>, Agent(msg): Agent<Heartbeat>) -> Reply {
-    lifecycle::agent_alive(&app, &msg.instance_id).await?;
-    Ok(axum::Json(json!({})))
-}
-
-async fn metrics(State(app): State<App>, Agent(msg): Agent<MetricsBatch>) -> Reply {
-    crate::metrics::ingest(&app, &msg).await?;
-    Ok(axum::Json(json!({})))
-}
-
-/// The file holding a command's log.
-pub fn log_path(app: &App, command_id: &str) -> std::path::PathBuf {
-    app.data_dir()
-        .join("logs")
-        .join(format!("{command_id}.log"))
-}
-
-/// Appends `text` at byte `offset` of a command's log; a piece the server already has (a retry)
-/// is skipped, and a gap is refused so a log never has holes.
-fn append_log(app: &App, command_id: &str, offset: u64, text: &str) -> std::io::Result<()> {
-    use std::io::Write;
-    if !opsworks_model::ids::looks_like_id(command_id) {
-        return Err(std::io::Error::new(
-            std::io::ErrorKind::InvalidInput,
-            "not a command ID",
+async fn log(State(core): State<Core>, Agent(msg): Agent<LogChunk>) -> Reply {
+    let cmd = core.get::<Command>(&msg.command_id).await?;
+    if cmd.instance_id != msg.instance_id {
+        return Err(Failure(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            format!(
+                "command {} is not for instance {}",
+                msg.command_id, msg.instance_id
+            ),
         ));
     }
-    let path = log_path(app, command_id);
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
-    }
-    let have = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
-    let end = offset + text.len() as u64;
-    if end <= have {
-        return Ok(());
-    }
-    if offset > have {
-        return Err(std::io::Error::new(
-            std::io::ErrorKind::InvalidInput,
-            format!("log piece at {offset} leaves a gap after {have}"),
-        ));
-    }
-    let skip = (have - offset) as usize;
-    let tail = text.get(skip..).unwrap_or("");
-    let mut f = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&path)?;
-    f.write_all(tail.as_bytes())
+    // A log piece may trail its completion by a little (the agent's retries); a command that
+    // ended more than a minute ago takes no more text.
+    let ended = cmd.status != CommandStatus::Pending
+        && cmd
+            .completed_at
+            .as_deref()
+            .and_then(|t| t.parse::<jiff::Timestamp>().ok())
+            .is_none_or(|t| jiff::Timestamp::now().as_second() - t.as_second() > 60);
+    logs::append(&core, &msg.command_id, msg.offset, &msg.text, ended)?;
+    Ok(axum::Json(json!({})))
+}
+
+async fn complete(State(core): State<Core>, Agent(msg): Agent<Completion>) -> Reply {
+    lifecycle::complete(&core, &msg).await?;
+    Ok(axum::Json(json!({})))
+}
+
+async fn heartbeat(State(core): State<Core>, Agent(msg): Agent<Heartbeat>) -> Reply {
+    lifecycle::agent_alive(&core, &msg.instance_id).await?;
+    Ok(axum::Json(json!({})))
+}
+
+async fn metrics(State(core): State<Core>, Agent(msg): Agent<MetricsBatch>) -> Reply {
+    metrics::ingest(&core, &msg).await?;
+    Ok(axum::Json(json!({})))
 }

@@ -1,5 +1,5 @@
 //! Access keys: the master key that seals their secrets at rest, the root key, and the lookup
-//! SigV4 verification uses on every request.
+//! SigV4 verification uses on every request (memory first, then the store).
 
 use std::collections::HashMap;
 use std::io::Write as _;
@@ -11,9 +11,10 @@ use aes_gcm::aead::{Aead, KeyInit};
 use aes_gcm::{Aes256Gcm, Nonce};
 use rand::Rng;
 
-use opsworks_store::{AccessKeyRecord, Store};
+use opsworks_store::{AccessKeyRecord, Store, StoreError};
 
 use crate::ServerError;
+use crate::core::{CoreError, CoreResult};
 
 const NONCE_LEN: usize = 12;
 
@@ -154,7 +155,7 @@ fn random_string(alphabet: &[u8], len: usize) -> String {
 impl KeyRing {
     /// Loads every stored key, installing or generating the root key as configured.
     pub async fn load(
-        store: &Arc<dyn Store>,
+        store: &Store,
         sealer: Sealer,
         data_dir: &Path,
         root_from_env: Option<(String, String)>,
@@ -165,6 +166,7 @@ impl KeyRing {
         };
         let now = opsworks_model::timestamp(jiff::Timestamp::now());
         let existing_root = store
+            .backend()
             .access_keys()
             .await?
             .into_iter()
@@ -182,7 +184,7 @@ impl KeyRing {
                     principal: ROOT.into(),
                     created_at: now,
                 };
-                store.put_access_key(record).await?;
+                put_key(store, &record).await?;
                 RootKey::FromEnvironment { access_key_id: id }
             }
             (None, Some(existing)) => RootKey::Existing {
@@ -211,7 +213,7 @@ impl KeyRing {
                     principal: ROOT.into(),
                     created_at: now,
                 };
-                store.put_access_key(record).await?;
+                put_key(store, &record).await?;
                 RootKey::Generated {
                     access_key_id: id,
                     secret,
@@ -220,7 +222,7 @@ impl KeyRing {
             }
         };
         let mut keys = HashMap::new();
-        for record in store.access_keys().await? {
+        for record in store.backend().access_keys().await? {
             let Some(secret) = ring.sealer.open(&record.sealed_secret) else {
                 return Err(ServerError::Keys(format!(
                     "the secret of access key {} cannot be opened with this data dir's master.key",
@@ -248,12 +250,39 @@ impl KeyRing {
             .cloned()
     }
 
-    /// Creates and stores a new key for `principal`, returning (ID, secret).
+    /// The credential of an access key: from memory, or from the store when another server (or
+    /// an earlier life of this one) issued it; `None` when no such key exists.
+    pub async fn resolve(&self, store: &Store, access_key_id: &str) -> Option<Credential> {
+        if let Some(c) = self.get(access_key_id) {
+            return Some(c);
+        }
+        let record = match store.backend().access_key(access_key_id).await {
+            Ok(Some(r)) => r,
+            Ok(None) => return None,
+            Err(e) => {
+                tracing::warn!("looking up an access key: {e}");
+                return None;
+            }
+        };
+        let secret = self.sealer.open(&record.sealed_secret)?;
+        let credential = Credential {
+            secret,
+            principal: record.principal,
+        };
+        self.keys
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(access_key_id.to_string(), credential.clone());
+        Some(credential)
+    }
+
+    /// Creates a new key for `principal` in the transaction `w`, returning (ID, secret); the key
+    /// works once `w` commits.
     pub async fn issue(
         &self,
-        store: &Arc<dyn Store>,
+        w: &mut crate::core::Write<'_>,
         principal: &str,
-    ) -> Result<(String, String), ServerError> {
+    ) -> CoreResult<(String, String)> {
         let id = format!(
             "AKIA{}",
             random_string(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", 16)
@@ -262,32 +291,31 @@ impl KeyRing {
             b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/",
             40,
         );
-        store
-            .put_access_key(AccessKeyRecord {
+        w.txn()
+            .put_access_key(&AccessKeyRecord {
                 access_key_id: id.clone(),
                 sealed_secret: self.sealer.seal(&secret),
                 principal: principal.into(),
                 created_at: opsworks_model::timestamp(jiff::Timestamp::now()),
             })
             .await?;
-        self.keys.write().unwrap_or_else(|p| p.into_inner()).insert(
-            id.clone(),
-            Credential {
-                secret: secret.clone(),
-                principal: principal.into(),
-            },
-        );
         Ok((id, secret))
     }
 
-    /// Revokes every key of `principal` (an instance's old credential when it starts again).
-    pub async fn revoke(&self, store: &Arc<dyn Store>, principal: &str) -> Result<(), ServerError> {
-        store.delete_access_keys_of(principal).await?;
+    /// Revokes every key of `principal` in the transaction `w` (an instance's old credential when
+    /// it starts again or stops); they stop working here at once.
+    pub async fn revoke(&self, w: &mut crate::core::Write<'_>, principal: &str) -> CoreResult<()> {
+        w.txn().delete_access_keys_of(principal).await?;
+        self.forget(principal);
+        Ok(())
+    }
+
+    /// Drops the keys of `principal` from memory.
+    pub fn forget(&self, principal: &str) {
         self.keys
             .write()
             .unwrap_or_else(|p| p.into_inner())
             .retain(|_, c| c.principal != principal);
-        Ok(())
     }
 
     /// The sealer, for other secrets kept at rest.
@@ -326,5 +354,18 @@ mod tests {
             .mode()
             & 0o777;
         assert_eq!(mode, 0o600);
+    }
+}
+
+/// Stores a key in a transaction of its own (the root key at start).
+async fn put_key(store: &Store, record: &AccessKeyRecord) -> Result<(), StoreError> {
+    let mut tx = store.write().await?;
+    tx.put_access_key(record).await?;
+    tx.commit().await.map(drop)
+}
+
+impl From<CoreError> for ServerError {
+    fn from(e: CoreError) -> Self {
+        ServerError::Keys(e.to_string())
     }
 }
