@@ -234,3 +234,6 @@ pub fn capitalized(e: impl std::fmt::Display) -> String {
         .map(|f| f.to_uppercase().chain(c).collect())
         .unwrap_or_default()
 }
+
+#[cfg(test)]
+mod tests;

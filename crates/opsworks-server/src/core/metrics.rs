@@ -343,3 +343,57 @@ pub async fn chart(core: &Core, q: &HashMap<String, String>) -> CoreResult<Strin
         &points,
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use super::chart::{nice_scale, render_chart};
+
+    fn point(id: &str, at: i64, idle: f64, used: f64, load: f64) -> Point {
+        let mut values = [0.0; m::COUNT];
+        values[Metric::CpuIdle.index()] = idle;
+        values[Metric::MemoryTotal.index()] = 1000.0;
+        values[Metric::MemoryUsed.index()] = used;
+        values[Metric::Load1.index()] = load;
+        Point {
+            instance_id: id.into(),
+            at,
+            values,
+        }
+    }
+
+    #[test]
+    fn buckets_average_each_instance_then_across_instances() {
+        let points = [
+            point("a", 100, 90.0, 100.0, 1.0),
+            point("a", 105, 70.0, 300.0, 3.0),
+            point("b", 101, 50.0, 500.0, 0.0),
+            point("b", 112, 40.0, 500.0, 0.0),
+        ];
+        let rows = bucketed(&points, 10, |v| {
+            vec![100.0 - v[Metric::CpuIdle.index()], v[Metric::Load1.index()]]
+        });
+        assert_eq!(rows.len(), 2);
+        // Bucket 100: a averages 20 % and 2.0, b is 50 % and 0: average 35 %, 1.0; sum 70, 2.
+        assert_eq!(rows[0], (100, vec![35.0, 1.0], vec![70.0, 2.0]));
+        assert_eq!(rows[1], (110, vec![60.0, 0.0], vec![60.0, 0.0]));
+    }
+
+    #[test]
+    fn charts_scale_escape_and_break_at_gaps() {
+        assert_eq!(nice_scale(7.3), (8.0, 2.0));
+        assert_eq!(nice_scale(16_310_716.0), (20_000_000.0, 5_000_000.0));
+        let svg = render_chart(
+            "a <b> & c",
+            "KiB",
+            0,
+            100,
+            10,
+            &[(0, 1.0), (10, 2.0), (50, 3.0)],
+        );
+        assert!(svg.contains("a &lt;b&gt; &amp; c"));
+        assert!(svg.contains("d=\"M64.0"));
+        assert_eq!(svg.matches(" M").count() + 1, 2, "{svg}");
+        assert!(render_chart("t", "Percent", 0, 100, 10, &[]).contains("No data"));
+    }
+}

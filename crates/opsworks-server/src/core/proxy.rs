@@ -235,7 +235,7 @@ mod tests {
         // end to end with CONNECT refused by port and a forward to a closed port answered 502.
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        tokio::spawn(serve(listener));
+        tokio::spawn(serve(listener, tokio_util::sync::CancellationToken::new()));
         let mut c = TcpStream::connect(addr).await.unwrap();
         c.write_all(b"CONNECT 127.0.0.1:443 HTTP/1.1\r\n\r\n")
             .await

@@ -236,3 +236,267 @@ async fn load_based<L: LayerLoad>(
     w.commit().await?;
     Ok(moved)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use super::*;
+    use opsworks_model::InstanceStatus;
+    use serde_json::Value;
+
+    use crate::testkit::{call, open, open_with, stack_and_layer};
+
+    /// A metrics source that answers the samples the test chose, and remembers what was asked.
+    #[derive(Default)]
+    struct FakeLoad {
+        samples: Mutex<Vec<Sample>>,
+        asked: Mutex<Vec<(String, Timestamp)>>,
+    }
+
+    impl FakeLoad {
+        fn set(&self, samples: Vec<Sample>) {
+            *self.samples.lock().expect("lock") = samples;
+        }
+    }
+
+    impl LayerLoad for FakeLoad {
+        async fn layer_samples(
+            &self,
+            _core: &Core,
+            layer_id: &str,
+            since: Timestamp,
+        ) -> CoreResult<Vec<Sample>> {
+            self.asked
+                .lock()
+                .expect("lock")
+                .push((layer_id.to_string(), since));
+            Ok(self.samples.lock().expect("lock").clone())
+        }
+    }
+
+    fn ts(s: &str) -> Timestamp {
+        s.parse().expect("timestamp")
+    }
+
+    /// 2026-11-23 is a Monday.
+    const MONDAY_0930: &str = "2026-11-23T09:30:00Z";
+
+    /// An instance of the layer with the given scaling type (`None`: 24/7), put in `status`.
+    async fn instance(app: &Core, sid: &str, lid: &str, kind: Option<&str>, status: &str) -> String {
+        let mut req = json!({"StackId": sid, "LayerIds": [lid], "InstanceType": "t2.micro"});
+        if let Some(k) = kind {
+            req["AutoScalingType"] = json!(k);
+        }
+        let id = call(app, "CreateInstance", req).await.expect("instance")["InstanceId"]
+            .as_str()
+            .expect("id")
+            .to_string();
+        force_status(app, &id, status).await;
+        id
+    }
+
+    /// Puts an instance in a status directly, as if its lifecycle had brought it there.
+    async fn force_status(app: &Core, id: &str, status: &str) {
+        let mut w = app.write().await.expect("write");
+        let mut inst: Instance = w.get(id).await.expect("instance");
+        inst.status = status.parse::<InstanceStatus>().expect("status");
+        w.put(&inst).await.expect("put");
+        w.commit().await.expect("commit");
+    }
+
+    async fn status_of(app: &Core, id: &str) -> String {
+        app.get::<Instance>(id).await.expect("instance").status.as_str().to_string()
+    }
+
+    async fn schedule(app: &Core, id: &str, schedule: Value) {
+        call(
+            app,
+            "SetTimeBasedAutoScaling",
+            json!({"InstanceId": id, "AutoScalingSchedule": schedule}),
+        )
+        .await
+        .expect("schedule");
+    }
+
+    async fn events_of(app: &Core, kind: EventKind) -> Vec<Value> {
+        app.store()
+            .backend()
+            .events_after(None, 0, 1000)
+            .await
+            .expect("events")
+            .iter()
+            .filter(|e| e.event.kind == kind)
+            .map(crate::edge::events::view)
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn time_plan_moves_only_timer_instances_that_are_due() {
+        let (_dir, app) = open().await;
+        let (sid, lid) = stack_and_layer(&app).await;
+        let on_now = json!({"Monday": {"9": "on"}});
+        let due_start = instance(&app, &sid, &lid, Some("timer"), "stopped").await;
+        schedule(&app, &due_start, on_now.clone()).await;
+        let keeps_running = instance(&app, &sid, &lid, Some("timer"), "online").await;
+        schedule(&app, &keeps_running, on_now.clone()).await;
+        let due_stop = instance(&app, &sid, &lid, Some("timer"), "online").await;
+        schedule(&app, &due_stop, json!({"Monday": {"10": "on"}})).await;
+        let booting = instance(&app, &sid, &lid, Some("timer"), "booting").await;
+        // Never given a schedule: every hour off, and it is stopped already.
+        let never = instance(&app, &sid, &lid, Some("timer"), "stopped").await;
+        let always_on = instance(&app, &sid, &lid, None, "stopped").await;
+        let load = instance(&app, &sid, &lid, Some("load"), "online").await;
+
+        let done = tick(&app, &NoMetrics, ts(MONDAY_0930)).await.expect("tick");
+        assert_eq!(
+            done,
+            vec![
+                Action::Start(due_start.clone()),
+                Action::Stop(due_stop.clone())
+            ]
+        );
+        // Started through StartInstance's path: without machines it stays requested.
+        assert_eq!(status_of(&app, &due_start).await, "requested");
+        // Stopped through StopInstance's path: stopping, then stopped in the background.
+        assert!(["stopping", "stopped"].contains(&status_of(&app, &due_stop).await.as_str()));
+        assert_eq!(status_of(&app, &keeps_running).await, "online");
+        assert_eq!(status_of(&app, &booting).await, "booting");
+        assert_eq!(status_of(&app, &never).await, "stopped");
+        assert_eq!(status_of(&app, &always_on).await, "stopped");
+        assert_eq!(status_of(&app, &load).await, "online");
+
+        let scaled = events_of(&app, EventKind::TimeScaling).await;
+        assert_eq!(scaled.len(), 2);
+        assert_eq!(scaled[0]["InstanceId"], json!(due_start));
+        assert_eq!(scaled[0]["Detail"]["Action"], json!("start"));
+        // The status changes were recorded as events too, by change_status.
+        let changes = events_of(&app, EventKind::InstanceStatus).await;
+        assert!(changes.iter().any(
+            |e| e["InstanceId"] == json!(due_start) && e["Detail"]["To"] == json!("requested")
+        ));
+
+        // A second tick in the same hour finds nothing more to do.
+        let again = tick(&app, &NoMetrics, ts("2026-11-23T09:45:00Z"))
+            .await
+            .expect("tick");
+        assert!(again.is_empty(), "{again:?}");
+    }
+
+    fn samples(now: Timestamp, seconds: i64, cpu: f64) -> Vec<Sample> {
+        (0..=seconds / 10)
+            .map(|k| Sample {
+                at: now
+                    .checked_sub(SignedDuration::from_secs(k * 10))
+                    .expect("in range"),
+                cpu,
+                memory: 10.0,
+                load: 0.1,
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn load_plan_moves_only_load_instances_and_remembers_the_event() {
+        let (_dir, app) = open().await;
+        let (sid, lid) = stack_and_layer(&app).await;
+        let (other_sid, other_lid) = stack_and_layer(&app).await;
+        call(
+            &app,
+            "SetLoadBasedAutoScaling",
+            json!({"LayerId": lid, "Enable": true,
+                   "UpScaling": {"InstanceCount": 1, "ThresholdsWaitTime": 1, "IgnoreMetricsTime": 5, "CpuThreshold": 50},
+                   "DownScaling": {"InstanceCount": 1, "ThresholdsWaitTime": 1, "IgnoreMetricsTime": 5, "CpuThreshold": 20}}),
+        )
+        .await
+        .expect("configure");
+        let online_load = instance(&app, &sid, &lid, Some("load"), "online").await;
+        let first_stopped = instance(&app, &sid, &lid, Some("load"), "stopped").await;
+        let second_stopped = instance(&app, &sid, &lid, Some("load"), "stopped").await;
+        let always_on = instance(&app, &sid, &lid, None, "stopped").await;
+        let timer = instance(&app, &sid, &lid, Some("timer"), "stopped").await;
+        // A load instance of a layer without load scaling is never moved.
+        let elsewhere = instance(&app, &other_sid, &other_lid, Some("load"), "stopped").await;
+
+        let fake = FakeLoad::default();
+        let now = ts(MONDAY_0930);
+        // High for 30 s only: the wait of one minute has not passed.
+        fake.set(samples(now, 30, 90.0));
+        assert!(tick(&app, &fake, now).await.expect("tick").is_empty());
+        // High for 3 minutes: one instance (InstanceCount 1), the first stopped one, starts.
+        fake.set(samples(now, 180, 90.0));
+        let done = tick(&app, &fake, now).await.expect("tick");
+        assert_eq!(done, vec![Action::Start(first_stopped.clone())]);
+        assert_eq!(status_of(&app, &first_stopped).await, "requested");
+        for id in [&second_stopped, &always_on, &timer, &elsewhere] {
+            assert_eq!(status_of(&app, id).await, "stopped", "{id}");
+        }
+        // Samples were asked for the configured layer only, from far enough back.
+        let asked = fake.asked.lock().expect("lock").clone();
+        assert!(asked.iter().all(|(l, _)| *l == lid), "{asked:?}");
+        assert_eq!(
+            asked[0].1,
+            now.checked_sub(SignedDuration::from_mins(3))
+                .expect("in range")
+        );
+
+        // The event is kept on the layer (a restart reads it back) and recorded.
+        let layer = app.get::<Layer>(&lid).await.expect("layer");
+        assert_eq!(
+            last_scaling(&layer),
+            Some(LastScaling {
+                at: now,
+                direction: Direction::Up
+            })
+        );
+        let scaled = events_of(&app, EventKind::LoadScaling).await;
+        assert_eq!(scaled.len(), 1);
+        assert_eq!(scaled[0]["LayerId"], json!(lid));
+        assert_eq!(scaled[0]["Detail"]["Direction"], json!("up"));
+        assert_eq!(scaled[0]["Detail"]["InstanceIds"], json!([first_stopped]));
+        // Not part of the API's view of the layer.
+        let described = call(&app, "DescribeLayers", json!({"LayerIds": [lid]}))
+            .await
+            .expect("describe");
+        assert!(described["Layers"][0].get("_LastScaling").is_none());
+
+        // Within the IgnoreMetricsTime (5 minutes) nothing moves, however high the load.
+        let later = now
+            .checked_add(SignedDuration::from_mins(2))
+            .expect("in range");
+        fake.set(samples(later, 600, 95.0));
+        assert!(tick(&app, &fake, later).await.expect("tick").is_empty());
+
+        // Well after it, low load for long enough: the last online load instance stops.
+        let much_later = now
+            .checked_add(SignedDuration::from_mins(10))
+            .expect("in range");
+        force_status(&app, &first_stopped, "online").await;
+        fake.set(samples(much_later, 180, 5.0));
+        let done = tick(&app, &fake, much_later).await.expect("tick");
+        assert_eq!(done, vec![Action::Stop(first_stopped.clone())]);
+        assert_eq!(status_of(&app, &online_load).await, "online");
+    }
+
+    #[tokio::test]
+    async fn a_short_scaling_minute_shortens_the_wait() {
+        let (_dir, app) =
+            open_with(|c| c.scaling_minute = std::time::Duration::from_secs(1)).await;
+        let (sid, lid) = stack_and_layer(&app).await;
+        call(
+            &app,
+            "SetLoadBasedAutoScaling",
+            json!({"LayerId": lid, "Enable": true,
+                   "UpScaling": {"ThresholdsWaitTime": 5, "CpuThreshold": 50}}),
+        )
+        .await
+        .expect("configure");
+        let stopped = instance(&app, &sid, &lid, Some("load"), "stopped").await;
+        let fake = FakeLoad::default();
+        let now = ts(MONDAY_0930);
+        // Ten seconds of high load: five (one-second) minutes have passed.
+        fake.set(samples(now, 10, 90.0));
+        let done = tick(&app, &fake, now).await.expect("tick");
+        assert_eq!(done, vec![Action::Start(stopped)]);
+    }
+}

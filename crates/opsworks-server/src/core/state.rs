@@ -291,15 +291,16 @@ impl<'a> Write<'a> {
 
     /// Every resource named by `ids`, in the order named, or not-found for the first missing.
     pub async fn get_all<R: Resource>(&mut self, ids: &[String]) -> CoreResult<Vec<R>> {
-        let mut found = self.list::<R>(Filter::Ids(ids)).await?;
-        let mut out = Vec::with_capacity(ids.len());
-        for id in ids {
-            match found.iter().position(|r| r.id() == id) {
-                Some(i) => out.push(found.swap_remove(i)),
-                None => return Err(CoreError::not_found(R::KIND, id)),
-            }
-        }
-        Ok(out)
+        let found = self.list::<R>(Filter::Ids(ids)).await?;
+        ids.iter()
+            .map(|id| {
+                found
+                    .iter()
+                    .find(|r| r.id() == id)
+                    .cloned()
+                    .ok_or_else(|| CoreError::not_found(R::KIND, id))
+            })
+            .collect()
     }
 
     /// How many resources match `filter` as of this transaction.

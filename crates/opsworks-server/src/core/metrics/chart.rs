@@ -9,7 +9,7 @@ fn xml(text: &str) -> String {
 }
 
 /// A "nice" upper bound and tick step for values up to `max`.
-fn nice_scale(max: f64) -> (f64, f64) {
+pub(crate) fn nice_scale(max: f64) -> (f64, f64) {
     if max <= 0.0 || !max.is_finite() {
         return (1.0, 0.25);
     }
