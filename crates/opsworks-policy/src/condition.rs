@@ -4,9 +4,9 @@
 use std::net::IpAddr;
 
 use ipnet::IpNet;
-use jiff::Timestamp;
 
 use crate::context::{Key, RequestContext, Value, Values};
+use crate::dates::{self, Instant};
 use crate::pattern::{Literal, Pattern};
 
 /// How a comparison operator compares.
@@ -149,7 +149,7 @@ enum Matcher {
     EqualsIgnoreCase(Vec<Literal>),
     Like(Vec<Pattern>),
     Numeric(Cmp, Vec<f64>),
-    Date(Cmp, Vec<Timestamp>),
+    Date(Cmp, Vec<Instant>),
     Bool(Vec<bool>),
     Ip(Vec<IpNet>),
     Arn(Vec<ArnPattern>),
@@ -205,7 +205,11 @@ impl Condition {
             ),
             Family::Date(cmp) => Matcher::Date(
                 cmp,
-                all(values, "a date (W3C ISO 8601 or epoch seconds)", parse_date)?,
+                all(
+                    values,
+                    "a date (W3C ISO 8601 or epoch seconds)",
+                    dates::parse,
+                )?,
             ),
             Family::Bool => Matcher::Bool(all(values, "true or false", parse_bool)?),
             Family::Ip => Matcher::Ip(all(
@@ -351,11 +355,11 @@ fn request_number(v: Value) -> Option<f64> {
     }
 }
 
-fn request_date(v: Value) -> Option<Timestamp> {
+fn request_date(v: Value) -> Option<Instant> {
     match v {
-        Value::Time(t) => Some(t),
-        Value::Epoch(n) => Timestamp::from_second(n).ok(),
-        Value::Str(s) => parse_date(s),
+        Value::Time(t) => Some(t.as_nanosecond()),
+        Value::Epoch(n) => Some(i128::from(n) * dates::NANOS),
+        Value::Str(s) => dates::parse(s),
         _ => None,
     }
 }
@@ -370,25 +374,6 @@ pub(crate) fn parse_number(s: &str) -> Option<f64> {
         return None;
     }
     s.parse::<f64>().ok().filter(|n| n.is_finite())
-}
-
-/// A date as IAM's date operators read it: epoch seconds, or W3C ISO 8601 (a date, a date and
-/// time with or without a zone, UTC when none).
-pub(crate) fn parse_date(s: &str) -> Option<Timestamp> {
-    let s = s.trim();
-    if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) {
-        return Timestamp::from_second(s.parse().ok()?).ok();
-    }
-    if let Ok(t) = s.parse::<Timestamp>() {
-        return Some(t);
-    }
-    if let Ok(dt) = s.parse::<jiff::civil::DateTime>() {
-        return jiff::tz::TimeZone::UTC.to_timestamp(dt).ok();
-    }
-    let date = s.parse::<jiff::civil::Date>().ok()?;
-    jiff::tz::TimeZone::UTC
-        .to_timestamp(date.to_datetime(jiff::civil::Time::midnight()))
-        .ok()
 }
 
 /// `true` or `false`, in any case.

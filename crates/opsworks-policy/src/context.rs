@@ -199,9 +199,9 @@ impl RequestContext {
         let key = Key::parse(name);
         if let [one] = values.as_slice() {
             let typed = match &key {
-                Key::CurrentTime => {
-                    crate::condition::parse_date(one).map(|t| self.current_time = t)
-                }
+                Key::CurrentTime => crate::dates::parse(one)
+                    .and_then(|n| Timestamp::from_nanosecond(n).ok())
+                    .map(|t| self.current_time = t),
                 Key::EpochTime => one
                     .parse::<i64>()
                     .ok()

@@ -57,16 +57,6 @@ pub enum PolicyError {
         /// Where.
         path: String,
     },
-    /// A `Sid` with characters other than ASCII letters and digits.
-    #[error(
-        "Statement IDs (SID) must be alpha-numeric. Check that your input satisfies the regular expression [0-9A-Za-z]*. Found {sid:?} at {path}."
-    )]
-    SidNotAlphanumeric {
-        /// The Sid as written.
-        sid: String,
-        /// Where.
-        path: String,
-    },
     /// Two statements share a `Sid`.
     #[error("Statement IDs (SID) in a single policy must be unique. {sid:?} is used twice.")]
     DuplicateSid {
@@ -189,7 +179,6 @@ impl PolicyError {
                 "Policy document should not specify a principal.".into()
             }
             PolicyError::LegacyParsing { .. } => "The policy failed legacy parsing".into(),
-            PolicyError::SidNotAlphanumeric { .. } => "Statement IDs (SID) must be alpha-numeric. Check that your input satisfies the regular expression [0-9A-Za-z]*".into(),
             PolicyError::DuplicateSid { .. } => {
                 "Statement IDs (SID) in a single policy must be unique.".into()
             }

@@ -14,6 +14,7 @@
 
 mod condition;
 mod context;
+mod dates;
 mod denied;
 mod error;
 mod json;

@@ -189,18 +189,20 @@ pub(crate) fn parse(document: &str, kind: PolicyKind) -> Result<Policy, PolicyEr
         }
         conditions.push(compiled);
     }
+    // Resources IAM's legacy parser cannot split fail here; other resource faults come later.
+    for raw in &raws {
+        for (r, path) in resource_items(raw) {
+            if let Err(e @ PolicyError::LegacyParsing { .. }) = check_resource(r, &path) {
+                return Err(e);
+            }
+        }
+    }
 
     let mut sids: Vec<&str> = Vec::new();
     for raw in &raws {
         let Some(sid) = raw.sid.filter(|s| !s.is_empty()) else {
             continue;
         };
-        if !sid.chars().all(|c| c.is_ascii_alphanumeric()) {
-            return Err(PolicyError::SidNotAlphanumeric {
-                sid: sid.to_owned(),
-                path: format!("{}.Sid", raw.path),
-            });
-        }
         if sids.contains(&sid) {
             return Err(PolicyError::DuplicateSid {
                 sid: sid.to_owned(),
@@ -217,10 +219,8 @@ pub(crate) fn parse(document: &str, kind: PolicyKind) -> Result<Policy, PolicyEr
         }
     }
     for raw in &raws {
-        if let Some(list) = &raw.resources {
-            for (i, r) in list.items.iter().enumerate() {
-                check_resource(r, &item_path(&raw.path, list, i))?;
-            }
+        for (r, path) in resource_items(raw) {
+            check_resource(r, &path)?;
         }
     }
     for raw in &raws {
@@ -260,6 +260,16 @@ fn json_error(e: serde_json::Error) -> PolicyError {
         return syntax(format!("Duplicate field {field}"), at);
     }
     PolicyError::InvalidJson { detail: message }
+}
+
+/// Each resource of a statement with its path.
+fn resource_items<'r>(raw: &'r Raw) -> impl Iterator<Item = (&'r str, String)> {
+    raw.resources.iter().flat_map(move |list| {
+        list.items
+            .iter()
+            .enumerate()
+            .map(move |(i, r)| (*r, item_path(&raw.path, list, i)))
+    })
 }
 
 fn item_path(statement: &str, list: &List, i: usize) -> String {
@@ -363,8 +373,10 @@ fn string_list<'a>(
 ) -> Result<List<'a>, PolicyError> {
     let items = match value {
         Json::String(s) => vec![s.as_str()],
+        // IAM accepts (and ignores) null items in these lists.
         Json::Array(items) => items
             .iter()
+            .filter(|item| **item != Json::Null)
             .map(|item| match item {
                 Json::String(s) => Ok(s.as_str()),
                 other => Err(syntax(
@@ -404,7 +416,12 @@ fn conditions<'a>(value: &'a Json, path: &str) -> Result<Vec<RawCondition<'a>>, 
     };
     let mut out = Vec::new();
     for (name, block) in blocks {
-        let Some(operator) = OperatorName::parse(name) else {
+        let operator = OperatorName::parse(name);
+        // IAM accepts an unknown operator over no keys at all; such a block tests nothing.
+        if operator.is_none() && *block == Json::Object(Vec::new()) {
+            continue;
+        }
+        let Some(operator) = operator else {
             return Err(PolicyError::UnsupportedOperator {
                 operator: name.clone(),
                 path: at,
@@ -426,9 +443,6 @@ fn conditions<'a>(value: &'a Json, path: &str) -> Result<Vec<RawCondition<'a>>, 
                 return Err(syntax("A condition key is empty", format!("{at}.{name}")));
             }
             let values = match values {
-                Json::Array(items) if items.is_empty() => {
-                    return Err(syntax("The condition has an empty list of values", here()));
-                }
                 Json::Array(items) => items
                     .iter()
                     .map(|v| {
