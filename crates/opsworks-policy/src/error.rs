@@ -19,7 +19,7 @@ pub enum PolicyError {
     },
     /// The document's structure is wrong: unknown or duplicate fields, wrong types, a missing or
     /// invalid `Effect`, both `Action` and `NotAction`, and the like.
-    #[error("Syntax errors in policy. {detail} at {path}.")]
+    #[error("Syntax errors in policy. {detail} (at {path}).")]
     Syntax {
         /// What is wrong.
         detail: String,
@@ -27,7 +27,7 @@ pub enum PolicyError {
         path: String,
     },
     /// A condition operator IAM does not know (or a qualifier it does not allow on it).
-    #[error("Syntax errors in policy. Unsupported condition operator {operator} at {path}.")]
+    #[error("Syntax errors in policy. Unsupported condition operator {operator} (at {path}).")]
     UnsupportedOperator {
         /// The operator as written.
         operator: String,
@@ -41,7 +41,7 @@ pub enum PolicyError {
         found: String,
     },
     /// `Principal` or `NotPrincipal` in an identity-based policy.
-    #[error("Policy document should not specify a principal. {field} found at {path}.")]
+    #[error("Policy document should not specify a principal. {field} found (at {path}).")]
     PrincipalNotAllowed {
         /// `Principal` or `NotPrincipal`.
         field: String,
@@ -50,7 +50,7 @@ pub enum PolicyError {
     },
     /// A value IAM's parser cannot read: an `Effect` in the wrong case, a date, number, address
     /// or boolean that is not one, a resource with too few parts.
-    #[error("The policy failed legacy parsing: {detail} at {path}.")]
+    #[error("The policy failed legacy parsing: {detail} (at {path}).")]
     LegacyParsing {
         /// What is wrong.
         detail: String,
@@ -64,13 +64,17 @@ pub enum PolicyError {
         sid: String,
     },
     /// A statement with neither `Action` nor `NotAction`, or an empty list.
-    #[error("Policy statement must contain actions. {path} has none.")]
+    #[error(
+        "Policy statement must contain actions. {path} has neither Action nor NotAction, or an empty list."
+    )]
     MissingActions {
         /// The statement.
         path: String,
     },
     /// A statement with neither `Resource` nor `NotResource`, or an empty list.
-    #[error("Policy statement must contain resources. {path} has none.")]
+    #[error(
+        "Policy statement must contain resources. {path} has neither Resource nor NotResource, or an empty list."
+    )]
     MissingResources {
         /// The statement.
         path: String,

@@ -107,7 +107,7 @@ pub(crate) fn parse(document: &str, kind: PolicyKind) -> Result<Policy, PolicyEr
                     "2008-10-17" => Version::V2008_10_17,
                     _ => {
                         return Err(syntax(
-                            format!("Invalid Version {v}: IAM knows 2012-10-17 and 2008-10-17"),
+                            format!("Version {v} is not one IAM knows (2012-10-17 or 2008-10-17)"),
                             "Version",
                         ));
                     }
