@@ -5,7 +5,7 @@ use std::net::IpAddr;
 
 use ipnet::IpNet;
 
-use crate::context::{Key, RequestContext, Value, Values};
+use crate::context::{Key, RequestContext, Value, Values, parse_bool};
 use crate::dates::{self, Instant};
 use crate::pattern::{Literal, Pattern};
 
@@ -374,17 +374,6 @@ pub(crate) fn parse_number(s: &str) -> Option<f64> {
         return None;
     }
     s.parse::<f64>().ok().filter(|n| n.is_finite())
-}
-
-/// `true` or `false`, in any case.
-pub(crate) fn parse_bool(s: &str) -> Option<bool> {
-    if s.eq_ignore_ascii_case("true") {
-        Some(true)
-    } else if s.eq_ignore_ascii_case("false") {
-        Some(false)
-    } else {
-        None
-    }
 }
 
 /// A CIDR block, or a bare address meaning `/32` (`/128`).

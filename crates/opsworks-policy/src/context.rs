@@ -208,9 +208,7 @@ impl RequestContext {
                     .and_then(|s| Timestamp::from_second(s).ok())
                     .map(|t| self.current_time = t),
                 Key::SourceIp => one.parse().ok().map(|ip| self.source_ip = Some(ip)),
-                Key::SecureTransport => {
-                    crate::condition::parse_bool(one).map(|b| self.secure_transport = Some(b))
-                }
+                Key::SecureTransport => parse_bool(one).map(|b| self.secure_transport = Some(b)),
                 Key::Other(_) => None,
                 text => self.text_slot(text).map(|slot| *slot = Some(one.clone())),
             };
@@ -274,5 +272,16 @@ impl RequestContext {
             }),
             _ => None,
         }
+    }
+}
+
+/// `true` or `false`, in any case.
+pub(crate) fn parse_bool(s: &str) -> Option<bool> {
+    if s.eq_ignore_ascii_case("true") {
+        Some(true)
+    } else if s.eq_ignore_ascii_case("false") {
+        Some(false)
+    } else {
+        None
     }
 }

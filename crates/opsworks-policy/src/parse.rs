@@ -87,8 +87,17 @@ fn syntax(detail: impl Into<String>, path: impl Into<String>) -> PolicyError {
     }
 }
 
+impl Policy {
+    /// Parses and validates a policy document (JSON text) as IAM does for `kind`, refusing what
+    /// IAM refuses with `MalformedPolicyDocument`. Size quotas are checked apart, with
+    /// [`crate::check_size`], because inline quotas count all of an entity's policies together.
+    pub fn parse(document: &str, kind: PolicyKind) -> Result<Policy, PolicyError> {
+        parse(document, kind)
+    }
+}
+
 /// Parses and validates `document` for `kind`.
-pub(crate) fn parse(document: &str, kind: PolicyKind) -> Result<Policy, PolicyError> {
+fn parse(document: &str, kind: PolicyKind) -> Result<Policy, PolicyError> {
     let root = json::parse(document).map_err(json_error)?;
     let Json::Object(fields) = &root else {
         return Err(syntax(

@@ -3,7 +3,6 @@
 
 use crate::condition::Condition;
 use crate::context::RequestContext;
-use crate::error::{PolicyError, PolicyKind};
 use crate::pattern::Pattern;
 use crate::wildcard::Wildcard;
 
@@ -99,13 +98,6 @@ pub struct Policy {
 }
 
 impl Policy {
-    /// Parses and validates a policy document (JSON text) as IAM does for `kind`, refusing what
-    /// IAM refuses with `MalformedPolicyDocument`. Size quotas are checked apart, with
-    /// [`crate::check_size`], because inline quotas count all of an entity's policies together.
-    pub fn parse(document: &str, kind: PolicyKind) -> Result<Policy, PolicyError> {
-        crate::parse::parse(document, kind)
-    }
-
     /// The `Version` as written; `None` when absent (which means 2008-10-17).
     pub fn version(&self) -> Option<Version> {
         self.version

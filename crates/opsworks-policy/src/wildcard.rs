@@ -300,4 +300,23 @@ mod tests {
         assert!(w.matches("home/a*b/x"));
         assert!(!w.matches("home/aXb/x"));
     }
+
+    /// The obvious recursive matcher over characters, as a reference.
+    fn naive(p: &[char], t: &[char]) -> bool {
+        match p.split_first() {
+            None => t.is_empty(),
+            Some(('*', rest)) => (0..=t.len()).any(|i| naive(rest, &t[i..])),
+            Some(('?', rest)) => !t.is_empty() && naive(rest, &t[1..]),
+            Some((c, rest)) => t.first() == Some(c) && naive(rest, &t[1..]),
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn agrees_with_the_naive_matcher(pattern in "[ab*?é:]{0,8}", text in "[abé:]{0,10}") {
+            let p: Vec<char> = pattern.chars().collect();
+            let t: Vec<char> = text.chars().collect();
+            proptest::prop_assert_eq!(Wildcard::new(&pattern).matches(&text), naive(&p, &t), "{:?} {:?}", pattern, text);
+        }
+    }
 }

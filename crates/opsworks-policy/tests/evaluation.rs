@@ -402,7 +402,7 @@ fn single_statement_table() {
         ),
     ];
     for (name, doc, action, resource, expected) in cases {
-        let got = want(decide(&[doc.clone()], action, resource));
+        let got = want(decide(std::slice::from_ref(&doc), action, resource));
         assert_eq!(got, expected, "{name}: {doc} for {action} on {resource}");
     }
 }
