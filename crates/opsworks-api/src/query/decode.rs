@@ -176,19 +176,18 @@ impl<'m> Decoder<'_, 'm> {
         let mut items = BTreeMap::new();
         for (part, child) in &node.children {
             let canonical = part.bytes().all(|b| b.is_ascii_digit()) && !part.starts_with('0');
-            let index = canonical.then(|| part.parse::<usize>().ok()).flatten();
-            let Some(index) = index else {
+            if !canonical {
                 return Err(query_param(format!(
                     "The parameter {} is not a list item: items are numbered {path}.1, {path}.2, ...",
                     join(path, part)
                 )));
-            };
-            if index > MAX_LIST_INDEX {
+            }
+            let Some(index) = part.parse::<usize>().ok().filter(|i| *i <= MAX_LIST_INDEX) else {
                 return Err(query_param(format!(
-                    "The parameter {} has index {index}: a list holds at most {MAX_LIST_INDEX} items.",
+                    "The parameter {} has index {part}: a list holds at most {MAX_LIST_INDEX} items.",
                     join(path, part)
                 )));
-            }
+            };
             items.insert(index, (join(path, part), child));
         }
         let mut out = Vec::with_capacity(items.len());

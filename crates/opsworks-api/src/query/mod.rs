@@ -220,6 +220,21 @@ fn internal_detail(err: &AwsError) -> Option<String> {
     }
 }
 
+/// IAM's form of a policy document in responses (`GetUserPolicy`, `GetGroupPolicy`,
+/// `PolicyVersion.Document`): the JSON text URL-encoded per RFC 3986, every byte but the
+/// unreserved ones escaped. botocore's `after-call.iam` handler decodes it back into an object.
+pub fn percent_encode_document(document: &str) -> String {
+    let mut out = String::with_capacity(document.len() * 2);
+    for b in document.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
 /// Renders a handler's result: the response, or the error (an output the writer refuses becomes
 /// `InternalFailure`; log [`AwsError::Internal`]'s detail, it is not sent).
 pub fn respond(

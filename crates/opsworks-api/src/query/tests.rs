@@ -145,6 +145,34 @@ fn fails(result: Result<QueryRequest, AwsError>) -> (String, String) {
 }
 
 #[test]
+fn policy_documents_are_percent_encoded_as_iam_sends_them() {
+    let cases: Value =
+        serde_json::from_str(&std::fs::read_to_string(fixtures().join("cases.json")).unwrap())
+            .unwrap();
+    let put = cases["cases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "iam-PutUserPolicy-1")
+        .unwrap();
+    let get = cases["cases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "iam-GetUserPolicy-1")
+        .unwrap();
+    let document = put["params"]["PolicyDocument"].as_str().unwrap();
+    assert_eq!(
+        percent_encode_document(document),
+        get["output"]["PolicyDocument"].as_str().unwrap()
+    );
+    assert_eq!(
+        percent_encode_document("a-b_c.d~e f/é"),
+        "a-b_c.d~e%20f%2F%C3%A9"
+    );
+}
+
+#[test]
 fn action_and_version_errors() {
     let none = parse_request(Service::Iam, "", b"Version=2010-05-08").unwrap_err();
     assert_eq!(none.code(), "MissingAction");
@@ -426,7 +454,7 @@ fn malformed_forms_and_keys_that_do_not_fit_the_shape() {
         (
             "Action=CreateUser&UserName=a&Tags.member.99999999999999999999.Key=k",
             "InvalidQueryParameter",
-            "is not a list item",
+            "has index 99999999999999999999: a list holds at most 1000 items.",
         ),
         (
             "Action=CreateUser&UserName=a&Tags.member.1001.Key=k",
