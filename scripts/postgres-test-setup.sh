@@ -46,7 +46,8 @@ fi
 port="$(cluster_field 3)"
 
 psql_admin() {
-    runuser -u postgres -- psql -p "$port" -X -q -v ON_ERROR_STOP=1 -At "$@"
+    # From /, which the postgres user may enter (it may not enter the caller's directory).
+    (cd / && runuser -u postgres -- psql -p "$port" -X -q -v ON_ERROR_STOP=1 -At "$@")
 }
 
 # Wait for the cluster to accept connections (a start returns before recovery ends).

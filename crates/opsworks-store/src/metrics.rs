@@ -1,5 +1,6 @@
 //! Instance metrics: raw samples kept a day, 5-minute averages kept two weeks (both
-//! configurable), behind the [`MetricsStore`] trait, with the SQLite engine's implementation.
+//! configurable), behind the [`MetricsStore`] trait, with the SQLite engine's implementation
+//! (PostgreSQL's is in `postgres/metrics.rs`).
 //!
 //! A sample is one row of (series, time, values) where the series is a small integer standing for
 //! the instance and the 16 values are packed as little-endian `f32` (64 bytes): about 80 bytes a
