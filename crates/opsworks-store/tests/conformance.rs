@@ -467,8 +467,33 @@ async fn postgres_survives_lost_connections() {
     assert!(matches!(err, StoreError::Unavailable(_)), "{err:?}");
     assert!(tx.commit().await.is_err());
 
-    // The pool's other connections are dead too: reads retry on fresh ones.
+    // Every pooled connection dies (a database restart): reads retry until they find or make
+    // a live one. Concurrent reads first fill the pool with connections to kill.
+    let store = Arc::new(store);
+    let readers: Vec<_> = (0..12)
+        .map(|_| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                for _ in 0..5 {
+                    store.backend().get(Kind::Layer, "a").await.unwrap();
+                }
+            })
+        })
+        .collect();
+    for r in readers {
+        r.await.unwrap();
+    }
     terminate_connections(&db).await;
+    for _ in 0..20 {
+        assert!(
+            store
+                .backend()
+                .get(Kind::Layer, "a")
+                .await
+                .unwrap()
+                .is_some()
+        );
+    }
     assert_eq!(
         names(&store.list::<Thing>(Filter::All).await.unwrap()),
         ["kept"]

@@ -72,6 +72,9 @@ impl Default for PostgresOptions {
 pub struct PostgresBackend {
     pool: PgPool,
     metrics: Arc<metrics::PgMetrics>,
+    /// How many times an idempotent step tries again on another connection: as many as the
+    /// pool holds, which a database restart may all have cut.
+    retries: u32,
 }
 
 impl PostgresBackend {
@@ -127,7 +130,11 @@ impl PostgresBackend {
             .connect_lazy_with(connect);
         MIGRATOR.run(&pool).await?;
         let metrics = Arc::new(metrics::PgMetrics::new(pool.clone()));
-        Ok(Self { pool, metrics })
+        Ok(Self {
+            pool,
+            metrics,
+            retries: options.max_connections + 1,
+        })
     }
 
     /// The connection pool, for what the store does not wrap (LISTEN/NOTIFY, leadership locks).
@@ -186,14 +193,15 @@ fn is_lost(e: &sqlx::Error) -> bool {
     }
 }
 
-/// Runs an idempotent step, again on another connection (up to twice) if its connection was
-/// dead: after a database restart every pooled connection is.
-async fn retry<T, F, Fut>(mut step: F) -> Result<T, StoreError>
+/// Runs an idempotent step, again on another connection (up to `retries` times) if its
+/// connection was dead: after a database restart every pooled connection is, and each dead one
+/// fails at once (the server said goodbye, or the socket is closed) and leaves the pool.
+async fn retry<T, F, Fut>(retries: u32, mut step: F) -> Result<T, StoreError>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T, sqlx::Error>>,
 {
-    let mut left = 2;
+    let mut left = retries;
     loop {
         match step().await {
             Ok(v) => return Ok(v),
@@ -356,7 +364,7 @@ fn event_of_row(r: &PgRow) -> Result<EventRecord, StoreError> {
 #[async_trait]
 impl Backend for PostgresBackend {
     async fn get(&self, kind: Kind, id: &str) -> Result<Option<String>, StoreError> {
-        retry(|| get_doc(&self.pool, kind, id)).await
+        retry(self.retries, || get_doc(&self.pool, kind, id)).await
     }
 
     async fn list(
@@ -364,18 +372,21 @@ impl Backend for PostgresBackend {
         kind: Kind,
         filter: Filter<'_>,
     ) -> Result<Vec<(String, String)>, StoreError> {
-        retry(|| list_docs(&self.pool, kind, filter)).await
+        retry(self.retries, || list_docs(&self.pool, kind, filter)).await
     }
 
     async fn count(&self, kind: Kind, filter: Filter<'_>) -> Result<u64, StoreError> {
-        retry(|| count_docs(&self.pool, kind, filter)).await
+        retry(self.retries, || count_docs(&self.pool, kind, filter)).await
     }
 
     async fn begin(&self) -> Result<Box<dyn BackendTx>, StoreError> {
         // Two round trips, not one "BEGIN; SELECT pg_advisory_xact_lock(..)": sqlx rolls back
         // a transaction it counts as begun, and a lock timeout inside its BEGIN statement would
         // hand the connection back to the pool in an aborted transaction.
-        let mut tx = retry(|| self.pool.begin_with("BEGIN ISOLATION LEVEL READ COMMITTED")).await?;
+        let mut tx = retry(self.retries, || {
+            self.pool.begin_with("BEGIN ISOLATION LEVEL READ COMMITTED")
+        })
+        .await?;
         sqlx::query("SELECT pg_advisory_xact_lock($1)")
             .bind(WRITE_LOCK)
             .execute(&mut *tx)
@@ -384,7 +395,7 @@ impl Backend for PostgresBackend {
     }
 
     async fn generation(&self, kind: Kind) -> Result<Option<i64>, StoreError> {
-        let row = retry(|| {
+        let row = retry(self.retries, || {
             sqlx::query("SELECT gen FROM generations WHERE kind = $1")
                 .bind(kind.as_str())
                 .fetch_optional(&self.pool)
@@ -394,7 +405,7 @@ impl Backend for PostgresBackend {
     }
 
     async fn setting(&self, key: &str) -> Result<Option<String>, StoreError> {
-        let row = retry(|| {
+        let row = retry(self.retries, || {
             sqlx::query("SELECT value FROM settings WHERE key = $1")
                 .bind(key)
                 .fetch_optional(&self.pool)
@@ -405,23 +416,27 @@ impl Backend for PostgresBackend {
 
     async fn setting_or_insert(&self, key: &str, value: &str) -> Result<String, StoreError> {
         // Two statements: the second sees a value another server committed while the first
-        // waited on it (one statement's snapshot would not).
-        sqlx::query(
-            "INSERT INTO settings (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING",
-        )
-        .bind(key)
-        .bind(value)
-        .execute(&self.pool)
-        .await?;
-        let row = sqlx::query("SELECT value FROM settings WHERE key = $1")
+        // waited on it (one statement's snapshot would not). Both are idempotent.
+        retry(self.retries, || {
+            sqlx::query(
+                "INSERT INTO settings (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING",
+            )
             .bind(key)
-            .fetch_one(&self.pool)
-            .await?;
+            .bind(value)
+            .execute(&self.pool)
+        })
+        .await?;
+        let row = retry(self.retries, || {
+            sqlx::query("SELECT value FROM settings WHERE key = $1")
+                .bind(key)
+                .fetch_one(&self.pool)
+        })
+        .await?;
         Ok(row.get(0))
     }
 
     async fn access_key(&self, access_key_id: &str) -> Result<Option<AccessKeyRecord>, StoreError> {
-        let row = retry(|| {
+        let row = retry(self.retries, || {
             sqlx::query(
                 "SELECT access_key_id, sealed_secret, principal, created_at FROM access_keys WHERE access_key_id = $1",
             )
@@ -433,7 +448,7 @@ impl Backend for PostgresBackend {
     }
 
     async fn access_keys(&self) -> Result<Vec<AccessKeyRecord>, StoreError> {
-        let rows = retry(|| {
+        let rows = retry(self.retries, || {
             sqlx::query(
                 "SELECT access_key_id, sealed_secret, principal, created_at FROM access_keys ORDER BY seq",
             )
@@ -449,7 +464,7 @@ impl Backend for PostgresBackend {
         after: i64,
         limit: u32,
     ) -> Result<Vec<EventRecord>, StoreError> {
-        let rows = retry(|| {
+        let rows = retry(self.retries, || {
             sqlx::query(
                 "SELECT seq, at, stack_id, type, instance_id, layer_id, deployment_id, command_id, detail
                  FROM events WHERE seq > $1 AND ($2::text IS NULL OR stack_id = $2)
@@ -469,7 +484,7 @@ impl Backend for PostgresBackend {
         stack_id: Option<&str>,
         limit: u32,
     ) -> Result<Vec<EventRecord>, StoreError> {
-        let rows = retry(|| {
+        let rows = retry(self.retries, || {
             sqlx::query(
                 "SELECT seq, at, stack_id, type, instance_id, layer_id, deployment_id, command_id, detail
                  FROM events WHERE ($1::text IS NULL OR stack_id = $1)
@@ -502,7 +517,7 @@ impl Backend for PostgresBackend {
     }
 
     async fn export_rows(&self, kind: Kind) -> Result<Vec<StoredRow>, StoreError> {
-        let rows = retry(|| {
+        let rows = retry(self.retries, || {
             sqlx::query(
                 "SELECT id, stack_id, parent_id, instance_id, doc FROM resources WHERE kind = $1 ORDER BY seq",
             )
@@ -524,7 +539,7 @@ impl Backend for PostgresBackend {
     }
 
     async fn settings(&self) -> Result<Vec<(String, String)>, StoreError> {
-        let rows = retry(|| {
+        let rows = retry(self.retries, || {
             sqlx::query(r#"SELECT key, value FROM settings ORDER BY key COLLATE "C""#)
                 .fetch_all(&self.pool)
         })
@@ -533,7 +548,7 @@ impl Backend for PostgresBackend {
     }
 
     async fn event_seq_high_water(&self) -> Result<i64, StoreError> {
-        let row = retry(|| {
+        let row = retry(self.retries, || {
             sqlx::query("SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM events_seq_seq")
                 .fetch_one(&self.pool)
         })
