@@ -193,6 +193,8 @@ async fn events(store: &Store) {
         b,
         "latest is the newest"
     );
+    let s1_latest = backend.latest_events(Some("s1"), 5).await.unwrap();
+    assert_eq!(s1_latest.iter().map(|r| r.seq).collect::<Vec<_>>(), vec![a]);
     assert_eq!(backend.prune_events("9999", 1).await.unwrap(), 2);
     assert!(backend.events_after(None, 0, 10).await.unwrap().is_empty());
     // Sequence numbers are never reused after pruning.

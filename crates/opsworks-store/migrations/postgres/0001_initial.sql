@@ -44,9 +44,11 @@ CREATE TABLE settings (
 
 -- Events in the order they happened. Every append runs under the write lock, so `seq` order is
 -- commit order; a sequence never hands a number out twice, even after old rows are pruned.
+-- `at` is an AWS timestamp in one UTC form: compared byte by byte (collation "C"), text order
+-- is time order.
 CREATE TABLE events (
     seq           BIGSERIAL PRIMARY KEY,
-    at            TEXT NOT NULL,
+    at            TEXT COLLATE "C" NOT NULL,
     stack_id      TEXT NOT NULL,
     type          TEXT NOT NULL,
     instance_id   TEXT,

@@ -464,16 +464,25 @@ impl Backend for PostgresBackend {
         after: i64,
         limit: u32,
     ) -> Result<Vec<EventRecord>, StoreError> {
-        let rows = retry(self.retries, || {
-            sqlx::query(
+        // One statement per shape: a generic plan of "stack IS NULL OR ..." would not use the
+        // stack's index.
+        let limit = i64::from(limit);
+        let rows = retry(self.retries, || match stack_id {
+            Some(s) => sqlx::query(
                 "SELECT seq, at, stack_id, type, instance_id, layer_id, deployment_id, command_id, detail
-                 FROM events WHERE seq > $1 AND ($2::text IS NULL OR stack_id = $2)
-                 ORDER BY seq LIMIT $3",
+                 FROM events WHERE stack_id = $1 AND seq > $2 ORDER BY seq LIMIT $3",
+            )
+            .bind(s)
+            .bind(after)
+            .bind(limit)
+            .fetch_all(&self.pool),
+            None => sqlx::query(
+                "SELECT seq, at, stack_id, type, instance_id, layer_id, deployment_id, command_id, detail
+                 FROM events WHERE seq > $1 ORDER BY seq LIMIT $2",
             )
             .bind(after)
-            .bind(stack_id)
-            .bind(i64::from(limit))
-            .fetch_all(&self.pool)
+            .bind(limit)
+            .fetch_all(&self.pool),
         })
         .await?;
         rows.iter().map(event_of_row).collect()
@@ -484,15 +493,21 @@ impl Backend for PostgresBackend {
         stack_id: Option<&str>,
         limit: u32,
     ) -> Result<Vec<EventRecord>, StoreError> {
-        let rows = retry(self.retries, || {
-            sqlx::query(
+        let limit = i64::from(limit);
+        let rows = retry(self.retries, || match stack_id {
+            Some(s) => sqlx::query(
                 "SELECT seq, at, stack_id, type, instance_id, layer_id, deployment_id, command_id, detail
-                 FROM events WHERE ($1::text IS NULL OR stack_id = $1)
-                 ORDER BY seq DESC LIMIT $2",
+                 FROM events WHERE stack_id = $1 ORDER BY seq DESC LIMIT $2",
             )
-            .bind(stack_id)
-            .bind(i64::from(limit))
-            .fetch_all(&self.pool)
+            .bind(s)
+            .bind(limit)
+            .fetch_all(&self.pool),
+            None => sqlx::query(
+                "SELECT seq, at, stack_id, type, instance_id, layer_id, deployment_id, command_id, detail
+                 FROM events ORDER BY seq DESC LIMIT $1",
+            )
+            .bind(limit)
+            .fetch_all(&self.pool),
         })
         .await?;
         rows.iter().rev().map(event_of_row).collect()
@@ -500,10 +515,10 @@ impl Backend for PostgresBackend {
 
     async fn prune_events(&self, before: &str, keep_rows: u64) -> Result<u64, StoreError> {
         let keep = i64::try_from(keep_rows).unwrap_or(i64::MAX);
-        // Timestamps are stored in one UTC form, so text order (COLLATE "C") is time order.
+        // `at` compares byte by byte (its collation is "C"): text order is time order.
         let done = sqlx::query(
-            r#"DELETE FROM events WHERE at COLLATE "C" < $1
-               OR seq < (SELECT MIN(seq) FROM (SELECT seq FROM events ORDER BY seq DESC LIMIT $2) newest)"#,
+            "DELETE FROM events WHERE at < $1
+               OR seq < (SELECT MIN(seq) FROM (SELECT seq FROM events ORDER BY seq DESC LIMIT $2) newest)",
         )
         .bind(before)
         .bind(keep)
