@@ -9,18 +9,23 @@
 //!   a cache that stays correct when another process writes the same database, and written in
 //!   atomic transactions ([`Txn`]) that are acknowledged only once durable.
 //!
-//! [`Engine`] names the engines and [`open`] opens one. A conformance suite in `tests/` runs
-//! against each engine.
+//! [`Engine`] names the engines and [`open`] opens one; [`copy_all`] moves one database's contents
+//! into another (`opsworks db migrate`). A conformance suite in `tests/` runs against each engine.
 
+mod copy;
 pub mod metrics;
+mod postgres;
 mod sqlite;
+pub mod testing;
 mod typed;
 
 use async_trait::async_trait;
 use serde_json::Value;
 
+pub use copy::{CopyReport, copy_all};
 pub use metrics::MetricsStore;
 pub use opsworks_model::{EventKind, Kind, Resource};
+pub use postgres::{PostgresBackend, PostgresOptions};
 pub use sqlite::SqliteBackend;
 pub use typed::{Cached, Store, Txn};
 
@@ -33,9 +38,19 @@ pub enum StoreError {
     /// Another writer held the database's lock for too long.
     #[error("the database is busy: {0}")]
     Busy(String),
+    /// The database cannot be reached: refused or lost connection, a server shutting down, no
+    /// connection within the pool's timeout, a missing database, refused credentials.
+    #[error("the database is unavailable: {0}")]
+    Unavailable(String),
     /// The database failed otherwise.
     #[error("database error: {0}")]
     Database(String),
+    /// The engine's configuration is unusable (a malformed URL, an unknown scheme).
+    #[error("invalid database configuration: {0}")]
+    Config(String),
+    /// [`copy_all`] refused a target that already holds data.
+    #[error("the target database is not empty: {0}")]
+    TargetNotEmpty(String),
     /// Migrations failed to apply.
     #[error("migration error: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
@@ -71,23 +86,34 @@ pub enum StoreError {
 impl From<sqlx::Error> for StoreError {
     fn from(e: sqlx::Error) -> Self {
         if let sqlx::Error::Database(db) = &e {
+            if let Some(pg) = db.try_downcast_ref::<sqlx::postgres::PgDatabaseError>() {
+                return postgres::classify(pg);
+            }
             // SQLite's primary result codes (the low byte of extended ones): 13 is SQLITE_FULL,
-            // 5 and 6 are BUSY and LOCKED. PostgreSQL's 53100 is disk_full.
+            // 5 and 6 are BUSY and LOCKED.
             let code = db.code().unwrap_or_default();
             let primary = code.parse::<i64>().map(|c| c & 0xff).unwrap_or(-1);
-            if primary == 13 || code == "53100" {
+            if primary == 13 {
                 return Self::DiskFull(db.message().to_string());
             }
             if primary == 5 || primary == 6 {
                 return Self::Busy(db.message().to_string());
             }
         }
-        if let sqlx::Error::Io(io) = &e
-            && io.raw_os_error() == Some(28)
-        {
-            return Self::DiskFull(io.to_string());
+        match &e {
+            sqlx::Error::Io(io) if io.raw_os_error() == Some(28) => Self::DiskFull(io.to_string()),
+            // SQLite reports its file errors as result codes: an I/O error is a network peer's.
+            sqlx::Error::Io(io) => Self::Unavailable(format!("connection lost: {io}")),
+            sqlx::Error::Tls(_) | sqlx::Error::Protocol(_) | sqlx::Error::WorkerCrashed => {
+                Self::Unavailable(format!("connection lost: {e}"))
+            }
+            sqlx::Error::PoolTimedOut => Self::Unavailable(
+                "no database connection became available in time (the database is unreachable or overloaded)"
+                    .into(),
+            ),
+            sqlx::Error::PoolClosed => Self::Unavailable("the store is closed".into()),
+            _ => Self::Database(e.to_string()),
         }
-        Self::Database(e.to_string())
     }
 }
 
@@ -121,6 +147,37 @@ pub struct Row<'a> {
     pub instance_id: Option<&'a str>,
     /// The document.
     pub doc: &'a str,
+}
+
+/// A resource as stored, owned: what [`Backend::export_rows`] returns for copying between engines.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredRow {
+    /// Its kind.
+    pub kind: Kind,
+    /// Its ID.
+    pub id: String,
+    /// The stack it belongs to.
+    pub stack_id: Option<String>,
+    /// Its parent.
+    pub parent_id: Option<String>,
+    /// The instance it concerns.
+    pub instance_id: Option<String>,
+    /// The document.
+    pub doc: String,
+}
+
+impl StoredRow {
+    /// The row, borrowed, as [`BackendTx::put`] takes it.
+    pub fn as_row(&self) -> Row<'_> {
+        Row {
+            kind: self.kind,
+            id: &self.id,
+            stack_id: self.stack_id.as_deref(),
+            parent_id: self.parent_id.as_deref(),
+            instance_id: self.instance_id.as_deref(),
+            doc: &self.doc,
+        }
+    }
 }
 
 /// A stored access key.
@@ -174,8 +231,11 @@ pub trait Backend: Send + Sync + 'static {
     /// One document's text.
     async fn get(&self, kind: Kind, id: &str) -> Result<Option<String>, StoreError>;
     /// The documents of a kind, filtered, as `(id, text)` in insertion order.
-    async fn list(&self, kind: Kind, filter: Filter<'_>)
-    -> Result<Vec<(String, String)>, StoreError>;
+    async fn list(
+        &self,
+        kind: Kind,
+        filter: Filter<'_>,
+    ) -> Result<Vec<(String, String)>, StoreError>;
     /// How many documents of a kind match a filter.
     async fn count(&self, kind: Kind, filter: Filter<'_>) -> Result<u64, StoreError>;
     /// Starts a write transaction, holding the database's write lock until it ends: writes of
@@ -215,6 +275,15 @@ pub trait Backend: Send + Sync + 'static {
     async fn prune_events(&self, before: &str, keep_rows: u64) -> Result<u64, StoreError>;
     /// The instance metrics kept beside the documents.
     fn metrics(&self) -> &dyn MetricsStore;
+
+    // For copying a whole database between engines ([`copy_all`]).
+
+    /// Every resource of a kind with its index columns, in insertion order.
+    async fn export_rows(&self, kind: Kind) -> Result<Vec<StoredRow>, StoreError>;
+    /// Every setting, as `(key, value)`, by key.
+    async fn settings(&self) -> Result<Vec<(String, String)>, StoreError>;
+    /// The highest event sequence number ever handed out (0 when none), pruned or not.
+    async fn event_seq_high_water(&self) -> Result<i64, StoreError>;
 }
 
 /// A write transaction: reads see its own writes; nothing is visible to others, nor durable,
@@ -246,31 +315,99 @@ pub trait BackendTx: Send {
         let _ = kinds;
         Ok(())
     }
+    /// Stores an event under the sequence number it already has (copying between engines);
+    /// later appends get higher numbers.
+    async fn import_event(&mut self, record: &EventRecord) -> Result<(), StoreError>;
+    /// Makes sure appends hand out numbers above `seq` (copying a log whose newest events were
+    /// pruned: their numbers must not come back).
+    async fn raise_event_seq(&mut self, seq: i64) -> Result<(), StoreError>;
     /// Makes the writes durable and visible, and releases the write lock.
     async fn commit(self: Box<Self>) -> Result<(), StoreError>;
 }
 
-/// The storage engines, named even when not compiled in, so configuration errors are clear.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// The storage engines.
+#[derive(Clone, PartialEq, Eq)]
 pub enum Engine {
     /// Embedded SQLite in the data dir (the default).
     Sqlite {
         /// Path of the database file.
         path: std::path::PathBuf,
     },
-    /// PostgreSQL: refused with [`StoreError::EngineUnavailable`] until it lands.
+    /// PostgreSQL, shared by any number of servers.
     Postgres {
-        /// Connection URL.
+        /// Connection URL, `postgres://user:password@host:port/db` (it may hold a password:
+        /// show the engine with `Display` or `Debug`, which leave it out).
         url: String,
     },
+}
+
+impl Engine {
+    /// The engine a `--database-url` names: `postgres://...` or `postgresql://...` is
+    /// PostgreSQL; `sqlite://PATH`, `sqlite:PATH` or a plain path is SQLite.
+    pub fn from_url(s: &str) -> Result<Self, StoreError> {
+        let s = s.trim();
+        if s.is_empty() {
+            return Err(StoreError::Config("the database URL is empty".into()));
+        }
+        if s.starts_with("postgres://") || s.starts_with("postgresql://") {
+            return Ok(Self::Postgres { url: s.into() });
+        }
+        if let Some(path) = s
+            .strip_prefix("sqlite://")
+            .or_else(|| s.strip_prefix("sqlite:"))
+        {
+            if path.is_empty() {
+                return Err(StoreError::Config(
+                    "a sqlite:// URL needs a path (sqlite:///var/lib/opsworks/opsworks.db)".into(),
+                ));
+            }
+            return Ok(Self::Sqlite { path: path.into() });
+        }
+        if let Some((scheme, _)) = s.split_once("://") {
+            // Only the scheme: the rest may hold a password.
+            return Err(StoreError::Config(format!(
+                "unsupported database URL scheme {scheme:?}: use postgres://user:password@host:port/db, sqlite://PATH or a path"
+            )));
+        }
+        Ok(Self::Sqlite { path: s.into() })
+    }
+}
+
+/// Names the engine and where it is, never a password.
+impl std::fmt::Display for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Sqlite { path } => write!(f, "sqlite://{}", path.display()),
+            Self::Postgres { url } => f.write_str(&postgres::redact(url)),
+        }
+    }
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Sqlite { path } => f.debug_struct("Sqlite").field("path", path).finish(),
+            Self::Postgres { url } => f
+                .debug_struct("Postgres")
+                .field("url", &postgres::redact(url))
+                .finish(),
+        }
+    }
 }
 
 /// Opens the configured engine, brings its schema up to date, and puts the typed, cached store in
 /// front of it.
 pub async fn open(engine: &Engine) -> Result<Store, StoreError> {
-    let backend: std::sync::Arc<dyn Backend> = match engine {
+    Ok(Store::new(open_backend(engine).await?))
+}
+
+/// Opens the configured engine and brings its schema up to date, without the typed store (for
+/// [`copy_all`]).
+pub async fn open_backend(engine: &Engine) -> Result<std::sync::Arc<dyn Backend>, StoreError> {
+    Ok(match engine {
         Engine::Sqlite { path } => std::sync::Arc::new(SqliteBackend::open(path).await?),
-        Engine::Postgres { .. } => return Err(StoreError::EngineUnavailable("postgres")),
-    };
-    Ok(Store::new(backend))
+        Engine::Postgres { url } => {
+            std::sync::Arc::new(PostgresBackend::open(url, PostgresOptions::default()).await?)
+        }
+    })
 }

@@ -23,6 +23,7 @@ use sqlx::{QueryBuilder, Row as _, Sqlite, SqlitePool};
 
 use crate::{
     AccessKeyRecord, Backend, BackendTx, EventRecord, Filter, Kind, NewEvent, Row, StoreError,
+    StoredRow,
 };
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -203,7 +204,10 @@ impl Backend for SqliteBackend {
             conn.close_on_drop();
             return Err(e.into());
         }
-        Ok(Box::new(SqliteTx { conn: Some(conn) }))
+        Ok(Box::new(SqliteTx {
+            conn: Some(conn),
+            failed: false,
+        }))
     }
 
     async fn setting(&self, key: &str) -> Result<Option<String>, StoreError> {
@@ -300,12 +304,50 @@ impl Backend for SqliteBackend {
     fn metrics(&self) -> &dyn crate::MetricsStore {
         &*self.metrics
     }
+
+    async fn export_rows(&self, kind: Kind) -> Result<Vec<StoredRow>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, stack_id, parent_id, instance_id, doc FROM resources WHERE kind = ? ORDER BY rowid",
+        )
+        .bind(kind.as_str())
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|r| StoredRow {
+                kind,
+                id: r.get(0),
+                stack_id: r.get(1),
+                parent_id: r.get(2),
+                instance_id: r.get(3),
+                doc: r.get(4),
+            })
+            .collect())
+    }
+
+    async fn settings(&self) -> Result<Vec<(String, String)>, StoreError> {
+        let rows = sqlx::query("SELECT key, value FROM settings ORDER BY key")
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+    }
+
+    async fn event_seq_high_water(&self) -> Result<i64, StoreError> {
+        // AUTOINCREMENT keeps the highest number handed out in sqlite_sequence.
+        let row = sqlx::query("SELECT seq FROM sqlite_sequence WHERE name = 'events'")
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.map_or(0, |r| r.get(0)))
+    }
 }
 
 /// A write transaction on one pooled connection, begun with `BEGIN IMMEDIATE`.
 struct SqliteTx {
     /// `None` once committed.
     conn: Option<PoolConnection<Sqlite>>,
+    /// Whether a step failed: SQLite undoes only the failed statement, so COMMIT would keep the
+    /// steps before it; such a transaction refuses to commit instead.
+    failed: bool,
 }
 
 impl SqliteTx {
@@ -317,11 +359,17 @@ impl SqliteTx {
     /// never returned to the pool mid-transaction.
     fn fail<T>(&mut self, result: Result<T, sqlx::Error>) -> Result<T, StoreError> {
         result.map_err(|e| {
-            if let Some(c) = self.conn.as_mut() {
-                c.close_on_drop();
-            }
+            self.poison();
             e.into()
         })
+    }
+
+    /// After a failure: no commit, and the connection is closed rather than reused.
+    fn poison(&mut self) {
+        self.failed = true;
+        if let Some(c) = self.conn.as_mut() {
+            c.close_on_drop();
+        }
     }
 }
 
@@ -338,11 +386,7 @@ impl Drop for SqliteTx {
 impl BackendTx for SqliteTx {
     async fn get(&mut self, kind: Kind, id: &str) -> Result<Option<String>, StoreError> {
         let r = get_doc(&mut **self.conn(), kind, id).await;
-        r.inspect_err(|_| {
-            if let Some(c) = self.conn.as_mut() {
-                c.close_on_drop();
-            }
-        })
+        r.inspect_err(|_| self.poison())
     }
 
     async fn list(
@@ -351,15 +395,12 @@ impl BackendTx for SqliteTx {
         filter: Filter<'_>,
     ) -> Result<Vec<(String, String)>, StoreError> {
         let r = list_docs(&mut **self.conn(), kind, filter).await;
-        r.inspect_err(|_| {
-            if let Some(c) = self.conn.as_mut() {
-                c.close_on_drop();
-            }
-        })
+        r.inspect_err(|_| self.poison())
     }
 
     async fn count(&mut self, kind: Kind, filter: Filter<'_>) -> Result<u64, StoreError> {
-        count_docs(&mut **self.conn(), kind, filter).await
+        let r = count_docs(&mut **self.conn(), kind, filter).await;
+        r.inspect_err(|_| self.poison())
     }
 
     async fn put(&mut self, row: Row<'_>) -> Result<(), StoreError> {
@@ -430,7 +471,50 @@ impl BackendTx for SqliteTx {
         self.fail(r).map(|done| done.rows_affected())
     }
 
+    async fn import_event(&mut self, record: &EventRecord) -> Result<(), StoreError> {
+        let event = &record.event;
+        // An explicit seq raises sqlite_sequence past it, so appends continue above.
+        let r = sqlx::query(
+            "INSERT INTO events (seq, at, stack_id, type, instance_id, layer_id, deployment_id, command_id, detail)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(record.seq)
+        .bind(&event.at)
+        .bind(&event.stack_id)
+        .bind(event.kind.as_str())
+        .bind(&event.instance_id)
+        .bind(&event.layer_id)
+        .bind(&event.deployment_id)
+        .bind(&event.command_id)
+        .bind(event.detail.to_string())
+        .execute(&mut **self.conn())
+        .await;
+        self.fail(r).map(drop)
+    }
+
+    async fn raise_event_seq(&mut self, seq: i64) -> Result<(), StoreError> {
+        let r = sqlx::query("UPDATE sqlite_sequence SET seq = max(seq, ?) WHERE name = 'events'")
+            .bind(seq)
+            .execute(&mut **self.conn())
+            .await;
+        let updated = self.fail(r)?.rows_affected();
+        if updated == 0 {
+            let r = sqlx::query("INSERT INTO sqlite_sequence (name, seq) VALUES ('events', ?)")
+                .bind(seq)
+                .execute(&mut **self.conn())
+                .await;
+            self.fail(r)?;
+        }
+        Ok(())
+    }
+
     async fn commit(mut self: Box<Self>) -> Result<(), StoreError> {
+        if self.failed {
+            // Dropping closes the connection, which rolls back.
+            return Err(StoreError::Database(
+                "the transaction failed earlier and was rolled back".into(),
+            ));
+        }
         let r = sqlx::query("COMMIT").execute(&mut **self.conn()).await;
         match r {
             Ok(_) => {

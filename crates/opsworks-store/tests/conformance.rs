@@ -1,54 +1,18 @@
 //! The store conformance suite: the behaviour every engine must show, run against each engine
-//! through the typed [`Store`] the server uses (cache included).
+//! through the typed [`Store`] the server uses (cache included); then what is particular to
+//! each engine. Tests of several servers on one PostgreSQL are in `shared_database.rs`.
+
+mod common;
 
 use std::sync::Arc;
 
+use common::{Fixture, Thing, claim, names, thing};
 use opsworks_model::EventKind;
 use opsworks_model::resource::{ServiceError, TagSet};
-use opsworks_store::{AccessKeyRecord, Engine, Filter, Kind, NewEvent, Resource, Store, open};
-use serde::{Deserialize, Serialize};
+use opsworks_store::{
+    AccessKeyRecord, Engine, EventRecord, Filter, Kind, NewEvent, Store, StoreError, open,
+};
 use serde_json::json;
-
-/// A small resource for the generic behaviour (stored as a layer: the kind's namespace is all
-/// the backend knows).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-struct Thing {
-    id: String,
-    stack: String,
-    parent: Option<String>,
-    instance: Option<String>,
-    name: String,
-}
-
-impl Resource for Thing {
-    const KIND: Kind = Kind::Layer;
-    fn id(&self) -> &str {
-        &self.id
-    }
-    fn stack_id(&self) -> Option<&str> {
-        Some(&self.stack)
-    }
-    fn parent_id(&self) -> Option<&str> {
-        self.parent.as_deref()
-    }
-    fn instance_id(&self) -> Option<&str> {
-        self.instance.as_deref()
-    }
-}
-
-fn thing(id: &str, stack: &str, name: &str) -> Thing {
-    Thing {
-        id: id.into(),
-        stack: stack.into(),
-        parent: None,
-        instance: None,
-        name: name.into(),
-    }
-}
-
-fn names(things: &[opsworks_store::Cached<Thing>]) -> Vec<String> {
-    things.iter().map(|t| t.name.clone()).collect()
-}
 
 async fn exercise(store: &Store) {
     let mut tx = store.write().await.unwrap();
@@ -131,7 +95,10 @@ async fn exercise(store: &Store) {
     let mut tx = store.write().await.unwrap();
     tx.put(&err).await.unwrap();
     tx.commit().await.unwrap();
-    assert_eq!(*store.get::<ServiceError>("e1").await.unwrap().unwrap(), err);
+    assert_eq!(
+        *store.get::<ServiceError>("e1").await.unwrap().unwrap(),
+        err
+    );
     assert_eq!(
         store
             .list::<ServiceError>(Filter::Instance("i-1"))
@@ -142,9 +109,15 @@ async fn exercise(store: &Store) {
     );
 
     // The serialized form is made once and shared.
-    let listed = store.list::<ServiceError>(Filter::Stack("s1")).await.unwrap();
+    let listed = store
+        .list::<ServiceError>(Filter::Stack("s1"))
+        .await
+        .unwrap();
     let made = listed[0].wire(|e| e.message.as_bytes().to_vec()).to_vec();
-    let again = store.list::<ServiceError>(Filter::Stack("s1")).await.unwrap();
+    let again = store
+        .list::<ServiceError>(Filter::Stack("s1"))
+        .await
+        .unwrap();
     assert_eq!(again[0].wire(|_| b"not called".to_vec()), made.as_slice());
 
     // Settings.
@@ -220,6 +193,8 @@ async fn events(store: &Store) {
         b,
         "latest is the newest"
     );
+    let s1_latest = backend.latest_events(Some("s1"), 5).await.unwrap();
+    assert_eq!(s1_latest.iter().map(|r| r.seq).collect::<Vec<_>>(), vec![a]);
     assert_eq!(backend.prune_events("9999", 1).await.unwrap(), 2);
     assert!(backend.events_after(None, 0, 10).await.unwrap().is_empty());
     // Sequence numbers are never reused after pruning.
@@ -232,12 +207,15 @@ async fn events(store: &Store) {
     assert!(c > b);
 }
 
-#[tokio::test]
-async fn sqlite_conforms_and_persists() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("opsworks.db");
+on_both_engines!(
+    conforms_and_persists,
+    concurrent_transactions_all_land_and_checks_hold,
+    a_failed_step_poisons_its_transaction,
+);
+
+async fn conforms_and_persists(db: &Fixture) {
     {
-        let store = open(&Engine::Sqlite { path: path.clone() }).await.unwrap();
+        let store = db.open().await;
         exercise(&store).await;
         let mut tags = TagSet {
             resource_arn: "arn:x".into(),
@@ -250,13 +228,86 @@ async fn sqlite_conforms_and_persists() {
         tx.commit().await.unwrap();
     }
     // Everything acknowledged is there after reopening.
-    let store = open(&Engine::Sqlite { path }).await.unwrap();
+    let store = db.open().await;
     assert_eq!(
         names(&store.list::<Thing>(Filter::All).await.unwrap()),
         ["uno", "three"]
     );
     let tags = store.get::<TagSet>("arn:x").await.unwrap().unwrap();
     assert_eq!(tags.tags["env"], "prod");
+    assert_eq!(store.backend().setting("k").await.unwrap().unwrap(), "v1");
+    // The event log goes on where it was, numbers not reused.
+    let last = store.backend().latest_events(None, 1).await.unwrap()[0].seq;
+    let mut tx = store.write().await.unwrap();
+    let next = tx
+        .record_event(event("s1", EventKind::LoadScaling))
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    assert!(next > last);
+}
+
+async fn concurrent_transactions_all_land_and_checks_hold(db: &Fixture) {
+    let store = Arc::new(db.open().await);
+    // Twenty writers each insert a thing only if no thing of that name exists: a
+    // check-then-write that only one may pass per name, in transactions.
+    let mut tasks = Vec::new();
+    for i in 0..20 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move { claim(&store, i).await }));
+    }
+    let mut won = 0;
+    for t in tasks {
+        won += usize::from(t.await.unwrap());
+    }
+    assert_eq!(won, 1);
+    assert_eq!(store.count::<Thing>(Filter::Stack("s")).await.unwrap(), 2);
+}
+
+async fn a_failed_step_poisons_its_transaction(db: &Fixture) {
+    let store = db.open().await;
+    let mut tx = store.write().await.unwrap();
+    let seq = tx
+        .record_event(event("s1", EventKind::InstanceStatus))
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+
+    // A write, then a step the database refuses (an event number already taken): the
+    // transaction commits nothing, even if the caller tries after the error.
+    let mut tx = store.backend().begin().await.unwrap();
+    let doc = serde_json::to_string(&thing("x", "s1", "ghost")).unwrap();
+    tx.put(opsworks_store::Row {
+        kind: Kind::Layer,
+        id: "x",
+        stack_id: Some("s1"),
+        parent_id: None,
+        instance_id: None,
+        doc: &doc,
+    })
+    .await
+    .unwrap();
+    let dup = EventRecord {
+        seq,
+        event: event("s1", EventKind::CommandStatus),
+    };
+    assert!(tx.import_event(&dup).await.is_err());
+    assert!(tx.commit().await.is_err(), "a failed transaction committed");
+    assert!(store.get::<Thing>("x").await.unwrap().is_none());
+    assert_eq!(
+        store
+            .backend()
+            .events_after(None, 0, 10)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    // And the store goes on.
+    let mut tx = store.write().await.unwrap();
+    tx.put(&thing("y", "s1", "fine")).await.unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(store.get::<Thing>("y").await.unwrap().unwrap().name, "fine");
 }
 
 #[tokio::test]
@@ -275,7 +326,7 @@ async fn one_process_per_sqlite_data_dir() {
 }
 
 #[tokio::test]
-async fn database_files_are_private() {
+async fn sqlite_database_files_are_private() {
     use std::os::unix::fs::PermissionsExt;
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("opsworks.db");
@@ -287,57 +338,187 @@ async fn database_files_are_private() {
     }
 }
 
-#[tokio::test]
-async fn concurrent_transactions_all_land_and_checks_hold() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Arc::new(
-        open(&Engine::Sqlite {
-            path: dir.path().join("opsworks.db"),
-        })
-        .await
-        .unwrap(),
+#[test]
+fn database_urls_name_their_engine() {
+    let pg = Engine::from_url("postgres://ops:pw@db:5432/opsworks").unwrap();
+    assert_eq!(
+        pg,
+        Engine::Postgres {
+            url: "postgres://ops:pw@db:5432/opsworks".into()
+        }
     );
-    // Twenty writers each insert a thing only if no thing of that name exists: a
-    // check-then-write that only one may pass per name, in transactions.
-    let mut tasks = Vec::new();
-    for i in 0..20 {
-        let store = store.clone();
-        tasks.push(tokio::spawn(async move {
-            let mut tx = store.write().await.unwrap();
-            let taken = tx
-                .list::<Thing>(Filter::Stack("s"))
-                .await
-                .unwrap()
-                .iter()
-                .any(|t| t.name == "only");
-            if taken {
-                return false;
-            }
-            tx.put(&thing(&format!("t{i}"), "s", "only")).await.unwrap();
-            tx.put(&thing(&format!("u{i}"), "s", &format!("n{i}")))
-                .await
-                .unwrap();
-            tx.commit().await.unwrap();
-            true
-        }));
+    assert!(matches!(
+        Engine::from_url("postgresql://db/opsworks").unwrap(),
+        Engine::Postgres { .. }
+    ));
+    let sqlite = |p: &str| Engine::Sqlite { path: p.into() };
+    assert_eq!(
+        Engine::from_url("sqlite:///var/lib/opsworks/opsworks.db").unwrap(),
+        sqlite("/var/lib/opsworks/opsworks.db")
+    );
+    assert_eq!(
+        Engine::from_url("sqlite:data/o.db").unwrap(),
+        sqlite("data/o.db")
+    );
+    assert_eq!(Engine::from_url("/srv/o.db").unwrap(), sqlite("/srv/o.db"));
+    assert_eq!(Engine::from_url("o.db").unwrap(), sqlite("o.db"));
+    for bad in ["", "sqlite://", "mysql://root:hunter2@db/opsworks"] {
+        let err = Engine::from_url(bad).unwrap_err().to_string();
+        assert!(!err.contains("hunter2"), "{err}");
+        assert!(err.contains("database"), "{err}");
     }
-    let mut won = 0;
-    for t in tasks {
-        won += usize::from(t.await.unwrap());
+    let err = Engine::from_url("mysql://root:hunter2@db/x")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("\"mysql\"") && err.contains("postgres://"),
+        "{err}"
+    );
+    // Shown without the password, however it is printed.
+    for shown in [pg.to_string(), format!("{pg:?}")] {
+        assert!(!shown.contains("pw"), "{shown}");
+        assert!(shown.contains("ops@db:5432/opsworks"), "{shown}");
     }
-    assert_eq!(won, 1);
-    assert_eq!(store.count::<Thing>(Filter::Stack("s")).await.unwrap(), 2);
+}
+
+/// The URL of the test server with another password, port or database.
+fn test_url_with(edit: impl Fn(&str, &str, &str) -> String) -> String {
+    let url = std::env::var(opsworks_store::testing::TEST_DATABASE_URL_VAR)
+        .unwrap_or_else(|_| panic!("{}", opsworks_store::testing::SETUP_HINT));
+    let rest = url
+        .strip_prefix("postgres://")
+        .or(url.strip_prefix("postgresql://"));
+    let rest = rest.unwrap_or_else(|| panic!("the test URL is not postgres://..."));
+    let (userinfo, rest) = rest.split_once('@').expect("the test URL names a user");
+    let (hostport, _db) = rest.split_once('/').expect("the test URL names a database");
+    let user = userinfo.split(':').next().unwrap();
+    edit(user, hostport, userinfo)
+}
+
+async fn open_error(url: &str) -> String {
+    match open(&Engine::Postgres { url: url.into() }).await {
+        Ok(_) => panic!("opened {url}"),
+        Err(e) => {
+            assert!(matches!(e, StoreError::Unavailable(_)), "{e:?}");
+            e.to_string()
+        }
+    }
 }
 
 #[tokio::test]
-async fn postgres_is_named_but_refused_clearly() {
+async fn postgres_open_fails_clearly_and_keeps_the_password() {
+    // Nothing listens on a port just released.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let err = open_error(&format!(
+        "postgres://ops:s3cr3t-pw@127.0.0.1:{port}/opsworks"
+    ))
+    .await;
+    assert!(err.contains("cannot reach"), "{err}");
+    assert!(
+        err.contains(&format!("ops@127.0.0.1:{port}/opsworks")),
+        "{err}"
+    );
+    assert!(!err.contains("s3cr3t-pw"), "{err}");
+
+    let missing = test_url_with(|_, hostport, userinfo| {
+        format!("postgres://{userinfo}@{hostport}/opsworks_no_such_db")
+    });
+    let err = open_error(&missing).await;
+    assert!(
+        err.contains("\"opsworks_no_such_db\" does not exist") && err.contains("createdb"),
+        "{err}"
+    );
+
+    let wrong = test_url_with(|user, hostport, _| {
+        format!("postgres://{user}:s3cr3t-pw@{hostport}/opsworks_test")
+    });
+    let err = open_error(&wrong).await;
+    assert!(err.contains("refused user"), "{err}");
+    assert!(!err.contains("s3cr3t-pw"), "{err}");
+
     let err = match open(&Engine::Postgres {
-        url: "postgres://localhost/opsworks".into(),
+        url: "postgres://ops:s3cr3t-pw@[::1/db".into(),
     })
     .await
     {
-        Ok(_) => panic!("postgres opened"),
+        Ok(_) => panic!("opened a malformed URL"),
         Err(e) => e.to_string(),
     };
-    assert!(err.contains("postgres"), "{err}");
+    assert!(err.contains("invalid PostgreSQL URL"), "{err}");
+    assert!(!err.contains("s3cr3t-pw"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_survives_lost_connections() {
+    let db = Fixture::postgres().await;
+    let store = db.open().await;
+    let mut tx = store.write().await.unwrap();
+    tx.put(&thing("a", "s1", "kept")).await.unwrap();
+    tx.commit().await.unwrap();
+
+    // A transaction under way when the database drops every connection (a restart, a
+    // failover): its next step fails as "unavailable", and nothing of it lands.
+    let mut tx = store.write().await.unwrap();
+    tx.put(&thing("b", "s1", "lost")).await.unwrap();
+    terminate_connections(&db).await;
+    let err = tx.put(&thing("c", "s1", "lost")).await.unwrap_err();
+    assert!(matches!(err, StoreError::Unavailable(_)), "{err:?}");
+    assert!(tx.commit().await.is_err());
+
+    // Every pooled connection dies (a database restart): reads retry until they find or make
+    // a live one. Concurrent reads first fill the pool with connections to kill.
+    let store = Arc::new(store);
+    let readers: Vec<_> = (0..12)
+        .map(|_| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                for _ in 0..5 {
+                    store.backend().get(Kind::Layer, "a").await.unwrap();
+                }
+            })
+        })
+        .collect();
+    for r in readers {
+        r.await.unwrap();
+    }
+    terminate_connections(&db).await;
+    for _ in 0..20 {
+        assert!(
+            store
+                .backend()
+                .get(Kind::Layer, "a")
+                .await
+                .unwrap()
+                .is_some()
+        );
+    }
+    assert_eq!(
+        names(&store.list::<Thing>(Filter::All).await.unwrap()),
+        ["kept"]
+    );
+    let mut tx = store.write().await.unwrap();
+    tx.put(&thing("d", "s1", "after")).await.unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(store.count::<Thing>(Filter::All).await.unwrap(), 2);
+}
+
+/// Ends every connection to the fixture's database but the caller's, as a restart would.
+async fn terminate_connections(db: &Fixture) {
+    use sqlx::Connection;
+    let Fixture::Postgres(pg) = db else {
+        unreachable!()
+    };
+    let mut admin = sqlx::PgConnection::connect(pg.url()).await.unwrap();
+    sqlx::query(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+         WHERE datname = current_database() AND pid <> pg_backend_pid()",
+    )
+    .execute(&mut admin)
+    .await
+    .unwrap();
+    admin.close().await.unwrap();
 }
