@@ -15,7 +15,7 @@ use subtle::ConstantTimeEq;
 pub const SESSION_IDLE: Duration = Duration::from_secs(12 * 3600);
 
 /// The environment variable that sets the console password (replacing the stored one).
-pub const PASSWORD_ENV: &str = "OPSWORKS_CONSOLE_PASSWORD";
+pub const PASSWORD_ENV: &str = opsworks_env::OPSWORKS_CONSOLE_PASSWORD;
 
 /// Errors while setting up the console's password.
 #[derive(Debug, thiserror::Error)]

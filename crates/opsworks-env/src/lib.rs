@@ -66,3 +66,11 @@ pub const OPSWORKS_SUPERVISOR_EXE: &str = "OPSWORKS_SUPERVISOR_EXE";
 pub const OPSWORKS_SUPERVISOR_DIR: &str = "OPSWORKS_SUPERVISOR_DIR";
 /// Forces the service backend (`systemd` or `supervisor`) instead of detecting it.
 pub const OPSWORKS_SERVICE_BACKEND: &str = "OPSWORKS_SERVICE_BACKEND";
+
+// What the tests read.
+
+/// The PostgreSQL the store's tests create their databases on
+/// (`scripts/postgres-test-setup.sh` prints it).
+pub const OPSWORKS_TEST_DATABASE_URL: &str = "OPSWORKS_TEST_DATABASE_URL";
+/// Rewrites the API crate's committed XML fixtures from what the writer produces now.
+pub const OPSWORKS_BLESS_XML: &str = "OPSWORKS_BLESS_XML";

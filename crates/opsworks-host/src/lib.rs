@@ -4,6 +4,7 @@
 //! recipe language here.
 
 mod cmd;
+pub mod definition;
 pub mod cron;
 mod error;
 pub mod fetch;

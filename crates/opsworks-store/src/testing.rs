@@ -12,7 +12,7 @@ use crate::Engine;
 use crate::postgres::redact;
 
 /// The environment variable naming the PostgreSQL the tests use.
-pub const TEST_DATABASE_URL_VAR: &str = "OPSWORKS_TEST_DATABASE_URL";
+pub const TEST_DATABASE_URL_VAR: &str = opsworks_env::OPSWORKS_TEST_DATABASE_URL;
 
 /// What a test without [`TEST_DATABASE_URL_VAR`] says.
 pub const SETUP_HINT: &str = "OPSWORKS_TEST_DATABASE_URL is not set: this test runs on PostgreSQL and needs a server where it may create databases. Set one up (as root; it installs Debian's postgresql-15 if absent, starts the cluster, creates the role and database) and export the URL it prints:\n    export OPSWORKS_TEST_DATABASE_URL=\"$(sudo scripts/postgres-test-setup.sh)\"\n(a URL like postgres://opsworks:opsworks@127.0.0.1:5432/opsworks_test)";

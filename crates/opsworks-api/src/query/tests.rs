@@ -55,7 +55,7 @@ fn botocore_fixtures() {
             .unwrap();
     assert_eq!(cases["botocore"], "1.35.99");
     let synthetic = [wiretest("query"), wiretest("ec2")];
-    let bless = std::env::var_os("OPSWORKS_BLESS_XML").is_some();
+    let bless = std::env::var_os(opsworks_env::OPSWORKS_BLESS_XML).is_some();
     let cases = cases["cases"].as_array().unwrap();
     assert!(cases.len() >= 80, "only {} cases", cases.len());
     let (mut parsed, mut written) = (0, 0);
