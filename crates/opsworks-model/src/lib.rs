@@ -9,6 +9,7 @@ pub mod catalog;
 pub mod deployment;
 pub mod ids;
 pub mod instance;
+pub mod instance_types;
 pub mod layer;
 pub mod limits;
 pub mod scaling;
