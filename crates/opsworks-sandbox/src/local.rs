@@ -225,6 +225,16 @@ impl LocalProvider {
         Ok((names.netns, names.veth_host))
     }
 
+    /// The machine's control group directories on the host, one per hierarchy (whether they
+    /// exist or not: a stopped machine has none), for inspection; empty without control groups.
+    pub fn cgroup_dirs(&self, id: &str) -> Result<Vec<PathBuf>> {
+        validate_id(id)?;
+        Ok(self
+            .group_of(&self.machine_dir(id))?
+            .map(|group| group.dirs)
+            .unwrap_or_default())
+    }
+
     /// The machine's directory (disk, records, console log); see the module docs for its layout.
     pub fn machine_dir_of(&self, id: &str) -> Result<PathBuf> {
         validate_id(id)?;
