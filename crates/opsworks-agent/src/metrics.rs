@@ -300,6 +300,24 @@ fn group_counter(group: &cgroup::CgroupSampler) -> impl Fn() + Send + 'static {
     }
 }
 
+/// One sample over `period`, as the agent would take it, with what it was read from (for
+/// `opsworks agent-cli metrics`). A control group's load averages take a count at the start and
+/// every [`cgroup::LOAD_PERIOD`] of the period.
+pub fn sample_for(period: Duration) -> (String, Option<MetricSample>) {
+    let mut source = Source::detect();
+    let started = std::time::Instant::now();
+    if let Source::Cgroup(group) = &source {
+        group.count_load();
+        while started.elapsed() + cgroup::LOAD_PERIOD <= period {
+            std::thread::sleep(cgroup::LOAD_PERIOD);
+            group.count_load();
+        }
+    }
+    std::thread::sleep(period.saturating_sub(started.elapsed()));
+    let at = jiff::Timestamp::now().as_second();
+    (source.describe(), source.sample(at))
+}
+
 /// Samples every `every` and sends what waits, forever. A server that is away is tried again at
 /// the next tick; a batch the server refuses as invalid is dropped (it would never pass).
 pub async fn run(client: Client, instance_id: String, every: Duration) {

@@ -33,6 +33,7 @@ mod spec;
 use std::time::Duration;
 
 pub use error::{Error, Result};
+pub use host::ensure_root;
 pub use init::init_main;
 pub use local::{LocalConfig, LocalProvider, NetworkConfig, Reaped};
 pub use spec::{

@@ -93,15 +93,7 @@ impl LocalProvider {
     /// half-entered machine. Failures inside (a command that does not exist) are reported on
     /// stderr by the helper with status 127, or 125 when the machine could not be entered.
     pub fn exec_attached(&self, id: &str, argv: &[String]) -> Result<i32> {
-        let euid = nix::unistd::geteuid();
-        if !euid.is_root() {
-            return Err(Error::Exec {
-                id: id.to_string(),
-                reason: format!(
-                    "entering a machine takes root on the host (running as uid {euid}); run it with sudo"
-                ),
-            });
-        }
+        crate::host::ensure_root("entering a machine")?;
         let mut command = self.exec_command(id)?;
         command.arg("--attach");
         if let Some(term) = std::env::var_os("TERM") {
