@@ -40,6 +40,8 @@ enum Command {
     Agent(opsworks_agent::AgentArgs),
     /// Inspect what the agent on this instance did (its last 30 commands, logs, JSON).
     AgentCli(AgentCliArgs),
+    /// Run a shell (or a command after --) inside a running local instance; root only.
+    Exec(crate::exec::ExecArgs),
     /// The service supervisor (started on demand by the `service` resource where systemd is not PID 1).
     #[command(hide = true)]
     Supervisor(opsworks_host::supervisor::SupervisorArgs),
@@ -223,6 +225,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             opsworks_agent::run(args)?;
             return Ok(ExitCode::SUCCESS);
         }
+        Command::Exec(args) => return crate::exec::run(args),
         Command::AgentCli(args) => {
             opsworks_agent::run_cli(&args.state_dir, args.command)?;
             return Ok(ExitCode::SUCCESS);

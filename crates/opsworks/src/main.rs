@@ -1,6 +1,7 @@
 //! The `opsworks` command: `server` runs the control plane, `up` is the quickstart.
 
 mod cli;
+mod exec;
 
 use clap::Parser;
 
