@@ -18,7 +18,7 @@ use nix::unistd::Pid;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::init::unescape_mountinfo;
+use crate::procfs::unescape_mountinfo;
 use crate::spec::Limits;
 
 /// The directory under each hierarchy's root that holds the machines' groups.

@@ -25,8 +25,6 @@ use serde::{Deserialize, Serialize};
 mod exec;
 mod rootfs;
 
-pub(crate) use rootfs::unescape_mountinfo;
-
 use crate::cgroup::{self, InnerMount};
 use crate::error::{Error, Result};
 use crate::procfs;
@@ -342,14 +340,6 @@ fn reap(main: Pid) -> Option<i32> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn mountinfo_escapes_are_undone() {
-        assert_eq!(
-            unescape_mountinfo("/srv/my\\040data\\134x"),
-            "/srv/my data\\x"
-        );
-    }
 
     #[test]
     fn reports_round_trip() {

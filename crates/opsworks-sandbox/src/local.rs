@@ -746,7 +746,7 @@ fn unmount_under(dir: &Path) -> Result<()> {
     let mut points: Vec<PathBuf> = mountinfo
         .lines()
         .filter_map(|line| line.split(' ').nth(4))
-        .map(|p| PathBuf::from(crate::init::unescape_mountinfo(p)))
+        .map(|p| PathBuf::from(crate::procfs::unescape_mountinfo(p)))
         .filter(|p| p.starts_with(dir))
         .collect();
     // Deepest first.

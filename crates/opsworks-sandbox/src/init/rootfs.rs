@@ -16,6 +16,7 @@ use nix::unistd::{chdir, pivot_root, sethostname};
 use super::LaunchSpec;
 use crate::cgroup::InnerMount;
 use crate::error::{Error, Result};
+use crate::procfs::unescape_mountinfo;
 use crate::spec::FileSpec;
 
 /// Marks the `/etc/hosts` line the provider manages.
@@ -278,15 +279,6 @@ fn host_submounts(hidden: &[PathBuf]) -> Result<Vec<PathBuf>> {
         points.insert(point);
     }
     Ok(points.into_iter().collect())
-}
-
-/// Mount points in mountinfo escape space, tab, newline and backslash as octal.
-pub(crate) fn unescape_mountinfo(field: &str) -> String {
-    field
-        .replace("\\040", " ")
-        .replace("\\011", "\t")
-        .replace("\\012", "\n")
-        .replace("\\134", "\\")
 }
 
 fn overlay_submount(root: &Path, mounts: &Path, point: &Path) -> Result<()> {
