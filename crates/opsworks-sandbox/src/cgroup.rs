@@ -3,6 +3,10 @@
 //! machine's group with CPU and memory limits, listing and killing what runs in it, and
 //! removing it.
 //!
+//! A machine's CPU limit is a CFS quota of its vCPUs per 100 ms, and its weight against other
+//! groups when the host's CPUs are contended is proportional to its vCPUs (v1 `cpu.shares`
+//! 1024 per vCPU, v2 `cpu.weight` 100 per vCPU); its memory limit has no swap beyond it.
+//!
 //! Every machine's group is `<hierarchy>/opsworks/<name>` (in each v1 hierarchy the provider uses:
 //! cpu, cpuacct, memory and pids when present). Groups sit under the hierarchy's root, not under
 //! the server's own group: machines outlive the server, and v2 lets only the root (or an empty
@@ -236,6 +240,8 @@ impl Layout {
                 if let Some(limits) = limits {
                     let quota = u64::from(limits.cpu_millis) * CFS_PERIOD_US / 1000;
                     write(dir, "cpu.max", &format!("{quota} {CFS_PERIOD_US}"))?;
+                    let weight = (u64::from(limits.cpu_millis) / 10).clamp(1, 10_000);
+                    write(dir, "cpu.weight", &weight.to_string())?;
                     write(dir, "memory.max", &limits.memory_bytes.to_string())?;
                     // An EC2 instance has no swap: the limit is the limit.
                     if dir.join("memory.swap.max").exists() {
@@ -252,6 +258,8 @@ impl Layout {
                         let quota = u64::from(limits.cpu_millis) * CFS_PERIOD_US / 1000;
                         write(dir, "cpu.cfs_period_us", &CFS_PERIOD_US.to_string())?;
                         write(dir, "cpu.cfs_quota_us", &quota.to_string())?;
+                        let shares = (u64::from(limits.cpu_millis) * 1024 / 1000).max(2);
+                        write(dir, "cpu.shares", &shares.to_string())?;
                     }
                     if controllers.iter().any(|c| c == "memory") {
                         write(

@@ -192,12 +192,14 @@ fn a_t3_micro_gets_the_tables_limits_in_its_own_control_group() {
     if v2 {
         let dir = &groups[0];
         assert_eq!(read(dir.join("cpu.max")), "200000 100000");
+        assert_eq!(read(dir.join("cpu.weight")), "200");
         assert_eq!(read(dir.join("memory.max")), (1u64 << 30).to_string());
     } else {
         let cpu = group_dir(&groups, "cpu");
         let memory = group_dir(&groups, "memory");
         assert_eq!(read(cpu.join("cpu.cfs_period_us")), "100000");
         assert_eq!(read(cpu.join("cpu.cfs_quota_us")), "200000", "2 vCPUs");
+        assert_eq!(read(cpu.join("cpu.shares")), "2048");
         assert_eq!(
             read(memory.join("memory.limit_in_bytes")),
             (1u64 << 30).to_string(),

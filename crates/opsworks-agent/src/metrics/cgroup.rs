@@ -6,8 +6,10 @@
 //! - `cpu_*`: percent of the CPU the group may use over the interval: its usage counters
 //!   (v1 `cpuacct.usage` split by `cpuacct.stat`, v2 `cpu.stat`) against its quota (v1
 //!   `cpu.cfs_quota_us`, v2 `cpu.max`; no more CPUs than the process may run on). `cpu_user` and
-//!   `cpu_system` are the group's, `cpu_idle` the rest; `cpu_nice`, `cpu_steal` and `cpu_waitio`
-//!   are not accounted per group and read 0.
+//!   `cpu_system` are the group's. `cpu_steal` is what a virtual machine's steal is: time the
+//!   group's tasks were ready to run but the host ran something else (the growth of each task's
+//!   run-queue wait, `/proc/<tid>/schedstat`), at most the quota the group did not use.
+//!   `cpu_idle` is the rest; `cpu_nice` and `cpu_waitio` are not accounted per group and read 0.
 //! - `memory_*`: KiB. `memory_total` is the limit (v1 `memory.limit_in_bytes`, v2 `memory.max`;
 //!   the host's memory if that is less), `memory_cached` the group's page cache (`memory.stat`'s
 //!   `total_cache`/`cache`, v2 `file`), `memory_free` = total - usage, `memory_used` = usage -
@@ -232,8 +234,15 @@ fn field(text: &str, key: &str) -> Option<u64> {
 }
 
 /// `[idle, nice, steal, system, user, waitio]` in percent of `cpus` CPUs over `elapsed`
-/// seconds, from two readings of the group's usage.
-pub fn cpu_percent(a: &CpuUsage, b: &CpuUsage, elapsed: f64, cpus: f64) -> [f64; 6] {
+/// seconds, from two readings of the group's usage and the nanoseconds its tasks waited for a
+/// CPU in between.
+pub fn cpu_percent(
+    a: &CpuUsage,
+    b: &CpuUsage,
+    elapsed: f64,
+    cpus: f64,
+    waited_ns: f64,
+) -> [f64; 6] {
     let capacity = elapsed * cpus * 1e9;
     if capacity <= 0.0 || b.total < a.total {
         return [0.0; 6];
@@ -245,7 +254,28 @@ pub fn cpu_percent(a: &CpuUsage, b: &CpuUsage, elapsed: f64, cpus: f64) -> [f64;
     );
     let user_share = if du + ds > 0.0 { du / (du + ds) } else { 1.0 };
     let (user, system) = (used * user_share, used * (1.0 - user_share));
-    [100.0 - used, 0.0, 0.0, system, user, 0.0]
+    let steal = (waited_ns.max(0.0) / capacity * 100.0).min(100.0 - used);
+    [100.0 - used - steal, 0.0, steal, system, user, 0.0]
+}
+
+/// The run-queue wait (ns) of a task from its `/proc/<tid>/schedstat` (`run wait slices`).
+fn parse_schedstat(text: &str) -> Option<u64> {
+    text.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// Nanoseconds the tasks of `now` waited since `before`: each task's growth (a task new to the
+/// group counts whole), at most `elapsed_ns` per task.
+pub fn waited(
+    before: &std::collections::HashMap<String, u64>,
+    now: &std::collections::HashMap<String, u64>,
+    elapsed_ns: f64,
+) -> f64 {
+    now.iter()
+        .map(|(tid, wait)| {
+            let grown = wait.saturating_sub(before.get(tid).copied().unwrap_or(0));
+            (grown as f64).min(elapsed_ns)
+        })
+        .sum()
 }
 
 /// `[buffers, cached, free, swap used, total, used]` in KiB from the group's usage, its
@@ -354,6 +384,7 @@ pub struct CgroupSampler {
     limits: GroupLimits,
     proc_dir: PathBuf,
     last_cpu: Option<(Instant, CpuUsage)>,
+    last_waits: std::collections::HashMap<String, u64>,
     load: Arc<Mutex<LoadAverage>>,
 }
 
@@ -375,9 +406,11 @@ impl CgroupSampler {
             limits,
             proc_dir: proc_dir.into(),
             last_cpu: None,
+            last_waits: Default::default(),
             load: Arc::new(Mutex::new(LoadAverage::new())),
         };
         s.last_cpu = s.read_cpu().map(|u| (Instant::now(), u));
+        s.last_waits = s.read_waits();
         Some(s)
     }
 
@@ -495,6 +528,25 @@ impl CgroupSampler {
         }
     }
 
+    /// The group's tasks and how long each has waited for a CPU so far (ns).
+    fn read_waits(&self) -> std::collections::HashMap<String, u64> {
+        let list = if self.files.v2 {
+            "cgroup.threads"
+        } else {
+            "tasks"
+        };
+        Self::read(&self.files.cpu.join(list))
+            .map(|text| {
+                text.split_whitespace()
+                    .filter_map(|tid| {
+                        let stat = Self::read(&self.proc_dir.join(tid).join("schedstat"))?;
+                        Some((tid.to_string(), parse_schedstat(&stat)?))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
     /// Takes a count for the load averages now.
     pub fn count_load(&self) {
         let active = self.active_tasks();
@@ -507,9 +559,13 @@ impl CgroupSampler {
     pub fn sample(&mut self, at: i64) -> Option<MetricSample> {
         let now = Instant::now();
         let usage = self.read_cpu()?;
+        let waits = self.read_waits();
+        let before_waits = std::mem::replace(&mut self.last_waits, waits);
         let cpu = match self.last_cpu.replace((now, usage)) {
             Some((then, before)) => {
-                cpu_percent(&before, &usage, (now - then).as_secs_f64(), self.cpus())
+                let elapsed = (now - then).as_secs_f64();
+                let waited = waited(&before_waits, &self.last_waits, elapsed * 1e9);
+                cpu_percent(&before, &usage, elapsed, self.cpus(), waited)
             }
             None => [0.0; 6],
         };

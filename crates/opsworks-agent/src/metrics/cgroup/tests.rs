@@ -182,7 +182,7 @@ fn cpu_shares_are_of_the_quota() {
     // v1: 1.5 s of CPU in 1 s on 2 CPUs = 75 %, user 3 ticks to system 1.
     let a = parse_cpuacct("1000000000\n", "user 100\nsystem 50\n").unwrap();
     let b = parse_cpuacct("2500000000\n", "user 130\nsystem 60\n").unwrap();
-    let [idle, nice, steal, system, user, waitio] = cpu_percent(&a, &b, 1.0, 2.0);
+    let [idle, nice, steal, system, user, waitio] = cpu_percent(&a, &b, 1.0, 2.0, 0.0);
     let close = |x: f64, y: f64| (x - y).abs() < 1e-9;
     assert!(
         close(user, 75.0 * 0.75) && close(system, 75.0 * 0.25),
@@ -191,9 +191,17 @@ fn cpu_shares_are_of_the_quota() {
     assert!(close(idle, 25.0));
     assert_eq!((nice, steal, waitio), (0.0, 0.0, 0.0));
     // More than the quota in an interval (a late tick) reads 100 %, never more.
-    assert!(close(cpu_percent(&a, &b, 0.5, 1.0)[0], 0.0));
+    assert!(close(cpu_percent(&a, &b, 0.5, 1.0, 0.0)[0], 0.0));
     // Counters going back (the group was made again) read zero.
-    assert_eq!(cpu_percent(&b, &a, 1.0, 2.0), [0.0; 6]);
+    assert_eq!(cpu_percent(&b, &a, 1.0, 2.0, 0.0), [0.0; 6]);
+    // Waiting for a CPU the host gave elsewhere is steal, up to the quota left unused.
+    let [idle, _, steal, _, user, _] = cpu_percent(&a, &b, 1.0, 2.0, 0.2e9);
+    assert!(
+        close(steal, 10.0) && close(idle, 15.0) && close(user, 56.25),
+        "{steal} {idle}"
+    );
+    let [idle, _, steal, ..] = cpu_percent(&a, &b, 1.0, 2.0, 5e9);
+    assert!(close(steal, 25.0) && close(idle, 0.0), "{steal} {idle}");
     // v2: cpu.stat in microseconds.
     let v2 = parse_cpu_stat(CPU_STAT_V2).unwrap();
     assert_eq!(
@@ -204,7 +212,7 @@ fn cpu_shares_are_of_the_quota() {
             system: 500_000
         }
     );
-    let shares = cpu_percent(&CpuUsage::default(), &v2, 5.0, 1.0);
+    let shares = cpu_percent(&CpuUsage::default(), &v2, 5.0, 1.0, 0.0);
     assert!(close(shares[4], 40.0) && close(shares[3], 10.0) && close(shares[0], 50.0));
     assert_eq!(parse_cpu_stat("user_usec 1\n"), None);
     assert_eq!(parse_cpuacct("x", "user 1\nsystem 1\n"), None);
@@ -257,6 +265,24 @@ fn load_averages_are_damped_as_the_kernels() {
     );
     load.fold(0, 12);
     assert!(load.get()[0] < 0.75);
+}
+
+#[test]
+fn waits_grow_per_task_and_are_bounded() {
+    let map = |pairs: &[(&str, u64)]| -> std::collections::HashMap<String, u64> {
+        pairs.iter().map(|(k, v)| (k.to_string(), *v)).collect()
+    };
+    let before = map(&[("1", 100), ("7", 1_000)]);
+    // 7 waited 500 ns more, 9 is new (all of its 300 counts), 1 is unchanged, 8 left.
+    let now = map(&[("1", 100), ("7", 1_500), ("9", 300)]);
+    assert_eq!(waited(&before, &now, 1e9), 800.0);
+    // No task waits longer than the interval.
+    assert_eq!(waited(&map(&[]), &map(&[("5", 5_000_000_000)]), 1e9), 1e9);
+    assert_eq!(
+        parse_schedstat("256577092 705437712 839\n"),
+        Some(705437712)
+    );
+    assert_eq!(parse_schedstat("1"), None);
 }
 
 #[test]
@@ -326,6 +352,12 @@ fn a_sampler_reads_a_v2_group_tree() {
     assert!(s.values[4] > 30.0 && s.values[4] <= 50.0, "{:?}", s.values);
     assert_eq!(s.values[3], 0.0);
     assert!((s.values[0] + s.values[4] - 100.0).abs() < 1e-9);
+    assert_eq!(s.values[2], 0.0, "nothing waited");
+    // Task 7 then waits 0.05 s for a CPU: steal.
+    fs::write(proc_dir.join("7/schedstat"), "1000 50000000 2\n").unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    let s = sampler.sample(1_700_000_001).unwrap();
+    assert!(s.values[2] > 10.0 && s.values[2] <= 25.0, "{:?}", s.values);
     assert_eq!(s.values[10], 1024.0 * 1024.0);
     assert_eq!(s.values[11], 150.0 * 1024.0);
     assert!(
