@@ -6,7 +6,8 @@
 //! Module map: [`client`] signs and retries protocol calls; [`agent`] is the loop and the
 //! exactly-once bookkeeping; [`runner`] runs one command; [`apps`] and [`sources`] lay out
 //! releases and fetch code; [`state`] owns the state directory; [`cli`] reads it back;
-//! [`facts`] describes the host; [`metrics`] samples `/proc` and sends the samples.
+//! [`facts`] describes the host; [`metrics`] samples the machine (its control group, or `/proc`)
+//! and sends the samples.
 
 pub mod agent;
 pub mod apps;

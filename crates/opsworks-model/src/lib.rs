@@ -11,6 +11,7 @@ pub mod deployment;
 pub mod event;
 pub mod ids;
 pub mod instance;
+pub mod instance_types;
 pub mod layer;
 pub mod limits;
 pub mod metrics;

@@ -27,6 +27,8 @@ pub enum LocalInstances {
     On {
         /// The URL on the machines' bridge.
         agent_url: String,
+        /// Machines of this host that no data dir owned any more, stopped and removed at start.
+        reaped: Vec<String>,
     },
     /// Asked for where possible, but this host cannot run them (why).
     Unavailable(String),
@@ -77,9 +79,9 @@ impl Server {
             Instances::Recorded => LocalInstances::Off,
             wanted => match attach_local_machines(&core, &config, addr.port(), &mut workers).await
             {
-                Ok((agent_listener, agent_url)) => {
+                Ok((agent_listener, agent_url, reaped)) => {
                     http.spawn(serve(agent_listener, edge::router(core.clone()), stopped()));
-                    LocalInstances::On { agent_url }
+                    LocalInstances::On { agent_url, reaped }
                 }
                 Err(e) if wanted == Instances::LocalIfPossible => {
                     LocalInstances::Unavailable(e.to_string())
@@ -221,20 +223,30 @@ fn start_workers(core: &Core, workers: &mut Workers) {
     });
 }
 
-/// Prepares the local provider, the agents' listener on the machines' bridge and the package
-/// proxy, and attaches the machines to the core. Returns the agents' listener and URL.
+/// Prepares the local provider (reaping the machines of this host whose data dir is gone), the
+/// agents' listener on the machines' bridge and the package proxy, and attaches the machines to
+/// the core. Returns the agents' listener and URL, and the machines reaped.
 async fn attach_local_machines(
     core: &Core,
     config: &ServerConfig,
     port: u16,
     workers: &mut Workers,
-) -> Result<(TcpListener, String), ServerError> {
+) -> Result<(TcpListener, String, Vec<String>), ServerError> {
     use opsworks_sandbox::{LocalConfig, LocalProvider};
     let unavailable = |e: &dyn std::fmt::Display| ServerError::Instances(e.to_string());
     let provider = LocalProvider::new(LocalConfig::new(config.data_dir.join("machines")))
         .map_err(|e| unavailable(&e))?;
     provider.check_host().map_err(|e| unavailable(&e))?;
     let gateway = provider.prepare().map_err(|e| unavailable(&e))?;
+    let reaper = provider.clone();
+    let reaped = tokio::task::spawn_blocking(move || reaper.reap_orphans())
+        .await
+        .map_err(|e| unavailable(&e))?
+        .map_err(|e| unavailable(&e))?;
+    for r in &reaped {
+        tracing::warn!("reaped an orphaned local machine: {r}");
+    }
+    let reaped = reaped.into_iter().map(|r| r.name).collect();
     let listener = match TcpListener::bind((gateway, port)).await {
         Ok(l) => l,
         Err(_) => TcpListener::bind((gateway, 0))
@@ -276,5 +288,5 @@ async fn attach_local_machines(
     )
     .with_package_proxy(proxy_url);
     core.set_machines(machines);
-    Ok((listener, agent_url))
+    Ok((listener, agent_url, reaped))
 }

@@ -44,6 +44,8 @@ pub enum Command {
     Agent(opsworks_agent::AgentArgs),
     /// Inspect what the agent did on this instance.
     AgentCli(AgentCliArgs),
+    /// Run a command (a shell by default) inside a local instance (root only).
+    Exec(crate::exec::ExecArgs),
     /// The service supervisor (internal).
     #[command(hide = true)]
     Supervisor(opsworks_host::supervisor::SupervisorArgs),

@@ -2,6 +2,7 @@
 //! the converge tool and the supervisor are subcommands of the same binary.
 
 mod cli;
+mod exec;
 mod serve;
 
 use std::process::ExitCode;
@@ -35,6 +36,7 @@ fn main() -> anyhow::Result<ExitCode> {
             opsworks_agent::run(args)?;
             return Ok(ExitCode::SUCCESS);
         }
+        Command::Exec(args) => return exec::run(args),
         Command::AgentCli(args) => {
             opsworks_agent::run_cli(&args.state_dir, args.command)?;
             return Ok(ExitCode::SUCCESS);

@@ -43,8 +43,15 @@ pub async fn serve(mut config: ServerConfig, quickstart: bool) -> anyhow::Result
     // Tests and scripts wait for this exact line before they connect.
     println!("listening on {endpoint}");
     match server.local_instances() {
-        LocalInstances::On { agent_url } => {
-            println!("local instances: agents reach the server at {agent_url}")
+        LocalInstances::On { agent_url, reaped } => {
+            println!("local instances: agents reach the server at {agent_url}");
+            if !reaped.is_empty() {
+                println!(
+                    "reaped {} orphaned local machine(s) whose data dir is gone: {}",
+                    reaped.len(),
+                    reaped.join(", ")
+                );
+            }
         }
         LocalInstances::Unavailable(why) => {
             eprintln!("warning: local instances are off: {why}");

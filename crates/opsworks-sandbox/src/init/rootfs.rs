@@ -1,6 +1,7 @@
 //! The machine's file system view, built by its init before the main process starts: the
 //! overlay root over the host's root (and over each other disk file system of the host), fresh
-//! pseudo file systems, a minimal `/dev`, hidden paths, and the machine's identity files.
+//! pseudo file systems, the machine's own control group at `/sys/fs/cgroup`, a minimal `/dev`,
+//! hidden paths, and the machine's identity files.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
@@ -13,7 +14,9 @@ use nix::mount::{MntFlags, MsFlags, mount, umount2};
 use nix::unistd::{chdir, pivot_root, sethostname};
 
 use super::LaunchSpec;
+use crate::cgroup::InnerMount;
 use crate::error::{Error, Result};
+use crate::procfs::unescape_mountinfo;
 use crate::spec::FileSpec;
 
 /// Marks the `/etc/hosts` line the provider manages.
@@ -51,6 +54,9 @@ pub(super) fn build(spec: &LaunchSpec) -> Result<()> {
     // The overlay covers only the host's root file system; the pseudo file systems are fresh.
     mount_in(root, "proc", "proc", quiet, None)?;
     mount_in(root, "sys", "sysfs", quiet | MsFlags::MS_RDONLY, None)?;
+    if let Some(cgroup) = &spec.cgroup {
+        mount_cgroups(root, &cgroup.mounts)?;
+    }
     populate_dev(root)?;
     mount_in(
         root,
@@ -87,7 +93,94 @@ pub(super) fn build(spec: &LaunchSpec) -> Result<()> {
     for file in &spec.files {
         place_file(file)?;
     }
+    for (path, target) in &spec.links {
+        place_link(path, target)?;
+    }
     Ok(())
+}
+
+/// Mounts the machine's control group hierarchies read-only at `/sys/fs/cgroup`: mounted from
+/// inside the machine's cgroup namespace, each shows the machine's own group as its root, so
+/// the machine sees its own limits and usage (and cannot raise its limits).
+fn mount_cgroups(root: &Path, mounts: &[InnerMount]) -> Result<()> {
+    let base = root.join("sys/fs/cgroup");
+    if !base.is_dir() {
+        return Err(Error::Io {
+            context: "mounting the machine's control group".to_string(),
+            source: std::io::Error::other("/sys/fs/cgroup is missing from sysfs"),
+        });
+    }
+    let flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+    if let [only] = mounts
+        && only.dir.is_empty()
+    {
+        return mount(
+            Some(only.fstype.as_str()),
+            &base,
+            Some(only.fstype.as_str()),
+            flags | MsFlags::MS_RDONLY,
+            None::<&str>,
+        )
+        .map_err(Error::sys(
+            "mounting the machine's cgroup2 at /sys/fs/cgroup",
+        ));
+    }
+    let tmpfs_options = "mode=755,size=64k";
+    mount(
+        Some("tmpfs"),
+        &base,
+        Some("tmpfs"),
+        flags,
+        Some(tmpfs_options),
+    )
+    .map_err(Error::sys("mounting a tmpfs at /sys/fs/cgroup"))?;
+    for inner in mounts {
+        let dir = base.join(&inner.dir);
+        fs::create_dir(&dir)
+            .map_err(Error::io(format!("creating /sys/fs/cgroup/{}", inner.dir)))?;
+        mount(
+            Some(inner.fstype.as_str()),
+            &dir,
+            Some(inner.fstype.as_str()),
+            flags | MsFlags::MS_RDONLY,
+            Some(inner.options.as_str()),
+        )
+        .map_err(Error::sys(format!(
+            "mounting the machine's {} hierarchy at /sys/fs/cgroup/{}",
+            inner.options, inner.dir
+        )))?;
+        for link in &inner.links {
+            std::os::unix::fs::symlink(&inner.dir, base.join(link))
+                .map_err(Error::io(format!("linking /sys/fs/cgroup/{link}")))?;
+        }
+    }
+    mount(
+        None::<&str>,
+        &base,
+        None::<&str>,
+        flags | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY,
+        Some(tmpfs_options),
+    )
+    .map_err(Error::sys("making /sys/fs/cgroup read-only"))
+}
+
+/// Places a symbolic link, replacing a file or link already there (on the machine's disk only).
+fn place_link(path: &Path, target: &Path) -> Result<()> {
+    let context = || format!("linking {} to {}", path.display(), target.display());
+    if let Some(parent) = path.parent() {
+        fs::create_dir_all(parent).map_err(Error::io(context()))?;
+    }
+    match fs::symlink_metadata(path) {
+        Ok(meta) if meta.is_dir() => {
+            return Err(Error::Io {
+                context: context(),
+                source: std::io::Error::other("a directory is in the way"),
+            });
+        }
+        Ok(_) => fs::remove_file(path).map_err(Error::io(context()))?,
+        Err(_) => {}
+    }
+    std::os::unix::fs::symlink(target, path).map_err(Error::io(context()))
 }
 
 /// Returns `root/rel` as a directory to mount on, refusing symlinks (they would resolve on the host).
@@ -186,15 +279,6 @@ fn host_submounts(hidden: &[PathBuf]) -> Result<Vec<PathBuf>> {
         points.insert(point);
     }
     Ok(points.into_iter().collect())
-}
-
-/// Mount points in mountinfo escape space, tab, newline and backslash as octal.
-pub(crate) fn unescape_mountinfo(field: &str) -> String {
-    field
-        .replace("\\040", " ")
-        .replace("\\011", "\t")
-        .replace("\\012", "\n")
-        .replace("\\134", "\\")
 }
 
 fn overlay_submount(root: &Path, mounts: &Path, point: &Path) -> Result<()> {

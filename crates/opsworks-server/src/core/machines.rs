@@ -196,6 +196,9 @@ async fn boot_machine(core: &Core, machines: &Machines, id: &str) -> CoreResult<
         });
     }
     spec.hidden_paths = machines.hidden.clone();
+    // The machine gets its instance type's vCPUs and memory as cgroup limits.
+    let size = opsworks_model::instance_types::size_of(&inst.instance_type);
+    spec.limits = Some(opsworks_sandbox::Limits::new(size.vcpus, size.memory_mib));
     let machine = machines
         .provider
         .provision(spec)
