@@ -45,7 +45,7 @@ pub enum Command {
     /// Inspect what the agent did on this instance.
     AgentCli(AgentCliArgs),
     /// Run a command (a shell by default) inside a local instance (root only).
-    Exec(crate::exec::ExecArgs),
+    Exec(ExecArgs),
     /// The service supervisor (internal).
     #[command(hide = true)]
     Supervisor(opsworks_host::supervisor::SupervisorArgs),
@@ -141,6 +141,20 @@ pub struct AgentCliArgs {
     /// What to show.
     #[command(subcommand)]
     pub command: opsworks_agent::AgentCli,
+}
+
+/// Arguments of `opsworks exec`.
+#[derive(Debug, clap::Args)]
+pub struct ExecArgs {
+    /// The data dir of the server that runs the instance (default: as `opsworks up`'s,
+    /// $XDG_DATA_HOME/opsworks, else ~/.local/share/opsworks).
+    #[arg(long, env = env::OPSWORKS_DATA_DIR)]
+    pub data_dir: Option<PathBuf>,
+    /// The instance (its InstanceId); it must be running.
+    pub instance_id: String,
+    /// The command and its arguments, after `--` (default: root's login shell).
+    #[arg(last = true)]
+    pub command: Vec<String>,
 }
 
 impl ControlArgs {

@@ -3,30 +3,14 @@
 //! shell by default) on the caller's terminal, passing its exit status through. Root on the
 //! host only; the machine is found under the server's data dir.
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, bail};
 use opsworks_sandbox::{Error, LocalConfig, LocalProvider, ensure_root};
 
-/// Arguments of `opsworks exec`.
-#[derive(Debug, clap::Args)]
-pub struct ExecArgs {
-    /// The data dir of the server that runs the instance (default: as `opsworks up`'s,
-    /// $XDG_DATA_HOME/opsworks, else ~/.local/share/opsworks).
-    #[arg(long, env = "OPSWORKS_DATA_DIR")]
-    pub data_dir: Option<PathBuf>,
-    /// The instance (its InstanceId); it must be running.
-    pub instance_id: String,
-    /// The command and its arguments, after `--` (default: root's login shell).
-    #[arg(last = true)]
-    pub command: Vec<String>,
-}
-
-
 /// Runs `opsworks exec`: the command's exit status, or an error saying why the instance could
 /// not be entered.
-pub fn run(args: ExecArgs) -> anyhow::Result<ExitCode> {
+pub fn run(args: crate::cli::ExecArgs) -> anyhow::Result<ExitCode> {
     ensure_root("opsworks exec (it enters the instance's namespaces)")?;
     let data_dir = match args.data_dir {
         Some(dir) => dir,
