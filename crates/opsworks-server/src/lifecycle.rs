@@ -62,6 +62,7 @@ pub async fn deliverable_commands(
                 outcome: CommandOutcome::Skipped,
                 exit_code: 0,
                 report: None,
+                app_revisions: None,
             };
             complete(app, &done).await?;
             continue;
