@@ -7,6 +7,7 @@
 //! done) finds its result and only has its completion sent again; one whose entry has no result
 //! was cut off by an agent restart and is reported failed rather than started a second time.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -175,6 +176,7 @@ impl Agent {
                     outcome: CommandOutcome::Skipped,
                     exit_code: 0,
                     report: Some(serde_json::json!({"superseded_by": by})),
+                    app_revisions: None,
                 },
                 started_at: None,
                 completed_at: now_rfc3339(),
@@ -224,6 +226,7 @@ impl Agent {
                 outcome: CommandOutcome::Failed,
                 exit_code: 1,
                 report: Some(serde_json::json!({"error": "interrupted by an agent restart"})),
+                app_revisions: None,
             },
             started_at: None,
             completed_at: now_rfc3339(),
@@ -298,7 +301,10 @@ impl Agent {
         let ran = self.run_logged(cmd, &entry).await;
         self.set_running(None);
         let result = StoredResult {
-            completion: self.completion(cmd, ran.outcome, ran.exit_code, Some(ran.report)),
+            completion: Completion {
+                app_revisions: (!ran.app_revisions.is_empty()).then_some(ran.app_revisions),
+                ..self.completion(cmd, ran.outcome, ran.exit_code, Some(ran.report))
+            },
             started_at: Some(started_at),
             completed_at: now_rfc3339(),
         };
@@ -317,6 +323,7 @@ impl Agent {
                     outcome: CommandOutcome::Failed,
                     exit_code: 1,
                     report: serde_json::json!({"error": e.to_string()}),
+                    app_revisions: BTreeMap::new(),
                     log_shipped: false,
                 };
             }
@@ -347,6 +354,7 @@ impl Agent {
             outcome: outcome.outcome,
             exit_code: outcome.exit_code,
             report: outcome.report,
+            app_revisions: outcome.app_revisions,
             log_shipped,
         }
     }
@@ -364,6 +372,7 @@ impl Agent {
             outcome,
             exit_code,
             report,
+            app_revisions: None,
         }
     }
 
@@ -468,6 +477,8 @@ struct Ran {
     outcome: CommandOutcome,
     exit_code: i32,
     report: Value,
+    /// The git commit each app was deployed at, by app ID.
+    app_revisions: BTreeMap<String, String>,
     /// Whether the whole log reached the server.
     log_shipped: bool,
 }

@@ -45,6 +45,21 @@ fn git_url(src: &SourceSpec) -> String {
     format!("{scheme}://{}{pass}@{rest}", percent(user))
 }
 
+/// `url` without the credentials an http(s) URL may carry in its authority (or any
+/// `user:password@`): what a release's `.git/config` may keep. An ssh user name stays.
+fn public_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let end = rest.find('/').unwrap_or(rest.len());
+    match rest[..end].rfind('@') {
+        Some(at) if matches!(scheme, "http" | "https") || rest[..at].contains(':') => {
+            format!("{scheme}://{}", &rest[at + 1..])
+        }
+        _ => url.to_string(),
+    }
+}
+
 /// Percent-encodes what may not appear raw in a URL's userinfo.
 fn percent(s: &str) -> String {
     s.bytes()
@@ -109,16 +124,21 @@ pub fn fetch_app(
 ) -> Result<Fetched> {
     match src.kind.as_str() {
         "git" => {
+            // The revision is resolved in the repository now, at every deploy; the cache only
+            // saves fetching objects again. The release is a repository of its own checked out
+            // at exactly that commit (never a copy of the cache's working tree, which may hold
+            // leftovers), and the commit is checked after the checkout.
             let sync = opsworks_host::git::sync(
                 &git_url(src),
                 src.revision.as_deref().unwrap_or(""),
                 cache,
                 None,
             )?;
-            copy_tree(cache, release, true)?;
+            let commit =
+                opsworks_host::git::clone_at(cache, &sync.after, release, &public_url(&src.url))?;
             Ok(Fetched {
                 dir: release.to_path_buf(),
-                revision: Some(sync.after),
+                revision: Some(commit),
             })
         }
         "archive" => {
@@ -302,6 +322,31 @@ mod tests {
         assert_eq!(git_url(&src), "https://me:p%40ss%20word@example.test/r.git");
         src.url = "/srv/repo".into();
         assert_eq!(git_url(&src), "/srv/repo");
+    }
+
+    #[test]
+    fn release_origins_keep_no_credentials() {
+        assert_eq!(
+            public_url("https://me:secret@example.test/r.git"),
+            "https://example.test/r.git"
+        );
+        assert_eq!(
+            public_url("https://example.test/a@b"),
+            "https://example.test/a@b"
+        );
+        assert_eq!(
+            public_url("git@example.test:r.git"),
+            "git@example.test:r.git"
+        );
+        assert_eq!(public_url("/srv/repo"), "/srv/repo");
+        assert_eq!(
+            public_url("ssh://git@example.test/r.git"),
+            "ssh://git@example.test/r.git"
+        );
+        assert_eq!(
+            public_url("ssh://u:pw@example.test/r.git"),
+            "ssh://example.test/r.git"
+        );
     }
 
     #[test]

@@ -883,7 +883,23 @@ fn apps_deploy_roll_back_and_undeploy_from_git() {
             .trim(),
         v1
     );
-    assert!(!first.join(".git").exists());
+    // The release is a repository of its own at exactly that commit, and the server hears it.
+    assert_eq!(git(&first, &["rev-parse", "HEAD"]), v1);
+    assert_eq!(
+        git(&first, &["status", "--porcelain", "--untracked-files=no"]),
+        ""
+    );
+    assert_eq!(
+        shared.completion("d-1").unwrap().app_revisions,
+        Some(BTreeMap::from([("app-1".to_string(), v1.clone())]))
+    );
+    assert!(
+        shared
+            .log("d-1")
+            .contains(&format!("at `main` resolved to commit {v1}")),
+        "{}",
+        shared.log("d-1")
+    );
     for d in ["config", "log", "pids", "system"] {
         assert!(deploy_to.join("shared").join(d).is_dir(), "shared/{d}");
     }
@@ -939,6 +955,11 @@ fn apps_deploy_roll_back_and_undeploy_from_git() {
     assert_eq!(
         std::fs::read_to_string(deploy_to.join("current/index.html")).unwrap(),
         "v2\n"
+    );
+    assert_eq!(git(&deploy_to.join("current"), &["rev-parse", "HEAD"]), v2);
+    assert_eq!(
+        shared.completion("d-2").unwrap().app_revisions,
+        Some(BTreeMap::from([("app-1".to_string(), v2.clone())]))
     );
 
     // Five releases are kept, the oldest go.

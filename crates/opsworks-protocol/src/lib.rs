@@ -299,14 +299,21 @@ mod tests {
         let old = r#"{"instance_id":"i","command_id":"c","outcome":"successful","exit_code":0}"#;
         let parsed: Completion = serde_json::from_str(old).unwrap();
         assert_eq!(parsed.app_revisions, None);
-        assert!(!serde_json::to_string(&parsed).unwrap().contains("app_revisions"));
+        assert!(
+            !serde_json::to_string(&parsed)
+                .unwrap()
+                .contains("app_revisions")
+        );
         let sha = "0123456789abcdef0123456789abcdef01234567";
         let with = Completion {
             app_revisions: Some(BTreeMap::from([("app-1".to_string(), sha.to_string())])),
             ..parsed
         };
         let text = serde_json::to_string(&with).unwrap();
-        assert!(text.contains(&format!(r#""app_revisions":{{"app-1":"{sha}"}}"#)), "{text}");
+        assert!(
+            text.contains(&format!(r#""app_revisions":{{"app-1":"{sha}"}}"#)),
+            "{text}"
+        );
         assert_eq!(serde_json::from_str::<Completion>(&text).unwrap(), with);
     }
 }
