@@ -215,7 +215,7 @@ async fn custom_cookbooks(
         ));
         let revision = opsworks_host::git::current_revision(&dest).ok().flatten();
         let dir = if src.kind == "local" {
-            PathBuf::from(&src.url)
+            sources::local_path(&src.url)
         } else {
             dest
         };

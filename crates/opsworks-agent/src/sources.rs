@@ -9,6 +9,12 @@ use opsworks_protocol::SourceSpec;
 
 use crate::error::{AgentError, Result};
 
+/// Where a local instance sees the host's files live and read-only (`opsworks-sandbox`'s
+/// `HOST_VIEW`). Local sources are read there: the instance's own root is a copy-on-write
+/// overlay of the host's, which does not reliably show what the host changed after boot (a git
+/// ref the host rewrote after a commit still read the old commit inside).
+pub const HOST_VIEW: &str = "/run/opsworks/host";
+
 /// Where a fetch put the code, and which revision (git) it is.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Fetched {
@@ -16,6 +22,33 @@ pub struct Fetched {
     pub dir: PathBuf,
     /// The git commit, for git sources.
     pub revision: Option<String>,
+}
+
+/// The path to read for a source's local `path`: the host's file through [`HOST_VIEW`] when the
+/// agent runs in a local instance and the host has that path, otherwise `path` itself.
+pub fn local_path(path: &str) -> PathBuf {
+    live_path_in(Path::new(HOST_VIEW), Path::new(path))
+}
+
+fn live_path_in(view: &Path, path: &Path) -> PathBuf {
+    match path.strip_prefix("/") {
+        Ok(rel) if view.is_dir() && view.join(rel).symlink_metadata().is_ok() => view.join(rel),
+        _ => path.to_path_buf(),
+    }
+}
+
+/// Where git fetches `src` from: a local path (or `file://` URL) through [`local_path`], an
+/// http(s) URL with the source's credentials put in ([`git_url`]).
+fn git_location(src: &SourceSpec) -> String {
+    if src.url.starts_with('/') {
+        return local_path(&src.url).display().to_string();
+    }
+    if let Some(path) = src.url.strip_prefix("file://")
+        && path.starts_with('/')
+    {
+        return format!("file://{}", local_path(path).display());
+    }
+    git_url(src)
 }
 
 /// The repository URL with the source's user name and password put in, for http(s) URLs
@@ -79,7 +112,7 @@ pub fn fetch_cookbooks(src: &SourceSpec, dest: &Path, scratch: &Path) -> Result<
     match src.kind.as_str() {
         "git" => {
             let sync = opsworks_host::git::sync(
-                &git_url(src),
+                &git_location(src),
                 src.revision.as_deref().unwrap_or(""),
                 dest,
                 None,
@@ -98,7 +131,7 @@ pub fn fetch_cookbooks(src: &SourceSpec, dest: &Path, scratch: &Path) -> Result<
             })
         }
         "local" => {
-            let dir = PathBuf::from(&src.url);
+            let dir = local_path(&src.url);
             if !dir.is_dir() {
                 return Err(AgentError::invalid(
                     "local source",
@@ -129,7 +162,7 @@ pub fn fetch_app(
             // at exactly that commit (never a copy of the cache's working tree, which may hold
             // leftovers), and the commit is checked after the checkout.
             let sync = opsworks_host::git::sync(
-                &git_url(src),
+                &git_location(src),
                 src.revision.as_deref().unwrap_or(""),
                 cache,
                 None,
@@ -151,7 +184,7 @@ pub fn fetch_app(
             })
         }
         "local" => {
-            let from = PathBuf::from(&src.url);
+            let from = local_path(&src.url);
             if !from.is_dir() {
                 return Err(AgentError::invalid(
                     "local source",
@@ -193,7 +226,7 @@ fn unpack_source(src: &SourceSpec, scratch: &Path) -> Result<PathBuf> {
         opsworks_host::fetch::download(&src.url, &file, None)?;
         file
     } else {
-        PathBuf::from(src.url.strip_prefix("file://").unwrap_or(&src.url))
+        local_path(src.url.strip_prefix("file://").unwrap_or(&src.url))
     };
     let out = work.path().join("out");
     unpack(&archive, &out)?;
@@ -322,6 +355,30 @@ mod tests {
         assert_eq!(git_url(&src), "https://me:p%40ss%20word@example.test/r.git");
         src.url = "/srv/repo".into();
         assert_eq!(git_url(&src), "/srv/repo");
+    }
+
+    #[test]
+    fn local_paths_are_read_through_the_host_view_when_the_host_has_them() {
+        let tmp = tempfile::tempdir().unwrap();
+        let view = tmp.path().join("host");
+        std::fs::create_dir_all(view.join("srv/repo")).unwrap();
+        assert_eq!(
+            live_path_in(&view, Path::new("/srv/repo")),
+            view.join("srv/repo")
+        );
+        // Only on the instance, relative, or no view at all: the path as it is.
+        assert_eq!(
+            live_path_in(&view, Path::new("/srv/other")),
+            Path::new("/srv/other")
+        );
+        assert_eq!(
+            live_path_in(&view, Path::new("srv/repo")),
+            Path::new("srv/repo")
+        );
+        assert_eq!(
+            live_path_in(&tmp.path().join("none"), Path::new("/srv/repo")),
+            Path::new("/srv/repo")
+        );
     }
 
     #[test]
