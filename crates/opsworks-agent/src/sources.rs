@@ -1,12 +1,11 @@
 //! Fetching code: custom cookbooks and app sources from git, archives (tar, tar.gz, zip) or a
 //! local path, plus the archive unpacking and tree copying both need. Blocking code.
 
-use std::fs::File;
-use std::io::{BufReader, Read as _};
 use std::path::{Path, PathBuf};
 
 use opsworks_protocol::SourceSpec;
 
+pub use crate::archive::unpack;
 use crate::error::{AgentError, Result};
 
 /// Where a local instance sees the host's files live and read-only (`opsworks-sandbox`'s
@@ -265,36 +264,6 @@ fn single_top_dir(dir: &Path) -> Result<PathBuf> {
     Ok(dir.to_path_buf())
 }
 
-/// Unpacks a zip, tar.gz or tar archive (told apart by content, not name) into `out`. Entries
-/// that would land outside `out` (absolute paths, `..`) are refused by both readers.
-pub fn unpack(archive: &Path, out: &Path) -> Result<()> {
-    let bad = |message: String| AgentError::Archive {
-        path: archive.to_path_buf(),
-        message,
-    };
-    let mut magic = [0u8; 4];
-    let mut file = File::open(archive).map_err(|e| AgentError::io("cannot open", archive, e))?;
-    let n = file
-        .read(&mut magic)
-        .map_err(|e| AgentError::io("cannot read", archive, e))?;
-    std::fs::create_dir_all(out).map_err(|e| AgentError::io("cannot create directory", out, e))?;
-    let file = File::open(archive).map_err(|e| AgentError::io("cannot open", archive, e))?;
-    if n >= 4 && magic == *b"PK\x03\x04" {
-        let mut zip = zip::ZipArchive::new(BufReader::new(file)).map_err(|e| bad(e.to_string()))?;
-        zip.extract(out).map_err(|e| bad(e.to_string()))?;
-    } else if n >= 2 && magic[..2] == [0x1f, 0x8b] {
-        let mut tar = tar::Archive::new(flate2::read::GzDecoder::new(BufReader::new(file)));
-        tar.set_preserve_permissions(true);
-        tar.unpack(out).map_err(|e| bad(e.to_string()))?;
-    } else {
-        let mut tar = tar::Archive::new(BufReader::new(file));
-        tar.set_preserve_permissions(true);
-        tar.unpack(out)
-            .map_err(|e| bad(format!("not a zip, tar.gz or tar archive ({e})")))?;
-    }
-    Ok(())
-}
-
 /// Replaces `dest` with `new` (renamed in; the old tree is removed afterwards).
 fn replace_dir(new: &Path, dest: &Path) -> Result<()> {
     let old = dest.with_extension("old");
@@ -412,7 +381,7 @@ mod tests {
         let archive = tmp.path().join("a.tgz");
         {
             let gz = flate2::write::GzEncoder::new(
-                File::create(&archive).unwrap(),
+                std::fs::File::create(&archive).unwrap(),
                 flate2::Compression::fast(),
             );
             let mut tar = tar::Builder::new(gz);
