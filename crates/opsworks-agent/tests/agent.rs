@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt as _;
 use std::process::Command;
 use std::sync::Arc;
+use std::time::Duration;
 
 use opsworks_agent::cli::AgentCli;
 use opsworks_protocol::{AgentCommand, AppSpec, CommandOutcome, SourceSpec};
@@ -255,6 +256,69 @@ fn a_server_outage_loses_nothing_and_runs_nothing_twice() {
     wait_for("the whole log", || shared.log("c-slow") == local);
     assert!(local.contains("converged"));
     assert_eq!(env.calls().len(), 1, "the command ran twice");
+}
+
+/// Metrics taken while the server is away arrive once it is back: every sample once, in order,
+/// with no gap over the outage.
+#[test]
+fn metrics_taken_during_an_outage_arrive_afterwards_none_lost_or_doubled() {
+    let env = Env::new();
+    let shared = Arc::new(Shared::default());
+    shared.srv.lock().unwrap().metrics_seconds = Some(1);
+    let mut server = TestServer::start(shared.clone(), 0);
+    let port = server.port;
+    let _agent = RunningAgent::start(env.args(&server.url()));
+    let received = || shared.srv.lock().unwrap().metrics.len();
+    wait_for("two samples", || received() >= 2);
+    // Stop right after a batch was answered, so no batch is cut off mid-answer (a batch the
+    // server took but could not confirm is sent again, which the real server folds by second).
+    let before = received();
+    wait_for("the next batch", || received() > before);
+    server.stop();
+    let down_from = jiff::Timestamp::now().as_second();
+    let kept_before = received();
+    std::thread::sleep(Duration::from_secs(5));
+    let down_until = jiff::Timestamp::now().as_second();
+    assert_eq!(received(), kept_before, "nothing can arrive while the server is down");
+
+    let _server = TestServer::start(shared.clone(), port);
+    wait_for("the samples of the outage", || {
+        shared
+            .srv
+            .lock()
+            .unwrap()
+            .metrics
+            .last()
+            .is_some_and(|s| s.at > down_until + 1)
+    });
+    let got = shared.srv.lock().unwrap().metrics.clone();
+    // None doubled: a sample sent twice would arrive bit for bit the same.
+    for (i, a) in got.iter().enumerate() {
+        assert!(
+            !got[i + 1..].contains(a),
+            "sample at {} arrived twice: {got:?}",
+            a.at
+        );
+    }
+    // In order, and no gap: one sample a second throughout (a second may be skipped or
+    // repeated only by the timer's rounding, never the outage's length).
+    let ats: Vec<i64> = got.iter().map(|s| s.at).collect();
+    for pair in ats.windows(2) {
+        assert!(
+            (0..=2).contains(&(pair[1] - pair[0])),
+            "gap or disorder between {} and {}: {ats:?}",
+            pair[0],
+            pair[1]
+        );
+    }
+    let during = ats
+        .iter()
+        .filter(|&&at| at > down_from && at < down_until)
+        .count();
+    assert!(
+        during as i64 >= down_until - down_from - 2,
+        "samples of the outage missing ({during} between {down_from} and {down_until}): {ats:?}"
+    );
 }
 
 #[test]

@@ -19,8 +19,8 @@ use axum::response::{IntoResponse, Response};
 use opsworks_agent::AgentArgs;
 use opsworks_agent::cli::{AgentCli, run_cli_to};
 use opsworks_protocol::{
-    Ack, AgentCommand, Completion, Heartbeat, Hello, HelloReply, LogChunk, PollReply, PollRequest,
-    ProtocolError, SourceSpec,
+    Ack, AgentCommand, Completion, Heartbeat, Hello, HelloReply, LogChunk, MetricSample,
+    MetricsBatch, PollReply, PollRequest, ProtocolError, SourceSpec,
 };
 use serde_json::json;
 
@@ -37,6 +37,10 @@ pub struct Srv {
     pub acks: Vec<String>,
     pub logs: HashMap<String, String>,
     pub completions: Vec<Completion>,
+    /// Every metric sample received, in arrival order (duplicates kept, to be seen).
+    pub metrics: Vec<MetricSample>,
+    /// The sampling interval the hello answer asks for (the agent's default when `None`).
+    pub metrics_seconds: Option<u64>,
 }
 
 #[derive(Default)]
@@ -138,12 +142,13 @@ pub async fn call(
     match name.as_str() {
         "hello" => {
             let _: Hello = serde_json::from_slice(&body).unwrap();
-            shared.srv.lock().unwrap().hellos += 1;
+            let mut srv = shared.srv.lock().unwrap();
+            srv.hellos += 1;
             axum::Json(HelloReply {
                 stack_id: "stack-1".into(),
                 heartbeat_seconds: 1,
                 poll_seconds: 1,
-                metrics_seconds: None,
+                metrics_seconds: srv.metrics_seconds,
             })
             .into_response()
         }
@@ -197,6 +202,11 @@ pub async fn call(
                 have.push_str(&chunk.text[len - start..]);
             }
             axum::Json(json!({"received": have.len()})).into_response()
+        }
+        "metrics" => {
+            let batch: MetricsBatch = serde_json::from_slice(&body).unwrap();
+            shared.srv.lock().unwrap().metrics.extend(batch.samples);
+            axum::Json(json!({})).into_response()
         }
         "complete" => {
             let c: Completion = serde_json::from_slice(&body).unwrap();
