@@ -279,7 +279,11 @@ fn metrics_taken_during_an_outage_arrive_afterwards_none_lost_or_doubled() {
     let kept_before = received();
     std::thread::sleep(Duration::from_secs(5));
     let down_until = jiff::Timestamp::now().as_second();
-    assert_eq!(received(), kept_before, "nothing can arrive while the server is down");
+    assert_eq!(
+        received(),
+        kept_before,
+        "nothing can arrive while the server is down"
+    );
 
     let _server = TestServer::start(shared.clone(), port);
     wait_for("the samples of the outage", || {
