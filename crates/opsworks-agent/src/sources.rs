@@ -1,5 +1,6 @@
 //! Fetching code: custom cookbooks and app sources from git, archives (tar, tar.gz, zip) or a
-//! local path, plus the archive unpacking and tree copying both need. Blocking code.
+//! local path (read through the live host view in local instances), and the tree copying they
+//! need; unpacking is `archive`'s. Blocking code.
 
 use std::path::{Path, PathBuf};
 
