@@ -7,6 +7,7 @@
 //! done) finds its result and only has its completion sent again; one whose entry has no result
 //! was cut off by an agent restart and is reported failed rather than started a second time.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -176,6 +177,7 @@ impl Agent {
                     outcome: CommandOutcome::Skipped,
                     exit_code: 0,
                     report: Some(serde_json::json!({"superseded_by": by})),
+                    app_revisions: None,
                 },
                 started_at: None,
                 completed_at: now_rfc3339(),
@@ -225,6 +227,7 @@ impl Agent {
                 outcome: CommandOutcome::Failed,
                 exit_code: 1,
                 report: Some(serde_json::json!({"error": "interrupted by an agent restart"})),
+                app_revisions: None,
             },
             started_at: None,
             completed_at: now_rfc3339(),
@@ -299,7 +302,10 @@ impl Agent {
         let ran = self.run_logged(cmd, &entry).await;
         self.set_running(None);
         let result = StoredResult {
-            completion: self.completion(cmd, ran.outcome, ran.exit_code, Some(ran.report)),
+            completion: Completion {
+                app_revisions: (!ran.app_revisions.is_empty()).then_some(ran.app_revisions),
+                ..self.completion(cmd, ran.outcome, ran.exit_code, Some(ran.report))
+            },
             started_at: Some(started_at),
             completed_at: now_rfc3339(),
         };
@@ -318,6 +324,7 @@ impl Agent {
                     outcome: CommandOutcome::Failed,
                     exit_code: 1,
                     report: serde_json::json!({"error": e.to_string()}),
+                    app_revisions: BTreeMap::new(),
                     log_shipped: false,
                 };
             }
@@ -348,6 +355,7 @@ impl Agent {
             outcome: outcome.outcome,
             exit_code: outcome.exit_code,
             report: outcome.report,
+            app_revisions: outcome.app_revisions,
             log_shipped,
         }
     }
@@ -365,6 +373,7 @@ impl Agent {
             outcome,
             exit_code,
             report,
+            app_revisions: None,
         }
     }
 
@@ -469,6 +478,8 @@ struct Ran {
     outcome: CommandOutcome,
     exit_code: i32,
     report: Value,
+    /// The git commit each app was deployed at, by app ID.
+    app_revisions: BTreeMap<String, String>,
     /// Whether the whole log reached the server.
     log_shipped: bool,
 }

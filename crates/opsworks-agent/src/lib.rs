@@ -5,12 +5,13 @@
 //!
 //! Module map: [`client`] signs and retries protocol calls; [`agent`] is the loop and the
 //! exactly-once bookkeeping; [`runner`] runs one command; [`apps`] and [`sources`] lay out
-//! releases and fetch code; [`state`] owns the state directory; [`cli`] reads it back;
-//! [`facts`] describes the host; [`metrics`] samples the machine (its control group, or `/proc`)
-//! and sends the samples.
+//! releases and fetch code; [`archive`] unpacks archives without letting them out; [`state`] owns
+//! the state directory; [`cli`] reads it back; [`facts`] describes the host; [`metrics`] samples
+//! the machine (its control group, or `/proc`) and sends the samples.
 
 pub mod agent;
 pub mod apps;
+pub mod archive;
 pub mod cli;
 pub mod client;
 pub mod error;

@@ -2,6 +2,7 @@
 //! command's files (`attribs.json`, `data_bags/`), and the converge as a subprocess in its own
 //! process group, its output appended to the command's log, bounded by the command's timeout.
 
+use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
 use std::io::Write as _;
 use std::os::unix::fs::OpenOptionsExt as _;
@@ -46,6 +47,8 @@ pub struct RunOutcome {
     pub exit_code: i32,
     /// A summary for the server: duration, apps deployed, cookbook revision.
     pub report: Value,
+    /// The git commit each app was deployed at, by app ID.
+    pub app_revisions: BTreeMap<String, String>,
 }
 
 /// The command's log file, appended to by the agent and by the converge.
@@ -106,7 +109,8 @@ pub async fn execute(
     let started = Instant::now();
     log.line(format!("command {} ({}) starts", cmd.command_id, cmd.kind));
     let mut report = json!({});
-    let exit_code = match steps(settings, cmd, entry, log, &mut report).await {
+    let mut app_revisions = BTreeMap::new();
+    let exit_code = match steps(settings, cmd, entry, log, &mut report, &mut app_revisions).await {
         Ok(code) => code,
         Err(e) => {
             log.line(format!("error: {e}"));
@@ -129,6 +133,7 @@ pub async fn execute(
         outcome,
         exit_code,
         report,
+        app_revisions,
     }
 }
 
@@ -147,6 +152,7 @@ async fn steps(
     entry: &Entry,
     log: &CmdLog,
     report: &mut Value,
+    app_revisions: &mut BTreeMap<String, String>,
 ) -> Result<i32> {
     // Custom cookbooks: fetched at setup and update_custom_cookbooks, and whenever the cache
     // does not hold the stack's current source; otherwise the cache is used as it is.
@@ -165,7 +171,7 @@ async fn steps(
 
     // The app step comes before the recipes, so they find the release in place.
     let mut attributes = cmd.attributes.clone();
-    app_step(settings, cmd, log, &mut attributes, report).await?;
+    app_step(settings, cmd, log, &mut attributes, report, app_revisions).await?;
 
     write_json(&entry.attribs_path(), &attributes)?;
     write_data_bags(cmd, &entry.data_bags_dir())?;
@@ -210,7 +216,7 @@ async fn custom_cookbooks(
         ));
         let revision = opsworks_host::git::current_revision(&dest).ok().flatten();
         let dir = if src.kind == "local" {
-            PathBuf::from(&src.url)
+            sources::local_path(&src.url)
         } else {
             dest
         };
@@ -240,13 +246,15 @@ async fn custom_cookbooks(
 }
 
 /// Deploys, rolls back or undeploys the command's apps, and tells the recipes where they are
-/// (`deploy.<shortname>.{deploy_to,current_path,release_path}` in the attributes).
+/// (`deploy.<shortname>.{deploy_to,current_path,release_path}` in the attributes). The commit
+/// each git app was deployed at goes into the log, the report and `app_revisions`.
 async fn app_step(
     settings: &RunSettings,
     cmd: &AgentCommand,
     log: &CmdLog,
     attributes: &mut Value,
     report: &mut Value,
+    app_revisions: &mut BTreeMap<String, String>,
 ) -> Result<()> {
     let action = match cmd.kind {
         CommandName::Deploy | CommandName::Setup => "deploy",
@@ -280,6 +288,16 @@ async fn app_step(
             .map_err(|e| AgentError::invalid("app step", e.to_string()))?;
         let (release, revision) = step?;
         let deploy_to = apps::app_dir(app, &settings.www_root)?;
+        if let (Some(commit), Some(src)) = (&revision, &app.source) {
+            log.line(format!(
+                "app {}: {} {} at `{}` resolved to commit {commit}",
+                app.shortname,
+                src.kind,
+                redact_url(&src.url),
+                src.revision.as_deref().unwrap_or("HEAD")
+            ));
+            app_revisions.insert(app.app_id.clone(), commit.clone());
+        }
         if let Some(release) = &release {
             log.line(format!(
                 "app {}: current is {}{}",

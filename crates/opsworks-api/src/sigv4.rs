@@ -109,7 +109,14 @@ fn parse_authorization(value: &str) -> Result<Authorization, ApiError> {
 
 /// Parses `YYYYMMDDTHHMMSSZ` into seconds since the epoch.
 fn parse_amz_date(s: &str) -> Option<i64> {
-    if s.len() != 16 || !s.ends_with('Z') || s.as_bytes()[8] != b'T' {
+    // Digits everywhere else, checked byte by byte before slicing: a multi-byte character of
+    // the right byte length must not get as far as a slice that splits it.
+    let b = s.as_bytes();
+    let form = b.len() == 16
+        && b[8] == b'T'
+        && b[15] == b'Z'
+        && b[..8].iter().chain(&b[9..15]).all(u8::is_ascii_digit);
+    if !form {
         return None;
     }
     let iso = format!(
@@ -494,6 +501,14 @@ mod tests {
             now,
             |k| (k == "AKIDTEST").then(|| "s3cret".to_string()),
         )
+    }
+
+    #[test]
+    fn dates_with_multibyte_characters_are_malformed_not_a_panic() {
+        // 16 bytes with `T` at byte 8, but `é` straddles a field boundary (found by proptest).
+        assert_eq!(parse_amz_date("é01ééTé4é7Z"), None);
+        assert_eq!(parse_amz_date("201\u{e9}112T160000Z"), None);
+        assert_eq!(parse_amz_date("20251124T160000Z"), Some(1_764_000_000));
     }
 
     #[test]

@@ -198,6 +198,11 @@ pub struct Completion {
     /// The converge report, as JSON.
     #[serde(default)]
     pub report: Option<Value>,
+    /// The git commit each app of the command was deployed at, by app ID: the revision the
+    /// app's source names (branch, tag or commit), resolved when the command ran. Absent when
+    /// no git app was deployed (and from older agents).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub app_revisions: Option<BTreeMap<String, String>>,
 }
 
 /// `POST /agent/v1/heartbeat`: the agent is alive.
@@ -267,5 +272,28 @@ mod tests {
         assert_eq!(serde_json::from_str::<AgentCommand>(&text).unwrap(), cmd);
         let outcome: CommandOutcome = serde_json::from_str("\"skipped\"").unwrap();
         assert_eq!(outcome, CommandOutcome::Skipped);
+    }
+
+    #[test]
+    fn completions_carry_app_revisions_and_older_ones_still_parse() {
+        let old = r#"{"instance_id":"i","command_id":"c","outcome":"successful","exit_code":0}"#;
+        let parsed: Completion = serde_json::from_str(old).unwrap();
+        assert_eq!(parsed.app_revisions, None);
+        assert!(
+            !serde_json::to_string(&parsed)
+                .unwrap()
+                .contains("app_revisions")
+        );
+        let sha = "0123456789abcdef0123456789abcdef01234567";
+        let with = Completion {
+            app_revisions: Some(BTreeMap::from([("app-1".to_string(), sha.to_string())])),
+            ..parsed
+        };
+        let text = serde_json::to_string(&with).unwrap();
+        assert!(
+            text.contains(&format!(r#""app_revisions":{{"app-1":"{sha}"}}"#)),
+            "{text}"
+        );
+        assert_eq!(serde_json::from_str::<Completion>(&text).unwrap(), with);
     }
 }

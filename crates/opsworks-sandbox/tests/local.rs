@@ -424,6 +424,73 @@ fn other_host_file_systems_are_copy_on_write_too() {
 }
 
 #[test]
+fn the_host_view_is_live_read_only_and_hides_what_is_hidden() {
+    let env = Env::new();
+    let repo = env.dir.path().join("repo");
+    let hidden = env.dir.path().join("server-data");
+    let (source, point) = (env.dir.path().join("vol-src"), env.dir.path().join("vol"));
+    for dir in [&repo, &hidden, &source, &point] {
+        std::fs::create_dir_all(dir).unwrap();
+    }
+    std::fs::write(repo.join("ref"), "one").unwrap();
+    std::fs::write(hidden.join("secret"), "host secret").unwrap();
+    std::fs::write(source.join("data.txt"), "one").unwrap();
+    let status = std::process::Command::new("mount")
+        .arg("--bind")
+        .arg(&source)
+        .arg(&point)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let _guard = BindMount(point.clone());
+    let mut spec = sleeper_spec("view-1", RootDevice::Ebs);
+    spec.hidden_paths.push(hidden.clone());
+    env.rt.block_on(env.provider.provision(spec)).unwrap();
+    let view = |p: &Path| format!("/run/opsworks/host{}", p.display());
+    // Read once inside, so the machine's overlay has it cached.
+    let cat = format!(
+        "cat {} {}",
+        repo.join("ref").display(),
+        view(&repo.join("ref"))
+    );
+    assert_eq!(env.sh("view-1", &cat), "oneone");
+
+    // The host replaces both files by a rename, as git does with a ref.
+    for dir in [&repo, &source] {
+        let name = if dir == &repo { "ref" } else { "data.txt" };
+        std::fs::write(dir.join("new"), "two").unwrap();
+        std::fs::rename(dir.join("new"), dir.join(name)).unwrap();
+    }
+    assert_eq!(
+        env.sh("view-1", &format!("cat {}", view(&repo.join("ref")))),
+        "two"
+    );
+    assert_eq!(
+        env.sh("view-1", &format!("cat {}", view(&point.join("data.txt")))),
+        "two"
+    );
+    // Read-only, and what the provider hides is hidden there as well.
+    let write = env.exec(
+        "view-1",
+        &[
+            "/bin/sh",
+            "-c",
+            &format!("echo x > {}", view(&repo.join("x"))),
+        ],
+    );
+    assert_ne!(write.exit_code, 0);
+    assert!(
+        String::from_utf8_lossy(&write.stderr).contains("Read-only"),
+        "{}",
+        String::from_utf8_lossy(&write.stderr)
+    );
+    assert!(!repo.join("x").exists());
+    for secret in [hidden.clone(), env.state_dir()] {
+        assert_eq!(env.sh("view-1", &format!("ls -A {}", view(&secret))), "");
+    }
+}
+
+#[test]
 fn instance_store_starts_fresh() {
     let env = Env::new();
     let spec = sleeper_spec("cache-1", RootDevice::InstanceStore);

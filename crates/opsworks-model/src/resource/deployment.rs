@@ -51,6 +51,10 @@ pub struct Deployment {
     /// The app as it was, when it was deleted since (DeleteApp's Undeploy carries it).
     #[serde(rename = "_App", default, skip_serializing_if = "Option::is_none")]
     pub carried_app: Option<Box<App>>,
+    /// The commit each app's source revision resolved to, as the instances reported it (app ID
+    /// → commit; several commits joined by `,` when instances resolved a moving branch apart).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub revisions: BTreeMap<String, String>,
 }
 
 impl Resource for Deployment {
@@ -158,6 +162,13 @@ pub struct Command {
     pub exit_code: Option<i64>,
     /// What it runs.
     pub r#type: CommandName,
+    /// The commit each app's source resolved to on this instance (app ID → commit).
+    #[serde(
+        rename = "_AppRevisions",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub app_revisions: Option<BTreeMap<String, String>>,
 }
 
 impl Resource for Command {

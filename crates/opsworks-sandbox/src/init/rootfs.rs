@@ -22,6 +22,12 @@ use crate::spec::FileSpec;
 /// Marks the `/etc/hosts` line the provider manages.
 const HOSTS_MARK: &str = "# opsworks-sandbox";
 
+/// Where a machine sees the host's files live and read-only (the agent reads local sources
+/// there). The overlay root cannot serve for that: the kernel leaves changes to a lower layer
+/// made after mounting undefined, and in practice a file the host replaces by a rename (a git
+/// ref after a commit) keeps its old content inside the machine for as long as it is cached.
+pub const HOST_VIEW: &str = "/run/opsworks/host";
+
 /// Builds the machine's root and moves the calling process (the machine's init) into it.
 pub(super) fn build(spec: &LaunchSpec) -> Result<()> {
     let none = None::<&str>;
@@ -47,8 +53,9 @@ pub(super) fn build(spec: &LaunchSpec) -> Result<()> {
     let root = spec.merged.as_path();
     // The root overlay shows only the root file system; give every other real file system of the
     // host (a separate /var, /home, /srv...) its own copy-on-write overlay at the same place.
-    for point in host_submounts(&spec.hidden)? {
-        overlay_submount(root, &spec.mounts, &point)?;
+    let points = host_submounts(&spec.hidden)?;
+    for point in &points {
+        overlay_submount(root, &spec.mounts, point)?;
     }
     let quiet = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
     // The overlay covers only the host's root file system; the pseudo file systems are fresh.
@@ -72,6 +79,14 @@ pub(super) fn build(spec: &LaunchSpec) -> Result<()> {
         MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
         Some("mode=755"),
     )?;
+    host_view(root, &points)?;
+    // Hidden paths as the host resolves them, to hide them in the host view too (a symlink
+    // met inside the view would resolve in the machine, not on the host).
+    let hidden_on_host: Vec<PathBuf> = spec
+        .hidden
+        .iter()
+        .filter_map(|h| fs::canonicalize(h).ok())
+        .collect();
     let null = File::open(root.join("dev/null")).map_err(Error::io("opening /dev/null"))?;
     nix::unistd::dup2_stdin(null.as_fd()).map_err(Error::sys("redirecting stdin"))?;
 
@@ -84,6 +99,11 @@ pub(super) fn build(spec: &LaunchSpec) -> Result<()> {
     // From here on paths resolve inside the machine, symlinks included.
     for path in &spec.hidden {
         hide(path)?;
+    }
+    for path in &hidden_on_host {
+        if let Ok(rel) = path.strip_prefix("/") {
+            hide(&Path::new(HOST_VIEW).join(rel))?;
+        }
     }
     sethostname(&spec.hostname).map_err(Error::sys("setting the host name"))?;
     write_identity(&spec.hostname, spec.private_ip)?;
@@ -355,6 +375,37 @@ fn populate_dev(root: &Path) -> Result<()> {
             .map_err(Error::io(format!("linking /dev/{link}")))?;
     }
     Ok(())
+}
+
+/// Binds the host's root file system and its other disk file systems (`points`) read-only,
+/// without device files or setuid, at [`HOST_VIEW`] under `root`.
+fn host_view(root: &Path, points: &[PathBuf]) -> Result<()> {
+    let view = root.join(HOST_VIEW.trim_start_matches('/'));
+    fs::create_dir_all(&view).map_err(Error::io(format!("creating {HOST_VIEW}")))?;
+    bind_read_only(Path::new("/"), &view)?;
+    for point in points {
+        let Ok(rel) = point.strip_prefix("/") else {
+            continue;
+        };
+        // Its mount point is a directory of the file system bound above.
+        let target = view.join(rel);
+        if target.is_dir() {
+            bind_read_only(point, &target)?;
+        }
+    }
+    Ok(())
+}
+
+fn bind_read_only(source: &Path, target: &Path) -> Result<()> {
+    let none = None::<&str>;
+    let what = || format!("binding the host's {} read-only", source.display());
+    mount(Some(source), target, none, MsFlags::MS_BIND, none).map_err(Error::sys(what()))?;
+    let flags = MsFlags::MS_BIND
+        | MsFlags::MS_REMOUNT
+        | MsFlags::MS_RDONLY
+        | MsFlags::MS_NOSUID
+        | MsFlags::MS_NODEV;
+    mount(none, target, none, flags, none).map_err(Error::sys(what()))
 }
 
 /// Covers a path with something empty: a tmpfs for a directory, /dev/null for a file.

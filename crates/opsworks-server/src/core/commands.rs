@@ -83,6 +83,7 @@ pub async fn create(w: &mut Write<'_>, new: NewDeployment, targets: &[String]) -
         instance_ids: targets.to_vec(),
         lifecycle: new.lifecycle,
         carried_app: new.carried_app.map(Box::new),
+        revisions: Default::default(),
     };
     w.put(&deployment).await?;
     for iid in targets {
@@ -97,6 +98,7 @@ pub async fn create(w: &mut Write<'_>, new: NewDeployment, targets: &[String]) -
             status: CommandStatus::Pending,
             exit_code: None,
             r#type: new.command,
+            app_revisions: None,
         })
         .await?;
         w.wake(iid);

@@ -49,6 +49,7 @@ pub async fn deliverable_commands(core: &Core, instance_id: &str) -> CoreResult<
                 outcome: CommandOutcome::Skipped,
                 exit_code: 0,
                 report: None,
+                app_revisions: None,
             };
             complete(core, &done).await?;
             continue;
@@ -256,6 +257,9 @@ pub async fn complete(core: &Core, done: &Completion) -> CoreResult<()> {
         CommandOutcome::Skipped => CommandStatus::Skipped,
     };
     commands::finish(&mut w, &done.command_id, status, Some(i64::from(done.exit_code))).await?;
+    if let Some(revisions) = done.app_revisions.as_ref().filter(|r| !r.is_empty()) {
+        record_revisions(&mut w, &done.command_id, revisions).await?;
+    }
     let deployment: Deployment = w.get(&cmd.deployment_id).await?;
     tracing::info!(command_id = done.command_id, instance_id = done.instance_id, outcome = ?done.outcome, kind = %cmd.r#type, "command completed");
     let ok = done.outcome == CommandOutcome::Successful;
@@ -285,6 +289,29 @@ pub async fn complete(core: &Core, done: &Completion) -> CoreResult<()> {
         _ => {}
     }
     w.commit().await
+}
+
+/// Keeps the commits an instance's apps resolved to on its command, and on the deployment (a
+/// commit another instance reported differently is kept beside it).
+async fn record_revisions(
+    w: &mut Write<'_>,
+    command_id: &str,
+    revisions: &BTreeMap<String, String>,
+) -> CoreResult<()> {
+    let mut cmd: Command = w.get(command_id).await?;
+    cmd.app_revisions = Some(revisions.clone());
+    w.put(&cmd).await?;
+    let mut deployment: Deployment = w.get(&cmd.deployment_id).await?;
+    for (app, commit) in revisions {
+        let entry = deployment.revisions.entry(app.clone()).or_default();
+        if !entry.split(',').any(|c| c == commit) {
+            if !entry.is_empty() {
+                entry.push(',');
+            }
+            entry.push_str(commit);
+        }
+    }
+    w.put(&deployment).await
 }
 
 /// Configure on every online instance of the stack.

@@ -220,8 +220,27 @@ pub fn app(a: &App) -> shapes::App {
     }
 }
 
+/// A deployment as shown: the model's shape, and the commits its apps resolved to (a member
+/// botocore does not know and ignores; the console and scripts reading the JSON see it).
+#[derive(Debug, serde::Serialize)]
+pub struct DeploymentOut {
+    /// The model's members.
+    #[serde(flatten)]
+    pub base: shapes::Deployment,
+    /// App ID → commit.
+    #[serde(rename = "Revisions", skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub revisions: std::collections::BTreeMap<String, String>,
+}
+
 /// A deployment.
-pub fn deployment(d: &Deployment) -> shapes::Deployment {
+pub fn deployment(d: &Deployment) -> DeploymentOut {
+    DeploymentOut {
+        base: deployment_shape(d),
+        revisions: d.revisions.clone(),
+    }
+}
+
+fn deployment_shape(d: &Deployment) -> shapes::Deployment {
     shapes::Deployment {
         app_id: d.app_id.clone(),
         command: Some(shapes::DeploymentCommand {
