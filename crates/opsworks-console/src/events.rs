@@ -65,7 +65,7 @@ impl Names {
     }
 
     /// Looks up what `event` concerns that is not known yet (an instance or deployment made
-    /// after the page was); what is gone stays unknown and is shown by its ID.
+    /// after the page was); what is gone is remembered as unknown and shown by its ID.
     pub async fn learn(&mut self, console: &Console, event: &Value) {
         let mut ids = vec![s(event, "InstanceId").to_string()];
         if let Some(more) = event
@@ -84,6 +84,8 @@ impl Names {
                 )
                 .await;
                 found.iter().for_each(|i| self.add_instance(i));
+                // Gone: remembered as unknown, so later events about it ask no more.
+                self.instances.entry(id).or_default();
             }
         }
         let id = s(event, "DeploymentId");
@@ -96,6 +98,7 @@ impl Names {
             )
             .await;
             found.iter().for_each(|d| self.add_deployment(d));
+            self.deployments.entry(id.to_string()).or_default();
         }
         let id = s(event, "LayerId");
         if !id.is_empty() && !self.layers.contains_key(id) {
@@ -107,6 +110,7 @@ impl Names {
             )
             .await;
             found.iter().for_each(|l| self.add_layer(l));
+            self.layers.entry(id.to_string()).or_default();
         }
     }
 
