@@ -396,4 +396,42 @@ mod tests {
         assert_eq!(svg.matches(" M").count() + 1, 2, "{svg}");
         assert!(render_chart("t", "Percent", 0, 100, 10, &[]).contains("No data"));
     }
+
+    #[test]
+    fn memory_axes_read_in_binary_units() {
+        // The y ticks' labels, bottom up.
+        let labels = |svg: &str| -> Vec<String> {
+            let marker = "text-anchor=\"end\" fill=\"#555\">";
+            svg.lines()
+                .filter_map(|l| l.split_once(marker)?.1.strip_suffix("</text>"))
+                .map(String::from)
+                .collect()
+        };
+        // 4,000,000 KiB used (3.8 GiB): ticks in GiB, the axis says GiB.
+        let svg = render_chart(
+            "m",
+            "KiB",
+            0,
+            100,
+            10,
+            &[(0, 3_000_000.0), (10, 4_000_000.0)],
+        );
+        assert_eq!(
+            labels(&svg),
+            ["0 GiB", "1 GiB", "2 GiB", "3 GiB", "4 GiB"],
+            "{svg}"
+        );
+        assert!(svg.contains(">GiB</text>"), "{svg}");
+        assert!(!svg.contains("M</text>"), "{svg}");
+        // 300 MiB.
+        let svg = render_chart("m", "KiB", 0, 100, 10, &[(0, 307_200.0)]);
+        assert_eq!(
+            labels(&svg),
+            ["0 MiB", "100 MiB", "200 MiB", "300 MiB"],
+            "{svg}"
+        );
+        // Other units keep their numbers.
+        let svg = render_chart("p", "Count", 0, 100, 10, &[(0, 7.0)]);
+        assert_eq!(labels(&svg), ["0", "2", "4", "6", "8"], "{svg}");
+    }
 }

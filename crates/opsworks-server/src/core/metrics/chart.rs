@@ -38,6 +38,26 @@ fn number(x: f64) -> String {
     }
 }
 
+/// How values of `unit` are shown on the axis, given the largest: KiB (memory) in KiB, MiB or
+/// GiB, whichever reads best, as (the unit shown, the divisor); other units as they are.
+fn shown_unit(unit: &str, max: f64) -> (&str, f64) {
+    const KIB_PER_MIB: f64 = 1024.0;
+    const KIB_PER_GIB: f64 = 1024.0 * 1024.0;
+    match unit {
+        "KiB" if max >= KIB_PER_GIB => ("GiB", KIB_PER_GIB),
+        "KiB" if max >= KIB_PER_MIB => ("MiB", KIB_PER_MIB),
+        _ => (unit, 1.0),
+    }
+}
+
+/// A tick's label: the value, and a memory unit after it (a count or a load needs none).
+fn tick(v: f64, unit: &str) -> String {
+    match unit {
+        "KiB" | "MiB" | "GiB" => format!("{} {unit}", number(v)),
+        _ => number(v),
+    }
+}
+
 /// A line chart of `points` (Unix seconds, value) between `from` and `to`: title, y axis with
 /// its unit and ticks, x axis with UTC times, gaps where samples are missing.
 pub fn render_chart(
@@ -56,6 +76,9 @@ pub fn render_chart(
     const B: f64 = 40.0;
     let (pw, ph) = (W - L - R, H - T - B);
     let max = points.iter().map(|p| p.1).fold(0.0, f64::max);
+    let (unit, per) = shown_unit(unit, max);
+    let points: Vec<(i64, f64)> = points.iter().map(|(t, v)| (*t, v / per)).collect();
+    let max = max / per;
     let (top, ystep) = if unit == "Percent" {
         (100.0, 25.0)
     } else {
@@ -85,7 +108,7 @@ pub fn render_chart(
             L + pw,
             L - 6.0,
             yy + 4.0,
-            number(v)
+            tick(v, unit)
         ));
         v += ystep;
     }
@@ -136,7 +159,7 @@ pub fn render_chart(
         // A new segment wherever samples are missing for more than two steps.
         let mut d = String::new();
         let mut last: Option<i64> = None;
-        for (t, v) in points {
+        for (t, v) in &points {
             let cmd = match last {
                 Some(l) if t - l <= 2 * step => 'L',
                 _ => 'M',
