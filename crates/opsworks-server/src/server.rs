@@ -239,8 +239,10 @@ async fn attach_local_machines(
 ) -> Result<(TcpListener, String, Vec<String>), ServerError> {
     use opsworks_sandbox::{LocalConfig, LocalProvider};
     let unavailable = |e: &dyn std::fmt::Display| ServerError::Instances(e.to_string());
-    let provider = LocalProvider::new(LocalConfig::new(config.data_dir.join("machines")))
-        .map_err(|e| unavailable(&e))?;
+    let local_config = LocalConfig::new(config.data_dir.join("machines"));
+    // The proxy serves the machines only: clients from the bridge's subnet.
+    let bridge: Vec<ipnet::IpNet> = local_config.network.subnet().parse().into_iter().collect();
+    let provider = LocalProvider::new(local_config).map_err(|e| unavailable(&e))?;
     provider.check_host().map_err(|e| unavailable(&e))?;
     let gateway = provider.prepare().map_err(|e| unavailable(&e))?;
     let reaper = provider.clone();
@@ -270,14 +272,19 @@ async fn attach_local_machines(
         .map_err(|e| unavailable(&format!("binding the machines' package proxy: {e}")))?;
     let proxy_url = local(&proxy_listener)?;
     let proxy_listener = Arc::new(tokio::sync::Mutex::new(Some(proxy_listener)));
+    let policy = proxy::Policy {
+        clients: bridge,
+        allow: config.package_proxy_allow.clone(),
+    };
     workers.spawn("package-proxy", move |stop| {
         let slot = proxy_listener.clone();
+        let policy = policy.clone();
         async move {
             // The listener is handed to the first run; a restart after a failure has none left.
             let Some(l) = slot.lock().await.take() else {
                 return Err("the package proxy's listener is gone".to_string());
             };
-            proxy::serve(l, stop).await;
+            proxy::serve_with(l, policy, stop).await;
             Ok(())
         }
     });
