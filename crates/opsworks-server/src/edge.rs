@@ -8,6 +8,7 @@ pub mod agents;
 pub mod api;
 pub mod auth;
 pub mod events;
+pub mod listener;
 pub mod logs;
 pub mod metrics;
 pub mod render;

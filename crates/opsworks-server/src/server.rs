@@ -80,7 +80,7 @@ impl Server {
             wanted => match attach_local_machines(&core, &config, addr.port(), &mut workers).await
             {
                 Ok((agent_listener, agent_url, reaped)) => {
-                    http.spawn(serve(agent_listener, edge::router(core.clone()), stopped()));
+                    http.spawn(edge::listener::serve(agent_listener, edge::router(core.clone()), stopped()));
                     LocalInstances::On { agent_url, reaped }
                 }
                 Err(e) if wanted == Instances::LocalIfPossible => {
@@ -97,7 +97,7 @@ impl Server {
             router = router.merge(mounted.router);
             on_shutdown.extend(mounted.on_shutdown);
         }
-        http.spawn(serve(listener, router, stopped()));
+        http.spawn(edge::listener::serve(listener, router, stopped()));
         start_workers(&core, &mut workers);
         tracing::info!(%endpoint, data_dir = %config.data_dir.display(), workers = ?workers.names(), "server started");
         Ok(Self {
@@ -167,20 +167,6 @@ impl Server {
     }
 }
 
-async fn serve(
-    listener: TcpListener,
-    router: axum::Router,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    // Each request knows its peer's address (`ConnectInfo<SocketAddr>`): the console limits
-    // failed sign-ins per client address.
-    axum::serve(
-        listener,
-        router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await
-}
 
 /// The workers every server runs.
 fn start_workers(core: &Core, workers: &mut Workers) {

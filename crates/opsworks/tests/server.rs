@@ -83,12 +83,24 @@ async fn send(
     now: i64,
     mangle: impl FnOnce(&mut Vec<(String, String)>, &mut String),
 ) -> (u16, Value) {
-    let host = server.endpoint.trim_start_matches("http://").to_string();
     let target = format!("OpsWorks_20130218.{operation}");
+    send_target(server, &target, body, secret, now, mangle).await
+}
+
+/// [`send`] with the whole `X-Amz-Target`, signed as given.
+async fn send_target(
+    server: &Server,
+    target: &str,
+    body: &str,
+    secret: &str,
+    now: i64,
+    mangle: impl FnOnce(&mut Vec<(String, String)>, &mut String),
+) -> (u16, Value) {
+    let host = server.endpoint.trim_start_matches("http://").to_string();
     let base = [
         ("host", host.as_str()),
         ("content-type", "application/x-amz-json-1.1"),
-        ("x-amz-target", target.as_str()),
+        ("x-amz-target", target),
     ];
     let parts = RequestParts {
         method: "POST",
@@ -365,4 +377,52 @@ fn first_start_generates_a_private_root_key_file() {
         assert_eq!(mode, 0o600, "{f}");
     }
     drop(server);
+}
+
+#[tokio::test]
+async fn half_sent_requests_are_closed_and_oversized_bodies_get_an_aws_error() {
+    use std::io::{Read, Write};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = Server::start(dir.path());
+    let addr = server.endpoint.trim_start_matches("http://").to_string();
+    // A client that sends half a request head and waits: the server hangs up on it.
+    let started = std::time::Instant::now();
+    let mut slow = std::net::TcpStream::connect(&addr).expect("connect");
+    slow.write_all(b"POST / HTTP/1.1\r\nHost: x\r\nX-Amz-Tar")
+        .expect("write");
+    slow.set_read_timeout(Some(std::time::Duration::from_secs(60)))
+        .expect("timeout");
+    let mut rest = Vec::new();
+    let _ = slow.read_to_end(&mut rest);
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(40),
+        "a half-sent request was kept open {:?}",
+        started.elapsed()
+    );
+    // A body over the limit: an AWS JSON error with its own status, not a bare text page.
+    let big = "x".repeat(3 << 20);
+    let (status, v) = send(
+        &server,
+        "DescribeStacks",
+        &big,
+        SECRET,
+        jiff::Timestamp::now().as_second(),
+        |_, _| {},
+    )
+    .await;
+    assert_eq!(status, 413);
+    assert_eq!(code(&v), "RequestEntityTooLarge", "{v}");
+    // And a target of another service's prefix is an unknown operation, not a call.
+    let (status, v) = send_target(
+        &server,
+        "DescribeStacks",
+        "{}",
+        SECRET,
+        jiff::Timestamp::now().as_second(),
+        |_, _| {},
+    )
+    .await;
+    assert_eq!(status, 400);
+    assert_eq!(code(&v), "UnknownOperationException", "{v}");
+    server.stop();
 }
