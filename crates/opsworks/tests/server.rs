@@ -426,3 +426,98 @@ async fn half_sent_requests_are_closed_and_oversized_bodies_get_an_aws_error() {
     assert_eq!(code(&v), "UnknownOperationException", "{v}");
     server.stop();
 }
+
+/// A tmpfs of `size` at a fresh directory, unmounted when dropped (root only).
+struct SmallDisk {
+    dir: tempfile::TempDir,
+}
+
+impl SmallDisk {
+    fn mount(size: &str) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let ok = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size},mode=0700"), "tmpfs"])
+            .arg(dir.path())
+            .status()
+            .expect("mount");
+        assert!(
+            ok.success(),
+            "mounting a tmpfs needs root: run the suite as root (scripts/test.sh)"
+        );
+        Self { dir }
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(self.dir.path()).status();
+    }
+}
+
+#[tokio::test]
+async fn a_full_disk_refuses_writes_clearly_loses_nothing_acknowledged_and_recovers() {
+    let disk = SmallDisk::mount("24m");
+    let data = disk.path().join("data");
+    let server = Server::start(&data);
+    // Leave the database a little room, then fill it.
+    let filler = disk.path().join("filler");
+    let free = |p: &Path| {
+        let out = Command::new("df").args(["--output=avail", "-B1"]).arg(p).output().unwrap();
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .nth(1)
+            .and_then(|l| l.trim().parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    let room = free(disk.path()).saturating_sub(512 << 10);
+    std::fs::write(&filler, vec![0u8; room as usize]).expect("filler");
+    let mut acknowledged = Vec::new();
+    let mut refused = 0;
+    for i in 0..400 {
+        let (status, v) = call(&server, "CreateStack", stack_request(&format!("s{i}"))).await;
+        match status {
+            200 => acknowledged.push(v["StackId"].as_str().unwrap().to_string()),
+            503 => {
+                assert_eq!(code(&v), "ServiceUnavailable", "{v}");
+                assert!(v["message"].as_str().unwrap().contains("disk is full"), "{v}");
+                refused += 1;
+            }
+            other => panic!("a full disk answered {other}: {v}"),
+        }
+        if refused >= 5 {
+            break;
+        }
+    }
+    assert!(refused >= 5, "the disk never filled");
+    // Reads still answer while the disk is full.
+    let (status, _) = call(&server, "DescribeStacks", json!({})).await;
+    assert_eq!(status, 200);
+    // Space comes back: writes work again at once, without a restart.
+    std::fs::remove_file(&filler).expect("free space");
+    for i in 0..20 {
+        let (status, v) = call(&server, "CreateStack", stack_request(&format!("after{i}"))).await;
+        assert_eq!(status, 200, "after freeing space: {v}");
+        acknowledged.push(v["StackId"].as_str().unwrap().to_string());
+    }
+    server.stop();
+    // Everything acknowledged is there after a restart.
+    let server = Server::start(&data);
+    let (status, v) = call(&server, "DescribeStacks", json!({})).await;
+    assert_eq!(status, 200);
+    let stored: Vec<&str> = v["Stacks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|s| s["StackId"].as_str())
+        .collect();
+    let lost: Vec<&String> = acknowledged
+        .iter()
+        .filter(|id| !stored.contains(&id.as_str()))
+        .collect();
+    assert!(lost.is_empty(), "acknowledged but lost: {lost:?}");
+    server.stop();
+}
