@@ -231,6 +231,13 @@ async fn attach_local_machines(
     let provider = LocalProvider::new(local_config).map_err(|e| unavailable(&e))?;
     provider.check_host().map_err(|e| unavailable(&e))?;
     let gateway = provider.prepare().map_err(|e| unavailable(&e))?;
+    // Local instances run the host's own OS: that is what they report and what the catalog lists.
+    if let Some((name, id, version)) = std::fs::read_to_string("/etc/os-release")
+        .ok()
+        .and_then(|t| opsworks_model::catalog::from_os_release(&t))
+    {
+        opsworks_model::catalog::set_local(&name, &id, &version);
+    }
     let reaper = provider.clone();
     let reaped = tokio::task::spawn_blocking(move || reaper.reap_orphans())
         .await
