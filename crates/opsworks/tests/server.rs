@@ -436,7 +436,13 @@ impl SmallDisk {
     fn mount(size: &str) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let ok = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size},mode=0700"), "tmpfs"])
+            .args([
+                "-t",
+                "tmpfs",
+                "-o",
+                &format!("size={size},mode=0700"),
+                "tmpfs",
+            ])
             .arg(dir.path())
             .status()
             .expect("mount");
@@ -466,7 +472,11 @@ async fn a_full_disk_refuses_writes_clearly_loses_nothing_acknowledged_and_recov
     // Leave the database a little room, then fill it.
     let filler = disk.path().join("filler");
     let free = |p: &Path| {
-        let out = Command::new("df").args(["--output=avail", "-B1"]).arg(p).output().unwrap();
+        let out = Command::new("df")
+            .args(["--output=avail", "-B1"])
+            .arg(p)
+            .output()
+            .unwrap();
         String::from_utf8_lossy(&out.stdout)
             .lines()
             .nth(1)
@@ -483,7 +493,10 @@ async fn a_full_disk_refuses_writes_clearly_loses_nothing_acknowledged_and_recov
             200 => acknowledged.push(v["StackId"].as_str().unwrap().to_string()),
             503 => {
                 assert_eq!(code(&v), "ServiceUnavailable", "{v}");
-                assert!(v["message"].as_str().unwrap().contains("disk is full"), "{v}");
+                assert!(
+                    v["message"].as_str().unwrap().contains("disk is full"),
+                    "{v}"
+                );
                 refused += 1;
             }
             other => panic!("a full disk answered {other}: {v}"),
