@@ -158,7 +158,8 @@ mod tests {
 
     #[test]
     fn os_release_names_what_the_machine_runs() {
-        let debian = "PRETTY_NAME=\"Debian GNU/Linux 12 (bookworm)\"\nVERSION_ID=\"12\"\nID=debian\n";
+        let debian =
+            "PRETTY_NAME=\"Debian GNU/Linux 12 (bookworm)\"\nVERSION_ID=\"12\"\nID=debian\n";
         assert_eq!(
             from_os_release(debian),
             Some(("Debian 12".into(), "debian".into(), "12".into()))

@@ -77,17 +77,22 @@ impl Server {
 
         let local = match config.instances {
             Instances::Recorded => LocalInstances::Off,
-            wanted => match attach_local_machines(&core, &config, addr.port(), &mut workers).await
-            {
-                Ok((agent_listener, agent_url, reaped)) => {
-                    http.spawn(edge::listener::serve(agent_listener, edge::router(core.clone()), stopped()));
-                    LocalInstances::On { agent_url, reaped }
+            wanted => {
+                match attach_local_machines(&core, &config, addr.port(), &mut workers).await {
+                    Ok((agent_listener, agent_url, reaped)) => {
+                        http.spawn(edge::listener::serve(
+                            agent_listener,
+                            edge::router(core.clone()),
+                            stopped(),
+                        ));
+                        LocalInstances::On { agent_url, reaped }
+                    }
+                    Err(e) if wanted == Instances::LocalIfPossible => {
+                        LocalInstances::Unavailable(e.to_string())
+                    }
+                    Err(e) => return Err(e),
                 }
-                Err(e) if wanted == Instances::LocalIfPossible => {
-                    LocalInstances::Unavailable(e.to_string())
-                }
-                Err(e) => return Err(e),
-            },
+            }
         };
 
         let mut router = edge::router(core.clone());
@@ -166,7 +171,6 @@ impl Server {
         result
     }
 }
-
 
 /// The workers every server runs.
 fn start_workers(core: &Core, workers: &mut Workers) {

@@ -76,7 +76,9 @@ pub enum StoreError {
         source: serde_json::Error,
     },
     /// A sealed secret that this server's master key does not open (another data dir's key).
-    #[error("the secrets of {kind} {id} were sealed with another master key; every server on one database needs the same master.key")]
+    #[error(
+        "the secrets of {kind} {id} were sealed with another master key; every server on one database needs the same master.key"
+    )]
     Sealed {
         /// Kind of the resource.
         kind: &'static str,

@@ -247,7 +247,10 @@ impl Store {
     }
 
     /// The resources of a kind matching `filter`, in insertion order.
-    pub async fn list<R: Resource>(&self, filter: Filter<'_>) -> Result<Vec<Cached<R>>, StoreError> {
+    pub async fn list<R: Resource>(
+        &self,
+        filter: Filter<'_>,
+    ) -> Result<Vec<Cached<R>>, StoreError> {
         let stamp = self.read_stamp(R::KIND).await?;
         let key = FilterKey::of(filter);
         if let Some(key) = &key
@@ -335,7 +338,6 @@ fn downcast<R: Resource>(e: AnyEntry) -> Cached<R> {
         Err(_) => unreachable!("cache entry of {:?} holds another type", R::KIND),
     }
 }
-
 
 /// A write transaction. Reads see its own writes; [`commit`](Txn::commit) makes everything
 /// durable at once and returns the events it recorded, in order, for broadcasting. Dropped

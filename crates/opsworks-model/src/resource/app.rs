@@ -68,7 +68,11 @@ impl Resource for App {
     }
     fn secrets_mut(&mut self) -> Vec<&mut String> {
         let mut out = super::source_secrets(self.app_source.as_mut());
-        out.extend(self.ssl_configuration.iter_mut().map(|s| &mut s.private_key));
+        out.extend(
+            self.ssl_configuration
+                .iter_mut()
+                .map(|s| &mut s.private_key),
+        );
         out.extend(
             self.environment
                 .iter_mut()

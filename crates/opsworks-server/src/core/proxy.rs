@@ -12,8 +12,8 @@
 
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use std::net::{IpAddr, SocketAddr};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use tokio::net::{TcpListener, TcpStream};
 
@@ -158,7 +158,11 @@ async fn handle(mut client: TcpStream, policy: &Policy) -> std::io::Result<()> {
         _ => return reply(&mut client, "502 Bad Gateway").await,
     };
     if addrs.is_empty() || addrs.iter().any(|a| !policy.destination_allowed(a.ip())) {
-        tracing::warn!(host, port, "package proxy: refused a destination that is not public");
+        tracing::warn!(
+            host,
+            port,
+            "package proxy: refused a destination that is not public"
+        );
         return reply(&mut client, "403 Forbidden").await;
     }
     let upstream = match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(&addrs[..])).await
@@ -338,11 +342,25 @@ mod tests {
     fn only_public_destinations_and_plain_ports() {
         let p = Policy::default();
         for blocked in [
-            "127.0.0.1", "127.1.2.3", "0.0.0.0", "10.217.0.5", "192.168.1.1", "172.16.0.1",
-            "169.254.169.254", "100.64.0.1", "::1", "fe80::1", "fd00::1", "::ffff:127.0.0.1",
-            "224.0.0.1", "255.255.255.255",
+            "127.0.0.1",
+            "127.1.2.3",
+            "0.0.0.0",
+            "10.217.0.5",
+            "192.168.1.1",
+            "172.16.0.1",
+            "169.254.169.254",
+            "100.64.0.1",
+            "::1",
+            "fe80::1",
+            "fd00::1",
+            "::ffff:127.0.0.1",
+            "224.0.0.1",
+            "255.255.255.255",
         ] {
-            assert!(!p.destination_allowed(blocked.parse().unwrap()), "{blocked}");
+            assert!(
+                !p.destination_allowed(blocked.parse().unwrap()),
+                "{blocked}"
+            );
         }
         for public in ["151.101.2.132", "2a04:4e42::644"] {
             assert!(p.destination_allowed(public.parse().unwrap()), "{public}");
@@ -400,8 +418,15 @@ mod tests {
             clients: vec!["10.217.0.0/16".parse().unwrap()],
             allow: Vec::new(),
         };
-        tokio::spawn(serve_with(listener, bridge_only, tokio_util::sync::CancellationToken::new()));
-        assert_eq!(ask(addr, "CONNECT example.org:443 HTTP/1.1\r\n\r\n").await, "");
+        tokio::spawn(serve_with(
+            listener,
+            bridge_only,
+            tokio_util::sync::CancellationToken::new(),
+        ));
+        assert_eq!(
+            ask(addr, "CONNECT example.org:443 HTTP/1.1\r\n\r\n").await,
+            ""
+        );
         // An allowed range is reached (a closed port there: 502, not 403).
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -409,7 +434,11 @@ mod tests {
             clients: Vec::new(),
             allow: vec!["127.0.0.0/8".parse().unwrap()],
         };
-        tokio::spawn(serve_with(listener, lan, tokio_util::sync::CancellationToken::new()));
+        tokio::spawn(serve_with(
+            listener,
+            lan,
+            tokio_util::sync::CancellationToken::new(),
+        ));
         let answer = ask(addr, "CONNECT 127.0.0.1:443 HTTP/1.1\r\n\r\n").await;
         assert!(answer.starts_with("HTTP/1.1 502"), "{answer}");
     }

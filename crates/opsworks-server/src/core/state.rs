@@ -10,6 +10,7 @@ use tokio_util::task::TaskTracker;
 use opsworks_model::{Kind, Resource};
 use opsworks_store::{Cached, EventRecord, Filter, NewEvent, Store, Txn};
 
+use crate::ServerError;
 use crate::config::{MetricsConfig, ServerConfig};
 use crate::core::events::EventHub;
 use crate::core::keys::{KeyRing, RootKey, Sealer};
@@ -17,7 +18,6 @@ use crate::core::machines::Machines;
 use crate::core::metrics::ServerMetrics;
 use crate::core::presence::Presence;
 use crate::core::{CoreError, CoreResult};
-use crate::ServerError;
 
 /// Shared state of every request and worker; cheap to clone.
 #[derive(Clone)]
@@ -55,9 +55,12 @@ impl Core {
     pub async fn open(config: &ServerConfig) -> Result<(Self, RootKey), ServerError> {
         let dir = &config.data_dir;
         create_private_dir(dir)?;
-        let engine = config.database.clone().unwrap_or(opsworks_store::Engine::Sqlite {
-            path: dir.join("opsworks.db"),
-        });
+        let engine = config
+            .database
+            .clone()
+            .unwrap_or(opsworks_store::Engine::Sqlite {
+                path: dir.join("opsworks.db"),
+            });
         let sealer = Arc::new(Sealer::load_or_create(dir)?);
         // Resources' secrets (app secure values, source passwords, layer passwords) are sealed at
         // rest under the master key, as access-key secrets are.

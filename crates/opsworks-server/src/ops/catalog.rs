@@ -13,10 +13,7 @@ use super::{Ctx, OpResult, Reply, at_most_one, wire};
 /// DescribeOperatingSystems: what instances can run. A server that runs local instances lists
 /// the one they really run (the host's own); the original's names stay accepted in requests. A
 /// server that only records instances lists the original's catalog.
-pub async fn describe_operating_systems(
-    cx: Ctx<'_>,
-    _req: serde_json::Value,
-) -> OpResult {
+pub async fn describe_operating_systems(cx: Ctx<'_>, _req: serde_json::Value) -> OpResult {
     let listed: Vec<&catalog::OperatingSystem> = match catalog::local() {
         Some(local) if cx.core.machines().is_some() => vec![local],
         _ => catalog::OPERATING_SYSTEMS.iter().collect(),
@@ -117,7 +114,12 @@ pub async fn describe_service_errors(
         ("InstanceId", req.instance_id.is_some()),
         ("ServiceErrorIds", req.service_error_ids.is_some()),
     ])?;
-    let errors = match (given, &req.stack_id, &req.instance_id, &req.service_error_ids) {
+    let errors = match (
+        given,
+        &req.stack_id,
+        &req.instance_id,
+        &req.service_error_ids,
+    ) {
         (Some("StackId"), Some(id), _, _) => {
             core.get::<Stack>(id).await?;
             core.list::<ServiceError>(Filter::Stack(id)).await?
