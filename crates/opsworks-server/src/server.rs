@@ -15,7 +15,7 @@ use crate::core::keys::RootKey;
 use crate::core::machines::Machines;
 use crate::core::scheduler::{self, AgentMetrics};
 use crate::core::workers::{Workers, every};
-use crate::core::{Core, events, metrics, proxy, watchdog};
+use crate::core::{Core, audit, events, metrics, proxy, watchdog};
 use crate::{ServerError, edge};
 
 /// Whether local instances run, and how agents reach the server.
@@ -170,9 +170,13 @@ async fn serve(
     router: axum::Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown)
-        .await
+    // The peer's address reaches handlers (`edge::auth::Peer`): `aws:SourceIp`, the audit log.
+    axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
 }
 
 /// The workers every server runs.
@@ -214,7 +218,8 @@ fn start_workers(core: &Core, workers: &mut Workers) {
         let c = c.clone();
         async move {
             every("event-pruning", Duration::from_secs(300), stop, || async {
-                events::prune(&c).await.map(drop)
+                events::prune(&c).await?;
+                audit::prune(&c).await.map(drop)
             })
             .await
         }

@@ -12,6 +12,7 @@ use opsworks_store::{Cached, EventRecord, Filter, NewEvent, Store, Txn};
 
 use crate::config::{MetricsConfig, ServerConfig};
 use crate::core::events::EventHub;
+use crate::core::identity::AccessCache;
 use crate::core::keys::{KeyRing, RootKey, Sealer};
 use crate::core::machines::Machines;
 use crate::core::metrics::ServerMetrics;
@@ -44,6 +45,8 @@ struct Inner {
     events: EventHub,
     metrics_config: MetricsConfig,
     server_metrics: ServerMetrics,
+    /// What IAM users may do, kept between requests.
+    access: AccessCache,
     /// Background work started by requests (a machine booting, a stop running Shutdown), so the
     /// server can wait for it at shutdown.
     tasks: TaskTracker,
@@ -92,6 +95,7 @@ impl Core {
                 events: EventHub::new(config.event_retention, config.event_max_rows),
                 metrics_config: config.metrics.clone(),
                 server_metrics: ServerMetrics::default(),
+                access: AccessCache::default(),
                 tasks: TaskTracker::new(),
             }),
         };
@@ -156,6 +160,11 @@ impl Core {
     /// The server's own counters.
     pub fn server_metrics(&self) -> &ServerMetrics {
         &self.inner.server_metrics
+    }
+
+    /// What IAM users may do, kept between requests (see [`crate::core::identity`]).
+    pub fn access_cache(&self) -> &AccessCache {
+        &self.inner.access
     }
 
     /// Background work started by requests; the server waits for it at shutdown.

@@ -45,6 +45,7 @@ async fn index(headers: HeaderMap) -> Response {
 /// Serves one API call.
 async fn api(
     State(core): State<Core>,
+    peer: auth::Peer,
     method: Method,
     uri: Uri,
     headers: HeaderMap,
@@ -57,7 +58,7 @@ async fn api(
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
     let operation = target.strip_prefix(TARGET_PREFIX);
-    let result = handle(&core, &method, &uri, &headers, &body, target, operation).await;
+    let result = handle(&core, peer, &method, &uri, &headers, &body, target, operation).await;
     let op_name = operation.unwrap_or(target);
     let status = match &result {
         Ok(_) => 200,
@@ -93,8 +94,10 @@ async fn api(
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn handle(
     core: &Core,
+    peer: auth::Peer,
     method: &Method,
     uri: &Uri,
     headers: &HeaderMap,
@@ -102,7 +105,7 @@ async fn handle(
     target: &str,
     operation: Option<&str>,
 ) -> Result<ops::Reply, ApiError> {
-    let caller = auth::authenticate(core, method, uri, headers, body).await?;
+    let caller = auth::authenticate_from(core, method, uri, headers, body, peer).await?;
     let principal = caller.user(&format!("opsworks:{}", operation.unwrap_or(target)))?;
     let operation = match operation {
         Some(op) if model().operation(op).is_some() => op,
