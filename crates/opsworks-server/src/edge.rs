@@ -10,6 +10,7 @@ pub mod auth;
 pub mod events;
 pub mod logs;
 pub mod metrics;
+pub mod query;
 pub mod render;
 
 use axum::Router;

@@ -9,10 +9,12 @@ pub mod apps;
 pub mod authz;
 pub mod catalog;
 pub mod deployments;
+pub mod iam;
 pub mod instances;
 pub mod layers;
 pub mod scaling;
 pub mod stacks;
+pub mod sts;
 pub mod tags;
 pub mod wire;
 

@@ -17,16 +17,29 @@ use serde_json::Value;
 use opsworks_api::{ApiError, CONTENT_TYPE, TARGET_PREFIX, model};
 
 use crate::core::Core;
-use crate::edge::{auth, render};
+use crate::edge::{auth, query, render};
 use crate::ops::{self, Ctx};
 
-/// The API's routes.
+/// The API's routes: `POST /` for OpsWorks (`X-Amz-Target`) and the Query services
+/// ([`query`]), `GET /` for the Query services' GET form and the way to the console.
 pub fn routes() -> Router<Core> {
     Router::new().route("/", post(api).get(index))
 }
 
-/// `GET /`: a browser is sent to the web console; anything else is told what this endpoint is.
-async fn index(headers: HeaderMap) -> Response {
+/// `GET /`: a Query call by GET (`?Action=...`); otherwise a browser is sent to the web console
+/// and anything else is told what this endpoint is.
+async fn index(
+    State(core): State<Core>,
+    peer: auth::Peer,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Response {
+    if uri.query().is_some_and(|q| !q.is_empty())
+        && let Some(service) = query::route(&headers, &uri, b"")
+    {
+        return query::serve(&core, service, peer, &method, &uri, &headers, &Bytes::new()).await;
+    }
     let wants_html = headers
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())
@@ -51,6 +64,9 @@ async fn api(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    if let Some(service) = query::route(&headers, &uri, &body) {
+        return query::serve(&core, service, peer, &method, &uri, &headers, &body).await;
+    }
     let started = Instant::now();
     let request_id = uuid::Uuid::new_v4().to_string();
     let target = headers

@@ -13,7 +13,9 @@ use opsworks_model::resource::{
 use opsworks_model::{Arn, Kind, ResourceKind, catalog, new_id, themes};
 use opsworks_store::Filter;
 
-use super::{Ctx, OpResult, Reply, check_custom_json, check_len, keep_secret, required, wire};
+use super::{
+    Ctx, OpResult, Reply, authz, check_custom_json, check_len, keep_secret, required, wire,
+};
 use crate::core::{CoreError, instances, now};
 
 /// The members CreateStack, UpdateStack and CloneStack share, as one request gives them.
@@ -310,7 +312,14 @@ pub async fn describe_stacks(cx: Ctx<'_>, req: shapes::DescribeStacksRequest) ->
             ));
         }
         Some(ids) => cx.core.get_all::<Stack>(&ids).await?,
-        None => cx.core.list::<Stack>(Filter::All).await?,
+        None => {
+            let mut all = cx.core.list::<Stack>(Filter::All).await?;
+            if !cx.principal.is_root() {
+                // Only the stacks the caller may see.
+                all.retain(|s| authz::may(&cx, "DescribeStacks", s));
+            }
+            all
+        }
     };
     Ok(Reply::list(
         "Stacks",
