@@ -22,6 +22,7 @@ pub mod proxy;
 pub mod scheduler;
 pub mod service_errors;
 mod state;
+pub mod users;
 pub mod watchdog;
 pub mod workers;
 

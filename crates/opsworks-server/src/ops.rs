@@ -16,6 +16,7 @@ pub mod scaling;
 pub mod stacks;
 pub mod sts;
 pub mod tags;
+pub mod users;
 pub mod wire;
 
 use std::net::IpAddr;
@@ -267,6 +268,15 @@ async fn run(cx: Ctx<'_>, operation: &str, input: Value) -> OpResult {
         "TagResource" => tags::tag_resource,
         "UntagResource" => tags::untag_resource,
         "ListTags" => tags::list_tags,
+        "CreateUserProfile" => users::create_user_profile,
+        "DescribeUserProfiles" => users::describe_user_profiles,
+        "UpdateUserProfile" => users::update_user_profile,
+        "DeleteUserProfile" => users::delete_user_profile,
+        "DescribeMyUserProfile" => users::describe_my_user_profile,
+        "UpdateMyUserProfile" => users::update_my_user_profile,
+        "SetPermission" => users::set_permission,
+        "DescribePermissions" => users::describe_permissions,
+        "GrantAccess" => users::grant_access,
     })
 }
 
