@@ -6,6 +6,7 @@
 
 pub mod agents;
 pub mod api;
+pub mod audit;
 pub mod auth;
 pub mod events;
 pub mod logs;
@@ -25,5 +26,6 @@ pub fn router(core: Core) -> Router {
         .merge(logs::routes())
         .merge(events::routes())
         .merge(metrics::routes())
+        .merge(audit::routes())
         .with_state(core)
 }

@@ -69,6 +69,7 @@ const MEMBERS: &[(&str, Kind)] = &[
 /// Operations that, naming no stack, list across the stacks the caller may see.
 const LISTINGS: &[&str] = &[
     "DescribeStacks",
+    "DescribeCommands",
     "DescribeServiceErrors",
     "DescribePermissions",
     "DescribeEcsClusters",
