@@ -42,6 +42,7 @@ struct Inner {
     healing_timeout: Duration,
     scheduler_interval: Duration,
     scaling_minute: Duration,
+    access_minute: Duration,
     events: EventHub,
     metrics_config: MetricsConfig,
     server_metrics: ServerMetrics,
@@ -92,6 +93,7 @@ impl Core {
                 healing_timeout: config.healing_timeout,
                 scheduler_interval: config.scheduler_interval,
                 scaling_minute: config.scaling_minute,
+                access_minute: config.access_minute,
                 events: EventHub::new(config.event_retention, config.event_max_rows),
                 metrics_config: config.metrics.clone(),
                 server_metrics: ServerMetrics::default(),
@@ -145,6 +147,11 @@ impl Core {
     /// See [`ServerConfig::scaling_minute`].
     pub fn scaling_minute(&self) -> Duration {
         self.inner.scaling_minute
+    }
+
+    /// See [`ServerConfig::access_minute`].
+    pub fn access_minute(&self) -> Duration {
+        self.inner.access_minute
     }
 
     /// The event log's live side.

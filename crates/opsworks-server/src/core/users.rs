@@ -113,7 +113,10 @@ pub async fn grant(
         username: username.clone(),
         password_hash: shadow_hash(&password)?,
         created_at: now(),
-        expires_at: jiff::Timestamp::now().as_second() + minutes * 60,
+        expires_at: jiff::Timestamp::now().as_second()
+            + (minutes * i64::try_from(w.core().access_minute().as_millis()).unwrap_or(60_000)
+                / 1000)
+                .max(1),
     };
     w.put(&access).await?;
     sync_instances(w, &inst.stack_id, std::slice::from_ref(&inst.instance_id)).await?;
