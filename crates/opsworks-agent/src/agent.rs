@@ -148,7 +148,9 @@ impl Agent {
     /// Runs a poll's commands in order; of several `configure`s only the newest runs, the older
     /// ones end as skipped.
     pub async fn handle_batch(&self, commands: Vec<AgentCommand>) {
-        let newest_configure = commands.iter().rposition(|c| c.kind == CommandName::Configure);
+        let newest_configure = commands
+            .iter()
+            .rposition(|c| c.kind == CommandName::Configure);
         for (i, cmd) in commands.iter().enumerate() {
             match newest_configure {
                 Some(last) if cmd.kind == CommandName::Configure && i < last => {

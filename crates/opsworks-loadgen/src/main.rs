@@ -243,15 +243,21 @@ fn bench_policy(n: usize) -> serde_json::Value {
         json!({"Effect": "Allow", "Action": "opsworks:UpdateApp", "Resource": "arn:aws:opsworks:us-east-1:*:stack/*/"}),
         json!({"Effect": "Allow", "Action": "sts:GetCallerIdentity", "Resource": "*"}),
     ];
-    let mut statements: Vec<serde_json::Value> =
-        fillers.iter().cycle().take(n.saturating_sub(1)).cloned().collect();
+    let mut statements: Vec<serde_json::Value> = fillers
+        .iter()
+        .cycle()
+        .take(n.saturating_sub(1))
+        .cloned()
+        .collect();
     statements.push(json!({"Effect": "Allow", "Action": "opsworks:Describe*", "Resource": "*"}));
     json!({"Version": "2012-10-17", "Statement": statements})
 }
 
 async fn iam_user(signer: &Signer, name: &str, statements: usize) -> anyhow::Result<()> {
     if !(1..=10).contains(&statements) {
-        bail!("--statements must be 1..=10 (IAM's 2,048-character quota of a user's inline policies)");
+        bail!(
+            "--statements must be 1..=10 (IAM's 2,048-character quota of a user's inline policies)"
+        );
     }
     let client = reqwest::Client::new();
     signer
@@ -270,7 +276,10 @@ async fn iam_user(signer: &Signer, name: &str, statements: usize) -> anyhow::Res
         )
         .await?;
     let key = signer
-        .iam(&client, &[("Action", "CreateAccessKey"), ("UserName", name)])
+        .iam(
+            &client,
+            &[("Action", "CreateAccessKey"), ("UserName", name)],
+        )
         .await?;
     let id = element(&key, "AccessKeyId").context("no AccessKeyId")?;
     let secret = element(&key, "SecretAccessKey").context("no SecretAccessKey")?;

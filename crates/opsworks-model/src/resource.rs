@@ -17,15 +17,15 @@ mod stack;
 
 pub use app::{App, AppSource, AppType, DataSource, EnvironmentVariable, SslConfiguration};
 pub use deployment::{Command, Deployment, DeploymentCommand, LifecycleStep};
+pub use identity::{
+    AccessKey, IamGroup, IamPolicy, IamTag, IamUser, KeyLastUsed, LoginProfile, Permission,
+    PolicyVersion, TemporaryAccess, UserProfile,
+};
 pub use instance::{AutoScalingType, BlockDeviceMapping, EbsBlockDevice, Instance, ReportedOs};
 pub use layer::{
     CloudWatchLogsConfiguration, CloudWatchLogsLogStream, LastScalingRecord, Layer,
     LifecycleEventConfiguration, LoadBasedScaling, RecipeLists, ScalingThresholds,
     ShutdownEventConfiguration, VolumeConfiguration,
-};
-pub use identity::{
-    AccessKey, IamGroup, IamPolicy, IamTag, IamUser, KeyLastUsed, LoginProfile, Permission,
-    PolicyVersion, TemporaryAccess, UserProfile,
 };
 pub use misc::{ServiceError, TagSet, Transition};
 pub use stack::{ChefConfiguration, ConfigurationManager, RootDeviceType, Source, Stack};

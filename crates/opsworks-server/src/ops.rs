@@ -28,8 +28,8 @@ use serde_json::Value;
 
 use opsworks_api::ApiError;
 
-use crate::core::{Core, audit};
 use crate::core::identity::UserAccess;
+use crate::core::{Core, audit};
 
 /// Who is calling: the account's root or an IAM user, and what the policies evaluated for each
 /// request need to know of the call (where it came from, over what).
@@ -186,7 +186,13 @@ pub async fn dispatch(cx: Ctx<'_>, operation: &str, input: Value) -> OpResult {
 }
 
 /// Writes a call of `service` to the audit log.
-async fn record(cx: Ctx<'_>, service: &str, operation: &str, targets: &authz::Targets, result: &OpResult) {
+async fn record(
+    cx: Ctx<'_>,
+    service: &str,
+    operation: &str,
+    targets: &authz::Targets,
+    result: &OpResult,
+) {
     let created = match (&targets.target, result) {
         (None, Ok(reply)) => serde_json::from_slice::<Value>(&reply.0)
             .ok()
@@ -203,7 +209,10 @@ async fn record(cx: Ctx<'_>, service: &str, operation: &str, targets: &authz::Ta
         .unwrap_or_else(|| cx.principal.name.clone());
     let mut detail = serde_json::Map::new();
     if !cx.principal.access_key_id.is_empty() {
-        detail.insert("AccessKeyId".into(), cx.principal.access_key_id.clone().into());
+        detail.insert(
+            "AccessKeyId".into(),
+            cx.principal.access_key_id.clone().into(),
+        );
     }
     if let Err(e) = result {
         detail.insert("Message".into(), e.message().to_string().into());

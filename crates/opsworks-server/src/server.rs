@@ -75,17 +75,18 @@ impl Server {
 
         let local = match config.instances {
             Instances::Recorded => LocalInstances::Off,
-            wanted => match attach_local_machines(&core, &config, addr.port(), &mut workers).await
-            {
-                Ok((agent_listener, agent_url)) => {
-                    http.spawn(serve(agent_listener, edge::router(core.clone()), stopped()));
-                    LocalInstances::On { agent_url }
+            wanted => {
+                match attach_local_machines(&core, &config, addr.port(), &mut workers).await {
+                    Ok((agent_listener, agent_url)) => {
+                        http.spawn(serve(agent_listener, edge::router(core.clone()), stopped()));
+                        LocalInstances::On { agent_url }
+                    }
+                    Err(e) if wanted == Instances::LocalIfPossible => {
+                        LocalInstances::Unavailable(e.to_string())
+                    }
+                    Err(e) => return Err(e),
                 }
-                Err(e) if wanted == Instances::LocalIfPossible => {
-                    LocalInstances::Unavailable(e.to_string())
-                }
-                Err(e) => return Err(e),
-            },
+            }
         };
 
         let mut router = edge::router(core.clone());

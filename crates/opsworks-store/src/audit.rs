@@ -147,7 +147,10 @@ pub(crate) mod postgres {
         pool: &PgPool,
         query: AuditQuery<'_>,
     ) -> Result<Vec<sqlx::postgres::PgRow>, sqlx::Error> {
-        select::<sqlx::Postgres>(&query).build().fetch_all(pool).await
+        select::<sqlx::Postgres>(&query)
+            .build()
+            .fetch_all(pool)
+            .await
     }
 
     /// The rows [`list`] read, as records.

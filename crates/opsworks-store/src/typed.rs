@@ -211,7 +211,10 @@ impl Store {
     }
 
     /// The resources of a kind matching `filter`, in insertion order.
-    pub async fn list<R: Resource>(&self, filter: Filter<'_>) -> Result<Vec<Cached<R>>, StoreError> {
+    pub async fn list<R: Resource>(
+        &self,
+        filter: Filter<'_>,
+    ) -> Result<Vec<Cached<R>>, StoreError> {
         let stamp = self.read_stamp(R::KIND).await?;
         let key = FilterKey::of(filter);
         if let Some(key) = &key

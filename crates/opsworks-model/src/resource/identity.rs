@@ -197,11 +197,7 @@ pub struct AccessKey {
     /// When it was created.
     pub create_date: String,
     /// Its last use, as last written down (the server keeps fresher news in memory).
-    #[serde(
-        rename = "_LastUsed",
-        default,
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(rename = "_LastUsed", default, skip_serializing_if = "Option::is_none")]
     pub last_used: Option<KeyLastUsed>,
 }
 

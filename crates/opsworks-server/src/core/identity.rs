@@ -225,7 +225,9 @@ pub fn iam_id(prefix: &str, len: usize) -> String {
 
 /// IAM's timestamp form, `2026-12-07T08:44:21Z`.
 pub fn iam_now() -> String {
-    jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
+    jiff::Timestamp::now()
+        .strftime("%Y-%m-%dT%H:%M:%SZ")
+        .to_string()
 }
 
 /// The argon2 hash (PHC string) of a console password.

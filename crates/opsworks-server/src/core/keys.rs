@@ -420,7 +420,11 @@ impl KeyRing {
 
     /// Deletes one key in the transaction `w`; it stops working here at once, and on other
     /// servers once `w` commits (the access-key generation changes).
-    pub async fn delete(&self, w: &mut crate::core::Write<'_>, access_key_id: &str) -> CoreResult<()> {
+    pub async fn delete(
+        &self,
+        w: &mut crate::core::Write<'_>,
+        access_key_id: &str,
+    ) -> CoreResult<()> {
         w.txn().delete_access_key(access_key_id).await?;
         self.forget_key(access_key_id);
         Ok(())
@@ -482,10 +486,7 @@ pub async fn write_last_used(core: &crate::core::Core) -> CoreResult<()> {
     }
     let mut w = core.write().await?;
     for (id, last) in &used {
-        if let Some(mut key) = w
-            .find::<opsworks_model::resource::AccessKey>(id)
-            .await?
-        {
+        if let Some(mut key) = w.find::<opsworks_model::resource::AccessKey>(id).await? {
             key.last_used = Some(last.clone());
             w.put(&key).await?;
         }

@@ -10,6 +10,7 @@ use tokio_util::task::TaskTracker;
 use opsworks_model::{Kind, Resource};
 use opsworks_store::{Cached, EventRecord, Filter, NewEvent, Store, Txn};
 
+use crate::ServerError;
 use crate::config::{MetricsConfig, ServerConfig};
 use crate::core::events::EventHub;
 use crate::core::identity::AccessCache;
@@ -18,7 +19,6 @@ use crate::core::machines::Machines;
 use crate::core::metrics::ServerMetrics;
 use crate::core::presence::Presence;
 use crate::core::{CoreError, CoreResult};
-use crate::ServerError;
 
 /// Shared state of every request and worker; cheap to clone.
 #[derive(Clone)]
@@ -59,9 +59,12 @@ impl Core {
     pub async fn open(config: &ServerConfig) -> Result<(Self, RootKey), ServerError> {
         let dir = &config.data_dir;
         create_private_dir(dir)?;
-        let engine = config.database.clone().unwrap_or(opsworks_store::Engine::Sqlite {
-            path: dir.join("opsworks.db"),
-        });
+        let engine = config
+            .database
+            .clone()
+            .unwrap_or(opsworks_store::Engine::Sqlite {
+                path: dir.join("opsworks.db"),
+            });
         let store = opsworks_store::open(&engine).await?;
         let sealer = Sealer::load_or_create(dir)?;
         let (keys, root) = KeyRing::load(&store, sealer, dir, config.root_key.clone()).await?;

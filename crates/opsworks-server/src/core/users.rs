@@ -45,7 +45,11 @@ pub async fn sync_stacks(w: &mut Write<'_>, stack_ids: &[String]) -> CoreResult<
 }
 
 /// Runs `ssh_users` on the instances given (of one stack), once `w` commits.
-pub async fn sync_instances(w: &mut Write<'_>, stack_id: &str, instances: &[String]) -> CoreResult<()> {
+pub async fn sync_instances(
+    w: &mut Write<'_>,
+    stack_id: &str,
+    instances: &[String],
+) -> CoreResult<()> {
     if instances.is_empty() {
         return Ok(());
     }
@@ -97,10 +101,7 @@ pub async fn grant(
     asked_by: &str,
     minutes: i64,
 ) -> CoreResult<Granted> {
-    let username = format!(
-        "tmp-{}",
-        random(b"abcdefghijklmnopqrstuvwxyz0123456789", 8)
-    );
+    let username = format!("tmp-{}", random(b"abcdefghijklmnopqrstuvwxyz0123456789", 8));
     let password = random(
         b"ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789",
         20,
@@ -202,7 +203,15 @@ mod tests {
         let h = shadow_hash("s3cret-Pass").unwrap();
         assert!(h.starts_with("$6$"), "{h}");
         assert!(!h.contains("s3cret"));
-        assert!(ShaCrypt::default().verify_password(b"s3cret-Pass", h.as_str()).is_ok());
-        assert!(ShaCrypt::default().verify_password(b"other", h.as_str()).is_err());
+        assert!(
+            ShaCrypt::default()
+                .verify_password(b"s3cret-Pass", h.as_str())
+                .is_ok()
+        );
+        assert!(
+            ShaCrypt::default()
+                .verify_password(b"other", h.as_str())
+                .is_err()
+        );
     }
 }

@@ -36,7 +36,10 @@ pub async fn check(core: &Core) -> CoreResult<()> {
         let heals = auto_heals(core, &inst).await? && core.machines().is_some();
         let mut w = core.write().await?;
         // Another path (a stop, the agent's return) may have moved the instance meanwhile.
-        if change_status(&mut w, id, InstanceEvent::AgentLost).await.is_err() {
+        if change_status(&mut w, id, InstanceEvent::AgentLost)
+            .await
+            .is_err()
+        {
             continue;
         }
         let host = &inst.hostname;
@@ -44,8 +47,14 @@ pub async fn check(core: &Core) -> CoreResult<()> {
             "The agent of instance {host} has not been heard from for {} s",
             timeout.as_secs()
         );
-        service_errors::record(&mut w, &inst.stack_id, Some(id), "connection_lost", &message)
-            .await?;
+        service_errors::record(
+            &mut w,
+            &inst.stack_id,
+            Some(id),
+            "connection_lost",
+            &message,
+        )
+        .await?;
         if heals {
             let message =
                 format!("Instance {host} is being healed: it is stopped and started again");

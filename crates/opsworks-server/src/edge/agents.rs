@@ -17,8 +17,8 @@ use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
 use opsworks_api::ApiError;
-use opsworks_model::resource::{Command, Instance, ReportedOs};
 use opsworks_model::deployment::CommandStatus;
+use opsworks_model::resource::{Command, Instance, ReportedOs};
 use opsworks_protocol::{
     Ack, Completion, Heartbeat, Hello, HelloReply, LogChunk, MAX_POLL_SECONDS, MetricsBatch,
     PREFIX, PollReply, PollRequest, ProtocolError,

@@ -74,7 +74,10 @@ async fn api(
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
     let operation = target.strip_prefix(TARGET_PREFIX);
-    let result = handle(&core, peer, &method, &uri, &headers, &body, target, operation).await;
+    let result = handle(
+        &core, peer, &method, &uri, &headers, &body, target, operation,
+    )
+    .await;
     let op_name = operation.unwrap_or(target);
     let status = match &result {
         Ok(_) => 200,

@@ -140,11 +140,26 @@ async fn answer(
         )
         .map_err(ApiError::AccessDenied)?;
     }
-    let since = q.start_time.as_deref().map(|t| time("StartTime", t)).transpose()?;
-    let until = q.end_time.as_deref().map(|t| time("EndTime", t)).transpose()?;
-    let after = q.after.as_deref().map(|a| number("After", a)).transpose()?.unwrap_or(0);
+    let since = q
+        .start_time
+        .as_deref()
+        .map(|t| time("StartTime", t))
+        .transpose()?;
+    let until = q
+        .end_time
+        .as_deref()
+        .map(|t| time("EndTime", t))
+        .transpose()?;
+    let after = q
+        .after
+        .as_deref()
+        .map(|a| number("After", a))
+        .transpose()?
+        .unwrap_or(0);
     let limit = match &q.max_results {
-        Some(m) => u32::try_from(number("MaxResults", m)?).unwrap_or(PAGE).clamp(1, PAGE),
+        Some(m) => u32::try_from(number("MaxResults", m)?)
+            .unwrap_or(PAGE)
+            .clamp(1, PAGE),
         None => PAGE,
     };
     let entries = audit::list(

@@ -143,7 +143,9 @@ pub async fn authenticate_for(
     let principal = credential.as_ref().map(|c| c.principal.clone());
     // The key the verifier parses must be the one looked up, or it is unknown.
     let verified = sigv4::verify_for(&parts, now, &[service], |akid| {
-        credential.filter(|_| claimed == Some(akid)).map(|c| c.secret)
+        credential
+            .filter(|_| claimed == Some(akid))
+            .map(|c| c.secret)
     })?;
     let principal = principal.unwrap_or_default();
     let ip = peer.0.map(|a| a.ip());
@@ -174,3 +176,6 @@ pub async fn authenticate_for(
         .from_ip(ip),
     ))
 }
+
+#[cfg(test)]
+mod tests;

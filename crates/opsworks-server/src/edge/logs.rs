@@ -65,8 +65,14 @@ async fn get_log(
             .into_response();
     };
     let now = jiff::Timestamp::now().as_second();
-    let path = match logs::open_link(&core, &command_id, expires, q.principal.as_deref(), &sig, now)
-    {
+    let path = match logs::open_link(
+        &core,
+        &command_id,
+        expires,
+        q.principal.as_deref(),
+        &sig,
+        now,
+    ) {
         Ok(p) => p,
         Err(LinkError::NotAnId) => {
             return (StatusCode::NOT_FOUND, "no such log\n").into_response();

@@ -26,8 +26,7 @@ use crate::ops::{self, Ctx};
 
 /// The handler table of one Query service: runs `operation` (one its model serves) with its
 /// parsed, validated input and returns the output shaped like the operation's output shape.
-pub type Dispatch =
-    for<'a> fn(Ctx<'a>, &'a str, Value) -> BoxFuture<'a, Result<Value, AwsError>>;
+pub type Dispatch = for<'a> fn(Ctx<'a>, &'a str, Value) -> BoxFuture<'a, Result<Value, AwsError>>;
 
 /// A Query service this endpoint answers.
 pub struct QueryService {

@@ -19,8 +19,8 @@ use opsworks_model::resource::{
 };
 use opsworks_model::{Arn, Kind, Resource, ResourceKind};
 use opsworks_policy::{
-    DenialReason, Grants, PermissionLevel, Policy, RequestContext, Scope,
-    access_denied_message, action_info, authorize, evaluate,
+    DenialReason, Grants, PermissionLevel, Policy, RequestContext, Scope, access_denied_message,
+    action_info, authorize, evaluate,
 };
 use opsworks_store::Cached;
 
@@ -226,7 +226,15 @@ pub fn check(cx: &Ctx<'_>, operation: &str, targets: &Targets) -> Result<(), Api
     if let Some(id) = &targets.missing_stack {
         // An unknown stack: IAM alone decides, on the ARN it would have.
         let arn = Arn::new(cx.core.region(), account, ResourceKind::Stack, id).to_string();
-        decide(cx.principal, user, account, action, &arn, grants(user, None)).map_err(denied)?;
+        decide(
+            cx.principal,
+            user,
+            account,
+            action,
+            &arn,
+            grants(user, None),
+        )
+        .map_err(denied)?;
     }
     if targets.stacks.is_empty() {
         if targets.missing_stack.is_some() || LISTINGS.contains(&operation) {

@@ -11,9 +11,9 @@
 use serde_json::{Value, json};
 
 use opsworks_api::{ApiError, shapes};
+use opsworks_model::Kind;
 use opsworks_model::instance::InstanceStatus;
 use opsworks_model::resource::{IamUser, Instance, Permission, Stack, UserProfile};
-use opsworks_model::Kind;
 use opsworks_policy::PermissionLevel;
 use opsworks_store::Filter;
 
@@ -22,9 +22,33 @@ use crate::core::{CoreError, users};
 
 /// Account names the instances already use for themselves.
 const RESERVED: &[&str] = &[
-    "root", "daemon", "bin", "sys", "sync", "games", "man", "lp", "mail", "news", "uucp",
-    "proxy", "www-data", "backup", "list", "irc", "nobody", "sshd", "deploy", "opsworks",
-    "memcache", "mysql", "haproxy", "nginx", "systemd-network", "messagebus", "_apt",
+    "root",
+    "daemon",
+    "bin",
+    "sys",
+    "sync",
+    "games",
+    "man",
+    "lp",
+    "mail",
+    "news",
+    "uucp",
+    "proxy",
+    "www-data",
+    "backup",
+    "list",
+    "irc",
+    "nobody",
+    "sshd",
+    "deploy",
+    "opsworks",
+    "memcache",
+    "mysql",
+    "haproxy",
+    "nginx",
+    "systemd-network",
+    "messagebus",
+    "_apt",
 ];
 
 /// `SshUsername` as OpsWorks keeps it: letters, digits, `-` and `_` (other punctuation
@@ -35,7 +59,10 @@ pub fn clean_username(raw: &str) -> String {
         .filter(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
         .map(|c| c.to_ascii_lowercase())
         .collect();
-    if s.chars().next().is_some_and(|c| !(c.is_ascii_lowercase() || c == '_')) {
+    if s.chars()
+        .next()
+        .is_some_and(|c| !(c.is_ascii_lowercase() || c == '_'))
+    {
         s.insert(0, 'u');
     }
     s.truncate(32);
@@ -59,10 +86,12 @@ fn check_username(name: &str) -> Result<(), ApiError> {
 fn check_key(key: Option<&str>) -> Result<(), ApiError> {
     if let Some(k) = key.filter(|k| !k.trim().is_empty()) {
         let kind = k.split_whitespace().next().unwrap_or("");
-        let known = kind.starts_with("ssh-") || kind.starts_with("ecdsa-") || kind.starts_with("sk-");
+        let known =
+            kind.starts_with("ssh-") || kind.starts_with("ecdsa-") || kind.starts_with("sk-");
         if !known || k.split_whitespace().count() < 2 || k.contains('\n') {
             return Err(ApiError::Validation(
-                "SshPublicKey must be one OpenSSH public key line (ssh-ed25519 AAAA... comment)".into(),
+                "SshPublicKey must be one OpenSSH public key line (ssh-ed25519 AAAA... comment)"
+                    .into(),
             ));
         }
     }
@@ -76,7 +105,9 @@ fn user_name_of(arn: &str) -> Result<&str, ApiError> {
         .and_then(|r| r.split_once(':'))
         .map(|(_, r)| r);
     match resource.and_then(|r| r.strip_prefix("user/")) {
-        Some(path_name) if !path_name.is_empty() => Ok(path_name.rsplit('/').next().unwrap_or(path_name)),
+        Some(path_name) if !path_name.is_empty() => {
+            Ok(path_name.rsplit('/').next().unwrap_or(path_name))
+        }
         _ => Err(ApiError::Validation(format!(
             "IamUserArn must be an IAM user ARN (arn:aws:iam::ACCOUNT:user/NAME); got '{arn}'"
         ))),
@@ -141,7 +172,12 @@ pub async fn create_user_profile(cx: Ctx<'_>, req: shapes::CreateUserProfileRequ
         ssh_username: username,
         ssh_public_key: req.ssh_public_key.filter(|k| !k.trim().is_empty()),
         allow_self_management: req.allow_self_management.unwrap_or(false),
-        unix_uid: profiles.iter().map(|p| p.unix_uid + 1).max().unwrap_or(4000).max(4000),
+        unix_uid: profiles
+            .iter()
+            .map(|p| p.unix_uid + 1)
+            .max()
+            .unwrap_or(4000)
+            .max(4000),
     };
     w.put(&profile).await?;
     w.commit().await?;
@@ -279,7 +315,14 @@ pub async fn update_my_user_profile(
     req: shapes::UpdateMyUserProfileRequest,
 ) -> OpResult {
     let arn = cx.principal.name.clone();
-    update_profile(cx, &arn, None, Some(req.ssh_public_key.unwrap_or_default()), None).await
+    update_profile(
+        cx,
+        &arn,
+        None,
+        Some(req.ssh_public_key.unwrap_or_default()),
+        None,
+    )
+    .await
 }
 
 /// SetPermission: a user's level and SSH/sudo rights on a stack.

@@ -209,8 +209,7 @@ pub fn app(a: &App) -> shapes::App {
                 .as_ref()
                 .map(|s| shapes::SslConfiguration {
                     certificate: Some(s.certificate.clone()).filter(|c| !c.is_empty()),
-                    private_key: filtered(&Some(s.private_key.clone()))
-                        .filter(|k| !k.is_empty()),
+                    private_key: filtered(&Some(s.private_key.clone())).filter(|k| !k.is_empty()),
                     chain: s.chain.clone(),
                 })
                 .unwrap_or_default(),

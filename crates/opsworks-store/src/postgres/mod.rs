@@ -548,7 +548,10 @@ impl Backend for PostgresBackend {
     }
 
     async fn audit(&self, query: AuditQuery<'_>) -> Result<Vec<AuditRecord>, StoreError> {
-        let rows = retry(self.retries, || crate::audit::postgres::list(&self.pool, query)).await?;
+        let rows = retry(self.retries, || {
+            crate::audit::postgres::list(&self.pool, query)
+        })
+        .await?;
         crate::audit::postgres::records(&rows)
     }
 

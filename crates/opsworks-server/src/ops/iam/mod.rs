@@ -179,19 +179,25 @@ fn authorize(cx: Ctx<'_>, operation: &str, target: &str, input: &Value) -> Resul
 }
 
 async fn record(cx: Ctx<'_>, operation: &str, input: &Value, result: &IamResult) {
-    let target = ["UserName", "GroupName", "PolicyArn", "PolicyName", "AccessKeyId"]
-        .iter()
-        .find_map(|k| s(input, k))
-        .map(str::to_string)
-        .or_else(|| {
-            // What a create made when the input named nothing (CreateAccessKey for oneself).
-            result.as_ref().ok().and_then(|v| {
-                v.as_object()?
-                    .values()
-                    .find_map(|x| x.get("AccessKeyId").and_then(Value::as_str))
-                    .map(str::to_string)
-            })
-        });
+    let target = [
+        "UserName",
+        "GroupName",
+        "PolicyArn",
+        "PolicyName",
+        "AccessKeyId",
+    ]
+    .iter()
+    .find_map(|k| s(input, k))
+    .map(str::to_string)
+    .or_else(|| {
+        // What a create made when the input named nothing (CreateAccessKey for oneself).
+        result.as_ref().ok().and_then(|v| {
+            v.as_object()?
+                .values()
+                .find_map(|x| x.get("AccessKeyId").and_then(Value::as_str))
+                .map(str::to_string)
+        })
+    });
     let principal = cx
         .principal
         .arn(cx.core.account_id())

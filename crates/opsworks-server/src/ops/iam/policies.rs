@@ -18,8 +18,8 @@ use opsworks_policy::{
 use opsworks_store::Filter;
 
 use super::{
-    Ctx, IamResult, already_exists, arn_name, arn_path, check_path, delete_conflict,
-    internal, invalid_input, limit_exceeded, no_such, no_such_group, no_such_user, page, req, s,
+    Ctx, IamResult, already_exists, arn_name, arn_path, check_path, delete_conflict, internal,
+    invalid_input, limit_exceeded, no_such, no_such_group, no_such_user, page, req, s,
 };
 use crate::core::identity::{iam_id, iam_now};
 
@@ -117,7 +117,9 @@ pub async fn put_group_policy(cx: Ctx<'_>, input: &Value) -> IamResult {
 }
 
 fn no_such_inline(what: &str, policy: &str) -> AwsError {
-    no_such(format!("The {what} policy with name {policy} cannot be found."))
+    no_such(format!(
+        "The {what} policy with name {policy} cannot be found."
+    ))
 }
 
 /// GetUserPolicy: the document URL-encoded, as IAM returns it.

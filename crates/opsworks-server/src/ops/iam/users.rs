@@ -4,9 +4,7 @@ use serde_json::{Value, json};
 
 use opsworks_api::query::AwsError;
 use opsworks_model::Kind;
-use opsworks_model::resource::{
-    AccessKey, IamTag, IamUser, LoginProfile, Permission, UserProfile,
-};
+use opsworks_model::resource::{AccessKey, IamTag, IamUser, LoginProfile, Permission, UserProfile};
 use opsworks_store::Filter;
 
 use super::{
@@ -21,7 +19,9 @@ const KEYS_PER_USER: usize = 2;
 
 /// The user named `name` (names are unique whatever their case), if any.
 pub(super) async fn by_name(cx: Ctx<'_>, name: &str) -> Result<Option<IamUser>, AwsError> {
-    identity::user_by_name(cx.core, name).await.map_err(internal)
+    identity::user_by_name(cx.core, name)
+        .await
+        .map_err(internal)
 }
 
 /// The user owning access key `id`, if it is a user's key.
@@ -87,7 +87,9 @@ pub async fn create_user(cx: Ctx<'_>, input: &Value) -> IamResult {
     let mut w = cx.core.write().await.map_err(internal)?;
     let users: Vec<IamUser> = w.list(Filter::All).await.map_err(internal)?;
     if users.iter().any(|u| u.user_name.eq_ignore_ascii_case(name)) {
-        return Err(already_exists(format!("User with name {name} already exists.")));
+        return Err(already_exists(format!(
+            "User with name {name} already exists."
+        )));
     }
     let user = IamUser {
         user_id: iam_id("AIDA", 21),
@@ -155,7 +157,9 @@ pub async fn update_user(cx: Ctx<'_>, input: &Value) -> IamResult {
             .iter()
             .any(|u| u.user_id != user.user_id && u.user_name.eq_ignore_ascii_case(new))
         {
-            return Err(already_exists(format!("User with name {new} already exists.")));
+            return Err(already_exists(format!(
+                "User with name {new} already exists."
+            )));
         }
         user.user_name = new.to_string();
     }
@@ -361,7 +365,11 @@ pub async fn get_access_key_last_used(cx: Ctx<'_>, input: &Value) -> IamResult {
             "The Access Key with id {id} cannot be found."
         )));
     };
-    let used = cx.core.keys().last_used(id).or_else(|| key.last_used.clone());
+    let used = cx
+        .core
+        .keys()
+        .last_used(id)
+        .or_else(|| key.last_used.clone());
     let last = match used {
         Some(u) => json!({
             "LastUsedDate": u.last_used_date,
