@@ -444,6 +444,36 @@ impl KeyRing {
     }
 }
 
+/// Writes down the last use of the IAM user keys noted since the last call (in one transaction;
+/// what GetAccessKeyLastUsed reads on any server).
+pub async fn write_last_used(core: &crate::core::Core) -> CoreResult<()> {
+    let used = core.keys().take_last_used();
+    if used.is_empty() {
+        return Ok(());
+    }
+    let mut w = core.write().await?;
+    for (id, last) in &used {
+        if let Some(mut key) = w.find::<opsworks_model::resource::AccessKey>(id).await? {
+            key.last_used = Some(last.clone());
+            w.put(&key).await?;
+        }
+    }
+    w.commit().await
+}
+
+/// Stores a key in a transaction of its own (the root key at start).
+async fn put_key(store: &Store, record: &AccessKeyRecord) -> Result<(), StoreError> {
+    let mut tx = store.write().await?;
+    tx.put_access_key(record).await?;
+    tx.commit().await.map(drop)
+}
+
+impl From<CoreError> for ServerError {
+    fn from(e: CoreError) -> Self {
+        ServerError::Keys(e.to_string())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -474,35 +504,5 @@ mod tests {
             .mode()
             & 0o777;
         assert_eq!(mode, 0o600);
-    }
-}
-
-/// Writes down the last use of the IAM user keys noted since the last call (in one transaction;
-/// what GetAccessKeyLastUsed reads on any server).
-pub async fn write_last_used(core: &crate::core::Core) -> CoreResult<()> {
-    let used = core.keys().take_last_used();
-    if used.is_empty() {
-        return Ok(());
-    }
-    let mut w = core.write().await?;
-    for (id, last) in &used {
-        if let Some(mut key) = w.find::<opsworks_model::resource::AccessKey>(id).await? {
-            key.last_used = Some(last.clone());
-            w.put(&key).await?;
-        }
-    }
-    w.commit().await
-}
-
-/// Stores a key in a transaction of its own (the root key at start).
-async fn put_key(store: &Store, record: &AccessKeyRecord) -> Result<(), StoreError> {
-    let mut tx = store.write().await?;
-    tx.put_access_key(record).await?;
-    tx.commit().await.map(drop)
-}
-
-impl From<CoreError> for ServerError {
-    fn from(e: CoreError) -> Self {
-        ServerError::Keys(e.to_string())
     }
 }
