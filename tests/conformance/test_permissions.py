@@ -237,3 +237,15 @@ def test_the_audit_log_records_every_mutating_call(ow, iam, endpoint, stack):
     r = signed_get(endpoint, "/api/audit?StartTime=2099-01-01T00%3A00%3A00Z")
     assert json.loads(r.data)["Entries"] == []
     assert signed_get(endpoint, "/api/audit?StartTime=yesterday").status == 400
+
+
+def test_clone_stack_copies_permissions_when_asked(ow, iam, endpoint, stack):
+    u = profiled_user(ow, iam, endpoint)
+    ow.set_permission(StackId=stack["StackId"], IamUserArn=u.arn, Level="deploy", AllowSsh=True)
+    role = "arn:aws:iam::123456789012:role/aws-opsworks-service-role"
+    with_perms = ow.clone_stack(SourceStackId=stack["StackId"], ServiceRoleArn=role, ClonePermissions=True)["StackId"]
+    without = ow.clone_stack(SourceStackId=stack["StackId"], ServiceRoleArn=role)["StackId"]
+    assert ow.describe_permissions(StackId=with_perms)["Permissions"] == [
+        {"StackId": with_perms, "IamUserArn": u.arn, "AllowSsh": True, "AllowSudo": False, "Level": "deploy"}
+    ]
+    assert ow.describe_permissions(StackId=without)["Permissions"] == []

@@ -494,7 +494,15 @@ pub async fn clone_stack(cx: Ctx<'_>, req: shapes::CloneStackRequest) -> OpResul
             w.put(&app).await?;
         }
     }
-    // Permissions are not kept by this server yet, so ClonePermissions has nothing to copy.
+    if req.clone_permissions == Some(true) {
+        let perms: Vec<opsworks_model::resource::Permission> =
+            w.list(Filter::Stack(&req.source_stack_id)).await?;
+        for mut p in perms {
+            p.permission_id = opsworks_model::resource::Permission::id_of(&id, &p.iam_user_arn);
+            p.stack_id = id.clone();
+            w.put(&p).await?;
+        }
+    }
     w.commit().await?;
     Reply::json(&json!({ "StackId": id }))
 }
