@@ -58,6 +58,110 @@ pub struct UserAccess {
     pub self_management: bool,
     /// The access keys that sign requests.
     active_keys: HashSet<String>,
+    /// Whether any policy reads the time (`aws:CurrentTime`, `aws:EpochTime`): decisions then
+    /// hold for the second they were made in only.
+    pub time_dependent: bool,
+    /// Decisions already made for this state of the user (see [`Decisions`]).
+    pub decisions: Decisions,
+}
+
+/// What a decision depends on besides the user's policies and levels (which a [`UserAccess`]
+/// fixes): the action, the resource, the permission grants, the request's condition keys that
+/// vary (address, transport, region) and, for time-reading policies, the second.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct DecisionKey<'a> {
+    /// `service:Action`.
+    pub action: &'a str,
+    /// The ARN, or `*`.
+    pub resource: &'a str,
+    /// The stack's level, as granted.
+    pub level: Option<PermissionLevel>,
+    /// `aws:SourceIp`.
+    pub source_ip: Option<std::net::IpAddr>,
+    /// `aws:SecureTransport`.
+    pub secure: bool,
+    /// `aws:RequestedRegion`.
+    pub region: &'a str,
+    /// The second of the request for time-reading policies, else 0.
+    pub second: i64,
+}
+
+impl DecisionKey<'_> {
+    fn hash64(&self) -> u64 {
+        use std::hash::{Hash, Hasher};
+        // A hash picks the slot; the whole key is compared in it.
+        let mut h = std::hash::DefaultHasher::new();
+        self.hash(&mut h);
+        h.finish()
+    }
+}
+
+#[derive(Debug)]
+struct Decided {
+    action: Box<str>,
+    resource: Box<str>,
+    level: Option<PermissionLevel>,
+    source_ip: Option<std::net::IpAddr>,
+    secure: bool,
+    region: Box<str>,
+    second: i64,
+    outcome: Result<(), String>,
+}
+
+impl Decided {
+    fn is(&self, k: &DecisionKey<'_>) -> bool {
+        *self.action == *k.action
+            && *self.resource == *k.resource
+            && self.level == k.level
+            && self.source_ip == k.source_ip
+            && self.secure == k.secure
+            && *self.region == *k.region
+            && self.second == k.second
+    }
+}
+
+/// The decisions made for one state of a user: evaluating the same request against the same
+/// policies gives the same answer, so a user's repeated calls (DescribeStacks over the same
+/// stacks) evaluate once. Bounded; dropped with the [`UserAccess`] when anything of the user's
+/// identity changes.
+#[derive(Debug, Default)]
+pub struct Decisions {
+    map: Mutex<HashMap<u64, Vec<Decided>>>,
+}
+
+/// At most this many decisions are kept per user state.
+const MAX_DECISIONS: usize = 4096;
+
+impl Decisions {
+    /// The decision made for `key`, if one was.
+    pub fn get(&self, key: &DecisionKey<'_>) -> Option<Result<(), String>> {
+        let map = self.map.lock().unwrap_or_else(|p| p.into_inner());
+        map.get(&key.hash64())?
+            .iter()
+            .find(|d| d.is(key))
+            .map(|d| d.outcome.clone())
+    }
+
+    /// Keeps the decision made for `key`.
+    pub fn put(&self, key: &DecisionKey<'_>, outcome: Result<(), String>) {
+        let mut map = self.map.lock().unwrap_or_else(|p| p.into_inner());
+        if map.len() >= MAX_DECISIONS {
+            map.clear();
+        }
+        let slot = map.entry(key.hash64()).or_default();
+        // Decisions of past seconds are of no more use.
+        slot.retain(|d| d.second == key.second || key.second == 0);
+        slot.push(Decided {
+            action: key.action.into(),
+            resource: key.resource.into(),
+            level: key.level,
+            source_ip: key.source_ip,
+            secure: key.secure,
+            region: key.region.into(),
+            second: key.second,
+            outcome,
+        });
+    }
 }
 
 impl PartialEq for UserAccess {
@@ -144,6 +248,11 @@ pub async fn user_access(
 
 async fn build(core: &Core, user: &IamUser) -> CoreResult<UserAccess> {
     let mut policies = Vec::new();
+    let mut time_dependent = false;
+    let mut reads_time = |doc: &str| {
+        let lower = doc.to_ascii_lowercase();
+        time_dependent |= lower.contains("aws:currenttime") || lower.contains("aws:epochtime");
+    };
     let parse = |doc: &str, kind: PolicyKind, what: &str| match Policy::parse(doc, kind) {
         Ok(p) => Some(p),
         Err(e) => {
@@ -153,6 +262,7 @@ async fn build(core: &Core, user: &IamUser) -> CoreResult<UserAccess> {
         }
     };
     for (name, doc) in &user.inline_policies {
+        reads_time(doc);
         policies.extend(parse(doc, PolicyKind::InlineUser, name));
     }
     let mut attached: Vec<String> = user.attached_policies.clone();
@@ -161,6 +271,7 @@ async fn build(core: &Core, user: &IamUser) -> CoreResult<UserAccess> {
             continue;
         };
         for (name, doc) in &group.inline_policies {
+            reads_time(doc);
             policies.extend(parse(doc, PolicyKind::InlineGroup, name));
         }
         attached.extend(group.attached_policies.iter().cloned());
@@ -169,6 +280,7 @@ async fn build(core: &Core, user: &IamUser) -> CoreResult<UserAccess> {
     attached.dedup();
     for arn in &attached {
         if let Some(doc) = managed_document(core, arn).await? {
+            reads_time(&doc);
             policies.extend(parse(&doc, PolicyKind::Managed, arn));
         }
     }
@@ -197,6 +309,8 @@ async fn build(core: &Core, user: &IamUser) -> CoreResult<UserAccess> {
         levels,
         self_management,
         active_keys,
+        time_dependent,
+        decisions: Decisions::default(),
     })
 }
 

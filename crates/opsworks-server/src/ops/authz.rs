@@ -25,7 +25,7 @@ use opsworks_policy::{
 use opsworks_store::Cached;
 
 use super::{Ctx, Principal};
-use crate::core::identity::UserAccess;
+use crate::core::identity::{DecisionKey, UserAccess};
 use crate::core::{Core, CoreResult};
 
 /// What a request acts on.
@@ -171,6 +171,35 @@ fn context(
 /// The IAM policies of `user` for `action` (`service:Name`) on `resource`, with OpsWorks'
 /// permission level combined in: the refusal's message when refused.
 pub fn decide(
+    p: &Principal,
+    user: &UserAccess,
+    account: &str,
+    action: &str,
+    resource: &str,
+    grants: Grants,
+) -> Result<(), String> {
+    let key = DecisionKey {
+        action,
+        resource,
+        level: grants.level,
+        source_ip: p.source_ip,
+        secure: p.secure_transport,
+        region: &p.region,
+        second: if user.time_dependent {
+            jiff::Timestamp::now().as_second()
+        } else {
+            0
+        },
+    };
+    if let Some(known) = user.decisions.get(&key) {
+        return known;
+    }
+    let outcome = evaluate_now(p, user, account, action, resource, grants);
+    user.decisions.put(&key, outcome.clone());
+    outcome
+}
+
+fn evaluate_now(
     p: &Principal,
     user: &UserAccess,
     account: &str,
