@@ -350,3 +350,78 @@ pub fn require_on(
 pub fn source(p: &Principal) -> Option<String> {
     p.source_ip.map(|ip: IpAddr| ip.to_string())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::identity;
+    use crate::testkit;
+    use serde_json::json;
+
+    async fn user_with(core: &Core, doc: &str) -> std::sync::Arc<UserAccess> {
+        let root = Principal::root("us-east-1");
+        let cx = Ctx {
+            core,
+            principal: &root,
+        };
+        let made = crate::ops::iam::dispatch(cx, "CreateUser", json!({"UserName": "u"}))
+            .await
+            .unwrap();
+        crate::ops::iam::dispatch(
+            cx,
+            "PutUserPolicy",
+            json!({"UserName": "u", "PolicyName": "p", "PolicyDocument": doc}),
+        )
+        .await
+        .unwrap();
+        let stamps = identity::stamps(core).await.unwrap();
+        let id = made["User"]["UserId"].as_str().unwrap();
+        identity::user_access(core, id, &stamps)
+            .await
+            .unwrap()
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn kept_decisions_follow_the_source_address_and_the_clock() {
+        let (_dir, core) = testkit::open().await;
+        let doc = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"opsworks:Describe*","Resource":"*",
+            "Condition":{"IpAddress":{"aws:SourceIp":"10.0.0.0/8"}}}]}"#;
+        let user = user_with(&core, doc).await;
+        assert!(!user.time_dependent);
+        let p = Principal::iam_user(user.clone(), "AKIA", "us-east-1");
+        let from = |ip: &str| p.clone().from_ip(Some(ip.parse().unwrap()));
+        let ask = |p: &Principal| {
+            decide(
+                p,
+                &user,
+                "123456789012",
+                "opsworks:DescribeStacks",
+                "arn:aws:opsworks:us-east-1:123456789012:stack/s/",
+                Grants::default(),
+            )
+        };
+        for _ in 0..2 {
+            assert!(ask(&from("10.1.2.3")).is_ok());
+            assert!(ask(&from("192.168.0.1")).is_err());
+            assert!(ask(&p).is_err(), "no address: the condition fails");
+        }
+        let (_dir2, core2) = testkit::open().await;
+        let timed = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"opsworks:*","Resource":"*",
+            "Condition":{"DateLessThan":{"aws:CurrentTime":"2000-01-01T00:00:00Z"}}}]}"#;
+        let user = user_with(&core2, timed).await;
+        assert!(user.time_dependent);
+        let p = Principal::iam_user(user.clone(), "AKIA", "us-east-1");
+        assert!(
+            decide(
+                &p,
+                &user,
+                "1",
+                "opsworks:DescribeStacks",
+                "*",
+                Grants::default()
+            )
+            .is_err()
+        );
+    }
+}
