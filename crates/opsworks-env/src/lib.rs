@@ -20,6 +20,8 @@ pub const OPSWORKS_PACKAGE_PROXY_ALLOW: &str = "OPSWORKS_PACKAGE_PROXY_ALLOW";
 pub const OPSWORKS_SCHEDULER_INTERVAL: &str = "OPSWORKS_SCHEDULER_INTERVAL";
 /// How long one minute of the load-based thresholds lasts.
 pub const OPSWORKS_SCALING_MINUTE: &str = "OPSWORKS_SCALING_MINUTE";
+/// How long one minute of GrantAccess's `ValidForInMinutes` lasts.
+pub const OPSWORKS_ACCESS_MINUTE: &str = "OPSWORKS_ACCESS_MINUTE";
 /// How long events are kept.
 pub const OPSWORKS_EVENT_RETENTION: &str = "OPSWORKS_EVENT_RETENTION";
 /// How many events are kept.

@@ -9,6 +9,7 @@
 
 mod app;
 mod deployment;
+mod identity;
 mod instance;
 mod layer;
 mod misc;
@@ -16,6 +17,10 @@ mod stack;
 
 pub use app::{App, AppSource, AppType, DataSource, EnvironmentVariable, SslConfiguration};
 pub use deployment::{Command, Deployment, DeploymentCommand, LifecycleStep};
+pub use identity::{
+    AccessKey, IamGroup, IamPolicy, IamTag, IamUser, KeyLastUsed, LoginProfile, Permission,
+    PolicyVersion, TemporaryAccess, UserProfile,
+};
 pub use instance::{AutoScalingType, BlockDeviceMapping, EbsBlockDevice, Instance, ReportedOs};
 pub use layer::{
     CloudWatchLogsConfiguration, CloudWatchLogsLogStream, LastScalingRecord, Layer,
@@ -46,11 +51,26 @@ pub enum Kind {
     Tags,
     /// A recorded instance status change (parent: the instance).
     Transition,
+    /// An IAM user.
+    IamUser,
+    /// An IAM group.
+    IamGroup,
+    /// A customer managed IAM policy (ID: its ARN).
+    IamPolicy,
+    /// What IAM shows of a user's access key (parent: the user). Its generation is also raised
+    /// by every change of the store's key table, so key caches of several servers stay correct.
+    AccessKey,
+    /// An OpsWorks user profile (ID: the IAM user ARN).
+    UserProfile,
+    /// A user's permissions on a stack (parent: the IAM user ARN).
+    Permission,
+    /// A temporary login GrantAccess made on an instance.
+    TemporaryAccess,
 }
 
 impl Kind {
     /// Every kind.
-    pub const ALL: [Kind; 9] = [
+    pub const ALL: [Kind; 16] = [
         Self::Stack,
         Self::Layer,
         Self::Instance,
@@ -60,6 +80,13 @@ impl Kind {
         Self::ServiceError,
         Self::Tags,
         Self::Transition,
+        Self::IamUser,
+        Self::IamGroup,
+        Self::IamPolicy,
+        Self::AccessKey,
+        Self::UserProfile,
+        Self::Permission,
+        Self::TemporaryAccess,
     ];
 
     /// The name the store keeps it under.
@@ -74,6 +101,13 @@ impl Kind {
             Self::ServiceError => "service_error",
             Self::Tags => "tags",
             Self::Transition => "transition",
+            Self::IamUser => "iam_user",
+            Self::IamGroup => "iam_group",
+            Self::IamPolicy => "iam_policy",
+            Self::AccessKey => "access_key",
+            Self::UserProfile => "user_profile",
+            Self::Permission => "permission",
+            Self::TemporaryAccess => "temporary_access",
         }
     }
 
@@ -81,6 +115,8 @@ impl Kind {
     pub fn noun(self) -> &'static str {
         match self {
             Self::ServiceError => "service error",
+            Self::UserProfile => "user profile",
+            Self::TemporaryAccess => "temporary access",
             other => other.as_str(),
         }
     }

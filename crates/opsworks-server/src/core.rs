@@ -6,9 +6,11 @@
 //! The core knows nothing of HTTP or of the wire: it speaks typed resources and returns
 //! [`CoreError`]; the edge maps that to the API's error codes.
 
+pub mod audit;
 pub mod commands;
 mod error;
 pub mod events;
+pub mod identity;
 pub mod instances;
 pub mod keys;
 pub mod lifecycle;
@@ -20,6 +22,7 @@ pub mod proxy;
 pub mod scheduler;
 pub mod service_errors;
 mod state;
+pub mod users;
 pub mod watchdog;
 pub mod workers;
 

@@ -6,11 +6,13 @@
 
 pub mod agents;
 pub mod api;
+pub mod audit;
 pub mod auth;
 pub mod events;
 pub mod listener;
 pub mod logs;
 pub mod metrics;
+pub mod query;
 pub mod render;
 
 use axum::Router;
@@ -25,5 +27,6 @@ pub fn router(core: Core) -> Router {
         .merge(logs::routes())
         .merge(events::routes())
         .merge(metrics::routes())
+        .merge(audit::routes())
         .with_state(core)
 }

@@ -101,6 +101,10 @@ pub struct ControlArgs {
     /// How long one minute of the load-based thresholds lasts (shorten only for tests and demos).
     #[arg(long, default_value = "60s", env = env::OPSWORKS_SCALING_MINUTE, value_parser = parse_duration)]
     pub scaling_minute: std::time::Duration,
+    /// How long one minute of GrantAccess's ValidForInMinutes lasts (shorten only for tests and
+    /// demos).
+    #[arg(long, default_value = "60s", env = env::OPSWORKS_ACCESS_MINUTE, value_parser = parse_duration)]
+    pub access_minute: std::time::Duration,
     /// How long events are kept.
     #[arg(long, default_value = "7d", env = env::OPSWORKS_EVENT_RETENTION, value_parser = parse_duration)]
     pub event_retention: std::time::Duration,
@@ -176,6 +180,7 @@ impl ControlArgs {
         config.healing_timeout = std::time::Duration::from_secs(self.healing_timeout);
         config.scheduler_interval = self.scheduler_interval;
         config.scaling_minute = self.scaling_minute;
+        config.access_minute = self.access_minute;
         config.event_retention = self.event_retention;
         config.event_max_rows = self.event_max_rows;
         config.metrics = MetricsConfig {
