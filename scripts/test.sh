@@ -41,7 +41,7 @@ fi
 # PostgreSQL for the store's second engine: installed, started and given a test role if absent.
 if [ -z "${OPSWORKS_TEST_DATABASE_URL:-}" ]; then
     echo "== PostgreSQL (scripts/postgres-test-setup.sh)"
-    OPSWORKS_TEST_DATABASE_URL="$(scripts/postgres-test-setup.sh)"
+    OPSWORKS_TEST_DATABASE_URL="$(scripts/postgres-test-setup.sh | tail -n 1)"
 fi
 export OPSWORKS_TEST_DATABASE_URL
 
