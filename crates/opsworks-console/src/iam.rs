@@ -1,4 +1,4 @@
-//! What the IAM pages ([`crate::users`], [`crate::groups`]) share: reading IAM's lists as the
+//! What the IAM pages (users, groups) share: reading IAM's lists as the
 //! signed-in principal, IAM's errors as a page shows them (a refusal keeps AWS's words and is a
 //! 403), the policy documents IAM answers percent-encoded, and the ARNs the pages ask the
 //! authorizer about.

@@ -10,9 +10,13 @@ use std::time::Duration;
 
 use axum::extract::Path;
 use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
 use futures_util::stream::{self, Stream};
 use serde_json::{Value, json};
 
+use opsworks_api::ApiError;
+
+use crate::render::failure;
 use crate::{Console, Signed};
 
 /// What a stream looks at: the session, settled again before each look.
@@ -82,10 +86,13 @@ where
 }
 
 /// `GET /console/stacks/{id}/live`: the stack's instances (status, addresses) whenever they change.
-pub async fn stack_events(
-    signed: Signed,
-    Path(stack_id): Path<String>,
-) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
+pub async fn stack_events(signed: Signed, Path(stack_id): Path<String>) -> Response {
+    if let Err(e @ ApiError::AccessDenied(_)) = signed
+        .call("DescribeInstances", json!({ "StackId": stack_id }))
+        .await
+    {
+        return failure(&signed, e);
+    }
     let stream = changes(signed, move |signed| {
         let stack_id = stack_id.clone();
         async move {
@@ -109,15 +116,23 @@ pub async fn stack_events(
             Some(json!({ "instances": instances }))
         }
     });
-    Sse::new(stream).keep_alive(KeepAlive::default())
+    Sse::new(stream)
+        .keep_alive(KeepAlive::default())
+        .into_response()
 }
 
 /// `GET /console/deployments/{id}/live`: the deployment's status and each command's status and
 /// log whenever they change.
-pub async fn deployment_events(
-    signed: Signed,
-    Path(deployment_id): Path<String>,
-) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
+pub async fn deployment_events(signed: Signed, Path(deployment_id): Path<String>) -> Response {
+    if let Err(e @ ApiError::AccessDenied(_)) = signed
+        .call(
+            "DescribeDeployments",
+            json!({ "DeploymentIds": [deployment_id] }),
+        )
+        .await
+    {
+        return failure(&signed, e);
+    }
     let stream = changes(signed, move |signed| {
         let deployment_id = deployment_id.clone();
         async move {
@@ -149,5 +164,7 @@ pub async fn deployment_events(
             Some(json!({ "Status": dep.get("Status"), "commands": commands }))
         }
     });
-    Sse::new(stream).keep_alive(KeepAlive::default())
+    Sse::new(stream)
+        .keep_alive(KeepAlive::default())
+        .into_response()
 }

@@ -4,7 +4,7 @@
 //! permission on each stack (level, SSH, sudo). Everything is read and changed through IAM's and
 //! OpsWorks' operations as the signed-in principal; each form is shown only when the authorizer
 //! would allow it, and the server refuses it anyway when not. The forms' actions are in
-//! [`crate::user_actions`].
+//! `user_actions`.
 
 use axum::extract::Path;
 use axum::response::Response;
