@@ -7,6 +7,8 @@ user did and what was refused, from the browser's address. Screenshots go where 
 puts them."""
 
 import re
+import threading
+import time
 import urllib.error
 import urllib.request
 
@@ -18,7 +20,8 @@ from selenium.webdriver.support import expected_conditions as EC
 from selenium.webdriver.support.ui import Select
 
 from conftest import AKID, SECRET
-from test_console import PASSWORD, PlainServer, browser, fill, shot, wait_for  # noqa: F401 (fixture)
+from test_console import (PASSWORD, PER_ACCOUNT, PER_ADDRESS, RSS_BOUND_MIB, PlainServer,  # noqa: F401
+                          browser, fill, header, request, shot, wait_for)
 
 ALICE_PASSWORD = "alice's console password"
 ALICE_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGx1bXBzIGFuZCBidW1wcyBvbiB0aGUgcm9hZA alice@laptop"
@@ -30,6 +33,12 @@ def iam_server():
     srv.endpoint = f"http://127.0.0.1:{srv.port}"
     yield srv
     srv.stop()
+
+
+def iam(srv):
+    return boto3.client("iam", endpoint_url=srv.endpoint, region_name="us-east-1",
+                        aws_access_key_id=AKID, aws_secret_access_key=SECRET,
+                        config=Config(retries={"max_attempts": 1}))
 
 
 def opsworks(srv):
@@ -148,3 +157,88 @@ def test_a_show_level_user_in_the_console(iam_server, browser):
     log = b.get_log("browser")
     refused = [e["message"] for e in log if "Content Security Policy" in e["message"] or "Refused to" in e["message"]]
     assert not refused, refused
+
+
+def sign_in_as(srv, user, password, source):
+    """The sign-in form as a browser posts it, for `user` (plain HTTP, from `source`)."""
+    token = "t0ken-of-the-form"
+    return request(srv, "POST", "/console/sign-in",
+                   {"_pre": token, "next": "/console/", "user": user, "password": password},
+                   cookie=f"opsworks_pre={token}", source=source)
+
+
+STORM = 300
+
+
+def test_an_iam_users_sign_ins_are_limited_and_a_storm_keeps_memory_bounded(iam_server):
+    """An IAM user's failed sign-ins are limited as the root's are: per address, then, from STORM
+    addresses at once, per account (PER_ACCOUNT hashed, two at a time, the rest 429 at once) with
+    the server's peak RSS within RSS_BOUND_MIB; the root and other users are not held back, and
+    names no user can have (however long) share one limit."""
+    srv = iam_server
+    i = iam(srv)
+    i.create_user(UserName="alice")
+    i.create_login_profile(UserName="alice", Password=ALICE_PASSWORD)
+    assert sign_in_as(srv, "alice", ALICE_PASSWORD, "127.0.3.1")[0] == 303
+
+    # Per address: the eleventh try waits, even with the right password.
+    for n in range(PER_ADDRESS):
+        assert sign_in_as(srv, "alice", f"guess-{n}", "127.0.3.2")[0] == 401, n
+    status, headers, _ = sign_in_as(srv, "ALICE", ALICE_PASSWORD, "127.0.3.2")
+    assert status == 429 and 1 <= int(header(headers, "Retry-After")) <= 300
+
+    # Names no IAM user can have, however long, are refused and counted under one key.
+    long_name = "x" * 200_000
+    status, _, page = sign_in_as(srv, long_name, "pw", "127.0.3.3")
+    assert status == 401 and "not right" in page
+
+    # The storm, from STORM addresses at once against alice.
+    sources = [f"127.0.{4 + n // 250}.{1 + n % 250}" for n in range(STORM)]
+    time.sleep(0.5)
+    before = srv.status("VmRSS")
+    peak = [before]
+    stop = threading.Event()
+
+    def sample():
+        while not stop.is_set():
+            peak[0] = max(peak[0], srv.status("VmRSS"))
+            time.sleep(0.02)
+
+    results = [None] * STORM
+    start = threading.Barrier(STORM)
+
+    def attempt(n):
+        start.wait()
+        try:
+            results[n] = sign_in_as(srv, "alice", f"wrong-{n}", sources[n])[0]
+        except Exception as e:  # noqa: BLE001 - recorded, asserted below
+            results[n] = repr(e)
+
+    sampler = threading.Thread(target=sample)
+    sampler.start()
+    threads = [threading.Thread(target=attempt, args=(n,)) for n in range(STORM)]
+    began = time.time()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=180)
+    took = time.time() - began
+    stop.set()
+    sampler.join()
+    hwm = srv.status("VmHWM")
+    counts = {r: results.count(r) for r in set(results)}
+    print(f"IAM storm of {STORM}: {counts} in {took:.1f} s; RSS {before // 1024} MiB before, "
+          f"peak sampled {peak[0] // 1024} MiB, VmHWM {hwm // 1024} MiB")
+    # alice already used PER_ADDRESS failures of her account's window above.
+    hashed = PER_ACCOUNT - PER_ADDRESS
+    assert counts.get(401) == hashed and counts.get(429) == STORM - hashed, counts
+    grown = (max(peak[0], hwm) - before) // 1024
+    assert grown < RSS_BOUND_MIB, f"the server grew by {grown} MiB during the storm"
+
+    # alice's account waits, from anywhere; the root and another user do not.
+    status, headers, _ = sign_in_as(srv, "alice", ALICE_PASSWORD, "127.0.9.1")
+    assert status == 429 and int(header(headers, "Retry-After")) <= 300
+    assert sign_in_as(srv, "", PASSWORD, "127.0.9.2")[0] == 303
+    i.create_user(UserName="bob")
+    i.create_login_profile(UserName="bob", Password="bob's console password")
+    assert sign_in_as(srv, "bob", "bob's console password", "127.0.9.3")[0] == 303

@@ -189,16 +189,26 @@ impl Password {
         })
     }
 
-    /// One of the pool's [`HASHINGS`] turns, for a check made elsewhere (an IAM user's password,
-    /// hashed by the server's identity code): held while it runs, so all the console's password
-    /// checks together stay within the bound. `None` only if the pool is closed.
-    pub async fn turn(&self) -> Option<tokio::sync::SemaphorePermit<'_>> {
-        self.pool.permits.acquire().await.ok()
-    }
-
     /// Whether `attempt` is the password: checked on a blocking thread once one of the pool's
     /// [`HASHINGS`] turns is free.
     pub async fn verify(&self, attempt: String) -> bool {
+        self.check_in_pool(self.stored.clone(), attempt).await
+    }
+
+    /// Whether `attempt` is the password an argon2 PHC `hash` holds (an IAM user's login
+    /// profile), checked in the same pool as the root's: every console sign-in together stays
+    /// within `HASHINGS × 19 MiB`. A hash that does not parse matches nothing.
+    pub async fn verify_hash(&self, hash: &str, attempt: String) -> bool {
+        match Stored::parse(hash) {
+            Ok(stored) => self.check_in_pool(Arc::new(stored), attempt).await,
+            Err(e) => {
+                tracing::error!("a login profile's password hash does not parse: {e}");
+                false
+            }
+        }
+    }
+
+    async fn check_in_pool(&self, stored: Arc<Stored>, attempt: String) -> bool {
         let Ok(_turn) = self.pool.permits.acquire().await else {
             return false;
         };
@@ -209,7 +219,6 @@ impl Password {
             .unwrap_or_else(|e| e.into_inner())
             .pop()
             .unwrap_or_default();
-        let stored = self.stored.clone();
         let checked = tokio::task::spawn_blocking(move || {
             let ok = stored.check(attempt.as_bytes(), &mut memory);
             (ok, memory)

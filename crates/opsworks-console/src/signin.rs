@@ -81,12 +81,24 @@ fn is_root(name: &str) -> bool {
     name.is_empty() || name.eq_ignore_ascii_case(ROOT)
 }
 
+/// Whether `name` could be an IAM user's (IAM's own rule: 1 to 64 of `A-Za-z0-9+=,.@_-`).
+fn may_be_user(name: &str) -> bool {
+    (1..=64).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"+=,.@_-".contains(&b))
+}
+
 /// The key of a sign-in's account in the limits (IAM names are unique whatever their case).
+/// Names no user can have share one key, so a client cannot make the limits hold keys of any
+/// length it likes, nor lock out a real user with them.
 pub fn account_key(name: &str) -> String {
     if is_root(name) {
         ROOT.to_string()
+    } else if may_be_user(name) {
+        format!("iam:{}", name.to_ascii_lowercase())
     } else {
-        format!("iam:{}", name.to_lowercase())
+        "iam:(not a user name)".to_string()
     }
 }
 
@@ -111,29 +123,30 @@ async fn check(console: &Console, name: &str, password: String) -> Result<Checke
         });
     }
     let core = console.app();
-    let user = identity::user_by_name(core, name).await?;
-    let Some(user) = user.filter(|u| u.login_profile.is_some()) else {
+    let user = match may_be_user(name) {
+        true => identity::user_by_name(core, name).await?,
+        false => None,
+    };
+    let Some((user, profile)) = user.and_then(|u| u.login_profile.clone().map(|p| (u, p))) else {
         // The same work as a real check, so the time taken does not tell which names exist.
         let _ = console.password().verify(password).await;
         return Ok(Checked::Wrong(None));
     };
-    let signed_in = {
-        let _turn = console.password().turn().await;
-        identity::sign_in(core, &user.user_name, &password).await?
-    };
-    Ok(
-        match signed_in.and_then(|u| u.login_profile.clone().map(|p| (u, p))) {
-            Some((u, p)) => Checked::User(
-                SessionUser {
-                    user_id: u.user_id.clone(),
-                    mark: profile_mark(&p.create_date, &p.password_hash),
-                },
-                u.arn.clone(),
-                p.password_reset_required,
-            ),
-            None => Checked::Wrong(Some(user.arn.clone())),
+    if !console
+        .password()
+        .verify_hash(&profile.password_hash, password)
+        .await
+    {
+        return Ok(Checked::Wrong(Some(user.arn)));
+    }
+    Ok(Checked::User(
+        SessionUser {
+            user_id: user.user_id.clone(),
+            mark: profile_mark(&profile.create_date, &profile.password_hash),
         },
-    )
+        user.arn,
+        profile.password_reset_required,
+    ))
 }
 
 /// Writes a sign-in to the audit log.
@@ -198,7 +211,17 @@ pub async fn sign_in(
             return r;
         }
     };
-    let checked = match check(&console, &name, form.get("password")).await {
+    // On a task of its own, so a client that hangs up mid-check cannot free the hashing turn
+    // while the hash still runs (the pool's bound holds however clients behave).
+    let task = {
+        let (console, name, password) = (console.clone(), name.clone(), form.get("password"));
+        tokio::spawn(async move { check(&console, &name, password).await })
+    };
+    let checked = task
+        .await
+        .map_err(|e| e.to_string())
+        .and_then(|r| r.map_err(|e| e.to_string()));
+    let checked = match checked {
         Ok(c) => c,
         Err(e) => {
             tracing::error!("console sign-in could not check the password: {e}");
@@ -266,5 +289,19 @@ mod tests {
         assert_eq!(safe_next(Some("//evil.example/console/")), "/console/");
         assert_eq!(safe_next(Some("/console/\r\nLocation: x")), "/console/");
         assert_eq!(safe_next(None), "/console/");
+    }
+
+    #[test]
+    fn account_keys_are_short_whatever_the_name() {
+        assert_eq!(account_key(""), "root");
+        assert_eq!(account_key("ROOT"), "root");
+        assert_eq!(account_key("Alice.B@x"), "iam:alice.b@x");
+        let long = "a".repeat(65);
+        assert_eq!(account_key(&long), account_key("no/such name"));
+        assert_eq!(
+            account_key(&"x".repeat(1 << 20)).len(),
+            "iam:(not a user name)".len()
+        );
+        assert!(account_key(&"a".repeat(64)).starts_with("iam:aaaa"));
     }
 }
