@@ -1,6 +1,7 @@
 //! Sign-in for the console: the root user's console password (an argon2 hash on disk), checked
-//! by a small fixed pool of hashers (IAM users' passwords take the same turns); sessions held in
-//! memory, each the root's or an IAM user's, and the CSRF token every form carries.
+//! by a small fixed pool of hashers (IAM users' login-profile hashes in the same pool and
+//! buffers); sessions held in memory, each the root's or an IAM user's, and the CSRF token every
+//! form carries.
 //!
 //! One argon2 check with the default parameters works through 19 MiB. Checks run at most
 //! [`HASHINGS`] at a time, on blocking threads, each in one of the pool's buffers (wiped after
