@@ -4,7 +4,7 @@
 # whenever the examples changed. Prints DIR, whose paths are the repositories' URLs.
 #   scripts/serve-examples.sh [DIR]     default: ${XDG_DATA_HOME:-~/.local/share}/opsworks-examples
 # The agent reads a local path through the instance's live view of the host's disk file systems:
-# not /tmp (each instance has its own, and the host's is missing there when it is a tmpfs), not
+# not /tmp (each instance has its own, and the host's is missing there when it is a mount), not
 # the server's data dir (hidden from instances). To serve the same repositories over the network
 # too, as git://10.217.0.1/hello-app.git:
 #   git daemon --export-all --reuseaddr --listen=10.217.0.1 --base-path=DIR DIR
