@@ -23,6 +23,11 @@ pub async fn change_status(
     })?;
     inst.status = to;
     w.put(&inst).await?;
+    if matches!(to, InstanceStatus::Booting | InstanceStatus::Rebooting) {
+        // Before the commit, so the watchdog never sees this status with the old clock: a new
+        // agent is silent from its boot, not since the old one's last word or the server's start.
+        w.core().presence().booted(instance_id);
+    }
     w.put(&Transition {
         transition_id: new_id(),
         instance_id: instance_id.to_string(),

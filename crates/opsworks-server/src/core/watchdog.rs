@@ -74,3 +74,61 @@ async fn auto_heals(core: &Core, inst: &Instance) -> CoreResult<bool> {
     let layers = core.list::<Layer>(Filter::Ids(&inst.layer_ids)).await?;
     Ok(!layers.is_empty() && layers.iter().all(|l| l.enable_auto_healing))
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::core::instances::change_status_now;
+    use crate::testkit::{open_with, stack_with_instance};
+
+    const TIMEOUT: Duration = Duration::from_millis(300);
+
+    async fn status(core: &Core, id: &str) -> InstanceStatus {
+        core.get::<Instance>(id).await.unwrap().status
+    }
+
+    #[tokio::test]
+    async fn a_booting_agent_is_silent_from_its_boot_not_from_before() {
+        let (_dir, core) = open_with(|c| c.healing_timeout = TIMEOUT).await;
+        let (_, id) = stack_with_instance(&core).await;
+        // A server up for longer than the timeout, as every server soon is.
+        tokio::time::sleep(TIMEOUT * 2).await;
+        for event in [
+            InstanceEvent::Start,
+            InstanceEvent::Provisioning,
+            InstanceEvent::Booted,
+        ] {
+            change_status_now(&core, &id, event).await.unwrap();
+        }
+        check(&core).await.unwrap();
+        assert_eq!(status(&core, &id).await, InstanceStatus::Booting);
+        // An agent that never speaks after its boot is still found out.
+        tokio::time::sleep(TIMEOUT * 2).await;
+        check(&core).await.unwrap();
+        assert_eq!(status(&core, &id).await, InstanceStatus::ConnectionLost);
+    }
+
+    #[tokio::test]
+    async fn a_rebooting_agent_gets_a_whole_timeout_from_the_reboot() {
+        let (_dir, core) = open_with(|c| c.healing_timeout = TIMEOUT).await;
+        let (_, id) = stack_with_instance(&core).await;
+        for event in [
+            InstanceEvent::Start,
+            InstanceEvent::Provisioning,
+            InstanceEvent::Booted,
+            InstanceEvent::SetupStarted,
+            InstanceEvent::SetupSucceeded,
+        ] {
+            change_status_now(&core, &id, event).await.unwrap();
+        }
+        // Its agent's last word was a while ago, then the instance reboots.
+        tokio::time::sleep(TIMEOUT * 2).await;
+        change_status_now(&core, &id, InstanceEvent::Reboot)
+            .await
+            .unwrap();
+        check(&core).await.unwrap();
+        assert_eq!(status(&core, &id).await, InstanceStatus::Rebooting);
+    }
+}
