@@ -7,6 +7,7 @@
 //! these types in one place per resource on the server side (secrets filtered, private members
 //! left out); this crate knows no wire shape.
 
+mod agent;
 mod app;
 mod deployment;
 mod instance;
@@ -14,6 +15,7 @@ mod layer;
 mod misc;
 mod stack;
 
+pub use agent::AgentRelease;
 pub use app::{App, AppSource, AppType, DataSource, EnvironmentVariable, SslConfiguration};
 pub use deployment::{Command, Deployment, DeploymentCommand, LifecycleStep};
 pub use instance::{AutoScalingType, BlockDeviceMapping, EbsBlockDevice, Instance, ReportedOs};
@@ -46,11 +48,13 @@ pub enum Kind {
     Tags,
     /// A recorded instance status change (parent: the instance).
     Transition,
+    /// An agent release an operator added (ID: its version).
+    AgentRelease,
 }
 
 impl Kind {
     /// Every kind.
-    pub const ALL: [Kind; 9] = [
+    pub const ALL: [Kind; 10] = [
         Self::Stack,
         Self::Layer,
         Self::Instance,
@@ -60,6 +64,7 @@ impl Kind {
         Self::ServiceError,
         Self::Tags,
         Self::Transition,
+        Self::AgentRelease,
     ];
 
     /// The name the store keeps it under.
@@ -74,6 +79,7 @@ impl Kind {
             Self::ServiceError => "service_error",
             Self::Tags => "tags",
             Self::Transition => "transition",
+            Self::AgentRelease => "agent_release",
         }
     }
 
@@ -81,6 +87,7 @@ impl Kind {
     pub fn noun(self) -> &'static str {
         match self {
             Self::ServiceError => "service error",
+            Self::AgentRelease => "agent version",
             other => other.as_str(),
         }
     }
