@@ -38,8 +38,12 @@ pub struct ServerConfig {
     pub metrics: MetricsConfig,
     /// Whether instances run on this host.
     pub instances: Instances,
-    /// The program agents run as (`opsworks agent ...`): the server's own executable.
+    /// The program agents run as (`opsworks agent ...`): the server's own executable. It is
+    /// also the agent release the server hands out as its own build.
     pub agent_program: Option<PathBuf>,
+    /// How long an installed agent's new release has to report in before the agent puts the
+    /// old one back (default 60 s).
+    pub agent_update_deadline: std::time::Duration,
     /// What else the server's port serves (the web console), mounted at start.
     pub mounts: Vec<Mount>,
 }
@@ -132,6 +136,7 @@ impl ServerConfig {
             metrics: MetricsConfig::default(),
             instances: Instances::Recorded,
             agent_program: None,
+            agent_update_deadline: std::time::Duration::from_secs(60),
             mounts: Vec::new(),
         }
     }

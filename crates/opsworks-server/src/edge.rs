@@ -1,5 +1,5 @@
 //! The edge: everything that speaks HTTP. The OpsWorks API (`api`), the agent protocol
-//! (`agents`), the event log (`events`), monitoring (`metrics`) and signed log links (`logs`),
+//! (`agents`) and what machines download to join (`installer`), the event log (`events`), monitoring (`metrics`) and signed log links (`logs`),
 //! with one authentication ([`auth`], answering a [`auth::Caller`]) and one renderer of errors
 //! ([`render`]) for all of them. Handlers here parse and authenticate, then call the operations or
 //! the core; they hold no rules of their own.
@@ -8,6 +8,7 @@ pub mod agents;
 pub mod api;
 pub mod auth;
 pub mod events;
+pub mod installer;
 pub mod logs;
 pub mod metrics;
 pub mod render;
@@ -21,6 +22,7 @@ pub fn router(core: Core) -> Router {
     Router::new()
         .merge(api::routes())
         .merge(agents::routes())
+        .merge(installer::routes())
         .merge(logs::routes())
         .merge(events::routes())
         .merge(metrics::routes())

@@ -77,17 +77,18 @@ impl Server {
 
         let local = match config.instances {
             Instances::Recorded => LocalInstances::Off,
-            wanted => match attach_local_machines(&core, &config, addr.port(), &mut workers).await
-            {
-                Ok((agent_listener, agent_url, reaped)) => {
-                    http.spawn(serve(agent_listener, edge::router(core.clone()), stopped()));
-                    LocalInstances::On { agent_url, reaped }
+            wanted => {
+                match attach_local_machines(&core, &config, addr.port(), &mut workers).await {
+                    Ok((agent_listener, agent_url, reaped)) => {
+                        http.spawn(serve(agent_listener, edge::router(core.clone()), stopped()));
+                        LocalInstances::On { agent_url, reaped }
+                    }
+                    Err(e) if wanted == Instances::LocalIfPossible => {
+                        LocalInstances::Unavailable(e.to_string())
+                    }
+                    Err(e) => return Err(e),
                 }
-                Err(e) if wanted == Instances::LocalIfPossible => {
-                    LocalInstances::Unavailable(e.to_string())
-                }
-                Err(e) => return Err(e),
-            },
+            }
         };
 
         let mut router = edge::router(core.clone());
@@ -99,6 +100,11 @@ impl Server {
         }
         http.spawn(serve(listener, router, stopped()));
         start_workers(&core, &mut workers);
+        // The own build is hashed now, so the first agent to ask for its release does not wait.
+        let releases = core.agent_releases().clone();
+        core.spawn(async move {
+            releases.own().await;
+        });
         tracing::info!(%endpoint, data_dir = %config.data_dir.display(), workers = ?workers.names(), "server started");
         Ok(Self {
             core,

@@ -10,14 +10,15 @@ use tokio_util::task::TaskTracker;
 use opsworks_model::{Kind, Resource};
 use opsworks_store::{Cached, EventRecord, Filter, NewEvent, Store, Txn};
 
+use crate::ServerError;
 use crate::config::{MetricsConfig, ServerConfig};
+use crate::core::agent_releases::AgentReleases;
 use crate::core::events::EventHub;
 use crate::core::keys::{KeyRing, RootKey, Sealer};
 use crate::core::machines::Machines;
 use crate::core::metrics::ServerMetrics;
 use crate::core::presence::Presence;
 use crate::core::{CoreError, CoreResult};
-use crate::ServerError;
 
 /// Shared state of every request and worker; cheap to clone.
 #[derive(Clone)]
@@ -47,6 +48,8 @@ struct Inner {
     /// Background work started by requests (a machine booting, a stop running Shutdown), so the
     /// server can wait for it at shutdown.
     tasks: TaskTracker,
+    /// The agent releases installed agents can be told to run.
+    agent_releases: Arc<AgentReleases>,
 }
 
 impl Core {
@@ -55,9 +58,12 @@ impl Core {
     pub async fn open(config: &ServerConfig) -> Result<(Self, RootKey), ServerError> {
         let dir = &config.data_dir;
         create_private_dir(dir)?;
-        let engine = config.database.clone().unwrap_or(opsworks_store::Engine::Sqlite {
-            path: dir.join("opsworks.db"),
-        });
+        let engine = config
+            .database
+            .clone()
+            .unwrap_or(opsworks_store::Engine::Sqlite {
+                path: dir.join("opsworks.db"),
+            });
         let store = opsworks_store::open(&engine).await?;
         let sealer = Sealer::load_or_create(dir)?;
         let (keys, root) = KeyRing::load(&store, sealer, dir, config.root_key.clone()).await?;
@@ -93,6 +99,14 @@ impl Core {
                 metrics_config: config.metrics.clone(),
                 server_metrics: ServerMetrics::default(),
                 tasks: TaskTracker::new(),
+                agent_releases: AgentReleases::new(
+                    config
+                        .agent_program
+                        .clone()
+                        .or_else(|| std::env::current_exe().ok()),
+                    dir,
+                    config.agent_update_deadline,
+                ),
             }),
         };
         Ok((core, root))
@@ -161,6 +175,11 @@ impl Core {
     /// Background work started by requests; the server waits for it at shutdown.
     pub fn tasks(&self) -> &TaskTracker {
         &self.inner.tasks
+    }
+
+    /// The agent releases installed agents can be told to run.
+    pub fn agent_releases(&self) -> &Arc<AgentReleases> {
+        &self.inner.agent_releases
     }
 
     /// Records the server's base URL (`http://127.0.0.1:9730`) once it listens.

@@ -9,12 +9,10 @@ use opsworks_model::resource::{Instance, ServiceError, Stack};
 use opsworks_store::Filter;
 
 use super::{Ctx, OpResult, Reply, at_most_one, wire};
+use crate::core::agent_releases;
 
 /// DescribeOperatingSystems: the catalog of operating systems.
-pub async fn describe_operating_systems(
-    _cx: Ctx<'_>,
-    _req: serde_json::Value,
-) -> OpResult {
+pub async fn describe_operating_systems(_cx: Ctx<'_>, _req: serde_json::Value) -> OpResult {
     let oses: Vec<shapes::OperatingSystem> = catalog::OPERATING_SYSTEMS
         .iter()
         .map(|os| shapes::OperatingSystem {
@@ -40,7 +38,8 @@ pub async fn describe_operating_systems(
 
 /// DescribeAgentVersions: the agent versions for a stack (its configuration manager) or for a
 /// configuration manager. Exactly one of the two is given ("You must specify a stack ID or a
-/// configuration manager"). This server ships one agent, its own version, for every Chef version.
+/// configuration manager"). The server hands out its own build and the releases an operator
+/// added (`opsworks agent-version add`); each serves every Chef version.
 pub async fn describe_agent_versions(
     cx: Ctx<'_>,
     req: shapes::DescribeAgentVersionsRequest,
@@ -82,13 +81,17 @@ pub async fn describe_agent_versions(
         Some(v) => vec![v],
         None => catalog::CHEF_VERSIONS.to_vec(),
     };
+    let offered = agent_releases::versions(cx.core).await?;
     let agents: Vec<shapes::AgentVersion> = versions
         .into_iter()
         .flat_map(|cv| {
+            let offered = &offered;
             catalog::agent_versions(cv)
                 .into_iter()
+                .map(str::to_string)
+                .chain(offered.iter().skip(1).cloned())
                 .map(move |av| shapes::AgentVersion {
-                    version: Some(av.to_string()),
+                    version: Some(av),
                     configuration_manager: Some(shapes::StackConfigurationManager {
                         name: Some("Chef".into()),
                         version: Some(cv.to_string()),
@@ -111,7 +114,12 @@ pub async fn describe_service_errors(
         ("InstanceId", req.instance_id.is_some()),
         ("ServiceErrorIds", req.service_error_ids.is_some()),
     ])?;
-    let errors = match (given, &req.stack_id, &req.instance_id, &req.service_error_ids) {
+    let errors = match (
+        given,
+        &req.stack_id,
+        &req.instance_id,
+        &req.service_error_ids,
+    ) {
         (Some("StackId"), Some(id), _, _) => {
             core.get::<Stack>(id).await?;
             core.list::<ServiceError>(Filter::Stack(id)).await?
