@@ -1,5 +1,6 @@
 //! The edge: everything that speaks HTTP. The OpsWorks API (`api`), the agent protocol
-//! (`agents`) and what machines download to join (`installer`), the event log (`events`), monitoring (`metrics`) and signed log links (`logs`),
+//! (`agents`), what machines download to join (`installer`) and the agent releases operators
+//! add (`releases`), the event log (`events`), monitoring (`metrics`) and signed log links (`logs`),
 //! with one authentication ([`auth`], answering a [`auth::Caller`]) and one renderer of errors
 //! ([`render`]) for all of them. Handlers here parse and authenticate, then call the operations or
 //! the core; they hold no rules of their own.
@@ -11,6 +12,7 @@ pub mod events;
 pub mod installer;
 pub mod logs;
 pub mod metrics;
+pub mod releases;
 pub mod render;
 
 use axum::Router;
@@ -23,6 +25,7 @@ pub fn router(core: Core) -> Router {
         .merge(api::routes())
         .merge(agents::routes())
         .merge(installer::routes())
+        .merge(releases::routes())
         .merge(logs::routes())
         .merge(events::routes())
         .merge(metrics::routes())

@@ -175,3 +175,4 @@ pub fn render_chart(
     out.push_str("</svg>\n");
     out
 }
+

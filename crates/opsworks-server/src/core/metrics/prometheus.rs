@@ -187,3 +187,4 @@ pub async fn exposition(core: &Core) -> CoreResult<String> {
     );
     Ok(out)
 }
+
