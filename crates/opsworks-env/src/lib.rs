@@ -14,6 +14,8 @@ pub const OPSWORKS_REGION: &str = "OPSWORKS_REGION";
 pub const OPSWORKS_LOCAL_INSTANCES: &str = "OPSWORKS_LOCAL_INSTANCES";
 /// Seconds of agent silence before an instance is `connection_lost`.
 pub const OPSWORKS_HEALING_TIMEOUT: &str = "OPSWORKS_HEALING_TIMEOUT";
+/// Networks the machines' package proxy may reach besides public addresses (comma-separated CIDRs).
+pub const OPSWORKS_PACKAGE_PROXY_ALLOW: &str = "OPSWORKS_PACKAGE_PROXY_ALLOW";
 /// How often scaling is applied.
 pub const OPSWORKS_SCHEDULER_INTERVAL: &str = "OPSWORKS_SCHEDULER_INTERVAL";
 /// How long one minute of the load-based thresholds lasts.

@@ -112,4 +112,16 @@ pub trait Resource:
     fn instance_id(&self) -> Option<&str> {
         None
     }
+    /// Its secrets (passwords, keys, secure values), which the store keeps sealed at rest.
+    fn secrets_mut(&mut self) -> Vec<&mut String> {
+        Vec::new()
+    }
+}
+
+/// The secrets of a source (cookbooks, an app's code): its password and SSH key.
+pub(crate) fn source_secrets(source: Option<&mut Source>) -> Vec<&mut String> {
+    match source {
+        Some(s) => s.password.iter_mut().chain(s.ssh_key.iter_mut()).collect(),
+        None => Vec::new(),
+    }
 }

@@ -38,6 +38,9 @@ pub struct ServerConfig {
     pub metrics: MetricsConfig,
     /// Whether instances run on this host.
     pub instances: Instances,
+    /// Non-public networks the machines' package proxy may reach (a mirror on the LAN); by default
+    /// it reaches public addresses only.
+    pub package_proxy_allow: Vec<ipnet::IpNet>,
     /// The program agents run as (`opsworks agent ...`): the server's own executable. It is
     /// also the agent release the server hands out as its own build.
     pub agent_program: Option<PathBuf>,
@@ -135,6 +138,7 @@ impl ServerConfig {
             event_max_rows: 100_000,
             metrics: MetricsConfig::default(),
             instances: Instances::Recorded,
+            package_proxy_allow: Vec::new(),
             agent_program: None,
             agent_update_deadline: std::time::Duration::from_secs(60),
             mounts: Vec::new(),

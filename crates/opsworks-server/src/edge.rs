@@ -10,6 +10,7 @@ pub mod api;
 pub mod auth;
 pub mod events;
 pub mod installer;
+pub mod listener;
 pub mod logs;
 pub mod metrics;
 pub mod releases;

@@ -27,7 +27,7 @@ pub use metrics::MetricsStore;
 pub use opsworks_model::{EventKind, Kind, Resource};
 pub use postgres::{PostgresBackend, PostgresOptions};
 pub use sqlite::SqliteBackend;
-pub use typed::{Cached, Store, Txn};
+pub use typed::{Cached, SEALED_PREFIX, Sealing, Store, Txn};
 
 /// Errors of the store.
 #[derive(Debug, thiserror::Error)]
@@ -74,6 +74,16 @@ pub enum StoreError {
         id: String,
         /// The error.
         source: serde_json::Error,
+    },
+    /// A sealed secret that this server's master key does not open (another data dir's key).
+    #[error(
+        "the secrets of {kind} {id} were sealed with another master key; every server on one database needs the same master.key"
+    )]
+    Sealed {
+        /// Kind of the resource.
+        kind: &'static str,
+        /// Its ID.
+        id: String,
     },
     /// The data dir is in use by another server process.
     #[error("{0}")]

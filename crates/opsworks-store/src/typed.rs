@@ -117,9 +117,23 @@ struct KindCache {
 /// keeps memory in check without bookkeeping on every hit).
 const MAX_ENTRIES_PER_KIND: usize = 200_000;
 
+/// What seals secrets at rest (the server's master key): the store seals every resource's
+/// secrets ([`Resource::secrets_mut`]) as it writes them and opens them as it reads.
+pub trait Sealing: Send + Sync {
+    /// The sealed form of a secret (opaque text).
+    fn seal(&self, plain: &str) -> String;
+    /// The secret of a sealed form, or `None` when this key did not seal it.
+    fn open(&self, sealed: &str) -> Option<String>;
+}
+
+/// Marks a sealed secret in a stored resource, so plain values from before sealing existed read
+/// as they are (and are sealed at the next write).
+pub const SEALED_PREFIX: &str = "sealed:v1:";
+
 /// The store: typed reads through the cache, typed writes in transactions.
 pub struct Store {
     backend: Arc<dyn Backend>,
+    sealing: Option<Arc<dyn Sealing>>,
     cache: Mutex<HashMap<Kind, KindCache>>,
     /// Writers of this process queue here (fairly) before taking the database's write lock.
     writers: tokio::sync::Mutex<()>,
@@ -130,9 +144,55 @@ impl Store {
     pub fn new(backend: Arc<dyn Backend>) -> Self {
         Self {
             backend,
+            sealing: None,
             cache: Mutex::new(HashMap::new()),
             writers: tokio::sync::Mutex::new(()),
         }
+    }
+
+    /// Seals resources' secrets at rest with `sealing`.
+    pub fn with_sealing(mut self, sealing: Arc<dyn Sealing>) -> Self {
+        self.sealing = Some(sealing);
+        self
+    }
+
+    fn decode<R: Resource>(&self, id: &str, text: &str) -> Result<R, StoreError> {
+        let mut r: R = serde_json::from_str(text).map_err(|source| StoreError::Corrupt {
+            kind: R::KIND.as_str(),
+            id: id.to_string(),
+            source,
+        })?;
+        if let Some(sealing) = &self.sealing {
+            for secret in r.secrets_mut() {
+                if let Some(sealed) = secret.strip_prefix(SEALED_PREFIX) {
+                    *secret = sealing.open(sealed).ok_or_else(|| StoreError::Sealed {
+                        kind: R::KIND.as_str(),
+                        id: id.to_string(),
+                    })?;
+                }
+            }
+        }
+        Ok(r)
+    }
+
+    fn encode<R: Resource>(&self, resource: &R) -> Result<String, StoreError> {
+        let encode = |r: &R| {
+            serde_json::to_string(r).map_err(|source| StoreError::Encode {
+                kind: R::KIND.as_str(),
+                id: r.id().to_string(),
+                source,
+            })
+        };
+        let Some(sealing) = &self.sealing else {
+            return encode(resource);
+        };
+        let mut sealed = resource.clone();
+        for secret in sealed.secrets_mut() {
+            if !secret.is_empty() && !secret.starts_with(SEALED_PREFIX) {
+                *secret = format!("{SEALED_PREFIX}{}", sealing.seal(secret));
+            }
+        }
+        encode(&sealed)
     }
 
     /// The backend, for what is not resources (settings, keys, events, metrics).
@@ -174,7 +234,7 @@ impl Store {
         let Some(text) = self.backend.get(R::KIND, id).await? else {
             return Ok(None);
         };
-        let entry = Cached::new(decode::<R>(id, &text)?);
+        let entry = Cached::new(self.decode::<R>(id, &text)?);
         let mut cache = self.lock();
         let k = cache.entry(R::KIND).or_default();
         if k.local_gen == stamp {
@@ -187,7 +247,10 @@ impl Store {
     }
 
     /// The resources of a kind matching `filter`, in insertion order.
-    pub async fn list<R: Resource>(&self, filter: Filter<'_>) -> Result<Vec<Cached<R>>, StoreError> {
+    pub async fn list<R: Resource>(
+        &self,
+        filter: Filter<'_>,
+    ) -> Result<Vec<Cached<R>>, StoreError> {
         let stamp = self.read_stamp(R::KIND).await?;
         let key = FilterKey::of(filter);
         if let Some(key) = &key
@@ -204,7 +267,7 @@ impl Store {
             for (id, text) in &rows {
                 let entry = match known.and_then(|k| k.by_id.get(id)) {
                     Some(e) => downcast::<R>(e.clone()),
-                    None => Cached::new(decode::<R>(id, text)?),
+                    None => Cached::new(self.decode::<R>(id, text)?),
                 };
                 out.push(entry);
             }
@@ -276,14 +339,6 @@ fn downcast<R: Resource>(e: AnyEntry) -> Cached<R> {
     }
 }
 
-fn decode<R: Resource>(id: &str, text: &str) -> Result<R, StoreError> {
-    serde_json::from_str(text).map_err(|source| StoreError::Corrupt {
-        kind: R::KIND.as_str(),
-        id: id.to_string(),
-        source,
-    })
-}
-
 /// A write transaction. Reads see its own writes; [`commit`](Txn::commit) makes everything
 /// durable at once and returns the events it recorded, in order, for broadcasting. Dropped
 /// without commit (an error on the way), it changes nothing.
@@ -304,7 +359,7 @@ impl Txn<'_> {
     /// One resource, as of this transaction.
     pub async fn get<R: Resource>(&mut self, id: &str) -> Result<Option<R>, StoreError> {
         match self.tx().get(R::KIND, id).await? {
-            Some(text) => Ok(Some(decode(id, &text)?)),
+            Some(text) => Ok(Some(self.store.decode(id, &text)?)),
             None => Ok(None),
         }
     }
@@ -312,7 +367,9 @@ impl Txn<'_> {
     /// The resources of a kind matching `filter`, as of this transaction.
     pub async fn list<R: Resource>(&mut self, filter: Filter<'_>) -> Result<Vec<R>, StoreError> {
         let rows = self.tx().list(R::KIND, filter).await?;
-        rows.iter().map(|(id, text)| decode(id, text)).collect()
+        rows.iter()
+            .map(|(id, text)| self.store.decode(id, text))
+            .collect()
     }
 
     /// How many resources of a kind match `filter`, as of this transaction.
@@ -322,11 +379,7 @@ impl Txn<'_> {
 
     /// Inserts or replaces a resource.
     pub async fn put<R: Resource>(&mut self, resource: &R) -> Result<(), StoreError> {
-        let doc = serde_json::to_string(resource).map_err(|source| StoreError::Encode {
-            kind: R::KIND.as_str(),
-            id: resource.id().to_string(),
-            source,
-        })?;
+        let doc = self.store.encode(resource)?;
         let row = Row {
             kind: R::KIND,
             id: resource.id(),

@@ -125,6 +125,10 @@ pub struct ControlArgs {
     /// How many events are kept at most.
     #[arg(long, default_value_t = 100_000, env = env::OPSWORKS_EVENT_MAX_ROWS, value_parser = clap::value_parser!(u64).range(1..))]
     pub event_max_rows: u64,
+    /// Networks the machines' package proxy may reach besides public addresses (a package mirror
+    /// on the LAN), comma-separated CIDRs.
+    #[arg(long, env = env::OPSWORKS_PACKAGE_PROXY_ALLOW, value_delimiter = ',')]
+    pub package_proxy_allow: Vec<ipnet::IpNet>,
     /// Monitoring.
     #[command(flatten)]
     pub metrics: MetricsArgs,
@@ -226,6 +230,7 @@ impl ControlArgs {
             public: self.metrics.metrics_public,
         };
         config.instances = instances;
+        config.package_proxy_allow = self.package_proxy_allow;
         Ok(config)
     }
 }

@@ -156,12 +156,12 @@ impl KeyRing {
     /// Loads every stored key, installing or generating the root key as configured.
     pub async fn load(
         store: &Store,
-        sealer: Sealer,
+        sealer: Arc<Sealer>,
         data_dir: &Path,
         root_from_env: Option<(String, String)>,
     ) -> Result<(Self, RootKey), ServerError> {
         let ring = Self {
-            sealer: Arc::new(sealer),
+            sealer,
             keys: Arc::default(),
         };
         let now = opsworks_model::timestamp(jiff::Timestamp::now());
@@ -319,6 +319,7 @@ impl KeyRing {
     }
 
     /// The sealer, for other secrets kept at rest.
+    #[allow(dead_code)]
     pub fn sealer(&self) -> &Sealer {
         &self.sealer
     }
@@ -354,6 +355,21 @@ mod tests {
             .mode()
             & 0o777;
         assert_eq!(mode, 0o600);
+    }
+}
+
+impl opsworks_store::Sealing for Sealer {
+    fn seal(&self, plain: &str) -> String {
+        use base64::Engine as _;
+        base64::engine::general_purpose::STANDARD_NO_PAD.encode(Sealer::seal(self, plain))
+    }
+
+    fn open(&self, sealed: &str) -> Option<String> {
+        use base64::Engine as _;
+        let bytes = base64::engine::general_purpose::STANDARD_NO_PAD
+            .decode(sealed)
+            .ok()?;
+        Sealer::open(self, &bytes)
     }
 }
 

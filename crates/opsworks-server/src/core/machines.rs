@@ -127,8 +127,7 @@ fn in_background(
                 // The instance may have moved meanwhile (a stop); then only the error is kept.
                 let _ = change_status(&mut w, &id, event).await;
             }
-            service_errors::record(&mut w, &inst.stack_id, Some(&id), kind, &e.to_string())
-                .await?;
+            service_errors::record(&mut w, &inst.stack_id, Some(&id), kind, &e.to_string()).await?;
             w.commit().await
         };
         if let Err(e) = recorded.await {
@@ -273,7 +272,8 @@ async fn stop(core: &Core, id: &str, had_agent: bool) -> CoreResult<()> {
     if had_agent && core.machines().is_some() {
         let deployment = {
             let mut w = core.write().await?;
-            let new = NewDeployment::lifecycle(&stack_id, CommandName::Shutdown, LifecycleStep::Shutdown);
+            let new =
+                NewDeployment::lifecycle(&stack_id, CommandName::Shutdown, LifecycleStep::Shutdown);
             let d = commands::create(&mut w, new, &[id.to_string()]).await?;
             change_status(&mut w, id, InstanceEvent::ShutdownStarted).await?;
             w.commit().await?;
@@ -314,7 +314,9 @@ async fn shutdown_timeout(core: &Core, inst: &Instance) -> CoreResult<Duration> 
         .iter()
         .map(|l| l.shutdown_timeout())
         .max()
-        .unwrap_or(u64::from(opsworks_model::layer::DEFAULT_SHUTDOWN_TIMEOUT_SECS));
+        .unwrap_or(u64::from(
+            opsworks_model::layer::DEFAULT_SHUTDOWN_TIMEOUT_SECS,
+        ));
     Ok(Duration::from_secs(secs))
 }
 

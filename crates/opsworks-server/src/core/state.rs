@@ -64,9 +64,14 @@ impl Core {
             .unwrap_or(opsworks_store::Engine::Sqlite {
                 path: dir.join("opsworks.db"),
             });
-        let store = opsworks_store::open(&engine).await?;
-        let sealer = Sealer::load_or_create(dir)?;
-        let (keys, root) = KeyRing::load(&store, sealer, dir, config.root_key.clone()).await?;
+        let sealer = Arc::new(Sealer::load_or_create(dir)?);
+        // Resources' secrets (app secure values, source passwords, layer passwords) are sealed at
+        // rest under the master key, as access-key secrets are.
+        let store = opsworks_store::open(&engine)
+            .await?
+            .with_sealing(sealer.clone());
+        let (keys, root) =
+            KeyRing::load(&store, sealer.clone(), dir, config.root_key.clone()).await?;
         let backend = store.backend();
         // A stable 12-digit account ID for ARNs, chosen once per database.
         let fresh: String = (0..12)
@@ -75,12 +80,19 @@ impl Core {
         let account_id = backend.setting_or_insert("account_id", &fresh).await?;
         let mut key = [0u8; 32];
         rand::rng().fill(&mut key);
-        let link_key = hex::decode(
-            backend
-                .setting_or_insert("link_key", &hex::encode(key))
+        let link_key = open_link_key(
+            &sealer,
+            &backend
+                .setting_or_insert(
+                    "link_key",
+                    &format!(
+                        "{}{}",
+                        opsworks_store::SEALED_PREFIX,
+                        opsworks_store::Sealing::seal(&*sealer, &hex::encode(key))
+                    ),
+                )
                 .await?,
-        )
-        .map_err(|e| ServerError::Keys(format!("the stored link key is damaged: {e}")))?;
+        )?;
         let core = Self {
             inner: Arc::new(Inner {
                 store,
@@ -258,6 +270,20 @@ impl Core {
     {
         self.inner.tasks.spawn(work);
     }
+}
+
+/// The link-signing key from its setting: sealed (or, from before sealing, plain hex).
+fn open_link_key(sealer: &Sealer, stored: &str) -> Result<Vec<u8>, ServerError> {
+    let hex_text = match stored.strip_prefix(opsworks_store::SEALED_PREFIX) {
+        Some(sealed) => opsworks_store::Sealing::open(sealer, sealed).ok_or_else(|| {
+            ServerError::Keys(
+                "the stored link key was sealed with another master key; every server on one database needs the same master.key".into(),
+            )
+        })?,
+        None => stored.to_string(),
+    };
+    hex::decode(hex_text)
+        .map_err(|e| ServerError::Keys(format!("the stored link key is damaged: {e}")))
 }
 
 /// The data dir holds the master key and the database: owner only.

@@ -7,7 +7,7 @@
 use std::time::Instant;
 
 use axum::Router;
-use axum::body::Bytes;
+use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
@@ -19,6 +19,10 @@ use opsworks_api::{ApiError, CONTENT_TYPE, TARGET_PREFIX, model};
 use crate::core::Core;
 use crate::edge::{auth, render};
 use crate::ops::{self, Ctx};
+
+/// The largest request body the API takes (the largest real ones, custom JSON and policy
+/// documents, are well under it).
+pub const MAX_BODY_BYTES: usize = 2 << 20;
 
 /// The API's routes.
 pub fn routes() -> Router<Core> {
@@ -48,9 +52,18 @@ async fn api(
     method: Method,
     uri: Uri,
     headers: HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> Response {
     let started = Instant::now();
+    let body = match axum::body::to_bytes(body, MAX_BODY_BYTES).await {
+        Ok(b) => b,
+        Err(_) => {
+            let e = ApiError::RequestTooLarge(format!(
+                "The request body is larger than this server takes ({MAX_BODY_BYTES} bytes)"
+            ));
+            return render::error(&e, None);
+        }
+    };
     let request_id = uuid::Uuid::new_v4().to_string();
     let target = headers
         .get("x-amz-target")

@@ -11,10 +11,16 @@ use opsworks_store::Filter;
 use super::{Ctx, OpResult, Reply, at_most_one, wire};
 use crate::core::agent_releases;
 
-/// DescribeOperatingSystems: the catalog of operating systems.
-pub async fn describe_operating_systems(_cx: Ctx<'_>, _req: serde_json::Value) -> OpResult {
-    let oses: Vec<shapes::OperatingSystem> = catalog::OPERATING_SYSTEMS
-        .iter()
+/// DescribeOperatingSystems: what instances can run. A server that runs local instances lists
+/// the one they really run (the host's own); the original's names stay accepted in requests. A
+/// server that only records instances lists the original's catalog.
+pub async fn describe_operating_systems(cx: Ctx<'_>, _req: serde_json::Value) -> OpResult {
+    let listed: Vec<&catalog::OperatingSystem> = match catalog::local() {
+        Some(local) if cx.core.machines().is_some() => vec![local],
+        _ => catalog::OPERATING_SYSTEMS.iter().collect(),
+    };
+    let oses: Vec<shapes::OperatingSystem> = listed
+        .into_iter()
         .map(|os| shapes::OperatingSystem {
             name: Some(os.name.into()),
             id: Some(os.name.into()),

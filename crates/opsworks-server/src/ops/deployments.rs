@@ -179,7 +179,12 @@ pub async fn describe_commands(cx: Ctx<'_>, req: shapes::DescribeCommandsRequest
         ("InstanceId", req.instance_id.is_some()),
         ("CommandIds", req.command_ids.is_some()),
     ])?;
-    let commands = match (given, &req.deployment_id, &req.instance_id, &req.command_ids) {
+    let commands = match (
+        given,
+        &req.deployment_id,
+        &req.instance_id,
+        &req.command_ids,
+    ) {
         (Some("DeploymentId"), Some(id), _, _) => {
             core.get::<Deployment>(id).await?;
             core.list::<Command>(Filter::Parent(id)).await?
