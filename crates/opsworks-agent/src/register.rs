@@ -507,8 +507,9 @@ fn install_on(target: &Target, facts: &probe::Facts, plan: &Plan) -> Result<(), 
                 bytes.len() >> 20,
                 target.name()
             ));
+            // In the user's home, not /tmp: /tmp is often mounted noexec on servers.
             let ran = target.sh(
-                "umask 077 && d=$(mktemp -d /tmp/opsworks-register.XXXXXX) && cat > \"$d/opsworks\" && chmod 0755 \"$d/opsworks\" && echo \"$d\"",
+                "umask 077 && d=$(mktemp -d \"$HOME/.opsworks-register.XXXXXX\") && cat > \"$d/opsworks\" && chmod 0755 \"$d/opsworks\" && echo \"$d\"",
                 &bytes,
                 None,
             )?;
@@ -516,7 +517,7 @@ fn install_on(target: &Target, facts: &probe::Facts, plan: &Plan) -> Result<(), 
                 return Err(e);
             }
             let dir = ran.stdout.trim().to_string();
-            if !ran.ok || !dir.starts_with("/tmp/opsworks-register.") {
+            if !ran.ok || !dir.contains("/.opsworks-register.") {
                 return Err(RegisterError::Machine(format!(
                     "copying the agent to {} failed: {}",
                     target.name(),

@@ -597,12 +597,13 @@ pub async fn describe_stack_provisioning_parameters(
     // their own, that URL).
     let endpoint = cx.core.endpoint().unwrap_or("http://127.0.0.1:9730");
     let installer = format!("{endpoint}{}", opsworks_protocol::INSTALLER_PATH);
-    // `aws opsworks register` writes every parameter into the machine's preconfig, and puts
-    // `assets_download_bucket` on a shell command line: plain words only.
+    // `aws opsworks register` writes every parameter into the machine's preconfig beside its own
+    // `stack_id` (so no parameter may be named so: the CLI fails with "got multiple values for
+    // keyword argument 'stack_id'"), and puts `assets_download_bucket` on a shell command line:
+    // plain words only.
     Reply::json(&json!({
         "AgentInstallerUrl": installer,
         "Parameters": {
-            "stack_id": req.stack_id,
             "stack_region": stack.region,
             "agent_version": stack.agent_version,
             "agent_installer_base_url": endpoint,
