@@ -215,7 +215,11 @@ pub fn run_uninstall() -> Result<(), InstallError> {
 
 /// `opsworks agent-guard`.
 pub fn run_guard(args: GuardArgs) -> anyhow::Result<()> {
-    crate::update::guard(&args.install_dir, &crate::update::restart_service)
+    let restart = || -> anyhow::Result<()> {
+        opsworks_host::service::restart(install::SERVICE, None)?;
+        Ok(())
+    };
+    crate::update::guard(&args.install_dir, &restart)
 }
 
 #[cfg(test)]

@@ -436,11 +436,6 @@ pub fn guard(dir: &Path, restart: &dyn Fn() -> anyhow::Result<()>) -> anyhow::Re
     restart()
 }
 
-/// Restarts the agent's service (the guard's `restart`).
-pub fn restart_service() -> anyhow::Result<()> {
-    service::restart(crate::install::SERVICE, None)?;
-    Ok(())
-}
 
 #[cfg(test)]
 mod tests {
