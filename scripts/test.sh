@@ -14,8 +14,8 @@ export DEBIAN_FRONTEND=noninteractive
 
 # Debian packages the tests use: git, cron and procps for the recipe engine's resources; chromium
 # and its WebDriver for the console's browser tests; the built-in layers' servers, which local
-# instances see through their copy-on-write view of the host; OpenSSH for SSH users on instances
-# and, with sudo and iproute2, for the machines the registration suite registers over SSH.
+# instances see through their copy-on-write view of the host; OpenSSH and sudo for SSH users on
+# instances and, with iproute2, for the machines the registration suite registers over SSH.
 packages=(git cron procps ca-certificates curl chromium chromium-driver haproxy nginx nodejs
     php-fpm mariadb-server memcached openssh-server openssh-client sudo iproute2)
 missing=()

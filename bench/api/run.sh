@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # API throughput and latency: signed DescribeStacks and DescribeInstances (a stack of 1,000
 # instances) from concurrent clients on loopback, with the server's CPU and peak memory, beside
-# moto_server 5.0.28 answering the same calls in the same run.
+# moto_server 5.0.28 answering the same calls in the same run; then DescribeStacks signed by an IAM
+# user whose policy has 10 statements against the same as root, alternating runs, with the user's
+# cost over root's.
 #   bench/api/run.sh [seconds-per-run] [concurrency]
 # Bounded: each run lasts the given seconds (default 10) against 127.0.0.1 only.
 set -euo pipefail
@@ -66,5 +68,27 @@ run opsworks "${pids[0]}" "$endpoint" DescribeStacks '{}'
 run moto_server "$moto_pid" "http://127.0.0.1:$moto_port" DescribeStacks '{}'
 run opsworks "${pids[0]}" "$endpoint" DescribeInstances "{\"StackId\": \"$stack\"}"
 run moto_server "$moto_pid" "http://127.0.0.1:$moto_port" DescribeInstances "{\"StackId\": \"$moto_stack\"}"
+
+# Root against an IAM user with 10 policy statements, same server, runs alternated (3 each).
+read -r user_key user_secret < <("$target/opsworks-loadgen" --endpoint "$endpoint" iam-user --name bench-user --statements 10)
+as_user() { AWS_ACCESS_KEY_ID="$user_key" AWS_SECRET_ACCESS_KEY="$user_secret" "$@"; }
+echo
+echo "| DescribeStacks signed by | operation | clients | requests | errors | requests/s | p50 ms | p99 ms | server CPU |"
+echo "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"
+rows=()
+for i in 1 2 3; do
+    rows+=("$(run "root ($i)" "${pids[0]}" "$endpoint" DescribeStacks '{}')")
+    rows+=("$(as_user run "IAM user, 10 statements ($i)" "${pids[0]}" "$endpoint" DescribeStacks '{}')")
+done
+printf '%s\n' "${rows[@]}"
+printf '%s\n' "${rows[@]}" | python3 -c '
+import sys
+root, user = [], []
+for line in sys.stdin:
+    cells = [c.strip() for c in line.strip().strip("|").split("|")]
+    (user if cells[0].startswith("IAM") else root).append(float(cells[5]))
+r, u = sum(root) / len(root), sum(user) / len(user)
+print(f"\nmean requests/s: root {r:.0f}, IAM user {u:.0f}: the IAM user costs {(r / u - 1) * 100:.1f} % over root")
+'
 echo
 echo "opsworks peak RSS: $(awk '/VmHWM/ {print $2, $3}' "/proc/${pids[0]}/status"); moto_server peak RSS: $(awk '/VmHWM/ {print $2, $3}' "/proc/$moto_pid/status")"

@@ -23,6 +23,8 @@ pub const OPSWORKS_SCALING_MINUTE: &str = "OPSWORKS_SCALING_MINUTE";
 /// How long a registered machine's updated agent has to report in before the old one is put
 /// back (default `60s`).
 pub const OPSWORKS_AGENT_UPDATE_DEADLINE: &str = "OPSWORKS_AGENT_UPDATE_DEADLINE";
+/// How long one minute of GrantAccess's `ValidForInMinutes` lasts.
+pub const OPSWORKS_ACCESS_MINUTE: &str = "OPSWORKS_ACCESS_MINUTE";
 /// How long events are kept.
 pub const OPSWORKS_EVENT_RETENTION: &str = "OPSWORKS_EVENT_RETENTION";
 /// How many events are kept.

@@ -347,10 +347,12 @@ struct RecipeTable {
 /// and the motd from the stack's state, so it runs on Setup and on every Configure; `dependencies`
 /// installs the layer's `Packages`.
 const COMMON_RECIPES: RecipeTable = RecipeTable {
-    // The original also ran ssh_host_keys, ssh_users and ebs here; SSH users and EBS volumes are
-    // not managed by this server yet, so their recipes are not part of the run.
+    // As the original: sshd with the instance's own host keys, then the OpsWorks users'
+    // accounts. The original also ran ebs here; EBS volumes are not managed by this server yet.
     setup: &[
         "opsworks_initial_setup",
+        "ssh_host_keys",
+        "ssh_users",
         "opsworks_stack_state_sync",
         "dependencies",
     ],

@@ -10,6 +10,7 @@
 mod agent;
 mod app;
 mod deployment;
+mod identity;
 mod instance;
 mod layer;
 mod misc;
@@ -18,6 +19,10 @@ mod stack;
 pub use agent::AgentRelease;
 pub use app::{App, AppSource, AppType, DataSource, EnvironmentVariable, SslConfiguration};
 pub use deployment::{Command, Deployment, DeploymentCommand, LifecycleStep};
+pub use identity::{
+    AccessKey, IamGroup, IamPolicy, IamTag, IamUser, KeyLastUsed, LoginProfile, Permission,
+    PolicyVersion, TemporaryAccess, UserProfile,
+};
 pub use instance::{AutoScalingType, BlockDeviceMapping, EbsBlockDevice, Instance, ReportedOs};
 pub use layer::{
     CloudWatchLogsConfiguration, CloudWatchLogsLogStream, LastScalingRecord, Layer,
@@ -48,13 +53,28 @@ pub enum Kind {
     Tags,
     /// A recorded instance status change (parent: the instance).
     Transition,
+    /// An IAM user.
+    IamUser,
+    /// An IAM group.
+    IamGroup,
+    /// A customer managed IAM policy (ID: its ARN).
+    IamPolicy,
+    /// What IAM shows of a user's access key (parent: the user). Its generation is also raised
+    /// by every change of the store's key table, so key caches of several servers stay correct.
+    AccessKey,
+    /// An OpsWorks user profile (ID: the IAM user ARN).
+    UserProfile,
+    /// A user's permissions on a stack (parent: the IAM user ARN).
+    Permission,
+    /// A temporary login GrantAccess made on an instance.
+    TemporaryAccess,
     /// An agent release an operator added (ID: its version).
     AgentRelease,
 }
 
 impl Kind {
     /// Every kind.
-    pub const ALL: [Kind; 10] = [
+    pub const ALL: [Kind; 17] = [
         Self::Stack,
         Self::Layer,
         Self::Instance,
@@ -64,6 +84,13 @@ impl Kind {
         Self::ServiceError,
         Self::Tags,
         Self::Transition,
+        Self::IamUser,
+        Self::IamGroup,
+        Self::IamPolicy,
+        Self::AccessKey,
+        Self::UserProfile,
+        Self::Permission,
+        Self::TemporaryAccess,
         Self::AgentRelease,
     ];
 
@@ -79,6 +106,13 @@ impl Kind {
             Self::ServiceError => "service_error",
             Self::Tags => "tags",
             Self::Transition => "transition",
+            Self::IamUser => "iam_user",
+            Self::IamGroup => "iam_group",
+            Self::IamPolicy => "iam_policy",
+            Self::AccessKey => "access_key",
+            Self::UserProfile => "user_profile",
+            Self::Permission => "permission",
+            Self::TemporaryAccess => "temporary_access",
             Self::AgentRelease => "agent_release",
         }
     }
@@ -87,6 +121,8 @@ impl Kind {
     pub fn noun(self) -> &'static str {
         match self {
             Self::ServiceError => "service error",
+            Self::UserProfile => "user profile",
+            Self::TemporaryAccess => "temporary access",
             Self::AgentRelease => "agent version",
             other => other.as_str(),
         }

@@ -30,6 +30,9 @@ pub struct ServerConfig {
     /// How long one of the scaling settings' minutes (ThresholdsWaitTime, IgnoreMetricsTime)
     /// lasts: 60 s; shorten only for tests and demos.
     pub scaling_minute: std::time::Duration,
+    /// How long one of GrantAccess's `ValidForInMinutes` lasts: 60 s; shorten only for tests and
+    /// demos.
+    pub access_minute: std::time::Duration,
     /// Events older than this are dropped (default 7 days).
     pub event_retention: std::time::Duration,
     /// At most this many events are kept, the newest (default 100 000).
@@ -134,6 +137,7 @@ impl ServerConfig {
             healing_timeout: std::time::Duration::from_secs(300),
             scheduler_interval: std::time::Duration::from_secs(15),
             scaling_minute: std::time::Duration::from_secs(60),
+            access_minute: std::time::Duration::from_secs(60),
             event_retention: std::time::Duration::from_secs(7 * 24 * 3600),
             event_max_rows: 100_000,
             metrics: MetricsConfig::default(),

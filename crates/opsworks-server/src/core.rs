@@ -7,9 +7,11 @@
 //! [`CoreError`]; the edge maps that to the API's error codes.
 
 pub mod agent_releases;
+pub mod audit;
 pub mod commands;
 mod error;
 pub mod events;
+pub mod identity;
 pub mod instances;
 pub mod keys;
 pub mod lifecycle;
@@ -22,6 +24,7 @@ pub mod registration;
 pub mod scheduler;
 pub mod service_errors;
 mod state;
+pub mod users;
 pub mod watchdog;
 pub mod workers;
 

@@ -7,12 +7,14 @@
 
 pub mod agents;
 pub mod api;
+pub mod audit;
 pub mod auth;
 pub mod events;
 pub mod installer;
 pub mod listener;
 pub mod logs;
 pub mod metrics;
+pub mod query;
 pub mod releases;
 pub mod render;
 
@@ -30,5 +32,6 @@ pub fn router(core: Core) -> Router {
         .merge(logs::routes())
         .merge(events::routes())
         .merge(metrics::routes())
+        .merge(audit::routes())
         .with_state(core)
 }

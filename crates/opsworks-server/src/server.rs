@@ -15,7 +15,7 @@ use crate::core::keys::RootKey;
 use crate::core::machines::Machines;
 use crate::core::scheduler::{self, AgentMetrics};
 use crate::core::workers::{Workers, every};
-use crate::core::{Core, events, metrics, proxy, watchdog};
+use crate::core::{Core, audit, events, keys, metrics, proxy, users, watchdog};
 use crate::{ServerError, edge};
 
 /// Whether local instances run, and how agents reach the server.
@@ -212,11 +212,37 @@ fn start_workers(core: &Core, workers: &mut Workers) {
         }
     });
     let c = core.clone();
+    workers.spawn("identity-upkeep", move |stop| {
+        let c = c.clone();
+        async move {
+            // Temporary logins expire within seconds of their time.
+            every("identity-upkeep", Duration::from_secs(5), stop, || async {
+                users::expire(&c, jiff::Timestamp::now().as_second())
+                    .await
+                    .map(drop)
+            })
+            .await
+        }
+    });
+    let c = core.clone();
+    workers.spawn("key-last-used", move |stop| {
+        let c = c.clone();
+        async move {
+            // Each write changes the keys' generation (every server reads its keys again), so
+            // the keys' last use is written down once a minute; memory answers meanwhile.
+            every("key-last-used", Duration::from_secs(60), stop, || {
+                keys::write_last_used(&c)
+            })
+            .await
+        }
+    });
+    let c = core.clone();
     workers.spawn("event-pruning", move |stop| {
         let c = c.clone();
         async move {
             every("event-pruning", Duration::from_secs(300), stop, || async {
-                events::prune(&c).await.map(drop)
+                events::prune(&c).await?;
+                audit::prune(&c).await.map(drop)
             })
             .await
         }

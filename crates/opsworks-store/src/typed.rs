@@ -17,8 +17,8 @@ use std::ops::Deref;
 use std::sync::{Arc, Mutex, OnceLock};
 
 use crate::{
-    AccessKeyRecord, Backend, BackendTx, EventRecord, Filter, Kind, MetricsStore, NewEvent,
-    Resource, Row, StoreError,
+    AccessKeyRecord, Backend, BackendTx, EventRecord, Filter, Kind, MetricsStore, NewAudit,
+    NewEvent, Resource, Row, StoreError,
 };
 
 /// A resource as the cache shares it: the value, and its serialized form once someone made it.
@@ -225,6 +225,30 @@ impl Store {
         Ok(k.local_gen)
     }
 
+    /// A stamp per kind that changes whenever a transaction touching the kind commits (here, or
+    /// on another server sharing the database): what a cache derived from several kinds (a
+    /// user's policies, the access keys in memory) compares to know it is still right. One
+    /// round trip to a shared database for all of them.
+    pub async fn stamps(&self, kinds: &[Kind]) -> Result<Vec<u64>, StoreError> {
+        let backend = self.backend.generations(kinds).await?;
+        let mut cache = self.lock();
+        Ok(kinds
+            .iter()
+            .enumerate()
+            .map(|(i, kind)| {
+                let k = cache.entry(*kind).or_default();
+                let backend_gen = backend.as_ref().map(|g| g[i]);
+                if backend_gen.is_some() && k.backend_gen != backend_gen {
+                    k.by_id.clear();
+                    k.lists.clear();
+                    k.local_gen += 1;
+                    k.backend_gen = backend_gen;
+                }
+                k.local_gen
+            })
+            .collect())
+    }
+
     /// One resource.
     pub async fn get<R: Resource>(&self, id: &str) -> Result<Option<Cached<R>>, StoreError> {
         let stamp = self.read_stamp(R::KIND).await?;
@@ -411,14 +435,35 @@ impl Txn<'_> {
         Ok(seq)
     }
 
-    /// Inserts or replaces an access key.
+    /// Inserts or replaces an access key. Raises the generation of [`Kind::AccessKey`], so key
+    /// caches (of this server and others) look again.
     pub async fn put_access_key(&mut self, key: &AccessKeyRecord) -> Result<(), StoreError> {
-        self.tx().put_access_key(key).await
+        self.tx().put_access_key(key).await?;
+        self.touched
+            .push((Kind::AccessKey, key.access_key_id.clone()));
+        Ok(())
     }
 
-    /// Deletes every access key of a principal; returns how many went.
+    /// Deletes every access key of a principal; returns how many went. Raises the generation of
+    /// [`Kind::AccessKey`].
     pub async fn delete_access_keys_of(&mut self, principal: &str) -> Result<u64, StoreError> {
-        self.tx().delete_access_keys_of(principal).await
+        let n = self.tx().delete_access_keys_of(principal).await?;
+        // No document has this ID: the entry only raises the kind's generation.
+        self.touched.push((Kind::AccessKey, String::new()));
+        Ok(n)
+    }
+
+    /// Deletes one access key (absent is fine). Raises the generation of [`Kind::AccessKey`].
+    pub async fn delete_access_key(&mut self, access_key_id: &str) -> Result<(), StoreError> {
+        self.tx().delete_access_key(access_key_id).await?;
+        self.touched
+            .push((Kind::AccessKey, access_key_id.to_string()));
+        Ok(())
+    }
+
+    /// Appends an entry to the audit log.
+    pub async fn record_audit(&mut self, entry: &NewAudit) -> Result<i64, StoreError> {
+        self.tx().append_audit(entry).await
     }
 
     /// The store this transaction writes.

@@ -115,6 +115,10 @@ pub struct ControlArgs {
     /// How long one minute of the load-based thresholds lasts (shorten only for tests and demos).
     #[arg(long, default_value = "60s", env = env::OPSWORKS_SCALING_MINUTE, value_parser = parse_duration)]
     pub scaling_minute: std::time::Duration,
+    /// How long one minute of GrantAccess's ValidForInMinutes lasts (shorten only for tests and
+    /// demos).
+    #[arg(long, default_value = "60s", env = env::OPSWORKS_ACCESS_MINUTE, value_parser = parse_duration)]
+    pub access_minute: std::time::Duration,
     /// How long a registered machine's updated agent has to report in before the agent puts the
     /// previous release back.
     #[arg(long, default_value = "60s", env = env::OPSWORKS_AGENT_UPDATE_DEADLINE, value_parser = parse_duration)]
@@ -216,6 +220,7 @@ impl ControlArgs {
         config.healing_timeout = std::time::Duration::from_secs(self.healing_timeout);
         config.scheduler_interval = self.scheduler_interval;
         config.scaling_minute = self.scaling_minute;
+        config.access_minute = self.access_minute;
         config.event_retention = self.event_retention;
         config.agent_update_deadline = self.agent_update_deadline;
         config.event_max_rows = self.event_max_rows;

@@ -210,7 +210,13 @@ async fn build_command(core: &Core, snap: &Snapshot, cmd: &Command) -> CoreResul
         deployment_id: Some(cmd.deployment_id.clone()),
         kind: cmd.r#type,
         run_list,
-        attributes: opsworks_lifecycle::attributes(&view, &ctx),
+        attributes: {
+            let mut attrs = opsworks_lifecycle::attributes(&view, &ctx);
+            // Who logs in: the built-in `ssh_users` recipe keeps the accounts as this says.
+            attrs["ssh_users"] =
+                crate::core::users::ssh_users(core, &stack.stack_id, instance_id).await?;
+            attrs
+        },
         data_bags: opsworks_lifecycle::data_bags(&view, &ctx),
         // The cookbook source's secrets reach instances only when the stack uses the cookbooks.
         custom_cookbooks: if stack.use_custom_cookbooks {

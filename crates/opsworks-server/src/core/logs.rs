@@ -81,24 +81,30 @@ pub fn append(
     f.write_all(tail.as_bytes()).map_err(io)
 }
 
-fn signature(core: &Core, command_id: &str, expires: i64) -> String {
+fn signature(core: &Core, command_id: &str, expires: i64, user: Option<&str>) -> String {
     // HMAC takes keys of any length.
     let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(core.link_key())
         .expect("hmac takes any key length");
     mac.update(format!("{command_id}\n{expires}").as_bytes());
+    if let Some(u) = user {
+        mac.update(format!("\n{u}").as_bytes());
+    }
     hex::encode(mac.finalize().into_bytes())
 }
 
 /// The signed link to a command's log, when the command has a log and the server knows its URL.
-pub fn url(core: &Core, command_id: &str) -> Option<String> {
+/// A link handed to an IAM user (`user`: their user ID) names them: it opens only while they
+/// may still read the command's stack.
+pub fn url(core: &Core, command_id: &str, user: Option<&str>) -> Option<String> {
     let endpoint = core.endpoint()?;
     if !path(core, command_id)?.exists() {
         return None;
     }
     let expires = jiff::Timestamp::now().as_second() + LINK_SECONDS;
+    let principal = user.map(|u| format!("&Principal={u}")).unwrap_or_default();
     Some(format!(
-        "{endpoint}/logs/{command_id}?Expires={expires}&Signature={}",
-        signature(core, command_id, expires)
+        "{endpoint}/logs/{command_id}?Expires={expires}{principal}&Signature={}",
+        signature(core, command_id, expires, user)
     ))
 }
 
@@ -121,11 +127,12 @@ pub fn open_link(
     core: &Core,
     command_id: &str,
     expires: i64,
+    user: Option<&str>,
     sig: &str,
     now: i64,
 ) -> Result<PathBuf, LinkError> {
     let path = path(core, command_id).ok_or(LinkError::NotAnId)?;
-    let expected = signature(core, command_id, expires);
+    let expected = signature(core, command_id, expires, user);
     if !bool::from(expected.as_bytes().ct_eq(sig.as_bytes())) {
         return Err(LinkError::BadSignature);
     }

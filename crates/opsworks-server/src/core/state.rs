@@ -14,6 +14,7 @@ use crate::ServerError;
 use crate::config::{MetricsConfig, ServerConfig};
 use crate::core::agent_releases::AgentReleases;
 use crate::core::events::EventHub;
+use crate::core::identity::AccessCache;
 use crate::core::keys::{KeyRing, RootKey, Sealer};
 use crate::core::machines::Machines;
 use crate::core::metrics::ServerMetrics;
@@ -42,9 +43,12 @@ struct Inner {
     healing_timeout: Duration,
     scheduler_interval: Duration,
     scaling_minute: Duration,
+    access_minute: Duration,
     events: EventHub,
     metrics_config: MetricsConfig,
     server_metrics: ServerMetrics,
+    /// What IAM users may do, kept between requests.
+    access: AccessCache,
     /// Background work started by requests (a machine booting, a stop running Shutdown), so the
     /// server can wait for it at shutdown.
     tasks: TaskTracker,
@@ -107,9 +111,11 @@ impl Core {
                 healing_timeout: config.healing_timeout,
                 scheduler_interval: config.scheduler_interval,
                 scaling_minute: config.scaling_minute,
+                access_minute: config.access_minute,
                 events: EventHub::new(config.event_retention, config.event_max_rows),
                 metrics_config: config.metrics.clone(),
                 server_metrics: ServerMetrics::default(),
+                access: AccessCache::default(),
                 tasks: TaskTracker::new(),
                 agent_releases: AgentReleases::new(
                     config
@@ -169,6 +175,11 @@ impl Core {
         self.inner.scaling_minute
     }
 
+    /// See [`ServerConfig::access_minute`].
+    pub fn access_minute(&self) -> Duration {
+        self.inner.access_minute
+    }
+
     /// The event log's live side.
     pub fn events(&self) -> &EventHub {
         &self.inner.events
@@ -182,6 +193,11 @@ impl Core {
     /// The server's own counters.
     pub fn server_metrics(&self) -> &ServerMetrics {
         &self.inner.server_metrics
+    }
+
+    /// What IAM users may do, kept between requests (see [`crate::core::identity`]).
+    pub fn access_cache(&self) -> &AccessCache {
+        &self.inner.access
     }
 
     /// Background work started by requests; the server waits for it at shutdown.

@@ -135,7 +135,32 @@ pub async fn describe_service_errors(
             core.list::<ServiceError>(Filter::Instance(id)).await?
         }
         (Some(_), _, _, Some(ids)) => core.get_all::<ServiceError>(ids).await?,
-        _ => core.list::<ServiceError>(Filter::All).await?,
+        _ => {
+            let mut all = core.list::<ServiceError>(Filter::All).await?;
+            if !cx.principal.is_root() {
+                // Only the errors of the stacks the caller may see.
+                let mut visible = std::collections::HashMap::new();
+                let mut kept = Vec::with_capacity(all.len());
+                for e in all.drain(..) {
+                    let ok = match visible.get(&e.stack_id) {
+                        Some(ok) => *ok,
+                        None => {
+                            let ok = match core.find::<Stack>(&e.stack_id).await? {
+                                Some(s) => super::authz::may(&cx, "DescribeServiceErrors", &s),
+                                None => false,
+                            };
+                            visible.insert(e.stack_id.clone(), ok);
+                            ok
+                        }
+                    };
+                    if ok {
+                        kept.push(e);
+                    }
+                }
+                all = kept;
+            }
+            all
+        }
     };
     let shown: Vec<shapes::ServiceError> = errors.iter().map(|e| wire::service_error(e)).collect();
     Reply::json(&json!({ "ServiceErrors": shown }))

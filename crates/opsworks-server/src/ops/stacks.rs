@@ -13,7 +13,9 @@ use opsworks_model::resource::{
 use opsworks_model::{Arn, Kind, ResourceKind, catalog, new_id, themes};
 use opsworks_store::Filter;
 
-use super::{Ctx, OpResult, Reply, check_custom_json, check_len, keep_secret, required, wire};
+use super::{
+    Ctx, OpResult, Reply, authz, check_custom_json, check_len, keep_secret, required, wire,
+};
 use crate::core::{CoreError, instances, now};
 
 /// The members CreateStack, UpdateStack and CloneStack share, as one request gives them.
@@ -320,7 +322,14 @@ pub async fn describe_stacks(cx: Ctx<'_>, req: shapes::DescribeStacksRequest) ->
             ));
         }
         Some(ids) => cx.core.get_all::<Stack>(&ids).await?,
-        None => cx.core.list::<Stack>(Filter::All).await?,
+        None => {
+            let mut all = cx.core.list::<Stack>(Filter::All).await?;
+            if !cx.principal.is_root() {
+                // Only the stacks the caller may see.
+                all.retain(|s| authz::may(&cx, "DescribeStacks", s));
+            }
+            all
+        }
     };
     Ok(Reply::list(
         "Stacks",
@@ -503,7 +512,15 @@ pub async fn clone_stack(cx: Ctx<'_>, req: shapes::CloneStackRequest) -> OpResul
             w.put(&app).await?;
         }
     }
-    // Permissions are not kept by this server yet, so ClonePermissions has nothing to copy.
+    if req.clone_permissions == Some(true) {
+        let perms: Vec<opsworks_model::resource::Permission> =
+            w.list(Filter::Stack(&req.source_stack_id)).await?;
+        for mut p in perms {
+            p.permission_id = opsworks_model::resource::Permission::id_of(&id, &p.iam_user_arn);
+            p.stack_id = id.clone();
+            w.put(&p).await?;
+        }
+    }
     w.commit().await?;
     Reply::json(&json!({ "StackId": id }))
 }

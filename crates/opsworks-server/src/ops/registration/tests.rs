@@ -52,6 +52,12 @@ async fn register(core: &Core, stack: &str, hostname: &str) -> (String, Value) {
     (id, answer)
 }
 
+/// Whether the access key works now (the key ring under the store's current stamp).
+async fn key_works(core: &Core, akid: &str) -> bool {
+    let stamp = core.store().stamps(&[opsworks_model::Kind::AccessKey]).await.expect("stamps")[0];
+    core.keys().resolve(core.store(), akid, stamp).await.is_some()
+}
+
 async fn status(core: &Core, id: &str) -> String {
     core.get::<Instance>(id)
         .await
@@ -106,7 +112,7 @@ async fn a_registered_machine_goes_through_the_states_of_the_reference() {
     let creds = &answer["AgentCredentials"];
     let akid = creds["AccessKeyId"].as_str().expect("key id");
     assert!(akid.starts_with("AKIA") && akid != "AKIDTEST");
-    assert!(core.keys().resolve(core.store(), akid).await.is_some());
+    assert!(key_works(&core, akid).await);
 
     let shown = call(&core, "DescribeInstances", json!({"InstanceIds": [id]}))
         .await
@@ -185,7 +191,7 @@ async fn a_registered_machine_goes_through_the_states_of_the_reference() {
     assert_eq!(status(&core, &id).await, "deregistering");
     registration::goodbye(&core, &id).await.expect("goodbye");
     assert!(core.find::<Instance>(&id).await.expect("find").is_none());
-    assert!(core.keys().resolve(core.store(), akid).await.is_none());
+    assert!(!key_works(&core, akid).await);
     assert!(
         core.list::<Transition>(Filter::Parent(&id))
             .await
