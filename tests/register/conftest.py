@@ -84,11 +84,12 @@ class Server:
     """`opsworks server` listening on the suite's bridge, so the host and the machines reach it at
     the same URL (DescribeStackProvisioningParameters names it)."""
 
-    def __init__(self, binary, bridge, data_dir: Path, log: Path, extra=()):
+    def __init__(self, binary, bridge, data_dir: Path, log: Path, extra=(), host=None):
         self.binary, self.data_dir, self.log = binary, data_dir, log
-        self.port = free_port(bridge.host_ip)
-        self.endpoint = f"http://{bridge.host_ip}:{self.port}"
-        self.listen = f"{bridge.host_ip}:{self.port}"
+        host = host or bridge.host_ip
+        self.port = free_port(host)
+        self.endpoint = f"http://{host}:{self.port}"
+        self.listen = f"{host}:{self.port}"
         self.extra = list(extra)
         self.proc = None
 

@@ -3,10 +3,10 @@ names an installer tarball the server serves; over SSH the CLI's own remote scri
 writes the preconfig and runs `opsworks-agent-installer/boot-registration`, which downloads the
 agent, checks it, registers the machine and installs the agent.
 
-The CLI also creates an IAM group, user and key through IAM (`AWS_ENDPOINT_URL` sends its IAM
-client to our server): that test runs once the server serves IAM, and is skipped with the reason
-until then. The installer itself is tested without IAM, with the CLI's own script and preconfig
-format and the root key in the preconfig (which the script deletes afterwards)."""
+The CLI also creates an IAM group, user and key through the server's IAM (`AWS_ENDPOINT_URL`
+sends its IAM client to our server); a server without IAM skips that test and says why. The
+installer is also tested on its own, with the CLI's own script and preconfig format and the root
+key in the preconfig (which the script deletes afterwards)."""
 
 import os
 import re

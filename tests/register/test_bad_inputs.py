@@ -5,7 +5,10 @@ import re
 
 import pytest
 
-from conftest import eventually, gone, new_stack, register
+import boto3
+from botocore.config import Config
+
+from conftest import AKID, SECRET, Server, eventually, gone, new_stack, register
 from machine import sh
 
 LEFTOVERS = ["/opt/opsworks", "/etc/opsworks", "/var/lib/opsworks-agent"]
@@ -124,6 +127,23 @@ def test_a_failure_halfway_removes_what_was_written_and_the_instance(binary, ser
         assert removed in r.stdout, r.stdout
     assert "deregistered instance" in r.stdout
     assert_nothing_left(ow, target, stack_id)
+
+
+def test_an_endpoint_the_machine_cannot_reach(binary, bridge, workdir, target):
+    # A server on the host's loopback: the caller reaches it, the machine does not.
+    srv = Server(binary, bridge, workdir / "loopback-data", workdir / "loopback-server.log",
+                 host="127.0.0.1").start()
+    try:
+        ow = boto3.client("opsworks", endpoint_url=srv.endpoint, region_name="us-east-1",
+                          aws_access_key_id=AKID, aws_secret_access_key=SECRET,
+                          config=Config(retries={"max_attempts": 1}))
+        stack_id = new_stack(ow, "unreachable")
+        r = register(binary, srv, stack_id, target)
+        one_clear_line(r, "what it wrote was removed", f"this machine cannot reach the server at {srv.endpoint}")
+        assert "deregistered instance" in r.stdout
+        assert_nothing_left(ow, target, stack_id)
+    finally:
+        srv.stop()
 
 
 def test_bad_arguments_are_refused_before_anything_happens(binary, server, ow, target, stack_id):

@@ -294,14 +294,20 @@ pub async fn complete(core: &Core, done: &Completion) -> CoreResult<()> {
     let ok = done.outcome == CommandOutcome::Successful;
     let instance_id = done.instance_id.as_str();
     let stack_id = deployment.stack_id.as_str();
-    // The chain moves only an instance still where the chain left it: one unassigned or
-    // deregistered meanwhile keeps its own course, and the command is simply recorded.
+    // The chain moves an instance only from where it left it: a status change the state machine
+    // does not allow from where the instance is now (an instance unassigned or deregistered
+    // meanwhile, an agent back from silence) is not made, and the command is simply recorded.
     let status = w.find::<Instance>(instance_id).await?.map(|i| i.status);
     let in_setup = status == Some(InstanceStatus::RunningSetup);
+    let left = matches!(
+        status,
+        None | Some(InstanceStatus::Unassigning | InstanceStatus::Deregistering)
+    );
     match (deployment.lifecycle, cmd.r#type) {
         (Some(LifecycleStep::Setup), CommandName::Setup)
         | (Some(LifecycleStep::SetupDeploy), CommandName::Deploy)
-            if !in_setup => {}
+            if left || (!ok && !in_setup) => {}
+        (Some(LifecycleStep::SetupDeploy), CommandName::Deploy) if !in_setup => {}
         (Some(LifecycleStep::Shutdown), CommandName::Shutdown)
             if status == Some(InstanceStatus::Unassigning) =>
         {
