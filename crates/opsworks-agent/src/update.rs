@@ -436,7 +436,6 @@ pub fn guard(dir: &Path, restart: &dyn Fn() -> anyhow::Result<()>) -> anyhow::Re
     restart()
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -54,8 +54,15 @@ async fn register(core: &Core, stack: &str, hostname: &str) -> (String, Value) {
 
 /// Whether the access key works now (the key ring under the store's current stamp).
 async fn key_works(core: &Core, akid: &str) -> bool {
-    let stamp = core.store().stamps(&[opsworks_model::Kind::AccessKey]).await.expect("stamps")[0];
-    core.keys().resolve(core.store(), akid, stamp).await.is_some()
+    let stamp = core
+        .store()
+        .stamps(&[opsworks_model::Kind::AccessKey])
+        .await
+        .expect("stamps")[0];
+    core.keys()
+        .resolve(core.store(), akid, stamp)
+        .await
+        .is_some()
 }
 
 async fn status(core: &Core, id: &str) -> String {
