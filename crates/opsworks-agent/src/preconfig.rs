@@ -216,7 +216,15 @@ pub fn run_uninstall() -> Result<(), InstallError> {
 /// `opsworks agent-guard`.
 pub fn run_guard(args: GuardArgs) -> anyhow::Result<()> {
     let restart = || -> anyhow::Result<()> {
-        opsworks_host::service::restart(install::SERVICE, None)?;
+        use opsworks_host::service::{self, Backend};
+        if service::backend() == Backend::Systemd {
+            // A release that crashed at once may have hit the unit's start limit: clear it, or
+            // systemd refuses to start the old one too.
+            let _ = std::process::Command::new("systemctl")
+                .args(["reset-failed", install::SERVICE])
+                .status();
+        }
+        service::restart(install::SERVICE, None)?;
         Ok(())
     };
     crate::update::guard(&args.install_dir, &restart)
