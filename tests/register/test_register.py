@@ -1,8 +1,9 @@
 """Issue 15 end to end: a machine the server did not create — a real OpenSSH server in a network
 namespace — registered over SSH by a sudoer, assigned to a layer (Setup and Deploy of the stack's
 app from git), deployed to, unassigned (Shutdown, the machine keeps running), deregistered (the
-agent uninstalls itself, the machine keeps its files); `--local`; an agent update to a new release
-and the roll-back of one that never reports in."""
+agent uninstalls itself, the machine keeps its files); `--local`; an IAM user allowed only to
+register; an agent update to a new release and the roll-back of one that never reports in (last:
+the releases it adds are offered to every stack from then on)."""
 
 import json
 import re
@@ -165,6 +166,33 @@ def test_local_registers_the_machine_it_runs_on(binary, server, ow, machines):
     bad = m.ssh(f"{env} /root/opsworks register --endpoint-url {server.endpoint} --stack-id {stack_id} --local "
                 "--ssh-username root", check=False)
     assert bad.returncode != 0 and "not to --local" in bad.stderr, bad.stderr
+    ow.deregister_instance(InstanceId=iid)
+    eventually(lambda: gone(ow, stack_id, iid), seconds=60, what="the record to go")
+    eventually(lambda: not m.exists("/opt/opsworks"), seconds=30, what="the agent to go")
+
+
+def test_an_iam_user_allowed_only_to_register_registers_a_machine(binary, server, ow, machines):
+    """A user with AWS's AWSOpsWorksInstanceRegistration (DescribeStacks,
+    DescribeStackProvisioningParameters, RegisterInstance) registers a machine; the instance is
+    registered by that user, and its agent has a key of its own."""
+    import boto3
+    iam = boto3.client("iam", endpoint_url=server.endpoint, region_name="us-east-1",
+                       aws_access_key_id=AKID, aws_secret_access_key=SECRET)
+    iam.create_user(UserName="registrar")
+    iam.attach_user_policy(UserName="registrar",
+                           PolicyArn="arn:aws:iam::aws:policy/AWSOpsWorksInstanceRegistration")
+    key = iam.create_access_key(UserName="registrar")["AccessKey"]
+    stack_id = new_stack(ow, "by-a-user")
+    m = machines("by-a-user")
+    env = register_env(server, m, AWS_ACCESS_KEY_ID=key["AccessKeyId"],
+                       AWS_SECRET_ACCESS_KEY=key["SecretAccessKey"])
+    r = register(binary, server, stack_id, m, env=env)
+    assert r.returncode == 0, r.stderr + r.stdout
+    iid = registered_id(r.stdout)
+    shown = instance(ow, iid)
+    assert shown["Status"] == "registered"
+    assert shown["RegisteredBy"].endswith(":user/registrar"), shown["RegisteredBy"]
+    assert key["AccessKeyId"] not in m.read("/etc/opsworks/agent-credentials.json")
     ow.deregister_instance(InstanceId=iid)
     eventually(lambda: gone(ow, stack_id, iid), seconds=60, what="the record to go")
     eventually(lambda: not m.exists("/opt/opsworks"), seconds=30, what="the agent to go")
