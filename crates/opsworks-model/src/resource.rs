@@ -7,6 +7,7 @@
 //! these types in one place per resource on the server side (secrets filtered, private members
 //! left out); this crate knows no wire shape.
 
+mod agent;
 mod app;
 mod deployment;
 mod identity;
@@ -15,6 +16,7 @@ mod layer;
 mod misc;
 mod stack;
 
+pub use agent::AgentRelease;
 pub use app::{App, AppSource, AppType, DataSource, EnvironmentVariable, SslConfiguration};
 pub use deployment::{Command, Deployment, DeploymentCommand, LifecycleStep};
 pub use identity::{
@@ -66,11 +68,13 @@ pub enum Kind {
     Permission,
     /// A temporary login GrantAccess made on an instance.
     TemporaryAccess,
+    /// An agent release an operator added (ID: its version).
+    AgentRelease,
 }
 
 impl Kind {
     /// Every kind.
-    pub const ALL: [Kind; 16] = [
+    pub const ALL: [Kind; 17] = [
         Self::Stack,
         Self::Layer,
         Self::Instance,
@@ -87,6 +91,7 @@ impl Kind {
         Self::UserProfile,
         Self::Permission,
         Self::TemporaryAccess,
+        Self::AgentRelease,
     ];
 
     /// The name the store keeps it under.
@@ -108,6 +113,7 @@ impl Kind {
             Self::UserProfile => "user_profile",
             Self::Permission => "permission",
             Self::TemporaryAccess => "temporary_access",
+            Self::AgentRelease => "agent_release",
         }
     }
 
@@ -117,6 +123,7 @@ impl Kind {
             Self::ServiceError => "service error",
             Self::UserProfile => "user profile",
             Self::TemporaryAccess => "temporary access",
+            Self::AgentRelease => "agent version",
             other => other.as_str(),
         }
     }

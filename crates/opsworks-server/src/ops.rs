@@ -12,6 +12,7 @@ pub mod deployments;
 pub mod iam;
 pub mod instances;
 pub mod layers;
+pub mod registration;
 pub mod scaling;
 pub mod stacks;
 pub mod sts;
@@ -260,6 +261,10 @@ async fn run(cx: Ctx<'_>, operation: &str, input: Value) -> OpResult {
         "StartInstance" => instances::start_instance,
         "StopInstance" => instances::stop_instance,
         "RebootInstance" => instances::reboot_instance,
+        "RegisterInstance" => registration::register_instance,
+        "AssignInstance" => registration::assign_instance,
+        "UnassignInstance" => registration::unassign_instance,
+        "DeregisterInstance" => registration::deregister_instance,
         "CreateApp" => apps::create_app,
         "DescribeApps" => apps::describe_apps,
         "UpdateApp" => apps::update_app,

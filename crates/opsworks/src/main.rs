@@ -3,6 +3,7 @@
 
 mod cli;
 mod exec;
+mod registration;
 mod serve;
 
 use std::process::ExitCode;
@@ -37,6 +38,17 @@ fn main() -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::SUCCESS);
         }
         Command::Exec(args) => return exec::run(args),
+        Command::Register(args) => return registration::register(args),
+        Command::AgentVersion(cli::AgentVersionCommand::Add(args)) => {
+            return registration::add_version(args);
+        }
+        Command::AgentInstall(args) => return registration::install(args),
+        Command::AgentUninstall => return registration::uninstall(),
+        Command::AgentGuard(args) => {
+            serve::init_logging(cli.log_format);
+            opsworks_agent::preconfig::run_guard(args)?;
+            return Ok(ExitCode::SUCCESS);
+        }
         Command::AgentCli(args) => {
             opsworks_agent::run_cli(&args.state_dir, args.command)?;
             return Ok(ExitCode::SUCCESS);

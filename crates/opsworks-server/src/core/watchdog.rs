@@ -1,14 +1,15 @@
 //! The watchdog: an instance whose agent has been silent past the healing timeout becomes
 //! `connection_lost`, recorded as a service error; when every one of its layers has
 //! `EnableAutoHealing`, it is healed — stopped and started again, as the original did. An agent
-//! that speaks again before the timeout simply carries on.
+//! that speaks again before the timeout simply carries on. Registered machines are never healed,
+//! and their unassignments and deregistrations end on their own past their deadlines.
 
 use opsworks_model::resource::{Instance, Layer};
 use opsworks_model::{InstanceEvent, InstanceStatus};
 use opsworks_store::Filter;
 
 use crate::core::instances::change_status;
-use crate::core::{Core, CoreResult, machines, service_errors};
+use crate::core::{Core, CoreResult, machines, registration, service_errors};
 
 /// How often the watchdog looks: a quarter of the healing timeout, between 0.5 s and 15 s.
 pub fn period(core: &Core) -> std::time::Duration {
@@ -22,18 +23,30 @@ pub fn period(core: &Core) -> std::time::Duration {
 pub async fn check(core: &Core) -> CoreResult<()> {
     let timeout = core.healing_timeout();
     for inst in core.list::<Instance>(Filter::All).await? {
-        let watched = matches!(
-            inst.status,
-            InstanceStatus::Online
-                | InstanceStatus::RunningSetup
-                | InstanceStatus::Booting
-                | InstanceStatus::Rebooting
-        );
+        // Registered machines: a deregistration or unassignment the agent does not finish ends
+        // on its own; a silent one is connection_lost, never healed (not the server's machine).
+        if inst.registered {
+            registration::enforce_deadlines(core, &inst).await?;
+        }
+        let watched = if inst.registered {
+            matches!(
+                inst.status,
+                InstanceStatus::Online | InstanceStatus::RunningSetup | InstanceStatus::Registered
+            )
+        } else {
+            matches!(
+                inst.status,
+                InstanceStatus::Online
+                    | InstanceStatus::RunningSetup
+                    | InstanceStatus::Booting
+                    | InstanceStatus::Rebooting
+            )
+        };
         let id = inst.instance_id.as_str();
         if !watched || core.presence().silence(id) < timeout {
             continue;
         }
-        let heals = auto_heals(core, &inst).await? && core.machines().is_some();
+        let heals = !inst.registered && auto_heals(core, &inst).await? && core.machines().is_some();
         let mut w = core.write().await?;
         // Another path (a stop, the agent's return) may have moved the instance meanwhile.
         if change_status(&mut w, id, InstanceEvent::AgentLost)
