@@ -9,6 +9,7 @@
 
 mod app;
 mod deployment;
+mod ec2;
 mod identity;
 mod instance;
 mod layer;
@@ -17,6 +18,7 @@ mod stack;
 
 pub use app::{App, AppSource, AppType, DataSource, EnvironmentVariable, SslConfiguration};
 pub use deployment::{Command, Deployment, DeploymentCommand, LifecycleStep};
+pub use ec2::{Ec2Tag, Ec2Volume, ElasticIp, Volume};
 pub use identity::{
     AccessKey, IamGroup, IamPolicy, IamTag, IamUser, KeyLastUsed, LoginProfile, Permission,
     PolicyVersion, TemporaryAccess, UserProfile,
@@ -66,11 +68,17 @@ pub enum Kind {
     Permission,
     /// A temporary login GrantAccess made on an instance.
     TemporaryAccess,
+    /// An Elastic IP (ID: the address).
+    ElasticIp,
+    /// An EC2 volume (ID: `vol-...`).
+    Ec2Volume,
+    /// An EC2 volume's registration with a stack (parent: the EC2 volume).
+    Volume,
 }
 
 impl Kind {
     /// Every kind.
-    pub const ALL: [Kind; 16] = [
+    pub const ALL: [Kind; 19] = [
         Self::Stack,
         Self::Layer,
         Self::Instance,
@@ -87,6 +95,9 @@ impl Kind {
         Self::UserProfile,
         Self::Permission,
         Self::TemporaryAccess,
+        Self::ElasticIp,
+        Self::Ec2Volume,
+        Self::Volume,
     ];
 
     /// The name the store keeps it under.
@@ -108,6 +119,9 @@ impl Kind {
             Self::UserProfile => "user_profile",
             Self::Permission => "permission",
             Self::TemporaryAccess => "temporary_access",
+            Self::ElasticIp => "elastic_ip",
+            Self::Ec2Volume => "ec2_volume",
+            Self::Volume => "volume",
         }
     }
 
@@ -117,6 +131,8 @@ impl Kind {
             Self::ServiceError => "service error",
             Self::UserProfile => "user profile",
             Self::TemporaryAccess => "temporary access",
+            Self::ElasticIp => "Elastic IP",
+            Self::Ec2Volume => "EC2 volume",
             other => other.as_str(),
         }
     }

@@ -278,6 +278,20 @@ pub(crate) fn attach(image: &File, name: &Path) -> Result<(PathBuf, File)> {
     ))
 }
 
+/// Whether this host can build software RAID arrays (Linux's md and `mdadm`); the error says
+/// what is missing.
+pub fn raid_support() -> std::result::Result<(), String> {
+    let md = Path::new("/proc/mdstat").exists() || Path::new("/sys/module/md_mod").exists();
+    let mdadm = crate::host::find_program("mdadm").is_some();
+    match (md, mdadm) {
+        (true, true) => Ok(()),
+        (false, _) => Err(
+            "this host's kernel has no md (software RAID) support: /proc/mdstat is absent".into(),
+        ),
+        (true, false) => Err("`mdadm` is not installed on this host".into()),
+    }
+}
+
 /// A loop device attached to a file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LoopDevice {

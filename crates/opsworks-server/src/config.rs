@@ -46,6 +46,9 @@ pub struct ServerConfig {
     pub package_proxy_allow: Vec<ipnet::IpNet>,
     /// The program agents run as (`opsworks agent ...`): the server's own executable.
     pub agent_program: Option<PathBuf>,
+    /// The addresses `ec2 AllocateAddress` hands out as Elastic IPs: on the machines' bridge,
+    /// kept out of the machines' own addresses (default 10.217.255.0/24).
+    pub elastic_ip_pool: opsworks_sandbox::AddressRange,
     /// What else the server's port serves (the web console), mounted at start.
     pub mounts: Vec<Mount>,
 }
@@ -140,6 +143,7 @@ impl ServerConfig {
             instances: Instances::Recorded,
             package_proxy_allow: Vec::new(),
             agent_program: None,
+            elastic_ip_pool: opsworks_sandbox::DEFAULT_RESERVED,
             mounts: Vec::new(),
         }
     }

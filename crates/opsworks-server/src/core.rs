@@ -8,6 +8,7 @@
 
 pub mod audit;
 pub mod commands;
+pub mod elastic_ips;
 mod error;
 pub mod events;
 pub mod identity;
@@ -23,6 +24,7 @@ pub mod scheduler;
 pub mod service_errors;
 mod state;
 pub mod users;
+pub mod volumes;
 pub mod watchdog;
 pub mod workers;
 

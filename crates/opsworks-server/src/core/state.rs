@@ -51,6 +51,8 @@ struct Inner {
     /// Background work started by requests (a machine booting, a stop running Shutdown), so the
     /// server can wait for it at shutdown.
     tasks: TaskTracker,
+    /// See [`ServerConfig::elastic_ip_pool`].
+    elastic_ip_pool: opsworks_sandbox::AddressRange,
 }
 
 impl Core {
@@ -114,6 +116,7 @@ impl Core {
                 server_metrics: ServerMetrics::default(),
                 access: AccessCache::default(),
                 tasks: TaskTracker::new(),
+                elastic_ip_pool: config.elastic_ip_pool,
             }),
         };
         Ok((core, root))
@@ -187,6 +190,11 @@ impl Core {
     /// What IAM users may do, kept between requests (see [`crate::core::identity`]).
     pub fn access_cache(&self) -> &AccessCache {
         &self.inner.access
+    }
+
+    /// See [`ServerConfig::elastic_ip_pool`].
+    pub fn elastic_ip_pool(&self) -> opsworks_sandbox::AddressRange {
+        self.inner.elastic_ip_pool
     }
 
     /// Background work started by requests; the server waits for it at shutdown.
