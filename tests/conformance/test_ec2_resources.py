@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import time
 import xml.etree.ElementTree as ET
 
 import pytest
@@ -372,3 +373,209 @@ def test_raid_arrays_are_refused_without_md_and_none_are_described(ow):
     with pytest.raises(ClientError) as e:
         ow.describe_raid_arrays(RaidArrayIds=["00000000-0000-0000-0000-000000000000"])
     assert code_of(e) == "ResourceNotFoundException"
+
+
+# ---- refusals: online instances, unknown IDs, other stacks ----------------------------------------------
+
+UNKNOWN = "00000000-0000-0000-0000-0000000000aa"
+
+
+def delete_stack(ow, sid):
+    for inst in ow.describe_instances(StackId=sid)["Instances"]:
+        ow.delete_instance(InstanceId=inst["InstanceId"])
+    for layer in ow.describe_layers(StackId=sid)["Layers"]:
+        ow.delete_layer(LayerId=layer["LayerId"])
+    ow.delete_stack(StackId=sid)
+
+
+def wait_stopped(ow, iid, seconds=30.0):
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        if ow.describe_instances(InstanceIds=[iid])["Instances"][0]["Status"] == "stopped":
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"instance {iid} did not stop")
+
+
+def test_a_volume_is_assigned_moved_and_taken_off_only_while_its_instance_is_stopped(ow, ec2):
+    sid, _, (a, b) = stack_with_instances(ow)
+    vid = ec2.create_volume(AvailabilityZone=f"{REGION}a", Size=1)["VolumeId"]
+    volume_id = ow.register_volume(StackId=sid, Ec2VolumeId=vid)["VolumeId"]
+    ow.update_volume(VolumeId=volume_id, MountPoint="/data")
+    ow.start_instance(InstanceId=a)
+    with pytest.raises(ClientError) as e:
+        ow.assign_volume(VolumeId=volume_id, InstanceId=a)
+    assert code_of(e) == "ValidationException" and "only while its instance is stopped" in message_of(e)
+    assert a in message_of(e)
+    ow.stop_instance(InstanceId=a, Force=True)
+    wait_stopped(ow, a)
+    ow.assign_volume(VolumeId=volume_id, InstanceId=a)
+    ow.assign_volume(VolumeId=volume_id, InstanceId=a)  # again: nothing changes
+    assert [v["Device"] for v in ow.describe_volumes(InstanceId=a)["Volumes"]] == ["/dev/sdf"]
+    # Started, its volume stays where it is: no unassign, no new mount point, no deregistration.
+    ow.start_instance(InstanceId=a)
+    for call in (lambda: ow.unassign_volume(VolumeId=volume_id),
+                 lambda: ow.update_volume(VolumeId=volume_id, MountPoint="/elsewhere"),
+                 lambda: ow.deregister_volume(VolumeId=volume_id)):
+        with pytest.raises(ClientError) as e:
+            call()
+        assert code_of(e) == "ValidationException" and "stopped" in message_of(e)
+    ow.update_volume(VolumeId=volume_id, Name="renamed while online")  # a name is no mount
+    ow.stop_instance(InstanceId=a, Force=True)
+    wait_stopped(ow, a)
+    # A second volume at the same mount point of the same instance is refused; elsewhere it is /dev/sdg.
+    vid2 = ec2.create_volume(AvailabilityZone=f"{REGION}a", Size=1)["VolumeId"]
+    second = ow.register_volume(StackId=sid, Ec2VolumeId=vid2)["VolumeId"]
+    ow.update_volume(VolumeId=second, MountPoint="/data")
+    with pytest.raises(ClientError) as e:
+        ow.assign_volume(VolumeId=second, InstanceId=a)
+    assert code_of(e) == "ValidationException" and f"already has volume {volume_id} at /data" in message_of(e)
+    ow.update_volume(VolumeId=second, MountPoint="/data2")
+    ow.assign_volume(VolumeId=second, InstanceId=a)
+    assert sorted(v["Device"] for v in ow.describe_volumes(InstanceId=a)["Volumes"]) == ["/dev/sdf", "/dev/sdg"]
+    with pytest.raises(ClientError) as e:
+        ow.update_volume(VolumeId=second, MountPoint="/data")
+    assert code_of(e) == "ValidationException" and "already has volume" in message_of(e)
+    # DeleteInstance without DeleteVolumes: the volumes stay registered, unassigned, data and all.
+    ow.delete_instance(InstanceId=a)
+    left = ow.describe_volumes(StackId=sid)["Volumes"]
+    assert sorted(v["VolumeId"] for v in left) == sorted([volume_id, second])
+    assert all("InstanceId" not in v and v["Status"] == "available" for v in left)
+    assert {v["State"] for v in ec2.describe_volumes(VolumeIds=[vid, vid2])["Volumes"]} == {"available"}
+    # DeleteStack deregisters them; the EC2 volumes outlive it.
+    ow.delete_instance(InstanceId=b)
+    delete_stack(ow, sid)
+    assert len(ec2.describe_volumes(VolumeIds=[vid, vid2])["Volumes"]) == 2
+    reused, _, _ = stack_with_instances(ow, count=0)
+    assert ow.register_volume(StackId=reused, Ec2VolumeId=vid)["VolumeId"]
+    ow.deregister_volume(VolumeId=ow.describe_volumes(StackId=reused)["Volumes"][0]["VolumeId"])
+    for v in (vid, vid2):
+        ec2.delete_volume(VolumeId=v)
+
+
+def test_an_elastic_ip_of_a_deleted_instance_or_stack_stays_allocated(ow, ec2):
+    sid, _, (a, _) = stack_with_instances(ow)
+    ip = ec2.allocate_address(Domain="vpc")["PublicIp"]
+    ow.register_elastic_ip(ElasticIp=ip, StackId=sid)
+    ow.associate_elastic_ip(ElasticIp=ip, InstanceId=a)
+    ow.associate_elastic_ip(ElasticIp=ip, InstanceId=a)  # again: nothing changes
+    ow.delete_instance(InstanceId=a)
+    assert ow.describe_elastic_ips(StackId=sid)["ElasticIps"] == [
+        {"Ip": ip, "Domain": "vpc", "Region": REGION}]
+    assert "AssociationId" not in ec2.describe_addresses(PublicIps=[ip])["Addresses"][0]
+    ow.update_elastic_ip(ElasticIp=ip, Name="kept")
+    delete_stack(ow, sid)
+    with pytest.raises(ClientError) as e:
+        ow.describe_elastic_ips(Ips=[ip])
+    assert code_of(e) == "ResourceNotFoundException" and "not registered" in message_of(e)
+    ec2.release_address(PublicIp=ip)
+
+
+@pytest.mark.parametrize("call", [
+    "register_elastic_ip", "associate_elastic_ip", "disassociate_elastic_ip", "update_elastic_ip",
+    "deregister_elastic_ip", "describe_elastic_ips",
+])
+def test_an_address_never_allocated_or_outside_the_pool_is_unknown(ow, call):
+    sid, _, (a, _) = stack_with_instances(ow)
+    for ip in ("10.217.255.249", "192.0.2.7"):
+        args = {"register_elastic_ip": {"ElasticIp": ip, "StackId": sid},
+                "associate_elastic_ip": {"ElasticIp": ip, "InstanceId": a},
+                "describe_elastic_ips": {"Ips": [ip]}}.get(call, {"ElasticIp": ip})
+        with pytest.raises(ClientError) as e:
+            getattr(ow, call)(**args)
+        assert code_of(e) == "ResourceNotFoundException" and ip in message_of(e), (call, message_of(e))
+
+
+def test_an_allocated_address_not_registered_is_refused_by_what_needs_a_stack(ow, ec2):
+    sid, _, (a, _) = stack_with_instances(ow)
+    ip = ec2.allocate_address(Domain="vpc")["PublicIp"]
+    for call, args in [("associate_elastic_ip", {"InstanceId": a}), ("disassociate_elastic_ip", {}),
+                       ("update_elastic_ip", {"Name": "n"}), ("deregister_elastic_ip", {})]:
+        with pytest.raises(ClientError) as e:
+            getattr(ow, call)(ElasticIp=ip, **args)
+        assert code_of(e) == "ResourceNotFoundException" and "not registered with any stack" in message_of(e), call
+    with pytest.raises(ClientError) as e:
+        ow.register_elastic_ip(ElasticIp=ip, StackId=UNKNOWN)
+    assert code_of(e) == "ResourceNotFoundException" and UNKNOWN in message_of(e)
+    with pytest.raises(ClientError) as e:
+        ow.describe_elastic_ips(StackId=UNKNOWN)
+    assert code_of(e) == "ResourceNotFoundException"
+    with pytest.raises(ClientError) as e:
+        ow.describe_elastic_ips(InstanceId=UNKNOWN)
+    assert code_of(e) == "ResourceNotFoundException"
+    with pytest.raises(ClientError) as e:
+        ow.describe_elastic_ips(StackId=sid, InstanceId=a)
+    assert code_of(e) == "ValidationException"
+    ec2.release_address(PublicIp=ip)
+
+
+def test_unknown_volumes_instances_and_stacks(ow, ec2):
+    sid, _, (a, _) = stack_with_instances(ow)
+    for call, args in [("update_volume", {"Name": "n"}), ("assign_volume", {"InstanceId": a}),
+                       ("unassign_volume", {}), ("deregister_volume", {})]:
+        with pytest.raises(ClientError) as e:
+            getattr(ow, call)(VolumeId=UNKNOWN, **args)
+        assert code_of(e) == "ResourceNotFoundException" and UNKNOWN in message_of(e), call
+    with pytest.raises(ClientError) as e:
+        ow.describe_volumes(VolumeIds=[UNKNOWN])
+    assert code_of(e) == "ResourceNotFoundException" and UNKNOWN in message_of(e)
+    for by in ({"StackId": UNKNOWN}, {"InstanceId": UNKNOWN}, {"RaidArrayId": UNKNOWN}):
+        with pytest.raises(ClientError) as e:
+            ow.describe_volumes(**by)
+        assert code_of(e) == "ResourceNotFoundException", by
+    with pytest.raises(ClientError) as e:
+        ow.describe_volumes(StackId=sid, InstanceId=a)
+    assert code_of(e) == "ValidationException"
+    vid = ec2.create_volume(AvailabilityZone=f"{REGION}a", Size=1)["VolumeId"]
+    with pytest.raises(ClientError) as e:
+        ow.register_volume(StackId=UNKNOWN, Ec2VolumeId=vid)
+    assert code_of(e) == "ResourceNotFoundException" and UNKNOWN in message_of(e)
+    volume_id = ow.register_volume(StackId=sid, Ec2VolumeId=vid)["VolumeId"]
+    with pytest.raises(ClientError) as e:
+        ow.register_volume(StackId=sid, Ec2VolumeId=vid)
+    assert code_of(e) == "ValidationException" and f"already registered with this stack as volume {volume_id}" in message_of(e)
+    ow.update_volume(VolumeId=volume_id, MountPoint="/data")
+    with pytest.raises(ClientError) as e:
+        ow.assign_volume(VolumeId=volume_id, InstanceId=UNKNOWN)
+    assert code_of(e) == "ResourceNotFoundException" and UNKNOWN in message_of(e)
+    # DescribeRaidArrays: none on a known instance, an unknown one refused, one selector at most.
+    assert ow.describe_raid_arrays(InstanceId=a)["RaidArrays"] == []
+    with pytest.raises(ClientError) as e:
+        ow.describe_raid_arrays(InstanceId=UNKNOWN)
+    assert code_of(e) == "ResourceNotFoundException"
+    with pytest.raises(ClientError) as e:
+        ow.describe_raid_arrays()
+    assert code_of(e) == "ValidationException"
+    with pytest.raises(ClientError) as e:
+        ow.describe_raid_arrays(StackId=sid, InstanceId=a)
+    assert code_of(e) == "ValidationException"
+    ow.deregister_volume(VolumeId=volume_id)
+    ec2.delete_volume(VolumeId=vid)
+
+
+def test_ec2_unknown_addresses(ec2):
+    for args, code in [({"PublicIps": ["10.217.255.248"]}, "InvalidAddress.NotFound"),
+                       ({"AllocationIds": ["eipalloc-0123456789abcdef0"]}, "InvalidAllocationID.NotFound")]:
+        with pytest.raises(ClientError) as e:
+            ec2.describe_addresses(**args)
+        assert code_of(e) == code and status_of(e) == 400
+    with pytest.raises(ClientError) as e:
+        ec2.release_address(PublicIp="10.217.255.248")
+    assert code_of(e) == "InvalidAddress.NotFound" and "10.217.255.248" in message_of(e)
+    with pytest.raises(ClientError) as e:
+        ec2.release_address()
+    assert code_of(e) == "MissingParameter"
+
+
+def test_a_raid_level_is_refused_by_update_layer_too(ow):
+    sid = ow.create_stack(**stack_params(Name=unique("raid")))["StackId"]
+    lid = ow.create_layer(StackId=sid, Type="custom", Name="db", Shortname="db")["LayerId"]
+    raid = [{"MountPoint": "/data", "NumberOfDisks": 2, "Size": 2, "RaidLevel": 1}]
+    with pytest.raises(ClientError) as e:
+        ow.update_layer(LayerId=lid, VolumeConfigurations=raid)
+    assert code_of(e) == "ValidationException" and "RaidLevel 1" in message_of(e)
+    assert ow.describe_layers(LayerIds=[lid])["Layers"][0].get("VolumeConfigurations", []) == []
+    # Several disks without a RAID level cannot be one mount point either.
+    with pytest.raises(ClientError) as e:
+        ow.update_layer(LayerId=lid, VolumeConfigurations=[{"MountPoint": "/data", "NumberOfDisks": 2, "Size": 2}])
+    assert code_of(e) == "ValidationException"

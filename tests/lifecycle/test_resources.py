@@ -5,6 +5,7 @@ layer's VolumeConfigurations mount a fresh XFS volume on each new instance. Driv
 (`ec2` and `opsworks` on the server's endpoint), HTTP, and `opsworks exec` to look inside; nothing
 (loop device, mount, address) is left behind."""
 
+import fcntl
 import json
 import os
 import signal
@@ -280,3 +281,62 @@ def test_a_layers_volume_configurations_mount_a_fresh_volume_on_each_new_instanc
     assert c.describe_volumes(StackId=stack)["Volumes"] == []
     assert [v for v in ec2.describe_volumes()["Volumes"] if v["VolumeId"] in ec2_ids] == []
     assert loop_devices_of(vol_server.data_dir) == []
+
+
+def leases_of(data_dir: Path):
+    """The host's address leases held by machines of this data dir."""
+    root = Path("/run/opsworks-sandbox/opsw0.leases")
+    mine = str(data_dir.resolve())
+    return [p.name for p in root.iterdir() if p.is_file() and p.read_text().startswith(mine)] if root.exists() else []
+
+
+def agents_of(instance_id):
+    """Pids of processes whose command line names the instance (its agent, its init)."""
+    found = []
+    for pid in os.listdir("/proc"):
+        if pid.isdigit():
+            try:
+                if instance_id.encode() in open(f"/proc/{pid}/cmdline", "rb").read():
+                    found.append(int(pid))
+            except OSError:
+                pass
+    return found
+
+
+def test_a_boot_whose_volume_cannot_be_mounted_fails_and_leaves_nothing_behind(vol_server, git_http):
+    c, ec2 = client_for(vol_server), ec2_for(vol_server)
+    stack, layer = new_stack(c, git_http, "broken-volume")
+    a = c.create_instance(StackId=stack, LayerIds=[layer], InstanceType="t3.micro")["InstanceId"]
+    vid = ec2.create_volume(AvailabilityZone="us-east-1a", Size=1)["VolumeId"]
+    volume = c.register_volume(StackId=stack, Ec2VolumeId=vid)["VolumeId"]
+    c.update_volume(VolumeId=volume, MountPoint="/srv/broken")
+    c.assign_volume(VolumeId=volume, InstanceId=a)
+    # Its XFS superblock overwritten, the image is attached but cannot be mounted.
+    image = vol_server.data_dir / "volumes" / f"{vid}.img"
+    with open(image, "r+b") as f:
+        f.write(b"\0" * 65536)
+    c.start_instance(InstanceId=a)
+    eventually(lambda: c.describe_instances(InstanceIds=[a])["Instances"][0]["Status"] == "start_failed",
+               seconds=120, what="the start to fail")
+    errors = [e["Message"] for e in c.describe_service_errors(InstanceId=a)["ServiceErrors"]]
+    assert any("/srv/broken" in m or vid in m for m in errors), errors
+    # Nothing half-made: no loop device, no process of the machine, no mount of its data dir. (Its
+    # private address stays leased, as a stopped instance's does, until the instance is deleted.)
+    eventually(lambda: loop_devices_of(vol_server.data_dir) == [], seconds=10, what="the loop device to go")
+    assert agents_of(a) == []
+    assert not [line for line in Path("/proc/mounts").read_text().splitlines()
+                if str(vol_server.data_dir.resolve()) in line]
+    with open(image, "r+b") as f:
+        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)  # no holder left: the lock is free at once
+
+    # The failure blocks nothing: stopped, the volume comes off, and the instance starts without it.
+    stop(c, [a])
+    c.unassign_volume(VolumeId=volume)
+    start(c, [a])
+    assert inside(vol_server, a, "test -e /srv/broken && echo yes || echo no") == "no"
+    stop(c, [a])
+    c.deregister_volume(VolumeId=volume)
+    ec2.delete_volume(VolumeId=vid)
+    assert not image.exists()
+    c.delete_instance(InstanceId=a)
+    assert loop_devices_of(vol_server.data_dir) == [] and leases_of(vol_server.data_dir) == []
