@@ -7,6 +7,7 @@
 //! these types in one place per resource on the server side (secrets filtered, private members
 //! left out); this crate knows no wire shape.
 
+mod agent;
 mod app;
 mod deployment;
 mod ec2;
@@ -16,6 +17,7 @@ mod layer;
 mod misc;
 mod stack;
 
+pub use agent::AgentRelease;
 pub use app::{App, AppSource, AppType, DataSource, EnvironmentVariable, SslConfiguration};
 pub use deployment::{Command, Deployment, DeploymentCommand, LifecycleStep};
 pub use ec2::{Ec2Tag, Ec2Volume, ElasticIp, Volume};
@@ -74,11 +76,13 @@ pub enum Kind {
     Ec2Volume,
     /// An EC2 volume's registration with a stack (parent: the EC2 volume).
     Volume,
+    /// An agent release an operator added (ID: its version).
+    AgentRelease,
 }
 
 impl Kind {
     /// Every kind.
-    pub const ALL: [Kind; 19] = [
+    pub const ALL: [Kind; 20] = [
         Self::Stack,
         Self::Layer,
         Self::Instance,
@@ -98,6 +102,7 @@ impl Kind {
         Self::ElasticIp,
         Self::Ec2Volume,
         Self::Volume,
+        Self::AgentRelease,
     ];
 
     /// The name the store keeps it under.
@@ -122,6 +127,7 @@ impl Kind {
             Self::ElasticIp => "elastic_ip",
             Self::Ec2Volume => "ec2_volume",
             Self::Volume => "volume",
+            Self::AgentRelease => "agent_release",
         }
     }
 
@@ -133,6 +139,7 @@ impl Kind {
             Self::TemporaryAccess => "temporary access",
             Self::ElasticIp => "Elastic IP",
             Self::Ec2Volume => "EC2 volume",
+            Self::AgentRelease => "agent version",
             other => other.as_str(),
         }
     }

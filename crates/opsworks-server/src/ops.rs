@@ -14,6 +14,7 @@ pub mod elastic_ips;
 pub mod iam;
 pub mod instances;
 pub mod layers;
+pub mod registration;
 pub mod scaling;
 pub mod stacks;
 pub mod sts;
@@ -263,6 +264,10 @@ async fn run(cx: Ctx<'_>, operation: &str, input: Value) -> OpResult {
         "StartInstance" => instances::start_instance,
         "StopInstance" => instances::stop_instance,
         "RebootInstance" => instances::reboot_instance,
+        "RegisterInstance" => registration::register_instance,
+        "AssignInstance" => registration::assign_instance,
+        "UnassignInstance" => registration::unassign_instance,
+        "DeregisterInstance" => registration::deregister_instance,
         "CreateApp" => apps::create_app,
         "DescribeApps" => apps::describe_apps,
         "UpdateApp" => apps::update_app,

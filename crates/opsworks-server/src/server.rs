@@ -114,6 +114,11 @@ impl Server {
         }
         http.spawn(edge::listener::serve(listener, router, stopped()));
         start_workers(&core, &mut workers);
+        // The own build is hashed now, so the first agent to ask for its release does not wait.
+        let releases = core.agent_releases().clone();
+        core.spawn(async move {
+            releases.own().await;
+        });
         tracing::info!(%endpoint, data_dir = %config.data_dir.display(), workers = ?workers.names(), "server started");
         Ok(Self {
             core,
