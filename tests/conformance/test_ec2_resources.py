@@ -579,3 +579,26 @@ def test_a_raid_level_is_refused_by_update_layer_too(ow):
     with pytest.raises(ClientError) as e:
         ow.update_layer(LayerId=lid, VolumeConfigurations=[{"MountPoint": "/data", "NumberOfDisks": 2, "Size": 2}])
     assert code_of(e) == "ValidationException"
+
+
+def test_a_registered_instance_takes_neither_an_elastic_ip_nor_a_volume(ow, ec2):
+    # The server runs no machine of its own for it: there is nothing to put the address or the
+    # disk on.
+    sid, _, _ = stack_with_instances(ow, count=0)
+    iid = ow.register_instance(StackId=sid, Hostname="edge-1", PrivateIp="10.1.2.3")["InstanceId"]
+    ip = ec2.allocate_address(Domain="vpc")["PublicIp"]
+    ow.register_elastic_ip(ElasticIp=ip, StackId=sid)
+    with pytest.raises(ClientError) as e:
+        ow.associate_elastic_ip(ElasticIp=ip, InstanceId=iid)
+    assert code_of(e) == "ValidationException" and "registered instance" in message_of(e)
+    vid = ec2.create_volume(AvailabilityZone=f"{REGION}a", Size=1)["VolumeId"]
+    volume_id = ow.register_volume(StackId=sid, Ec2VolumeId=vid)["VolumeId"]
+    ow.update_volume(VolumeId=volume_id, MountPoint="/data")
+    with pytest.raises(ClientError) as e:
+        ow.assign_volume(VolumeId=volume_id, InstanceId=iid)
+    assert code_of(e) == "ValidationException" and "registered instance" in message_of(e)
+    ow.deregister_instance(InstanceId=iid)
+    ow.deregister_volume(VolumeId=volume_id)
+    ec2.delete_volume(VolumeId=vid)
+    ow.deregister_elastic_ip(ElasticIp=ip)
+    ec2.release_address(PublicIp=ip)

@@ -37,7 +37,7 @@ fn registered(eip: &ElasticIp) -> Result<&str, ApiError> {
 
 /// Refuses an instance this server has no machine of its own for (a registered instance).
 pub fn has_own_machine(inst: &Instance, what: &str) -> Result<(), ApiError> {
-    if inst.registered_by.is_some() || inst.infrastructure_class == "on-premises" {
+    if inst.registered {
         return Err(ApiError::Validation(format!(
             "Instance {} is a registered instance, which this server does not run: it cannot take {what}",
             inst.instance_id

@@ -709,8 +709,7 @@ async fn registered_instances_take_neither_addresses_nor_volumes() {
     {
         let mut w = core.write().await.unwrap();
         let mut inst: Instance = w.get(&a).await.unwrap();
-        inst.registered_by = Some("arn:aws:iam::1:user/u".into());
-        inst.infrastructure_class = "on-premises".into();
+        inst.registered = true;
         w.put(&inst).await.unwrap();
         w.commit().await.unwrap();
     }
