@@ -639,7 +639,9 @@ async fn wait_registered(api: &OpsWorks, instance_id: &str) -> Result<(), Regist
         {
             Ok(a) => a,
             Err(ApiFailure::Aws { code, .. }) if code.starts_with("AccessDenied") => {
-                say("  (this caller may not describe instances: the agent's report-in registered it)");
+                say(
+                    "  (this caller may not describe instances: the agent's report-in registered it)",
+                );
                 return Ok(());
             }
             Err(e) => return Err(api_error("DescribeInstances", api, e)),

@@ -9,6 +9,7 @@
 pub mod agent_releases;
 pub mod audit;
 pub mod commands;
+pub mod elastic_ips;
 mod error;
 pub mod events;
 pub mod identity;
@@ -25,6 +26,7 @@ pub mod scheduler;
 pub mod service_errors;
 mod state;
 pub mod users;
+pub mod volumes;
 pub mod watchdog;
 pub mod workers;
 

@@ -9,6 +9,8 @@ pub mod apps;
 pub mod authz;
 pub mod catalog;
 pub mod deployments;
+pub mod ec2;
+pub mod elastic_ips;
 pub mod iam;
 pub mod instances;
 pub mod layers;
@@ -18,6 +20,7 @@ pub mod stacks;
 pub mod sts;
 pub mod tags;
 pub mod users;
+pub mod volumes;
 pub mod wire;
 
 use std::net::IpAddr;
@@ -291,6 +294,19 @@ async fn run(cx: Ctx<'_>, operation: &str, input: Value) -> OpResult {
         "SetPermission" => users::set_permission,
         "DescribePermissions" => users::describe_permissions,
         "GrantAccess" => users::grant_access,
+        "RegisterElasticIp" => elastic_ips::register_elastic_ip,
+        "AssociateElasticIp" => elastic_ips::associate_elastic_ip,
+        "DisassociateElasticIp" => elastic_ips::disassociate_elastic_ip,
+        "UpdateElasticIp" => elastic_ips::update_elastic_ip,
+        "DescribeElasticIps" => elastic_ips::describe_elastic_ips,
+        "DeregisterElasticIp" => elastic_ips::deregister_elastic_ip,
+        "RegisterVolume" => volumes::register_volume,
+        "UpdateVolume" => volumes::update_volume,
+        "AssignVolume" => volumes::assign_volume,
+        "UnassignVolume" => volumes::unassign_volume,
+        "DescribeVolumes" => volumes::describe_volumes,
+        "DeregisterVolume" => volumes::deregister_volume,
+        "DescribeRaidArrays" => volumes::describe_raid_arrays,
     })
 }
 
@@ -361,5 +377,7 @@ pub fn capitalized(e: impl std::fmt::Display) -> String {
         .unwrap_or_default()
 }
 
+#[cfg(test)]
+mod resource_tests;
 #[cfg(test)]
 mod tests;

@@ -133,6 +133,10 @@ pub struct ControlArgs {
     /// on the LAN), comma-separated CIDRs.
     #[arg(long, env = env::OPSWORKS_PACKAGE_PROXY_ALLOW, value_delimiter = ',')]
     pub package_proxy_allow: Vec<ipnet::IpNet>,
+    /// The addresses `ec2 allocate-address` hands out as Elastic IPs: on the machines' bridge
+    /// (10.217.0.0/16), never given to a machine as its own.
+    #[arg(long, default_value = "10.217.255.0/24", env = env::OPSWORKS_ELASTIC_IP_POOL)]
+    pub elastic_ip_pool: opsworks_sandbox::AddressRange,
     /// Monitoring.
     #[command(flatten)]
     pub metrics: MetricsArgs,
@@ -236,6 +240,7 @@ impl ControlArgs {
         };
         config.instances = instances;
         config.package_proxy_allow = self.package_proxy_allow;
+        config.elastic_ip_pool = self.elastic_ip_pool;
         Ok(config)
     }
 }

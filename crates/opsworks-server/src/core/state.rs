@@ -52,6 +52,8 @@ struct Inner {
     /// Background work started by requests (a machine booting, a stop running Shutdown), so the
     /// server can wait for it at shutdown.
     tasks: TaskTracker,
+    /// See [`ServerConfig::elastic_ip_pool`].
+    elastic_ip_pool: opsworks_sandbox::AddressRange,
     /// The agent releases installed agents can be told to run.
     agent_releases: Arc<AgentReleases>,
 }
@@ -117,6 +119,7 @@ impl Core {
                 server_metrics: ServerMetrics::default(),
                 access: AccessCache::default(),
                 tasks: TaskTracker::new(),
+                elastic_ip_pool: config.elastic_ip_pool,
                 agent_releases: AgentReleases::new(
                     config
                         .agent_program
@@ -198,6 +201,11 @@ impl Core {
     /// What IAM users may do, kept between requests (see [`crate::core::identity`]).
     pub fn access_cache(&self) -> &AccessCache {
         &self.inner.access
+    }
+
+    /// See [`ServerConfig::elastic_ip_pool`].
+    pub fn elastic_ip_pool(&self) -> opsworks_sandbox::AddressRange {
+        self.inner.elastic_ip_pool
     }
 
     /// Background work started by requests; the server waits for it at shutdown.

@@ -423,6 +423,7 @@ pub async fn delete_stack(cx: Ctx<'_>, req: shapes::DeleteStackRequest) -> OpRes
     for e in errors {
         w.delete(Kind::ServiceError, &e.service_error_id).await?;
     }
+    super::volumes::on_stack_deleted(&mut w, &id).await?;
     w.commit().await?;
     Ok(Reply::empty())
 }
