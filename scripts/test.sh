@@ -17,7 +17,7 @@ export DEBIAN_FRONTEND=noninteractive
 # instances see through their copy-on-write view of the host; OpenSSH and sudo for SSH users on
 # instances and, with iproute2, for the machines the registration suite registers over SSH.
 packages=(git cron procps ca-certificates curl chromium chromium-driver haproxy nginx nodejs
-    php-fpm mariadb-server memcached openssh-server openssh-client sudo iproute2)
+    php-fpm mariadb-server memcached openssh-server openssh-client sudo iproute2 xfsprogs)
 missing=()
 for pkg in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
