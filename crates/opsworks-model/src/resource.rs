@@ -13,6 +13,7 @@ mod identity;
 mod instance;
 mod layer;
 mod misc;
+mod rds;
 mod stack;
 
 pub use app::{App, AppSource, AppType, DataSource, EnvironmentVariable, SslConfiguration};
@@ -28,6 +29,7 @@ pub use layer::{
     ShutdownEventConfiguration, VolumeConfiguration,
 };
 pub use misc::{ServiceError, TagSet, Transition};
+pub use rds::{DbInstance, DbOrigin, DbTag, RdsDbInstance};
 pub use stack::{ChefConfiguration, ConfigurationManager, RootDeviceType, Source, Stack};
 
 /// The kinds of resource the store keeps, each in its own namespace of IDs.
@@ -66,11 +68,15 @@ pub enum Kind {
     Permission,
     /// A temporary login GrantAccess made on an instance.
     TemporaryAccess,
+    /// A DB instance of the RDS catalog (ID: its identifier).
+    DbInstance,
+    /// A DB instance registered with a stack (ID: its ARN).
+    RdsDbInstance,
 }
 
 impl Kind {
     /// Every kind.
-    pub const ALL: [Kind; 16] = [
+    pub const ALL: [Kind; 18] = [
         Self::Stack,
         Self::Layer,
         Self::Instance,
@@ -87,6 +93,8 @@ impl Kind {
         Self::UserProfile,
         Self::Permission,
         Self::TemporaryAccess,
+        Self::DbInstance,
+        Self::RdsDbInstance,
     ];
 
     /// The name the store keeps it under.
@@ -108,6 +116,8 @@ impl Kind {
             Self::UserProfile => "user_profile",
             Self::Permission => "permission",
             Self::TemporaryAccess => "temporary_access",
+            Self::DbInstance => "db_instance",
+            Self::RdsDbInstance => "rds_db_instance",
         }
     }
 
@@ -117,6 +127,8 @@ impl Kind {
             Self::ServiceError => "service error",
             Self::UserProfile => "user profile",
             Self::TemporaryAccess => "temporary access",
+            Self::DbInstance => "DB instance",
+            Self::RdsDbInstance => "RDS DB instance",
             other => other.as_str(),
         }
     }

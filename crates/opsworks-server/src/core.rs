@@ -6,6 +6,7 @@
 //! The core knows nothing of HTTP or of the wire: it speaks typed resources and returns
 //! [`CoreError`]; the edge maps that to the API's error codes.
 
+pub mod appliances;
 pub mod audit;
 pub mod commands;
 mod error;
@@ -19,6 +20,7 @@ pub mod machines;
 pub mod metrics;
 pub mod presence;
 pub mod proxy;
+pub mod rds;
 pub mod scheduler;
 pub mod service_errors;
 mod state;

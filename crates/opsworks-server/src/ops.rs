@@ -12,6 +12,8 @@ pub mod deployments;
 pub mod iam;
 pub mod instances;
 pub mod layers;
+pub mod rds;
+pub mod rds_db_instances;
 pub mod scaling;
 pub mod stacks;
 pub mod sts;
@@ -286,6 +288,10 @@ async fn run(cx: Ctx<'_>, operation: &str, input: Value) -> OpResult {
         "SetPermission" => users::set_permission,
         "DescribePermissions" => users::describe_permissions,
         "GrantAccess" => users::grant_access,
+        "RegisterRdsDbInstance" => rds_db_instances::register_rds_db_instance,
+        "DescribeRdsDbInstances" => rds_db_instances::describe_rds_db_instances,
+        "UpdateRdsDbInstance" => rds_db_instances::update_rds_db_instance,
+        "DeregisterRdsDbInstance" => rds_db_instances::deregister_rds_db_instance,
     })
 }
 

@@ -46,6 +46,10 @@ pub static SERVICES: &[QueryService] = &[
         service: Service::Sts,
         dispatch: ops::sts::dispatch,
     },
+    QueryService {
+        service: Service::Rds,
+        dispatch: ops::rds::dispatch,
+    },
 ];
 
 fn served(service: Service) -> Option<&'static QueryService> {

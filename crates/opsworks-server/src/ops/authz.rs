@@ -15,7 +15,7 @@ use serde_json::Value;
 
 use opsworks_api::ApiError;
 use opsworks_model::resource::{
-    App, Command, Deployment, Instance, Layer, ServiceError, Stack, TemporaryAccess,
+    App, Command, Deployment, Instance, Layer, RdsDbInstance, ServiceError, Stack, TemporaryAccess,
 };
 use opsworks_model::{Arn, Kind, Resource, ResourceKind};
 use opsworks_policy::{
@@ -64,6 +64,7 @@ const MEMBERS: &[(&str, Kind)] = &[
     ("DeploymentIds", Kind::Deployment),
     ("CommandIds", Kind::Command),
     ("ServiceErrorIds", Kind::ServiceError),
+    ("RdsDbInstanceArn", Kind::RdsDbInstance),
 ];
 
 /// Operations that, naming no stack, list across the stacks the caller may see.
@@ -91,6 +92,7 @@ async fn stack_of(core: &Core, kind: Kind, id: &str) -> CoreResult<Option<String
         Kind::Command => of::<Command>(core, id).await,
         Kind::ServiceError => of::<ServiceError>(core, id).await,
         Kind::TemporaryAccess => of::<TemporaryAccess>(core, id).await,
+        Kind::RdsDbInstance => of::<RdsDbInstance>(core, id).await,
         _ => Ok(None),
     }
 }
