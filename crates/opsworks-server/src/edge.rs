@@ -13,6 +13,7 @@ pub mod listener;
 pub mod logs;
 pub mod metrics;
 pub mod query;
+pub mod rds_import;
 pub mod render;
 
 use axum::Router;
@@ -28,5 +29,6 @@ pub fn router(core: Core) -> Router {
         .merge(events::routes())
         .merge(metrics::routes())
         .merge(audit::routes())
+        .merge(rds_import::routes())
         .with_state(core)
 }

@@ -3,6 +3,7 @@
 
 mod cli;
 mod exec;
+mod rds;
 mod serve;
 
 use std::process::ExitCode;
@@ -37,6 +38,7 @@ fn main() -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::SUCCESS);
         }
         Command::Exec(args) => return exec::run(args),
+        Command::Rds(cli::RdsCommand::Import(args)) => return rds::import(args),
         Command::AgentCli(args) => {
             opsworks_agent::run_cli(&args.state_dir, args.command)?;
             return Ok(ExitCode::SUCCESS);

@@ -127,12 +127,12 @@ pub struct NewDbInstance {
 /// CreateDBInstance: records the DB instance as `creating` and makes its machine in the
 /// background; answers the record.
 pub async fn create(core: &Core, new: NewDbInstance) -> RdsResult<DbInstance> {
-    let appliances = appliances(core)?.clone();
     let host = engine::host_engine(new.engine).map_err(combination)?;
     if let Some(wanted) = &new.engine_version {
         rules::engine_version(new.engine, wanted, &host.version)?;
     }
     let size = rules::instance_class(new.engine, &new.class)?;
+    let appliances = appliances(core)?.clone();
     let resource_id = rules::new_resource_id();
     let db = DbInstance {
         db_instance_identifier: new.identifier.clone(),
@@ -181,20 +181,20 @@ pub async fn create(core: &Core, new: NewDbInstance) -> RdsResult<DbInstance> {
 
 /// RebootDBInstance: `rebooting`, then the machine stops and boots again on its disk.
 pub async fn reboot(core: &Core, identifier: &str) -> RdsResult<DbInstance> {
-    let appliances = appliances(core)?.clone();
     let mut w = core.write().await?;
     let mut db = w
         .find::<DbInstance>(&identifier.to_ascii_lowercase())
         .await?
         .ok_or_else(|| RdsError::NotFound(identifier.to_string()))?;
-    // Claimed before the new status is committed (see `create`).
-    let claim = appliances.claim(&db.machine_id());
     if !db.is_managed() {
         return Err(combination(format!(
             "DB instance {} was imported: it runs elsewhere and is rebooted there.",
             db.db_instance_identifier
         )));
     }
+    let appliances = appliances(core)?.clone();
+    // Claimed before the new status is committed (see `create`).
+    let claim = appliances.claim(&db.machine_id());
     let claim = match claim {
         Some(c) if [status::AVAILABLE, status::FAILED].contains(&db.status.as_str()) => c,
         _ => {
@@ -370,7 +370,7 @@ pub async fn import(core: &Core, new: Import) -> RdsResult<DbInstance> {
     let target = format!("{}:{}", new.address, new.port);
     let answered = tokio::time::timeout(
         engine::CONNECT_TIMEOUT,
-        tokio::net::TcpStream::connect(target.as_str()),
+        tokio::net::TcpStream::connect((new.address.as_str(), new.port)),
     )
     .await;
     match answered {
