@@ -520,14 +520,22 @@ mod tests {
             .unwrap();
         assert_eq!(init.mode, 0o600);
         assert!(String::from_utf8_lossy(&init.contents).contains(r"'pa\'ss'"));
-        let pg = files(Engine::Postgres, &host, 5432, Some("pw"));
-        assert!(
-            pg.iter()
-                .any(|f| f.path == Path::new(INIT_FILES[1]) && f.contents == b"pw")
+        let secret = "Zq7-unlikely-secret";
+        let pg = files(Engine::Postgres, &host, 5432, Some(secret));
+        let holding: Vec<&FileSpec> = pg
+            .iter()
+            .filter(|f| String::from_utf8_lossy(&f.contents).contains(secret))
+            .collect();
+        assert_eq!(holding.len(), 1, "only the password file holds the secret");
+        assert_eq!(holding[0].path, Path::new(INIT_FILES[1]));
+        assert_eq!(
+            (holding[0].contents.as_slice(), holding[0].mode),
+            (secret.as_bytes(), 0o600)
         );
         assert!(
-            pg.iter()
-                .all(|f| !String::from_utf8_lossy(&f.contents).contains("pw\n") || f.mode == 0o600)
+            files(Engine::Postgres, &host, 5432, None)
+                .iter()
+                .all(|f| !String::from_utf8_lossy(&f.contents).contains(secret))
         );
     }
 
