@@ -5,7 +5,7 @@ the app instance writes rows through node["deploy"][app]["database"], and a Node
 lb layer queries it — before, during and after a password rotation (ModifyDBInstance then
 UpdateRdsDbInstance, no redeploy), with every request through the lb counted."""
 
-import hashlib
+import itertools
 import json
 import os
 import subprocess
@@ -66,9 +66,11 @@ let cli = null, buffer = "", waiting = [], errors = "";
 
 function session() {
   if (cli) return cli;
+  // Its own process group, like a driver's socket inside the process: the SIGTERM a restart sends
+  // to the app's group must not end the session under the requests still in flight.
   cli = spawn("mariadb", ["-h", e.DATABASE_HOST, "-P", e.DATABASE_PORT, "-u", e.DATABASE_USERNAME,
       "-N", "-B", "-n", "--force", e.DATABASE_NAME],
-    { env: Object.assign({}, e, { MYSQL_PWD: e.DATABASE_PASSWORD }) });
+    { env: Object.assign({}, e, { MYSQL_PWD: e.DATABASE_PASSWORD }), detached: true });
   cli.stdout.setEncoding("utf8");
   cli.stdout.on("data", (d) => {
     buffer += d;
@@ -103,8 +105,9 @@ const server = http.createServer((req, res) => {
   reply(200, os.hostname());
 });
 server.listen(Number(e.PORT), () => session());
-// Finish the requests in flight before exiting on a restart.
-process.on("SIGTERM", () => server.close(() => process.exit(0)));
+// Finish the requests in flight before exiting on a restart, then end the session (its stdin
+// closing ends it too, should this process be killed).
+process.on("SIGTERM", () => server.close(() => { if (cli) cli.stdin.end(); process.exit(0); }));
 '''
 
 
@@ -155,7 +158,8 @@ def dbs(rds_server):
 
 
 def mysql(address, port, user, password, database, sql):
-    p = subprocess.run(["mariadb", "-h", address, "-P", str(port), "-u", user, "-N", "-B", "-e", sql, database],
+    p = subprocess.run(["mariadb", "-h", address, "-P", str(port), "-u", user, "--connect-timeout=5", "-N", "-B",
+                        "-e", sql, database],
                        env=dict(os.environ, MYSQL_PWD=password), capture_output=True, text=True, timeout=30)
     if p.returncode != 0:
         raise RuntimeError(p.stderr.strip())
@@ -164,7 +168,7 @@ def mysql(address, port, user, password, database, sql):
 
 def psql(address, port, user, password, database, sql):
     p = subprocess.run(["psql", "-h", address, "-p", str(port), "-U", user, "-d", database, "-X", "-At", "-c", sql],
-                       env=dict(os.environ, PGPASSWORD=password), capture_output=True, text=True, timeout=30,
+                       env=dict(os.environ, PGPASSWORD=password, PGCONNECT_TIMEOUT="5"), capture_output=True, text=True, timeout=30,
                        cwd="/")
     if p.returncode != 0:
         raise RuntimeError(p.stderr.strip())
@@ -174,7 +178,7 @@ def psql(address, port, user, password, database, sql):
 def host_version(binary, marker):
     out = subprocess.run([binary, "--version"], capture_output=True, text=True, check=True).stdout
     word = out.split(marker, 1)[1].split()[0]
-    return "".join(ch for ch in word if ch.isdigit() or ch == ".").rstrip(".")
+    return "".join(itertools.takewhile(lambda ch: ch.isdigit() or ch == ".", word)).rstrip(".")
 
 
 def endpoint_of(c, name):
@@ -346,6 +350,8 @@ def test_a_registered_database_reaches_recipes_and_apps_through_a_rotation(rds_s
         while not stop.is_set():
             try:
                 outcomes.append(get(f"http://{lb_ip}/db"))
+            except urllib.error.HTTPError as e:
+                outcomes.append((e.code, e.read().decode(errors="replace").strip()))
             except (urllib.error.URLError, OSError) as e:
                 outcomes.append((0, str(e)))
             time.sleep(0.02)

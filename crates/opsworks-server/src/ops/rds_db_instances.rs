@@ -78,6 +78,9 @@ async fn check_credentials(
             "RDS DB instance {id} does not answer at {address}:{}: {reason}",
             db.port
         ))),
+        Err(DbError::Starting { .. }) => Err(ApiError::Validation(format!(
+            "RDS DB instance {id} is still starting up; register it again in a moment"
+        ))),
         Err(DbError::Statement(m)) => Err(ApiError::Validation(format!(
             "RDS DB instance {id} refused the sign-in of {user}: {m}"
         ))),

@@ -239,6 +239,15 @@ pub enum DbError {
         /// Why.
         reason: String,
     },
+    /// The server accepts connections but is still starting (PostgreSQL listens before its
+    /// recovery ends and answers SQLSTATE 57P03 meanwhile).
+    #[error("{address}:{port} is still starting up")]
+    Starting {
+        /// Where.
+        address: String,
+        /// The port.
+        port: u16,
+    },
     /// The database answered a statement with an error.
     #[error("the database refused a statement: {0}")]
     Statement(String),
@@ -269,6 +278,11 @@ fn classify(login: &Login<'_>, e: sqlx::Error) -> DbError {
             if code.starts_with("28") {
                 DbError::Denied {
                     user: login.user.to_string(),
+                }
+            } else if code == "57P03" {
+                DbError::Starting {
+                    address: login.address.to_string(),
+                    port: login.port,
                 }
             } else {
                 DbError::Statement(db.message().to_string())
@@ -388,10 +402,24 @@ async fn admin(
         password: admin_password,
         database: None,
     };
-    connect(&login).await?.ok_or_else(|| {
+    // The machine is ready once its port answers, which PostgreSQL does before it has finished
+    // starting: the administrative statements wait for the end of its startup.
+    let started = std::time::Instant::now();
+    let conn = loop {
+        match connect(&login).await {
+            Err(DbError::Starting { .. }) if started.elapsed() < STARTUP_WAIT => {
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+            other => break other?,
+        }
+    };
+    conn.ok_or_else(|| {
         DbError::Statement("the postgres database of the instance is missing".into())
     })
 }
+
+/// How long the administrative account waits for a database that says it is starting up.
+const STARTUP_WAIT: Duration = Duration::from_secs(90);
 
 /// What a new database gets: its master user, and its first database when named.
 pub struct Master<'a> {
