@@ -303,3 +303,22 @@ def test_rds_calls_are_authorized_for_iam_users(endpoint):
     with pytest.raises(ClientError) as e:
         nobody.client("rds").describe_db_instances()
     assert code_of(e) == "AccessDenied"
+
+
+def test_deleting_a_stack_deregisters_its_databases(endpoint, rds, ow, make_stack):
+    host, port, user, password = host_postgres()
+    name = unique("stackpg")
+    p = run_import(endpoint, name, "--engine", "postgres", "--address", host, "--port", str(port))
+    assert p.returncode == 0, p.stderr
+    arn = rds.describe_db_instances(DBInstanceIdentifier=name)["DBInstances"][0]["DBInstanceArn"]
+    first, second = make_stack(), make_stack()
+    ow.register_rds_db_instance(StackId=first, RdsDbInstanceArn=arn, DbUser=user, DbPassword=password)
+    with aws_error("ValidationException", f"registered with stack {first}"):
+        ow.register_rds_db_instance(StackId=second, RdsDbInstanceArn=arn, DbUser=user, DbPassword=password)
+    ow.delete_stack(StackId=first)
+    # The database stays in the catalog and is free for another stack.
+    assert rds.describe_db_instances(DBInstanceIdentifier=name)["DBInstances"][0]["DBInstanceStatus"] == "available"
+    ow.register_rds_db_instance(StackId=second, RdsDbInstanceArn=arn, DbUser=user, DbPassword=password)
+    assert [r["StackId"] for r in ow.describe_rds_db_instances(StackId=second)["RdsDbInstances"]] == [second]
+    ow.deregister_rds_db_instance(RdsDbInstanceArn=arn)
+    rds.delete_db_instance(DBInstanceIdentifier=name, SkipFinalSnapshot=True)

@@ -24,6 +24,7 @@ pub mod layers;
 pub mod limits;
 pub mod live;
 pub mod monitoring;
+pub mod rds;
 pub mod render;
 pub mod routes;
 pub mod security;

@@ -6,7 +6,7 @@ use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 
 use crate::{Console, apps, assets, deployments, events, instances, layers, live, monitoring};
-use crate::{signin, stacks};
+use crate::{rds, signin, stacks};
 
 /// The console's routes (state: [`Console`]).
 pub fn routes() -> Router<Console> {
@@ -67,6 +67,8 @@ fn resource_routes() -> Router<Console> {
             get(layers::edit_layer).post(layers::update_layer),
         )
         .route("/console/layers/{id}/delete", post(layers::delete_layer))
+        .route("/console/stacks/{id}/rds/register", post(rds::register))
+        .route("/console/stacks/{id}/rds/deregister", post(rds::deregister))
         .route(
             "/console/stacks/{id}/instances/new",
             get(instances::new_instance).post(instances::create_instance),

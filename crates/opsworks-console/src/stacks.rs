@@ -233,10 +233,11 @@ pub async fn stack(
             json!({ "layer": layer, "instances": members })
         })
         .collect();
+    let rds = crate::rds::stack_databases(&console, &id).await;
     console.render(
         "stack.html",
         json!({ "csrf": signed.csrf, "stack": stack, "layers": layers, "apps": apps,
-                "deployments": deployments, "has_instances": !instances.is_empty() }),
+                "deployments": deployments, "has_instances": !instances.is_empty(), "rds": rds }),
     )
 }
 
