@@ -8,6 +8,7 @@ UpdateRdsDbInstance, no redeploy), with every request through the lb counted."""
 import itertools
 import json
 import os
+import signal
 import subprocess
 import threading
 import time
@@ -181,6 +182,23 @@ def host_version(binary, marker):
     return "".join(itertools.takewhile(lambda ch: ch.isdigit() or ch == ".", word)).rstrip(".")
 
 
+def kill_database_server(name, address):
+    """SIGKILLs the database server process `name` of the machine at `address` (found by the
+    addresses of its network namespace); answers its pid."""
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            argv0 = open(f"/proc/{pid}/cmdline", "rb").read().split(b"\0")[0]
+            if os.path.basename(argv0).decode(errors="replace") != name:
+                continue
+            if f"|-- {address}\n" not in open(f"/proc/{pid}/net/fib_trie").read():
+                continue
+        except OSError:
+            continue
+        os.kill(int(pid), signal.SIGKILL)
+        return int(pid)
+    raise AssertionError(f"no {name} process in the machine at {address}")
+
+
 def endpoint_of(c, name):
     db = c.describe_db_instances(DBInstanceIdentifier=name)["DBInstances"][0]
     return db["Endpoint"]["Address"], db["Endpoint"]["Port"]
@@ -257,6 +275,13 @@ def test_aws_rds_makes_real_databases_that_keep_their_data(rds_server, dbs, work
     assert {d["DBInstanceStatus"] for d in c.describe_db_instances()["DBInstances"]} == {"available"}
     assert endpoint_of(c, "shopdb") == shop_at
     assert mysql(*shop_at, "shop", MASTER_PW, "shop", "SELECT v FROM kept") == "1"
+
+    # The restarted server supervises what it adopted: a database server that dies (killed from
+    # the host, as a crash would) is started again on its disk, with its data.
+    killed = kill_database_server("mariadbd", shop_at[0])
+    eventually(lambda: not os.path.exists(f"/proc/{killed}"), 10, what=f"mariadbd {killed} gone")
+    assert retry(lambda: mysql(*shop_at, "shop", MASTER_PW, "shop", "SELECT v FROM kept"), 120) == "1"
+    c.get_waiter("db_instance_available").wait(DBInstanceIdentifier="shopdb", WaiterConfig=WAIT)
 
     # Deletion protection holds; a deleted instance's data goes with it.
     c.modify_db_instance(DBInstanceIdentifier="ordersdb", DeletionProtection=True)
