@@ -199,6 +199,25 @@ def kill_database_server(name, address):
     raise AssertionError(f"no {name} process in the machine at {address}")
 
 
+def assert_no_plaintext(root, secrets):
+    """No file under `root` holds one of `secrets`, and no first-boot secret file is left."""
+    found, leftovers = [], []
+    for dirpath, _, files in os.walk(root):
+        for name in files:
+            path = os.path.join(dirpath, name)
+            if name in ("init.sql", "admin.pw") and "opsworks-rds" in dirpath:
+                leftovers.append(path)
+            try:
+                if not os.path.isfile(path) or os.path.islink(path):
+                    continue
+                data = open(path, "rb").read()
+            except OSError:
+                continue
+            found += [f"{path}: {secret[:3]}..." for secret in secrets if secret.encode() in data]
+    assert leftovers == [], f"first-boot secret files left: {leftovers}"
+    assert found == [], f"plaintext passwords in {found}"
+
+
 def endpoint_of(c, name):
     db = c.describe_db_instances(DBInstanceIdentifier=name)["DBInstances"][0]
     return db["Endpoint"]["Address"], db["Endpoint"]["Port"]
@@ -282,6 +301,10 @@ def test_aws_rds_makes_real_databases_that_keep_their_data(rds_server, dbs, work
     eventually(lambda: not os.path.exists(f"/proc/{killed}"), 10, what=f"mariadbd {killed} gone")
     assert retry(lambda: mysql(*shop_at, "shop", MASTER_PW, "shop", "SELECT v FROM kept"), 120) == "1"
     c.get_waiter("db_instance_available").wait(DBInstanceIdentifier="shopdb", WaiterConfig=WAIT)
+
+    # No master password lies in plaintext anywhere under the data dir, the databases' disks
+    # included: the first boot's secret files were removed once read.
+    assert_no_plaintext(rds_server.data_dir, (MASTER_PW, PG_PW, new_pg))
 
     # Deletion protection holds; a deleted instance's data goes with it.
     c.modify_db_instance(DBInstanceIdentifier="ordersdb", DeletionProtection=True)

@@ -393,3 +393,6 @@ impl Appliances {
         Ok(reaped)
     }
 }
+
+#[cfg(test)]
+mod tests;
