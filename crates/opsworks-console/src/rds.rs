@@ -3,59 +3,62 @@
 //! databases that no stack has registered yet (register one with a user and password, which the
 //! server checks by signing in).
 
-use axum::extract::{Path, State};
+use axum::extract::Path;
 use axum::response::Response;
 use serde_json::{Value, json};
 
-use opsworks_model::resource::{DbInstance, RdsDbInstance};
+use opsworks_model::resource::RdsDbInstance;
+use opsworks_server::ops;
 use opsworks_store::Filter;
 
-use crate::Console;
+use crate::Signed;
 use crate::form::{SignedForm, s};
 use crate::render::{failure, list, see_other};
 
-/// What the stack page shows of RDS: `{"registered": [...], "available": [...]}`. A catalog that
-/// cannot be read shows as empty (the page shows what it can, like its other sections).
-pub async fn stack_databases(console: &Console, stack_id: &str) -> Value {
+/// What the stack page shows of RDS: `{"registered": [...], "available": [...]}`. The catalog
+/// is read as the signed-in principal (`rds:DescribeDBInstances`); one it may not read, or that
+/// cannot be read, shows as empty (the page shows what it can, like its other sections).
+pub async fn stack_databases(signed: &Signed, stack_id: &str) -> Value {
     let registered = list(
-        console,
+        signed,
         "DescribeRdsDbInstances",
         json!({ "StackId": stack_id }),
         "RdsDbInstances",
     )
     .await;
-    let core = console.app();
-    let taken: Vec<String> = core
+    // Databases registered with any stack are not offered (one stack per database).
+    let taken: Vec<String> = signed
+        .console()
+        .app()
         .list::<RdsDbInstance>(Filter::All)
         .await
         .map(|all| all.iter().map(|r| r.rds_db_instance_arn.clone()).collect())
         .unwrap_or_default();
-    let mut available: Vec<Value> = core
-        .list::<DbInstance>(Filter::All)
+    let catalog = ops::rds::dispatch(signed.cx(), "DescribeDBInstances", json!({}))
         .await
-        .map(|all| {
-            all.iter()
-                .filter(|d| d.status == "available" && !taken.contains(&d.db_instance_arn))
-                .map(|d| {
-                    json!({
-                        "Arn": d.db_instance_arn,
-                        "Identifier": d.db_instance_identifier,
-                        "Engine": d.engine,
-                        "Address": d.address.clone().unwrap_or_default(),
-                        "Port": d.port,
-                    })
-                })
-                .collect()
-        })
+        .ok()
+        .and_then(|v| v.get("DBInstances").and_then(Value::as_array).cloned())
         .unwrap_or_default();
-    available.sort_by(|a, b| s(a, "Identifier").cmp(s(b, "Identifier")));
+    let available: Vec<Value> = catalog
+        .iter()
+        .filter(|d| s(d, "DBInstanceStatus") == "available")
+        .filter(|d| !taken.iter().any(|t| t == s(d, "DBInstanceArn")))
+        .map(|d| {
+            json!({
+                "Arn": s(d, "DBInstanceArn"),
+                "Identifier": s(d, "DBInstanceIdentifier"),
+                "Engine": s(d, "Engine"),
+                "Address": d.pointer("/Endpoint/Address").and_then(Value::as_str).unwrap_or_default(),
+                "Port": d.pointer("/Endpoint/Port").cloned().unwrap_or(Value::Null),
+            })
+        })
+        .collect();
     json!({ "registered": registered, "available": available })
 }
 
 /// `POST /console/stacks/{id}/rds/register`: RegisterRdsDbInstance with the form's ARN, user
 /// and password.
 pub async fn register(
-    State(console): State<Console>,
     Path(stack_id): Path<String>,
     SignedForm(signed, form): SignedForm,
 ) -> Response {
@@ -65,22 +68,21 @@ pub async fn register(
         "DbUser": form.get("DbUser"),
         "DbPassword": form.get("DbPassword"),
     });
-    match console.call("RegisterRdsDbInstance", input).await {
+    match signed.call("RegisterRdsDbInstance", input).await {
         Ok(_) => see_other(&format!("/console/stacks/{stack_id}")),
-        Err(e) => failure(&console, &signed, e),
+        Err(e) => failure(&signed, e),
     }
 }
 
 /// `POST /console/stacks/{id}/rds/deregister`: DeregisterRdsDbInstance (the database keeps
 /// running).
 pub async fn deregister(
-    State(console): State<Console>,
     Path(stack_id): Path<String>,
     SignedForm(signed, form): SignedForm,
 ) -> Response {
     let input = json!({ "RdsDbInstanceArn": form.get("Arn") });
-    match console.call("DeregisterRdsDbInstance", input).await {
+    match signed.call("DeregisterRdsDbInstance", input).await {
         Ok(_) => see_other(&format!("/console/stacks/{stack_id}")),
-        Err(e) => failure(&console, &signed, e),
+        Err(e) => failure(&signed, e),
     }
 }

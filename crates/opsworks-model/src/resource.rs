@@ -7,8 +7,10 @@
 //! these types in one place per resource on the server side (secrets filtered, private members
 //! left out); this crate knows no wire shape.
 
+mod agent;
 mod app;
 mod deployment;
+mod ec2;
 mod identity;
 mod instance;
 mod layer;
@@ -16,8 +18,10 @@ mod misc;
 mod rds;
 mod stack;
 
+pub use agent::AgentRelease;
 pub use app::{App, AppSource, AppType, DataSource, EnvironmentVariable, SslConfiguration};
 pub use deployment::{Command, Deployment, DeploymentCommand, LifecycleStep};
+pub use ec2::{Ec2Tag, Ec2Volume, ElasticIp, Volume};
 pub use identity::{
     AccessKey, IamGroup, IamPolicy, IamTag, IamUser, KeyLastUsed, LoginProfile, Permission,
     PolicyVersion, TemporaryAccess, UserProfile,
@@ -72,11 +76,19 @@ pub enum Kind {
     DbInstance,
     /// A DB instance registered with a stack (ID: its ARN).
     RdsDbInstance,
+    /// An Elastic IP (ID: the address).
+    ElasticIp,
+    /// An EC2 volume (ID: `vol-...`).
+    Ec2Volume,
+    /// An EC2 volume's registration with a stack (parent: the EC2 volume).
+    Volume,
+    /// An agent release an operator added (ID: its version).
+    AgentRelease,
 }
 
 impl Kind {
     /// Every kind.
-    pub const ALL: [Kind; 18] = [
+    pub const ALL: [Kind; 22] = [
         Self::Stack,
         Self::Layer,
         Self::Instance,
@@ -95,6 +107,10 @@ impl Kind {
         Self::TemporaryAccess,
         Self::DbInstance,
         Self::RdsDbInstance,
+        Self::ElasticIp,
+        Self::Ec2Volume,
+        Self::Volume,
+        Self::AgentRelease,
     ];
 
     /// The name the store keeps it under.
@@ -118,6 +134,10 @@ impl Kind {
             Self::TemporaryAccess => "temporary_access",
             Self::DbInstance => "db_instance",
             Self::RdsDbInstance => "rds_db_instance",
+            Self::ElasticIp => "elastic_ip",
+            Self::Ec2Volume => "ec2_volume",
+            Self::Volume => "volume",
+            Self::AgentRelease => "agent_release",
         }
     }
 
@@ -129,6 +149,9 @@ impl Kind {
             Self::TemporaryAccess => "temporary access",
             Self::DbInstance => "DB instance",
             Self::RdsDbInstance => "RDS DB instance",
+            Self::ElasticIp => "Elastic IP",
+            Self::Ec2Volume => "EC2 volume",
+            Self::AgentRelease => "agent version",
             other => other.as_str(),
         }
     }

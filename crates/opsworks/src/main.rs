@@ -4,6 +4,7 @@
 mod cli;
 mod exec;
 mod rds;
+mod registration;
 mod serve;
 
 use std::process::ExitCode;
@@ -13,6 +14,11 @@ use clap::Parser;
 
 use cli::{Cli, Command};
 use opsworks_server::Instances;
+
+/// Every role of the binary allocates through mimalloc: the server's request path is
+/// allocation-heavy, and glibc's malloc showed at the top of its profile.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> anyhow::Result<ExitCode> {
     // A local instance's PID 1: the provider re-executes this binary with its own private
@@ -39,6 +45,17 @@ fn main() -> anyhow::Result<ExitCode> {
         }
         Command::Exec(args) => return exec::run(args),
         Command::Rds(cli::RdsCommand::Import(args)) => return rds::import(args),
+        Command::Register(args) => return registration::register(args),
+        Command::AgentVersion(cli::AgentVersionCommand::Add(args)) => {
+            return registration::add_version(args);
+        }
+        Command::AgentInstall(args) => return registration::install(args),
+        Command::AgentUninstall => return registration::uninstall(),
+        Command::AgentGuard(args) => {
+            serve::init_logging(cli.log_format);
+            opsworks_agent::preconfig::run_guard(args)?;
+            return Ok(ExitCode::SUCCESS);
+        }
         Command::AgentCli(args) => {
             opsworks_agent::run_cli(&args.state_dir, args.command)?;
             return Ok(ExitCode::SUCCESS);

@@ -123,8 +123,8 @@ pub struct Credential {
 pub struct KeyRing {
     sealer: Arc<Sealer>,
     keys: Arc<RwLock<Ring>>,
-    /// The last use of each IAM user key since it was last written down.
-    last_used: Arc<Mutex<HashMap<String, KeyLastUsed>>>,
+    /// The last use of each IAM user key since it was last written down (with its second).
+    last_used: Arc<Mutex<HashMap<String, (i64, KeyLastUsed)>>>,
 }
 
 #[derive(Default)]
@@ -314,22 +314,25 @@ impl KeyRing {
     }
 
     /// Notes that an IAM user's key signed a request now (for GetAccessKeyLastUsed; written down
-    /// by [`take_last_used`](Self::take_last_used)'s caller from time to time).
+    /// by [`take_last_used`](Self::take_last_used)'s caller from time to time). Cheap when the
+    /// key was already noted this second for the same service and region (a busy client).
     pub fn note_use(&self, access_key_id: &str, service: &str, region: &str) {
+        let now = jiff::Timestamp::now();
+        let second = now.as_second();
+        let mut map = self.last_used.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((s, old)) = map.get(access_key_id)
+            && *s == second
+            && old.service_name == service
+            && old.region == region
+        {
+            return;
+        }
         let used = KeyLastUsed {
-            last_used_date: crate::core::identity::iam_now(),
+            last_used_date: now.strftime("%Y-%m-%dT%H:%M:%SZ").to_string(),
             service_name: service.to_string(),
             region: region.to_string(),
         };
-        let mut map = self.last_used.lock().unwrap_or_else(|p| p.into_inner());
-        match map.get_mut(access_key_id) {
-            // The same second, service and region: nothing new to write down.
-            Some(old) if *old == used => {}
-            Some(old) => *old = used,
-            None => {
-                map.insert(access_key_id.to_string(), used);
-            }
-        }
+        map.insert(access_key_id.to_string(), (second, used));
     }
 
     /// The last use of a key noted since it was last written down.
@@ -338,12 +341,15 @@ impl KeyRing {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .get(access_key_id)
-            .cloned()
+            .map(|(_, u)| u.clone())
     }
 
     /// Takes every use noted since the last call, to write down.
     pub fn take_last_used(&self) -> HashMap<String, KeyLastUsed> {
         std::mem::take(&mut *self.last_used.lock().unwrap_or_else(|p| p.into_inner()))
+            .into_iter()
+            .map(|(k, (_, u))| (k, u))
+            .collect()
     }
 
     /// Creates a new key for `principal` in the transaction `w`, returning (ID, secret); the key

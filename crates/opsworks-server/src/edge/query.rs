@@ -50,6 +50,10 @@ pub static SERVICES: &[QueryService] = &[
         service: Service::Rds,
         dispatch: ops::rds::dispatch,
     },
+    QueryService {
+        service: Service::Ec2,
+        dispatch: ops::ec2::dispatch,
+    },
 ];
 
 fn served(service: Service) -> Option<&'static QueryService> {

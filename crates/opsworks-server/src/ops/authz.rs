@@ -15,7 +15,8 @@ use serde_json::Value;
 
 use opsworks_api::ApiError;
 use opsworks_model::resource::{
-    App, Command, Deployment, Instance, Layer, RdsDbInstance, ServiceError, Stack, TemporaryAccess,
+    App, Command, Deployment, ElasticIp, Instance, Layer, RdsDbInstance, ServiceError, Stack,
+    TemporaryAccess, Volume,
 };
 use opsworks_model::{Arn, Kind, Resource, ResourceKind};
 use opsworks_policy::{
@@ -65,6 +66,10 @@ const MEMBERS: &[(&str, Kind)] = &[
     ("CommandIds", Kind::Command),
     ("ServiceErrorIds", Kind::ServiceError),
     ("RdsDbInstanceArn", Kind::RdsDbInstance),
+    ("ElasticIp", Kind::ElasticIp),
+    ("Ips", Kind::ElasticIp),
+    ("VolumeId", Kind::Volume),
+    ("VolumeIds", Kind::Volume),
 ];
 
 /// Operations that, naming no stack, list across the stacks the caller may see.
@@ -93,6 +98,8 @@ async fn stack_of(core: &Core, kind: Kind, id: &str) -> CoreResult<Option<String
         Kind::ServiceError => of::<ServiceError>(core, id).await,
         Kind::TemporaryAccess => of::<TemporaryAccess>(core, id).await,
         Kind::RdsDbInstance => of::<RdsDbInstance>(core, id).await,
+        Kind::ElasticIp => of::<ElasticIp>(core, id).await,
+        Kind::Volume => of::<Volume>(core, id).await,
         _ => Ok(None),
     }
 }
