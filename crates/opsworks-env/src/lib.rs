@@ -51,6 +51,8 @@ pub const OPSWORKS_CONSOLE_PASSWORD: &str = "OPSWORKS_CONSOLE_PASSWORD";
 pub const OPSWORKS_LOG: &str = "OPSWORKS_LOG";
 /// The log format: `text` or `json`.
 pub const OPSWORKS_LOG_FORMAT: &str = "OPSWORKS_LOG_FORMAT";
+/// The server's endpoint, for commands that call a running server (`opsworks rds import`).
+pub const OPSWORKS_ENDPOINT: &str = "OPSWORKS_ENDPOINT";
 /// The agent's server URL.
 pub const OPSWORKS_SERVER: &str = "OPSWORKS_SERVER";
 /// The agent's instance ID.

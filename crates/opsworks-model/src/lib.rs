@@ -15,6 +15,7 @@ pub mod instance_types;
 pub mod layer;
 pub mod limits;
 pub mod metrics;
+pub mod rds;
 pub mod resource;
 pub mod scaling;
 pub mod tags;

@@ -15,6 +15,7 @@ mod identity;
 mod instance;
 mod layer;
 mod misc;
+mod rds;
 mod stack;
 
 pub use agent::AgentRelease;
@@ -32,6 +33,7 @@ pub use layer::{
     ShutdownEventConfiguration, VolumeConfiguration,
 };
 pub use misc::{ServiceError, TagSet, Transition};
+pub use rds::{DbInstance, DbOrigin, DbTag, RdsDbInstance};
 pub use stack::{ChefConfiguration, ConfigurationManager, RootDeviceType, Source, Stack};
 
 /// The kinds of resource the store keeps, each in its own namespace of IDs.
@@ -70,6 +72,10 @@ pub enum Kind {
     Permission,
     /// A temporary login GrantAccess made on an instance.
     TemporaryAccess,
+    /// A DB instance of the RDS catalog (ID: its identifier).
+    DbInstance,
+    /// A DB instance registered with a stack (ID: its ARN).
+    RdsDbInstance,
     /// An Elastic IP (ID: the address).
     ElasticIp,
     /// An EC2 volume (ID: `vol-...`).
@@ -82,7 +88,7 @@ pub enum Kind {
 
 impl Kind {
     /// Every kind.
-    pub const ALL: [Kind; 20] = [
+    pub const ALL: [Kind; 22] = [
         Self::Stack,
         Self::Layer,
         Self::Instance,
@@ -99,6 +105,8 @@ impl Kind {
         Self::UserProfile,
         Self::Permission,
         Self::TemporaryAccess,
+        Self::DbInstance,
+        Self::RdsDbInstance,
         Self::ElasticIp,
         Self::Ec2Volume,
         Self::Volume,
@@ -124,6 +132,8 @@ impl Kind {
             Self::UserProfile => "user_profile",
             Self::Permission => "permission",
             Self::TemporaryAccess => "temporary_access",
+            Self::DbInstance => "db_instance",
+            Self::RdsDbInstance => "rds_db_instance",
             Self::ElasticIp => "elastic_ip",
             Self::Ec2Volume => "ec2_volume",
             Self::Volume => "volume",
@@ -137,6 +147,8 @@ impl Kind {
             Self::ServiceError => "service error",
             Self::UserProfile => "user profile",
             Self::TemporaryAccess => "temporary access",
+            Self::DbInstance => "DB instance",
+            Self::RdsDbInstance => "RDS DB instance",
             Self::ElasticIp => "Elastic IP",
             Self::Ec2Volume => "EC2 volume",
             Self::AgentRelease => "agent version",

@@ -7,6 +7,7 @@
 //! [`CoreError`]; the edge maps that to the API's error codes.
 
 pub mod agent_releases;
+pub mod appliances;
 pub mod audit;
 pub mod commands;
 pub mod elastic_ips;
@@ -21,6 +22,7 @@ pub mod machines;
 pub mod metrics;
 pub mod presence;
 pub mod proxy;
+pub mod rds;
 pub mod registration;
 pub mod scheduler;
 pub mod service_errors;

@@ -14,6 +14,8 @@ pub mod elastic_ips;
 pub mod iam;
 pub mod instances;
 pub mod layers;
+pub mod rds;
+pub mod rds_db_instances;
 pub mod registration;
 pub mod scaling;
 pub mod stacks;
@@ -294,6 +296,10 @@ async fn run(cx: Ctx<'_>, operation: &str, input: Value) -> OpResult {
         "SetPermission" => users::set_permission,
         "DescribePermissions" => users::describe_permissions,
         "GrantAccess" => users::grant_access,
+        "RegisterRdsDbInstance" => rds_db_instances::register_rds_db_instance,
+        "DescribeRdsDbInstances" => rds_db_instances::describe_rds_db_instances,
+        "UpdateRdsDbInstance" => rds_db_instances::update_rds_db_instance,
+        "DeregisterRdsDbInstance" => rds_db_instances::deregister_rds_db_instance,
         "RegisterElasticIp" => elastic_ips::register_elastic_ip,
         "AssociateElasticIp" => elastic_ips::associate_elastic_ip,
         "DisassociateElasticIp" => elastic_ips::disassociate_elastic_ip,

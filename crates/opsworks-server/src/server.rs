@@ -332,6 +332,28 @@ async fn attach_local_machines(
         Some(p) => p.clone(),
         None => std::env::current_exe().map_err(|e| unavailable(&e))?,
     };
+    let console_of = provider.clone();
+    let appliances = crate::core::appliances::Appliances::new(
+        Arc::new(provider.clone()),
+        vec![config.data_dir.clone()],
+    )
+    .with_console_log(Arc::new(move |id: &str| {
+        console_of
+            .machine_dir_of(id)
+            .ok()
+            .map(|d| d.join("console.log"))
+    }));
+    core.set_appliances(appliances);
+    let c = core.clone();
+    workers.spawn("rds-upkeep", move |stop| {
+        let c = c.clone();
+        async move {
+            every("rds-upkeep", crate::core::rds::upkeep::PERIOD, stop, || {
+                crate::core::rds::upkeep::pass(&c)
+            })
+            .await
+        }
+    });
     let machines = Machines::new(
         Arc::new(provider),
         agent_url.clone(),

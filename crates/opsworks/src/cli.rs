@@ -46,6 +46,9 @@ pub enum Command {
     AgentCli(AgentCliArgs),
     /// Run a command (a shell by default) inside a local instance (root only).
     Exec(ExecArgs),
+    /// The RDS catalog of a running server.
+    #[command(subcommand)]
+    Rds(RdsCommand),
     /// Register a machine (over SSH, or this one) in a stack: install the agent and start it.
     Register(opsworks_agent::register::RegisterArgs),
     /// Agent releases the server hands out to registered machines.
@@ -207,6 +210,40 @@ pub struct ExecArgs {
     /// The command and its arguments, after `--` (default: root's login shell).
     #[arg(last = true)]
     pub command: Vec<String>,
+}
+
+/// `opsworks rds <command>`.
+#[derive(Debug, Subcommand)]
+pub enum RdsCommand {
+    /// Add a database that runs elsewhere (another host, a managed service) to the server's RDS
+    /// catalog, so a stack can register it; the server checks that it answers first.
+    Import(RdsImportArgs),
+}
+
+/// Arguments of `opsworks rds import`.
+#[derive(Debug, clap::Args)]
+pub struct RdsImportArgs {
+    /// The DB instance identifier it gets (its ARN ends with it).
+    pub id: String,
+    /// `mysql`, `mariadb` or `postgres`.
+    #[arg(long)]
+    pub engine: String,
+    /// Its host name or address, as the server and the instances reach it.
+    #[arg(long)]
+    pub address: String,
+    /// Its port.
+    #[arg(long)]
+    pub port: u16,
+    /// The server's endpoint.
+    #[arg(long, default_value = "http://127.0.0.1:9730", env = env::OPSWORKS_ENDPOINT)]
+    pub endpoint: String,
+    /// An AWS shared-credentials file whose `[default]` keys sign the call (default:
+    /// AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, else the default data dir's root-credentials).
+    #[arg(long)]
+    pub credentials: Option<PathBuf>,
+    /// The region the call is signed for.
+    #[arg(long, default_value = "us-east-1", env = env::OPSWORKS_REGION)]
+    pub region: String,
 }
 
 impl ControlArgs {

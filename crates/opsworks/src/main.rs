@@ -3,6 +3,7 @@
 
 mod cli;
 mod exec;
+mod rds;
 mod registration;
 mod serve;
 
@@ -43,6 +44,7 @@ fn main() -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::SUCCESS);
         }
         Command::Exec(args) => return exec::run(args),
+        Command::Rds(cli::RdsCommand::Import(args)) => return rds::import(args),
         Command::Register(args) => return registration::register(args),
         Command::AgentVersion(cli::AgentVersionCommand::Add(args)) => {
             return registration::add_version(args);

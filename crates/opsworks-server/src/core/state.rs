@@ -13,6 +13,7 @@ use opsworks_store::{Cached, EventRecord, Filter, NewEvent, Store, Txn};
 use crate::ServerError;
 use crate::config::{MetricsConfig, ServerConfig};
 use crate::core::agent_releases::AgentReleases;
+use crate::core::appliances::Appliances;
 use crate::core::events::EventHub;
 use crate::core::identity::AccessCache;
 use crate::core::keys::{KeyRing, RootKey, Sealer};
@@ -38,6 +39,8 @@ struct Inner {
     endpoint: OnceLock<String>,
     /// Where instances run, when this server runs them.
     machines: OnceLock<Machines>,
+    /// The service machines (RDS's databases), when this server runs machines.
+    appliances: OnceLock<Appliances>,
     data_dir: PathBuf,
     presence: Arc<Presence>,
     healing_timeout: Duration,
@@ -108,6 +111,7 @@ impl Core {
                 link_key,
                 endpoint: OnceLock::new(),
                 machines: OnceLock::new(),
+                appliances: OnceLock::new(),
                 data_dir: dir.clone(),
                 presence: Arc::default(),
                 healing_timeout: config.healing_timeout,
@@ -244,6 +248,16 @@ impl Core {
     /// The machines instances run on, if this server runs instances.
     pub fn machines(&self) -> Option<&Machines> {
         self.inner.machines.get()
+    }
+
+    /// Attaches the service machines.
+    pub fn set_appliances(&self, appliances: Appliances) {
+        let _ = self.inner.appliances.set(appliances);
+    }
+
+    /// The service machines, if this server runs machines.
+    pub fn appliances(&self) -> Option<&Appliances> {
+        self.inner.appliances.get()
     }
 
     /// One resource, or `Unable to find <kind> with ID <id>`.

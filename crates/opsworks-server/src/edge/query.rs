@@ -47,6 +47,10 @@ pub static SERVICES: &[QueryService] = &[
         dispatch: ops::sts::dispatch,
     },
     QueryService {
+        service: Service::Rds,
+        dispatch: ops::rds::dispatch,
+    },
+    QueryService {
         service: Service::Ec2,
         dispatch: ops::ec2::dispatch,
     },

@@ -411,6 +411,8 @@ pub async fn delete_stack(cx: Ctx<'_>, req: shapes::DeleteStackRequest) -> OpRes
     }
     w.delete(Kind::Stack, &id).await?;
     w.delete(Kind::Tags, &stack.arn).await?;
+    // Its databases are deregistered; they keep running.
+    super::rds_db_instances::forget_stack(&mut w, &id).await?;
     let deployments: Vec<Deployment> = w.list(Filter::Stack(&id)).await?;
     for d in deployments {
         w.delete(Kind::Deployment, &d.deployment_id).await?;

@@ -12,8 +12,8 @@ use serde::de::DeserializeOwned;
 use opsworks_api::{FILTERED, shapes};
 use opsworks_model::layer::full_attributes;
 use opsworks_model::resource::{
-    App, Command, Deployment, Ec2Volume, ElasticIp, Instance, Layer, ServiceError, Source, Stack,
-    Volume,
+    App, Command, DbInstance, Deployment, Ec2Volume, ElasticIp, Instance, Layer, RdsDbInstance,
+    ServiceError, Source, Stack, Volume,
 };
 
 /// A stored value object as its wire shape, the two having the same members by construction.
@@ -166,6 +166,24 @@ pub fn instance(i: &Instance) -> shapes::Instance {
         subnet_id: i.subnet_id.clone(),
         tenancy: Some(i.tenancy.clone()),
         virtualization_type: Some(i.virtualization_type.clone()),
+    }
+}
+
+/// A DB instance registered with a stack, with what the RDS catalog says of it (`None`: it is
+/// gone, `MissingOnRds`); its password filtered.
+pub fn rds_db_instance(r: &RdsDbInstance, db: Option<&DbInstance>) -> shapes::RdsDbInstance {
+    shapes::RdsDbInstance {
+        rds_db_instance_arn: Some(r.rds_db_instance_arn.clone()),
+        db_instance_identifier: Some(r.db_instance_identifier.clone()),
+        db_user: Some(r.db_user.clone()),
+        db_password: Some(FILTERED.to_string()),
+        region: Some(r.region.clone()),
+        address: db
+            .and_then(|d| d.address.clone())
+            .or_else(|| r.address.clone()),
+        engine: db.map(|d| d.engine.clone()).or_else(|| r.engine.clone()),
+        stack_id: Some(r.stack_id.clone()),
+        missing_on_rds: Some(db.is_none()),
     }
 }
 
