@@ -9,6 +9,7 @@
 
 mod app;
 mod deployment;
+mod elb;
 mod identity;
 mod instance;
 mod layer;
@@ -18,6 +19,7 @@ mod stack;
 
 pub use app::{App, AppSource, AppType, DataSource, EnvironmentVariable, SslConfiguration};
 pub use deployment::{Command, Deployment, DeploymentCommand, LifecycleStep};
+pub use elb::{ElbHealthCheck, ElbListener, LoadBalancer};
 pub use identity::{
     AccessKey, IamGroup, IamPolicy, IamTag, IamUser, KeyLastUsed, LoginProfile, Permission,
     PolicyVersion, TemporaryAccess, UserProfile,
@@ -72,11 +74,13 @@ pub enum Kind {
     DbInstance,
     /// A DB instance registered with a stack (ID: its ARN).
     RdsDbInstance,
+    /// A classic load balancer (ID: its name; stack and parent: the layer it is attached to).
+    LoadBalancer,
 }
 
 impl Kind {
     /// Every kind.
-    pub const ALL: [Kind; 18] = [
+    pub const ALL: [Kind; 19] = [
         Self::Stack,
         Self::Layer,
         Self::Instance,
@@ -95,6 +99,7 @@ impl Kind {
         Self::TemporaryAccess,
         Self::DbInstance,
         Self::RdsDbInstance,
+        Self::LoadBalancer,
     ];
 
     /// The name the store keeps it under.
@@ -118,6 +123,7 @@ impl Kind {
             Self::TemporaryAccess => "temporary_access",
             Self::DbInstance => "db_instance",
             Self::RdsDbInstance => "rds_db_instance",
+            Self::LoadBalancer => "load_balancer",
         }
     }
 
@@ -129,6 +135,7 @@ impl Kind {
             Self::TemporaryAccess => "temporary access",
             Self::DbInstance => "DB instance",
             Self::RdsDbInstance => "RDS DB instance",
+            Self::LoadBalancer => "load balancer",
             other => other.as_str(),
         }
     }

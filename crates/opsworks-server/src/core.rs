@@ -9,6 +9,7 @@
 pub mod appliances;
 pub mod audit;
 pub mod commands;
+pub mod elb;
 mod error;
 pub mod events;
 pub mod identity;

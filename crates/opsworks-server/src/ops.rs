@@ -9,6 +9,8 @@ pub mod apps;
 pub mod authz;
 pub mod catalog;
 pub mod deployments;
+pub mod elastic_load_balancers;
+pub mod elb;
 pub mod iam;
 pub mod instances;
 pub mod layers;
@@ -292,6 +294,9 @@ async fn run(cx: Ctx<'_>, operation: &str, input: Value) -> OpResult {
         "DescribeRdsDbInstances" => rds_db_instances::describe_rds_db_instances,
         "UpdateRdsDbInstance" => rds_db_instances::update_rds_db_instance,
         "DeregisterRdsDbInstance" => rds_db_instances::deregister_rds_db_instance,
+        "AttachElasticLoadBalancer" => elastic_load_balancers::attach_elastic_load_balancer,
+        "DetachElasticLoadBalancer" => elastic_load_balancers::detach_elastic_load_balancer,
+        "DescribeElasticLoadBalancers" => elastic_load_balancers::describe_elastic_load_balancers,
     })
 }
 

@@ -50,6 +50,10 @@ pub static SERVICES: &[QueryService] = &[
         service: Service::Rds,
         dispatch: ops::rds::dispatch,
     },
+    QueryService {
+        service: Service::Elb,
+        dispatch: ops::elb::dispatch,
+    },
 ];
 
 fn served(service: Service) -> Option<&'static QueryService> {
