@@ -17,10 +17,8 @@ pub async fn attach_elastic_load_balancer(
     cx: Ctx<'_>,
     req: shapes::AttachElasticLoadBalancerRequest,
 ) -> OpResult {
-    let name = required(
-        &Some(req.elastic_load_balancer_name.clone()),
-        "ElasticLoadBalancerName",
-    )?;
+    let name = Some(req.elastic_load_balancer_name.clone());
+    let name = required(&name, "ElasticLoadBalancerName")?;
     layers::attach(cx.core, name, &req.layer_id).await?;
     Ok(Reply::empty())
 }
@@ -30,10 +28,8 @@ pub async fn detach_elastic_load_balancer(
     cx: Ctx<'_>,
     req: shapes::DetachElasticLoadBalancerRequest,
 ) -> OpResult {
-    let name = required(
-        &Some(req.elastic_load_balancer_name.clone()),
-        "ElasticLoadBalancerName",
-    )?;
+    let name = Some(req.elastic_load_balancer_name.clone());
+    let name = required(&name, "ElasticLoadBalancerName")?;
     layers::detach(cx.core, name, &req.layer_id).await?;
     Ok(Reply::empty())
 }

@@ -67,7 +67,7 @@ pub fn render(lb: &LoadBalancer, servers: &[Backend]) -> String {
     let _ = write!(
         out,
         "# Written by OpsWorks ELB for load balancer {name}; rendered again on every change.\n\
-         global\n    maxconn 20000\n    stats socket ipv4@127.0.0.1:{ADMIN_PORT} level admin\n\
+         global\n    # Two descriptors a connection: within the machine's limit of 20 000.\n    maxconn 8000\n    stats socket ipv4@127.0.0.1:{ADMIN_PORT} level admin\n\
          \x20   server-state-file {STATE_DIR}/servers.state\n\
          \x20   # Old workers of a reload get this long to finish their connections.\n\
          \x20   hard-stop-after 5m\n\n\
@@ -139,7 +139,7 @@ pub fn files(config: &str) -> Vec<FileSpec> {
             path: RUN_SCRIPT.into(),
             contents: format!(
                 "#!/bin/sh\n# Written by OpsWorks ELB: HAProxy's master process serves this load balancer.\n\
-                 set -eu\nmkdir -p {STATE_DIR}\n\
+                 set -eu\nmkdir -p {STATE_DIR}\ntouch {STATE_DIR}/servers.state\n\
                  exec /usr/sbin/haproxy -W -db -p {PID_FILE} -f {CONFIG}\n"
             )
             .into_bytes(),
