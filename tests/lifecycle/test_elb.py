@@ -136,6 +136,7 @@ def test_requests_reach_every_instance_and_none_fails_while_one_stops(server, ap
     assert load.failures == [], f"{len(load.failures)} of {load.ok + len(load.failures)} requests failed: " \
                                 f"{load.failures[:5]}"
     assert load.ok > 20, load.ok
+    print(f"\n{load.ok} requests through the load balancer while {leaving} stopped, none failed")
     assert c.describe_elastic_load_balancers(LayerIds=[lid])["ElasticLoadBalancers"][0]["Ec2InstanceIds"] \
         == [ec2[staying]]
     assert hosts_behind(dns, 10) == {instances[staying]["Hostname"]}
