@@ -100,7 +100,8 @@ mod tests {
 
     #[test]
     fn every_run_carries_the_stacks_load_balancers_as_the_original_did() {
-        let stack = crate::fixtures::stack(json!({"StackId": "s1", "Name": "shop", "Region": "us-east-1"}));
+        let stack =
+            crate::fixtures::stack(json!({"StackId": "s1", "Name": "shop", "Region": "us-east-1"}));
         let layer = crate::fixtures::layer(
             json!({"LayerId": "l1", "Name": "App", "Shortname": "app", "Type": "custom"}),
         );

@@ -542,7 +542,10 @@ pub async fn drain_instance(core: &Core, instance_id: &str) {
     let Some(ec2) = inst.ec2_instance_id.clone() else {
         return;
     };
-    let lbs = match core.list::<LoadBalancer>(Filter::Stack(&inst.stack_id)).await {
+    let lbs = match core
+        .list::<LoadBalancer>(Filter::Stack(&inst.stack_id))
+        .await
+    {
         Ok(l) => l,
         Err(e) => {
             tracing::warn!(instance_id, "listing load balancers to drain from: {e}");
@@ -594,3 +597,6 @@ async fn drain_timeout(core: &Core, lb: &LoadBalancer) -> Duration {
         None => DRAIN_TIMEOUT,
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -158,14 +158,11 @@ fn int(v: &Value, key: &str) -> i64 {
 
 fn port(v: &Value, key: &str) -> Result<u16, AwsError> {
     let n = int(v, key);
-    u16::try_from(n)
-        .ok()
-        .filter(|p| *p > 0)
-        .ok_or_else(|| {
-            elb_error(ElbError::Validation(format!(
-                "Listener {key} must be between 1 and 65535; it is {n}"
-            )))
-        })
+    u16::try_from(n).ok().filter(|p| *p > 0).ok_or_else(|| {
+        elb_error(ElbError::Validation(format!(
+            "Listener {key} must be between 1 and 65535; it is {n}"
+        )))
+    })
 }
 
 async fn create_load_balancer(core: &Core, input: &Value) -> ElbCall {
@@ -174,7 +171,12 @@ async fn create_load_balancer(core: &Core, input: &Value) -> ElbCall {
         input
             .get(key)
             .and_then(Value::as_array)
-            .map(|a| a.iter().filter_map(Value::as_str).map(String::from).collect())
+            .map(|a| {
+                a.iter()
+                    .filter_map(Value::as_str)
+                    .map(String::from)
+                    .collect()
+            })
             .unwrap_or_default()
     };
     if !strings("Subnets").is_empty() || !strings("SecurityGroups").is_empty() {
@@ -191,12 +193,15 @@ async fn create_load_balancer(core: &Core, input: &Value) -> ElbCall {
     {
         if l.get("SSLCertificateId").is_some() {
             return Err(elb_error(ElbError::UnsupportedProtocol(
-                "SSLCertificateId: HTTPS and SSL listeners are not supported by this server"
-                    .into(),
+                "SSLCertificateId: HTTPS and SSL listeners are not supported by this server".into(),
             )));
         }
         listeners.push(ElbListener {
-            protocol: l.get("Protocol").and_then(Value::as_str).unwrap_or("").into(),
+            protocol: l
+                .get("Protocol")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .into(),
             load_balancer_port: port(l, "LoadBalancerPort")?,
             instance_protocol: l
                 .get("InstanceProtocol")
