@@ -99,12 +99,9 @@ pub fn render(lb: &LoadBalancer, servers: &[Backend]) -> String {
             out.push_str("    option http-server-close\n");
             out.push_str("    retry-on conn-failure empty-response response-timeout\n");
         }
-        match (check_proto.as_str(), &check_path) {
-            ("HTTP" | "HTTPS", Some(path)) => {
-                let _ = writeln!(out, "    option httpchk GET {path}");
-                out.push_str("    http-check expect status 200\n");
-            }
-            _ => {}
+        if let ("HTTP" | "HTTPS", Some(path)) = (check_proto.as_str(), &check_path) {
+            let _ = writeln!(out, "    option httpchk GET {path}");
+            out.push_str("    http-check expect status 200\n");
         }
         let _ = writeln!(
             out,
