@@ -284,3 +284,27 @@ def test_a_server_without_machines_refuses_to_make_load_balancers(endpoint):
     assert code(e) == "InvalidConfigurationRequest"
     assert "runs no machines" in e.value.response["Error"]["Message"]
     assert elb_client(endpoint).describe_load_balancers()["LoadBalancerDescriptions"] == []
+
+
+def test_load_balancers_outlive_a_restart_of_the_control_plane(workdir):
+    """The load balancer keeps answering while its server is down, and the server adopts it again."""
+    os.environ["OPSWORKS_LOCAL_INSTANCES"] = "true"
+    srv = harness.Server(workdir / "elb-restart-data", workdir / "elb-restart.log")
+    try:
+        srv.start()
+        dns = elb_client(srv.endpoint).create_load_balancer(LoadBalancerName="keep", Listeners=[
+            {"Protocol": "TCP", "LoadBalancerPort": 7000, "InstancePort": 7000}])["DNSName"]
+        srv.stop()
+        assert answers(dns, 7000), "the load balancer stopped with its server"
+        srv.start()
+        elb = elb_client(srv.endpoint)
+        assert elb.describe_load_balancers()["LoadBalancerDescriptions"][0]["DNSName"] == dns
+        assert answers(dns, 7000)
+        elb.configure_health_check(LoadBalancerName="keep", HealthCheck={
+            "Target": "TCP:7000", "Interval": 6, "Timeout": 3, "UnhealthyThreshold": 3, "HealthyThreshold": 3})
+        elb.delete_load_balancer(LoadBalancerName="keep")
+        assert not answers(dns, 7000, timeout=0.5)
+    finally:
+        os.environ.pop("OPSWORKS_LOCAL_INSTANCES", None)
+        srv.stop()
+    assert "panicked at" not in srv.output()
