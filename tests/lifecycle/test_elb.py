@@ -39,6 +39,14 @@ def get(url, timeout=10):
         return r.status, r.read().decode().strip()
 
 
+def answers_http(url):
+    try:
+        get(url, timeout=3)
+        return True
+    except (urllib.error.URLError, OSError):
+        return False
+
+
 def hosts_behind(dns, n=20):
     return {get(f"http://{dns}/")[1] for _ in range(n)}
 
@@ -145,6 +153,25 @@ def test_requests_reach_every_instance_and_none_fails_while_one_stops(server, ap
     c.start_instance(InstanceId=leaving)
     c.get_waiter("instance_online").wait(InstanceIds=[leaving], WaiterConfig=WAIT)
     eventually(lambda: hosts_behind(dns) == hostnames, 60, what="the restarted instance back behind the LB")
+
+    # `aws elb` registers and deregisters instances itself, on a load balancer of its own (TCP).
+    direct = elb.create_load_balancer(LoadBalancerName="direct", Listeners=[
+        {"Protocol": "TCP", "LoadBalancerPort": 8000, "InstancePort": 80}])["DNSName"]
+    got = elb.register_instances_with_load_balancer(LoadBalancerName="direct",
+                                                    Instances=[{"InstanceId": ec2[staying]}])
+    assert got["Instances"] == [{"InstanceId": ec2[staying]}]
+    eventually(lambda: get(f"http://{direct}:8000/")[1] == instances[staying]["Hostname"], 30,
+               what="the registered instance answering through the TCP load balancer")
+    eventually(lambda: elb.describe_instance_health(LoadBalancerName="direct")["InstanceStates"][0]["State"]
+               == "InService", 60, what="the registered instance in service")
+    got = elb.deregister_instances_from_load_balancer(LoadBalancerName="direct",
+                                                      Instances=[{"InstanceId": ec2[staying]}])
+    assert got["Instances"] == []
+    state = elb.describe_instance_health(LoadBalancerName="direct",
+                                         Instances=[{"InstanceId": ec2[staying]}])["InstanceStates"][0]
+    assert (state["State"], state["ReasonCode"]) == ("OutOfService", "Instance")
+    eventually(lambda: not answers_http(f"http://{direct}:8000/"), 30, what="the deregistered instance gone")
+    elb.delete_load_balancer(LoadBalancerName="direct")
 
     c.detach_elastic_load_balancer(ElasticLoadBalancerName="site", LayerId=lid)
     assert c.describe_elastic_load_balancers(StackId=sid)["ElasticLoadBalancers"] == []

@@ -478,41 +478,53 @@ pub async fn instance_by_ec2_id(core: &Core, ec2: &str) -> ElbResult<Option<Inst
         .map(|i| i.to_owned_value()))
 }
 
-/// Takes an instance out of a load balancer with connection draining: no new connection goes
-/// to it at once, it leaves the stored registrations, the connections in progress get up to
-/// `timeout` to finish, then it leaves HAProxy's configuration.
-pub async fn drain(core: &Core, name: &str, ec2: &str, timeout: Duration) -> ElbResult<()> {
-    let appliances = appliances(core)?.clone();
+/// Takes instances out of HAProxy's rotation at once (drain: no new connection, the ones in
+/// progress go on) and out of the stored registrations. The caller holds the machine's lock.
+async fn drain_begin(
+    core: &Core,
+    appliances: &Appliances,
+    name: &str,
+    ids: &[String],
+) -> ElbResult<LoadBalancer> {
     let lb = find(core, name).await?;
-    let lock = lock_of(&lb.machine_id);
-    let _held = lock.lock().await;
-    for l in &lb.listeners {
-        let backend = haproxy::backend_name(l.load_balancer_port);
-        let command = format!("set server {backend}/{ec2} state drain");
-        if let Err(e) = appliances
-            .exec(&lb.machine_id, &haproxy::ctl(&["admin", &command]))
-            .await
-        {
-            tracing::warn!(load_balancer = name, "draining {ec2}: {e}");
+    for ec2 in ids {
+        for l in &lb.listeners {
+            let backend = haproxy::backend_name(l.load_balancer_port);
+            let command = format!("set server {backend}/{ec2} state drain");
+            if let Err(e) = appliances
+                .exec(&lb.machine_id, &haproxy::ctl(&["admin", &command]))
+                .await
+            {
+                tracing::warn!(load_balancer = name, "draining {ec2}: {e}");
+            }
         }
     }
-    let lb = {
-        let mut w = core.write().await?;
-        let mut lb: LoadBalancer = w
-            .find(name)
-            .await?
-            .ok_or_else(|| ElbError::NotFound(name.to_string()))?;
-        lb.instances.retain(|i| i != ec2);
-        w.put(&lb).await?;
-        w.commit().await?;
-        lb
-    };
+    let mut w = core.write().await?;
+    let mut lb: LoadBalancer = w
+        .find(name)
+        .await?
+        .ok_or_else(|| ElbError::NotFound(name.to_string()))?;
+    lb.instances.retain(|i| !ids.contains(i));
+    w.put(&lb).await?;
+    w.commit().await?;
+    Ok(lb)
+}
+
+/// Waits until HAProxy has no connection left to `ids`, at most `timeout`, then serves the
+/// configuration without them. The caller holds the machine's lock.
+async fn drain_finish(
+    core: &Core,
+    appliances: &Appliances,
+    lb: &LoadBalancer,
+    ids: &[String],
+    timeout: Duration,
+) -> ElbResult<()> {
     let deadline = tokio::time::Instant::now() + timeout;
     loop {
-        let busy: u64 = match server_stats(core, &lb).await? {
+        let busy: u64 = match server_stats(core, lb).await? {
             Some(stats) => stats
                 .iter()
-                .filter(|s| s.server == ec2)
+                .filter(|s| ids.contains(&s.server))
                 .map(|s| s.sessions)
                 .sum(),
             None => 0,
@@ -520,8 +532,8 @@ pub async fn drain(core: &Core, name: &str, ec2: &str, timeout: Duration) -> Elb
         if busy == 0 || tokio::time::Instant::now() >= deadline {
             if busy > 0 {
                 tracing::warn!(
-                    load_balancer = name,
-                    instance = ec2,
+                    load_balancer = lb.load_balancer_name,
+                    ?ids,
                     busy,
                     "connection draining timed out"
                 );
@@ -530,6 +542,54 @@ pub async fn drain(core: &Core, name: &str, ec2: &str, timeout: Duration) -> Elb
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+    apply_locked(core, appliances, lb).await
+}
+
+/// Takes an instance out of a load balancer with connection draining and returns once it is
+/// out: no new connection goes to it at once, it leaves the stored registrations, the
+/// connections in progress get up to `timeout` to finish, then it leaves HAProxy's
+/// configuration.
+pub async fn drain(core: &Core, name: &str, ec2: &str, timeout: Duration) -> ElbResult<()> {
+    let appliances = appliances(core)?.clone();
+    let lock = lock_of(&find(core, name).await?.machine_id);
+    let _held = lock.lock().await;
+    let ids = [ec2.to_string()];
+    let lb = drain_begin(core, &appliances, name, &ids).await?;
+    drain_finish(core, &appliances, &lb, &ids, timeout).await
+}
+
+/// DeregisterInstancesFromLoadBalancer: the instances leave the rotation and the registrations
+/// before the call answers; their connections finish in the background (up to
+/// [`DRAIN_TIMEOUT`]), as ELB's connection draining does.
+pub async fn deregister(core: &Core, name: &str, ids: Vec<String>) -> ElbResult<LoadBalancer> {
+    let appliances = appliances(core)?.clone();
+    let lock = lock_of(&find(core, name).await?.machine_id);
+    let held = lock.lock_owned().await;
+    let lb = drain_begin(core, &appliances, name, &ids).await?;
+    let (c, drained) = (core.clone(), lb.clone());
+    core.spawn(async move {
+        let _held = held;
+        if let Err(e) = drain_finish(&c, &appliances, &drained, &ids, DRAIN_TIMEOUT).await {
+            tracing::warn!(load_balancer = drained.load_balancer_name, "{e}");
+        }
+    });
+    Ok(lb)
+}
+
+/// [`apply`], unless a drain holds the machine (it applies when it ends): the upkeep pass never
+/// waits behind one.
+pub async fn apply_unless_busy(core: &Core, name: &str) -> ElbResult<()> {
+    let appliances = appliances(core)?.clone();
+    let Some(lb) = core.find::<LoadBalancer>(name).await? else {
+        return Ok(());
+    };
+    let lock = lock_of(&lb.machine_id);
+    let Ok(_held) = lock.try_lock() else {
+        return Ok(());
+    };
+    let Some(lb) = core.find::<LoadBalancer>(name).await? else {
+        return Ok(());
+    };
     apply_locked(core, &appliances, &lb).await
 }
 

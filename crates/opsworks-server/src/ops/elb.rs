@@ -357,13 +357,7 @@ async fn register(core: &Core, input: &Value, add: bool) -> ElbCall {
         }
     }
     if !add {
-        let lb = elb::find(core, name).await.map_err(elb_error)?;
-        for id in ids.iter().filter(|i| lb.instances.contains(i)) {
-            elb::drain(core, name, id, elb::DRAIN_TIMEOUT)
-                .await
-                .map_err(elb_error)?;
-        }
-        let lb = elb::find(core, name).await.map_err(elb_error)?;
+        let lb = elb::deregister(core, name, ids).await.map_err(elb_error)?;
         return Ok(instances_shape(&lb));
     }
     let lb = elb::change(core, name, |lb| {

@@ -10,7 +10,7 @@ use std::time::Duration;
 use opsworks_model::resource::LoadBalancer;
 use opsworks_store::Filter;
 
-use super::{MACHINE_PREFIX, apply, layers, spec};
+use super::{MACHINE_PREFIX, apply_unless_busy, layers, spec};
 use crate::core::appliances::Upkeep;
 use crate::core::{Core, CoreResult};
 
@@ -65,7 +65,7 @@ pub async fn pass(core: &Core) -> CoreResult<()> {
                 continue;
             }
         }
-        if let Err(e) = apply(core, &name).await {
+        if let Err(e) = apply_unless_busy(core, &name).await {
             tracing::warn!(load_balancer = name, "{e}");
         }
     }
