@@ -135,8 +135,12 @@ def test_create_refusals(elb, web):
             {"Protocol": "TCP", "LoadBalancerPort": 81, "InstancePort": 81}])
     assert code(e) == "InvalidConfigurationRequest"
     assert e.value.response["ResponseMetadata"]["HTTPStatusCode"] == 409
+    with pytest.raises(ClientError) as e:
+        elb.create_load_balancer(LoadBalancerName="tagged", Tags=[{"Key": "k", "Value": "v"}],
+                                 Listeners=[{"Protocol": "TCP", "LoadBalancerPort": 81, "InstancePort": 80}])
+    assert code(e) == "InvalidConfigurationRequest"
     names = [d["LoadBalancerName"] for d in elb.describe_load_balancers()["LoadBalancerDescriptions"]]
-    assert "tls" not in names and "twice" not in names and "-bad-" not in names
+    assert "tagged" not in names and "tls" not in names and "twice" not in names and "-bad-" not in names
 
 
 def test_unknown_load_balancers_are_refused_by_every_operation(elb, web):

@@ -179,6 +179,15 @@ async fn create_load_balancer(core: &Core, input: &Value) -> ElbCall {
             })
             .unwrap_or_default()
     };
+    if input
+        .get("Tags")
+        .and_then(Value::as_array)
+        .is_some_and(|t| !t.is_empty())
+    {
+        return Err(elb_error(ElbError::Configuration(
+            "Tags are not supported by this server's load balancers".into(),
+        )));
+    }
     if !strings("Subnets").is_empty() || !strings("SecurityGroups").is_empty() {
         return Err(elb_error(ElbError::Configuration(
             "Subnets and SecurityGroups are not supported by this server: its load balancers answer on the machines' bridge".into(),
