@@ -312,3 +312,22 @@ def test_load_balancers_outlive_a_restart_of_the_control_plane(workdir):
         os.environ.pop("OPSWORKS_LOCAL_INSTANCES", None)
         srv.stop()
     assert "panicked at" not in srv.output()
+
+
+def test_iam_users_need_elasticloadbalancing_actions(endpoint):
+    import iam_helpers
+
+    iam = iam_helpers.client("iam", endpoint)
+    reader = iam_helpers.User(endpoint, iam, policy=iam_helpers.document(
+        iam_helpers.allow("elasticloadbalancing:Describe*")))
+    elb = reader.client("elb")
+    assert elb.describe_load_balancers()["LoadBalancerDescriptions"] == []
+    with pytest.raises(ClientError) as e:
+        elb.create_load_balancer(LoadBalancerName="denied", Listeners=[
+            {"Protocol": "TCP", "LoadBalancerPort": 81, "InstancePort": 80}])
+    assert code(e) == "AccessDenied"
+    assert "elasticloadbalancing:CreateLoadBalancer" in e.value.response["Error"]["Message"]
+    nobody = iam_helpers.User(endpoint, iam)
+    with pytest.raises(ClientError) as e:
+        nobody.client("elb").describe_load_balancers()
+    assert code(e) == "AccessDenied"
