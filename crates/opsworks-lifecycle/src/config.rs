@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 
 use serde_json::{Map, Value, json};
 
-use opsworks_model::resource::{App, Instance, Layer, Source, Stack};
+use opsworks_model::resource::{App, Instance, Layer, LoadBalancer, Source, Stack};
 use opsworks_model::{CommandName, InstanceStatus};
 
 use crate::rds::{self, RdsDatabase};
@@ -27,6 +27,8 @@ pub struct StackSnapshot<'a> {
     pub apps: Vec<&'a App>,
     /// The RDS databases registered with it.
     pub rds: Vec<RdsDatabase<'a>>,
+    /// The load balancers attached to its layers.
+    pub load_balancers: Vec<&'a LoadBalancer>,
 }
 
 /// What the run is for.
@@ -155,7 +157,13 @@ pub fn attributes(snap: &StackSnapshot<'_>, ctx: &RunContext<'_>) -> Value {
             .collect();
         layers.insert(
             layer.shortname.clone(),
-            json!({"id": layer.layer_id, "name": layer.name, "type": layer.r#type.as_str(), "instances": members}),
+            json!({
+                "id": layer.layer_id,
+                "name": layer.name,
+                "type": layer.r#type.as_str(),
+                "instances": members,
+                "elb-load-balancers": crate::elb::layer_entries(&snap.load_balancers, &layer.layer_id),
+            }),
         );
     }
     let mut instance = me
@@ -222,7 +230,7 @@ pub fn attributes(snap: &StackSnapshot<'_>, ctx: &RunContext<'_>) -> Value {
                 "region": region,
                 "vpc_id": stack.vpc_id,
                 "rds_instances": rds::rds_instances(&snap.rds),
-                "elb-load-balancers": [],
+                "elb-load-balancers": crate::elb::stack_entries(&snap.load_balancers),
             },
             "layers": layers,
             "instance": instance,
@@ -372,6 +380,10 @@ pub fn data_bags(
         "aws_opsworks_rds_db_instance".into(),
         rds::data_bag(&snap.rds),
     );
+    bags.insert(
+        "aws_opsworks_elastic_load_balancer".into(),
+        crate::elb::data_bag(&snap.load_balancers),
+    );
     bags.entry("aws_opsworks_command".into())
         .or_default()
         .insert(
@@ -409,6 +421,7 @@ mod tests {
                 instances: self.instances.iter().collect(),
                 apps: self.apps.iter().collect(),
                 rds: Vec::new(),
+                load_balancers: Vec::new(),
             }
         }
     }

@@ -11,6 +11,7 @@ mod agent;
 mod app;
 mod deployment;
 mod ec2;
+mod elb;
 mod identity;
 mod instance;
 mod layer;
@@ -22,6 +23,7 @@ pub use agent::AgentRelease;
 pub use app::{App, AppSource, AppType, DataSource, EnvironmentVariable, SslConfiguration};
 pub use deployment::{Command, Deployment, DeploymentCommand, LifecycleStep};
 pub use ec2::{Ec2Tag, Ec2Volume, ElasticIp, Volume};
+pub use elb::{ElbHealthCheck, ElbListener, LoadBalancer};
 pub use identity::{
     AccessKey, IamGroup, IamPolicy, IamTag, IamUser, KeyLastUsed, LoginProfile, Permission,
     PolicyVersion, TemporaryAccess, UserProfile,
@@ -84,11 +86,13 @@ pub enum Kind {
     Volume,
     /// An agent release an operator added (ID: its version).
     AgentRelease,
+    /// A classic load balancer (ID: its name; stack and parent: the layer it is attached to).
+    LoadBalancer,
 }
 
 impl Kind {
     /// Every kind.
-    pub const ALL: [Kind; 22] = [
+    pub const ALL: [Kind; 23] = [
         Self::Stack,
         Self::Layer,
         Self::Instance,
@@ -111,6 +115,7 @@ impl Kind {
         Self::Ec2Volume,
         Self::Volume,
         Self::AgentRelease,
+        Self::LoadBalancer,
     ];
 
     /// The name the store keeps it under.
@@ -138,6 +143,7 @@ impl Kind {
             Self::Ec2Volume => "ec2_volume",
             Self::Volume => "volume",
             Self::AgentRelease => "agent_release",
+            Self::LoadBalancer => "load_balancer",
         }
     }
 
@@ -152,6 +158,7 @@ impl Kind {
             Self::ElasticIp => "Elastic IP",
             Self::Ec2Volume => "EC2 volume",
             Self::AgentRelease => "agent version",
+            Self::LoadBalancer => "load balancer",
             other => other.as_str(),
         }
     }

@@ -11,6 +11,7 @@ pub mod appliances;
 pub mod audit;
 pub mod commands;
 pub mod elastic_ips;
+pub mod elb;
 mod error;
 pub mod events;
 pub mod identity;

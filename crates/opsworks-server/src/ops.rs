@@ -11,6 +11,8 @@ pub mod catalog;
 pub mod deployments;
 pub mod ec2;
 pub mod elastic_ips;
+pub mod elastic_load_balancers;
+pub mod elb;
 pub mod iam;
 pub mod instances;
 pub mod layers;
@@ -313,6 +315,9 @@ async fn run(cx: Ctx<'_>, operation: &str, input: Value) -> OpResult {
         "DescribeVolumes" => volumes::describe_volumes,
         "DeregisterVolume" => volumes::deregister_volume,
         "DescribeRaidArrays" => volumes::describe_raid_arrays,
+        "AttachElasticLoadBalancer" => elastic_load_balancers::attach_elastic_load_balancer,
+        "DetachElasticLoadBalancer" => elastic_load_balancers::detach_elastic_load_balancer,
+        "DescribeElasticLoadBalancers" => elastic_load_balancers::describe_elastic_load_balancers,
     })
 }
 

@@ -354,6 +354,16 @@ async fn attach_local_machines(
             .await
         }
     });
+    let c = core.clone();
+    workers.spawn("elb-upkeep", move |stop| {
+        let c = c.clone();
+        async move {
+            every("elb-upkeep", crate::core::elb::upkeep::PERIOD, stop, || {
+                crate::core::elb::upkeep::pass(&c)
+            })
+            .await
+        }
+    });
     let machines = Machines::new(
         Arc::new(provider),
         agent_url.clone(),

@@ -13,8 +13,8 @@ use opsworks_lifecycle::rds::RdsDatabase;
 use opsworks_lifecycle::{Event, StackSnapshot};
 use opsworks_model::deployment::CommandStatus;
 use opsworks_model::resource::{
-    App, Command, DbInstance, Deployment, Instance, Layer, LifecycleStep, RdsDbInstance, Source,
-    Stack,
+    App, Command, DbInstance, Deployment, Instance, Layer, LifecycleStep, LoadBalancer,
+    RdsDbInstance, Source, Stack,
 };
 use opsworks_model::{CommandName, InstanceEvent, InstanceStatus};
 use opsworks_protocol::{AgentCommand, AppSpec, CommandOutcome, Completion, SourceSpec};
@@ -78,6 +78,8 @@ struct Snapshot {
     apps: Vec<Cached<App>>,
     /// The RDS databases registered with the stack, each with its catalog entry if it has one.
     rds: Vec<(Cached<RdsDbInstance>, Option<Cached<DbInstance>>)>,
+    /// The load balancers attached to its layers.
+    load_balancers: Vec<Cached<LoadBalancer>>,
 }
 
 impl Snapshot {
@@ -96,6 +98,7 @@ impl Snapshot {
             instances: core.list(Filter::Stack(stack_id)).await?,
             apps: core.list(Filter::Stack(stack_id)).await?,
             rds,
+            load_balancers: core.list(Filter::Stack(stack_id)).await?,
         })
     }
 
@@ -113,6 +116,7 @@ impl Snapshot {
                     instance: db.as_deref(),
                 })
                 .collect(),
+            load_balancers: self.load_balancers.iter().map(|l| &**l).collect(),
         }
     }
 }

@@ -285,6 +285,8 @@ pub fn halt(core: &Core, instance_id: &str, had_agent: bool) {
 async fn stop(core: &Core, id: &str, had_agent: bool) -> CoreResult<()> {
     let inst = core.get::<Instance>(id).await?;
     let stack_id = inst.stack_id.clone();
+    // Out of its load balancers first, its connections drained: no request fails while it stops.
+    crate::core::elb::drain_instance(core, id).await;
     if had_agent && core.machines().is_some() {
         let deployment = {
             let mut w = core.write().await?;

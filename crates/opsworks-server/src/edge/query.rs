@@ -54,6 +54,10 @@ pub static SERVICES: &[QueryService] = &[
         service: Service::Ec2,
         dispatch: ops::ec2::dispatch,
     },
+    QueryService {
+        service: Service::Elb,
+        dispatch: ops::elb::dispatch,
+    },
 ];
 
 fn served(service: Service) -> Option<&'static QueryService> {
