@@ -57,7 +57,8 @@ flock "$lock" cargo test --workspace --no-fail-fast
 echo "== conformance suite (boto3 1.35.99, awscli 1.36.40)"
 cargo build -p opsworks
 target_dir="$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')"
-OPSWORKS_BIN="$target_dir/debug/opsworks" bash tests/conformance/run.sh
+# Under the lock: test_elb.py's server boots load-balancer machines on the bridge.
+OPSWORKS_BIN="$target_dir/debug/opsworks" flock "$lock" bash tests/conformance/run.sh
 
 echo "== lifecycle suite (local instances: root, Linux namespaces, overlayfs)"
 OPSWORKS_BIN="$target_dir/debug/opsworks" flock "$lock" bash tests/lifecycle/run.sh
