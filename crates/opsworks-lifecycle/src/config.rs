@@ -188,6 +188,12 @@ pub fn attributes(snap: &StackSnapshot, ctx: &RunContext<'_>) -> Value {
     );
 
     let cache = services::memcached(&snap.layers, &snap.instances);
+    // `deploy` with `{"migrate": ["true"]}` (the console's "Migrate database" for Rails apps).
+    let migrate = ctx
+        .args
+        .and_then(|a| a.get("migrate"))
+        .and_then(Value::as_array)
+        .is_some_and(|v| v.iter().any(|x| x.as_str() == Some("true")));
     let mut deploy = Map::new();
     for app in &snap.apps {
         let short = s(app, "Shortname");
@@ -214,6 +220,16 @@ pub fn attributes(snap: &StackSnapshot, ctx: &RunContext<'_>) -> Value {
                 "ssl_certificate_key": app.pointer("/SslConfiguration/PrivateKey"),
                 "ssl_certificate_ca": app.pointer("/SslConfiguration/Chain"),
                 "keep_releases": 5,
+                "rails_env": app
+                    .pointer("/Attributes/RailsEnv")
+                    .and_then(Value::as_str)
+                    .filter(|e| !e.is_empty())
+                    .unwrap_or("production"),
+                "auto_bundle_on_deploy": app
+                    .pointer("/Attributes/AutoBundleOnDeploy")
+                    .and_then(Value::as_str)
+                    != Some("false"),
+                "migrate": migrate,
                 "user": "deploy",
                 "group": "www-data",
                 "deploying": ctx.deploy_app_ids.iter().any(|id| id == s(app, "AppId")),
@@ -454,6 +470,23 @@ mod tests {
         assert_eq!(a["deploy"]["shop"]["deploy_to"], "/srv/www/shop");
         assert_eq!(a["deploy"]["shop"]["environment_variables"]["K"], "v");
         assert_eq!(a["deploy"]["shop"]["scm"]["password"], "pw");
+    }
+
+    #[test]
+    fn rails_settings_come_from_the_app_and_the_deployment() {
+        let mut snap = snapshot();
+        let a = attributes(&snap, &ctx("i1", &[], None));
+        assert_eq!(a["deploy"]["shop"]["rails_env"], "production");
+        assert_eq!(a["deploy"]["shop"]["auto_bundle_on_deploy"], true);
+        assert_eq!(a["deploy"]["shop"]["migrate"], false);
+        snap.apps[0]["Attributes"] = json!({"RailsEnv": "staging", "AutoBundleOnDeploy": "false"});
+        let args = json!({"migrate": ["true"]});
+        let mut c = ctx("i1", &[], None);
+        c.args = Some(&args);
+        let a = attributes(&snap, &c);
+        assert_eq!(a["deploy"]["shop"]["rails_env"], "staging");
+        assert_eq!(a["deploy"]["shop"]["auto_bundle_on_deploy"], false);
+        assert_eq!(a["deploy"]["shop"]["migrate"], true);
     }
 
     #[test]

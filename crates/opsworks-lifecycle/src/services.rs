@@ -1,10 +1,10 @@
 //! What the built-in service layers tell the others: the MySQL database of each app whose data
 //! source is the stack's db-master layer, the memcached server, and the settings of the layer an
 //! instance itself belongs to (HAProxy's health check and stats, MySQL's root password, memcached's
-//! memory).
+//! memory, the Rails and Java layers' versions and options, the monitoring layer's web login).
 //!
 //! Secrets reach only the instances that need them: the stats password only lb instances, the root
-//! password only db-master instances; an app's database password goes to every instance (the
+//! password only db-master instances, the monitoring password only monitoring-master instances; an app's database password goes to every instance (the
 //! apps need it, as in the original) but never through the API.
 
 use serde_json::{Map, Value, json};
@@ -159,6 +159,41 @@ pub fn layer_settings(layers: &[Value], apps: &[Value], my_layers: &[&str]) -> M
                     }),
                 );
             }
+            "rails-app" => {
+                out.insert(
+                    "opsworks_rails".into(),
+                    json!({
+                        "ruby_version": a("RubyVersion"),
+                        "rubygems_version": a("RubygemsVersion"),
+                        "manage_bundler": a("ManageBundler") != Some("false"),
+                        "bundler_version": a("BundlerVersion"),
+                        "rails_stack": a("RailsStack"),
+                        "passenger_version": a("PassengerVersion"),
+                    }),
+                );
+            }
+            "java-app" => {
+                out.insert(
+                    "opsworks_java".into(),
+                    json!({
+                        "jvm": a("Jvm"),
+                        "jvm_version": a("JvmVersion"),
+                        "jvm_options": a("JvmOptions"),
+                        "java_app_server": a("JavaAppServer"),
+                        "java_app_server_version": a("JavaAppServerVersion"),
+                    }),
+                );
+            }
+            "monitoring-master" => {
+                out.insert(
+                    "prometheus".into(),
+                    json!({
+                        "url": a("GangliaUrl"),
+                        "user": a("GangliaUser").unwrap_or("opsworks"),
+                        "password": a("GangliaPassword"),
+                    }),
+                );
+            }
             "memcached" => {
                 let memory: u64 = a("MemcachedMemory")
                     .and_then(|m| m.parse().ok())
@@ -241,5 +276,24 @@ mod tests {
         assert!(db.get("haproxy").is_none());
         let mc = layer_settings(&layers(), &[], &["mc"]);
         assert_eq!(mc["memcached"]["memory"], 64);
+    }
+
+    #[test]
+    fn app_and_monitoring_layers_pass_their_attributes_on() {
+        let layers = vec![
+            json!({"LayerId": "r", "Type": "rails-app", "Attributes": {"RubyVersion": "3.1", "ManageBundler": "false"}}),
+            json!({"LayerId": "j", "Type": "java-app", "Attributes": {"JvmOptions": "-Xmx256m"}}),
+            json!({"LayerId": "m", "Type": "monitoring-master", "Attributes": {"GangliaUrl": "/ganglia", "GangliaPassword": "pw"}}),
+        ];
+        let r = layer_settings(&layers, &[], &["r"]);
+        assert_eq!(r["opsworks_rails"]["ruby_version"], "3.1");
+        assert_eq!(r["opsworks_rails"]["manage_bundler"], false);
+        assert_eq!(r["opsworks_rails"]["rails_stack"], Value::Null);
+        assert!(r.get("prometheus").is_none());
+        let j = layer_settings(&layers, &[], &["j"]);
+        assert_eq!(j["opsworks_java"]["jvm_options"], "-Xmx256m");
+        let m = layer_settings(&layers, &[], &["m"]);
+        assert_eq!(m["prometheus"]["password"], "pw");
+        assert_eq!(m["prometheus"]["user"], "opsworks");
     }
 }
