@@ -5,7 +5,7 @@
 //!
 //! Module map: [`client`] signs and retries protocol calls; [`agent`] is the loop and the
 //! exactly-once bookkeeping; [`runner`] runs one command; [`apps`] and [`sources`] lay out
-//! releases and fetch code; [`state`] owns the state directory; [`cli`] reads it back;
+//! releases and fetch code; [`hooks`] runs an app's deploy hooks; [`state`] owns the state directory; [`cli`] reads it back;
 //! [`facts`] describes the host; [`metrics`] samples `/proc` and sends the samples.
 
 pub mod agent;
@@ -14,6 +14,7 @@ pub mod cli;
 pub mod client;
 pub mod error;
 pub mod facts;
+pub mod hooks;
 pub mod metrics;
 pub mod runner;
 pub mod sources;
@@ -114,6 +115,7 @@ pub async fn run_until(args: AgentArgs, shutdown: impl Future<Output = ()>) -> a
     state.write_info(&info)?;
     let settings = runner::RunSettings {
         converge_exe,
+        server_url: args.server.clone(),
         builtin_cookbooks: Some(builtin_cookbooks),
         www_root: args.www_root.clone(),
         state,

@@ -363,7 +363,8 @@ found=
 for d in $(echo "$cookbooks" | tr , ' '); do [ -d "$d/mycb/recipes" ] && found=$d; done
 [ -n "$found" ] || {{ echo "cookbook mycb not found in $cookbooks"; exit 94; }}
 for f in "$bags"/*/*.json; do [ -f "$f" ] && echo "data bag: ${{f#$bags/}}"; done
-case "$runlist" in *showapp*) echo "app says: $(cat '{www}/myapp/current/index.html')";; esac
+release=$(sed -n 's/^ *"release_path": "\(.*\)",\{{0,1\}}$/\1/p' "$json" | head -n 1)
+case "$runlist" in *showapp*) echo "app says: $(cat "$release/index.html"); current: $(readlink '{www}/myapp/current')";; esac
 case "$runlist" in *slow*) sleep 2;; esac
 case "$runlist" in *hang*) sleep 600 & echo $! > '{hangpid}'; wait;; esac
 case "$runlist" in *fail*) echo "recipe failed"; exit 3;; esac
@@ -869,9 +870,17 @@ fn apps_deploy_roll_back_and_undeploy_from_git() {
     let current = || std::fs::read_link(deploy_to.join("current")).unwrap();
 
     deploy("d-1", 1);
-    // The release is in place before the recipes run.
+    // The release is in place before the recipes run, `current` not switched yet (the deploy
+    // recipes do that); with no recipe switching it, the agent does after a successful run.
     assert!(
-        shared.log("d-1").contains("app says: v1"),
+        shared.log("d-1").contains("app says: v1; current: \n"),
+        "{}",
+        shared.log("d-1")
+    );
+    assert!(
+        shared
+            .log("d-1")
+            .contains("no deploy recipe switched current"),
         "{}",
         shared.log("d-1")
     );
@@ -927,7 +936,13 @@ fn apps_deploy_roll_back_and_undeploy_from_git() {
     std::fs::write(repo.join("index.html"), "v2\n").unwrap();
     let v2 = commit_all(&repo, "v2");
     deploy("d-2", 2);
-    assert!(shared.log("d-2").contains("app says: v2"));
+    assert!(
+        shared
+            .log("d-2")
+            .contains(&format!("app says: v2; current: {}\n", first.display())),
+        "{}",
+        shared.log("d-2")
+    );
     let second = current();
     assert_ne!(second, first);
     assert_eq!(
@@ -941,8 +956,34 @@ fn apps_deploy_roll_back_and_undeploy_from_git() {
         "v2\n"
     );
 
+    // A deploy whose run fails never goes live: its release is removed, `current` stays.
+    std::fs::write(repo.join("index.html"), "broken\n").unwrap();
+    commit_all(&repo, "broken");
+    let mut bad = command("d-bad", "deploy", 3, &["mycb::showapp", "mycb::fail"]);
+    bad.custom_cookbooks = Some(env.cookbooks());
+    bad.apps = vec![app.clone()];
+    shared.push(vec![bad]);
+    let failed = wait_completion(&shared, "d-bad");
+    assert_eq!(failed.outcome, CommandOutcome::Failed);
+    assert!(
+        shared.log("d-bad").contains("app says: broken"),
+        "{}",
+        shared.log("d-bad")
+    );
+    assert!(
+        shared.log("d-bad").contains("failed before"),
+        "{}",
+        shared.log("d-bad")
+    );
+    assert_eq!(current(), second);
+    assert_eq!(
+        opsworks_agent::apps::releases(&deploy_to).unwrap().len(),
+        2,
+        "the failed release is gone"
+    );
+
     // Five releases are kept, the oldest go.
-    for i in 3..=7 {
+    for i in 4..=8 {
         deploy(&format!("d-{i}"), i);
     }
     let releases = opsworks_agent::apps::releases(&deploy_to).unwrap();
@@ -952,7 +993,7 @@ fn apps_deploy_roll_back_and_undeploy_from_git() {
     assert_eq!(newest.file_name().unwrap().to_string_lossy(), releases[4]);
 
     // Rollback: current goes back one release and the newer one is removed.
-    let mut rb = command("r-1", "rollback", 8, &[]);
+    let mut rb = command("r-1", "rollback", 9, &[]);
     rb.apps = vec![app.clone()];
     shared.push(vec![rb]);
     assert_eq!(
@@ -967,7 +1008,7 @@ fn apps_deploy_roll_back_and_undeploy_from_git() {
     assert_eq!(opsworks_agent::apps::releases(&deploy_to).unwrap().len(), 4);
 
     // Undeploy removes the app; a rollback then has nothing to go back to.
-    let mut un = command("u-1", "undeploy", 9, &[]);
+    let mut un = command("u-1", "undeploy", 10, &[]);
     un.apps = vec![app.clone()];
     shared.push(vec![un]);
     assert_eq!(
@@ -975,7 +1016,7 @@ fn apps_deploy_roll_back_and_undeploy_from_git() {
         CommandOutcome::Successful
     );
     assert!(!deploy_to.exists());
-    let mut rb = command("r-2", "rollback", 10, &[]);
+    let mut rb = command("r-2", "rollback", 11, &[]);
     rb.apps = vec![app];
     shared.push(vec![rb]);
     let failed = wait_completion(&shared, "r-2");
@@ -1217,4 +1258,126 @@ fn with_the_real_converge() {
         "{}",
         shared.log("real-2")
     );
+}
+
+/// Deploy hooks with the real converge and the real built-in `deploy` cookbook: `deploy/<hook>.star`
+/// in the app's repository runs with the release path and the node; a failing before_symlink
+/// hook fails the deployment and leaves `current` on the previous release; a failing
+/// before_restart hook, which runs after the switch, puts `current` back.
+#[test]
+fn deploy_hooks_run_around_the_switch_and_a_failing_one_keeps_the_old_release() {
+    let exe = std::env::var_os("OPSWORKS_TEST_CONVERGE_EXE")
+        .map(PathBuf::from)
+        .expect("set OPSWORKS_TEST_CONVERGE_EXE to an executable with the `converge` subcommand");
+    let env = Env::new();
+    let repo = env.path("hooked-app");
+    std::fs::create_dir_all(repo.join("deploy")).unwrap();
+    git(&repo, &["init", "-q", "-b", "main"]);
+    std::fs::write(repo.join("index.html"), "v1\n").unwrap();
+    std::fs::write(
+        repo.join("deploy/before_migrate.star"),
+        "h = node[\"deploy_hook\"]\n\
+         file(h[\"release_path\"] + \"/hooked.txt\",\n\
+         \x20   content = \"%s of %s in %s\\n\" % (h[\"hook\"], h[\"app\"], node[\"opsworks\"][\"stack\"][\"name\"]))\n",
+    )
+    .unwrap();
+    std::fs::write(
+        repo.join("deploy/after_restart.star"),
+        "file(node[\"deploy_hook\"][\"deploy_to\"] + \"/shared/after_restart.txt\",\n\
+         \x20   content = node[\"deploy_hook\"][\"release_path\"] + \"\\n\")\n",
+    )
+    .unwrap();
+    commit_all(&repo, "v1 with hooks");
+
+    let shared = Arc::new(Shared::default());
+    let server = TestServer::start(shared.clone(), 0);
+    let mut args = env.args(&server.url());
+    args.converge_exe = Some(exe);
+    let _agent = RunningAgent::start(args);
+    let app = AppSpec {
+        app_id: "app-1".into(),
+        shortname: "myapp".into(),
+        name: "My App".into(),
+        kind: "other".into(),
+        source: Some(SourceSpec {
+            kind: "git".into(),
+            url: repo.display().to_string(),
+            revision: Some("main".into()),
+            ..Default::default()
+        }),
+        environment: BTreeMap::new(),
+    };
+    let deploy = |id: &str, n: u32| {
+        let mut c = command(id, "deploy", n, &["deploy::default"]);
+        c.attributes["deploy"] = json!({"myapp": {"application_type": "other", "deploying": true}});
+        c.apps = vec![app.clone()];
+        shared.push(vec![c]);
+        wait_completion(&shared, id)
+    };
+    let deploy_to = env.www().join("myapp");
+    let current = || std::fs::read_link(deploy_to.join("current")).unwrap();
+
+    let done = deploy("h-1", 1);
+    assert_eq!(
+        done.outcome,
+        CommandOutcome::Successful,
+        "{}",
+        shared.log("h-1")
+    );
+    let first = current();
+    assert_eq!(
+        std::fs::read_to_string(first.join("hooked.txt")).unwrap(),
+        "before_migrate of myapp in s1\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(deploy_to.join("shared/after_restart.txt")).unwrap(),
+        format!("{}\n", first.display())
+    );
+    let log = shared.log("h-1");
+    assert!(
+        log.contains("deploy hook before_migrate succeeded"),
+        "{log}"
+    );
+
+    // A failing before_symlink hook: the deployment fails, v1 stays current, v2 is gone.
+    std::fs::write(repo.join("index.html"), "v2\n").unwrap();
+    std::fs::write(
+        repo.join("deploy/before_symlink.star"),
+        "fail(\"not this release\")\n",
+    )
+    .unwrap();
+    commit_all(&repo, "v2 refused by its hook");
+    let done = deploy("h-2", 2);
+    let log = shared.log("h-2");
+    assert_eq!(done.outcome, CommandOutcome::Failed, "{log}");
+    assert!(log.contains("not this release"), "{log}");
+    assert!(
+        log.contains("deploy hook before_symlink of app myapp failed"),
+        "{log}"
+    );
+    assert_eq!(current(), first);
+    assert_eq!(
+        std::fs::read_to_string(deploy_to.join("current/index.html")).unwrap(),
+        "v1\n"
+    );
+    assert_eq!(
+        opsworks_agent::apps::releases(&deploy_to).unwrap().len(),
+        1,
+        "the refused release is removed"
+    );
+
+    // A failing before_restart hook runs after the switch: `current` goes back to v1.
+    std::fs::remove_file(repo.join("deploy/before_symlink.star")).unwrap();
+    std::fs::write(
+        repo.join("deploy/before_restart.star"),
+        "fail(\"no restart\")\n",
+    )
+    .unwrap();
+    commit_all(&repo, "v3 refused before its restart");
+    let done = deploy("h-3", 3);
+    let log = shared.log("h-3");
+    assert_eq!(done.outcome, CommandOutcome::Failed, "{log}");
+    assert!(log.contains("is") && log.contains("again"), "{log}");
+    assert_eq!(current(), first);
+    assert_eq!(opsworks_agent::apps::releases(&deploy_to).unwrap().len(), 1);
 }
