@@ -10,12 +10,14 @@ Monitoring: Prometheus on the java stack, scraping every instance, behind basic 
 Each layer gets a deploy while clients send requests through the lb: none may fail."""
 
 import hashlib
+import io
 import json
 import subprocess
 import threading
 import time
 import urllib.error
 import urllib.request
+import zipfile
 from base64 import b64encode
 
 import pytest
@@ -324,6 +326,13 @@ def test_a_failing_before_symlink_hook_keeps_the_old_release_live(rails_stack):
     assert "this release is refused" in logs, logs
     assert "deploy hook before_symlink of app site failed" in logs, logs
     assert "went live: removed; current stays on" in logs, logs
+    # The hooks of a rails app run where the rails-app layer deploys it; on the other instances
+    # (lb, db-master, memcached) the release only becomes current, so their Deploy succeeds.
+    status = {cmd["InstanceId"]: cmd["Status"] for cmd in c.describe_commands(DeploymentId=d)["Commands"]}
+    rails_ids = set(rails_stack["ids"]["rails-app"])
+    assert {s for i, s in status.items() if i in rails_ids} == {"failed"}, status
+    others = {s for i, s in status.items() if i not in rails_ids}
+    assert others == {"successful"}, status
     for ip in rails_stack["ip"]["rails-app"]:
         assert get(f"http://{ip}/", host="rack.test") == old
     assert get(f"http://{lb}/", host="rack.test") == old
@@ -388,6 +397,22 @@ def test_a_java_deploy_through_the_lb_drops_no_request(java_stack):
     commit(java_stack["repo"], {"index.jsp": JSP_FILES["index.jsp"].replace("v1", "v2")}, "v2")
     n, failures = deploy_under_load(c, java_stack["stack"], java_stack["app"], f"http://{lb}/", "java 42 v2")
     assert n > 0 and failures == [], failures
+
+
+def test_a_war_deploys_as_the_root_context(java_stack):
+    """A release with one WAR at its top (and no WEB-INF/) is deployed as that WAR."""
+    c = java_stack["client"]
+    war = io.BytesIO()
+    with zipfile.ZipFile(war, "w") as z:
+        z.writestr("index.jsp", '<%@ page session="false" contentType="text/plain" %>war <%= 6*7 %>\n')
+    repo = java_stack["repo"]
+    (repo / "shop.war").write_bytes(war.getvalue())
+    for f in JSP_FILES:
+        (repo / f).unlink()
+    commit(repo, {}, "a WAR instead of the JSPs")
+    deploy(c, java_stack["stack"], java_stack["app"])
+    for ip in java_stack["ip"]["java-app"]:
+        assert expect(lambda: get(f"http://{ip}/"), "war 42", 60) == "war 42"
 
 
 def test_prometheus_scrapes_every_instance_behind_the_password(java_stack):
