@@ -1,12 +1,56 @@
 #!/usr/bin/env bash
-# The whole test suite: every crate's tests, then the conformance suite with the real AWS clients.
-# Usage: scripts/test.sh            (from anywhere; builds what it needs)
+# The whole test suite: every crate's tests, the conformance suite with the real AWS clients, and
+# the lifecycle suite with real local instances. Installs what it needs (as root, from Debian's
+# mirrors and PyPI); run as another user it says exactly what to install instead.
+#
+#   scripts/test.sh            (from anywhere; builds what it needs)
+#
+# Needs: root (local instances, users, services), Debian's packages below, PostgreSQL (set up by
+# scripts/postgres-test-setup.sh), PyPI for the conformance venv.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+export DEBIAN_FRONTEND=noninteractive
+
+# Debian packages the tests use: git, cron and procps for the recipe engine's resources; chromium
+# and its WebDriver for the console's browser tests; the built-in layers' servers, which local
+# instances see through their copy-on-write view of the host; OpenSSH and sudo for SSH users on
+# instances.
+packages=(git cron procps ca-certificates curl chromium chromium-driver haproxy nginx nodejs
+    php-fpm mariadb-server memcached openssh-server openssh-client sudo)
+missing=()
+for pkg in "${packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+    if [ "$(id -u)" -ne 0 ]; then
+        echo "test.sh: these Debian packages are missing; install them first:" >&2
+        echo "    sudo apt-get install -y ${missing[*]}" >&2
+        echo "and run the suite as root (local instances need namespaces and overlayfs)." >&2
+        exit 2
+    fi
+    echo "== installing ${missing[*]}"
+    apt-get update -qq
+    apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+if [ "$(id -u)" -ne 0 ]; then
+    echo "test.sh: run the suite as root (local instances need namespaces, overlayfs and cgroups)" >&2
+    exit 2
+fi
+
+# PostgreSQL for the store's second engine: installed, started and given a test role if absent.
+if [ -z "${OPSWORKS_TEST_DATABASE_URL:-}" ]; then
+    echo "== PostgreSQL (scripts/postgres-test-setup.sh)"
+    OPSWORKS_TEST_DATABASE_URL="$(scripts/postgres-test-setup.sh | tail -n 1)"
+fi
+export OPSWORKS_TEST_DATABASE_URL
+
+# Tests that boot local instances share the host's bridge with anything else doing so.
+lock=/var/tmp/opsworks-instances.lock
+touch "$lock"
 
 echo "== cargo test --workspace"
-cargo test --workspace --no-fail-fast
+flock "$lock" cargo test --workspace --no-fail-fast
 
 echo "== conformance suite (boto3 1.35.99, awscli 1.36.40)"
 cargo build -p opsworks
@@ -14,4 +58,4 @@ target_dir="$(cargo metadata --format-version 1 --no-deps | python3 -c 'import j
 OPSWORKS_BIN="$target_dir/debug/opsworks" bash tests/conformance/run.sh
 
 echo "== lifecycle suite (local instances: root, Linux namespaces, overlayfs)"
-OPSWORKS_BIN="$target_dir/debug/opsworks" bash tests/lifecycle/run.sh
+OPSWORKS_BIN="$target_dir/debug/opsworks" flock "$lock" bash tests/lifecycle/run.sh

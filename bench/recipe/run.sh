@@ -5,7 +5,8 @@
 # Tools: `opsworks converge` (this repository), salt-call --local (salt==3008.4) and
 # ansible-playbook with connection: local (ansible-core==2.21.5, Python 3.12). For each tool and
 # workload: a fresh run (empty target directory) and a no-op run (already converged), wall time
-# and peak RSS. Prints a markdown table with ratios to opsworks.
+# and peak RSS. Prints a markdown table with ratios to opsworks, after checking that every tool
+# left the same files as opsworks (names, types, modes and contents); it fails when they differ.
 #
 # Environment:
 #   BENCH_WORK   scratch directory (default /tmp/opsworks-bench-recipe)
@@ -252,6 +253,21 @@ for w in w1 w2; do
   done
 done
 
+# The tools must leave the same result: the same files and directories, with the same modes and
+# the same bytes, or the comparison above measures different work.
+listing() { (cd "$1" && find . -mindepth 1 -printf '%y %m %P\n' | LC_ALL=C sort); }
+SAME=yes
+for w in w1 w2; do
+  for tool in salt ansible; do
+    skipped "$tool" && continue
+    a="$OUT/opsworks-$w" b="$OUT/$tool-$w"
+    if ! diff <(listing "$a") <(listing "$b") >>"$LOG" 2>&1 || ! diff -r "$a" "$b" >>"$LOG" 2>&1; then
+      say "$tool $w: output differs from opsworks's (see $LOG)"
+      SAME=no
+    fi
+  done
+done
+
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "" || b == "" || b == 0 || a == "FAIL") print "–"; else printf "%.0f×", a / b }'; }
 {
   echo
@@ -267,5 +283,10 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "" || b == "" || b == 0 || a
     done
   done
   echo
+  echo "Output files of every tool identical to opsworks's (names, types, modes, bytes): $SAME."
   echo "Log: $LOG"
 } | tee "$WORK/results.md"
+if [[ $SAME != yes ]]; then
+  say "the tools' output files differ: the figures above compare different work"
+  exit 1
+fi

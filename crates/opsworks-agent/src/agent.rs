@@ -7,10 +7,12 @@
 //! done) finds its result and only has its completion sent again; one whose entry has no result
 //! was cut off by an agent restart and is reported failed rather than started a second time.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use opsworks_model::CommandName;
 use opsworks_protocol::{
     Ack, AgentCommand, CommandOutcome, Completion, Heartbeat, Hello, HelloReply, LogChunk,
     MAX_POLL_SECONDS, PollReply, PollRequest,
@@ -147,10 +149,12 @@ impl Agent {
     /// Runs a poll's commands in order; of several `configure`s only the newest runs, the older
     /// ones end as skipped.
     pub async fn handle_batch(&self, commands: Vec<AgentCommand>) {
-        let newest_configure = commands.iter().rposition(|c| c.kind == "configure");
+        let newest_configure = commands
+            .iter()
+            .rposition(|c| c.kind == CommandName::Configure);
         for (i, cmd) in commands.iter().enumerate() {
             match newest_configure {
-                Some(last) if cmd.kind == "configure" && i < last => {
+                Some(last) if cmd.kind == CommandName::Configure && i < last => {
                     self.skip(cmd, &commands[last].command_id).await
                 }
                 _ => self.process(cmd).await,
@@ -175,6 +179,7 @@ impl Agent {
                     outcome: CommandOutcome::Skipped,
                     exit_code: 0,
                     report: Some(serde_json::json!({"superseded_by": by})),
+                    app_revisions: None,
                 },
                 started_at: None,
                 completed_at: now_rfc3339(),
@@ -224,6 +229,7 @@ impl Agent {
                 outcome: CommandOutcome::Failed,
                 exit_code: 1,
                 report: Some(serde_json::json!({"error": "interrupted by an agent restart"})),
+                app_revisions: None,
             },
             started_at: None,
             completed_at: now_rfc3339(),
@@ -298,7 +304,10 @@ impl Agent {
         let ran = self.run_logged(cmd, &entry).await;
         self.set_running(None);
         let result = StoredResult {
-            completion: self.completion(cmd, ran.outcome, ran.exit_code, Some(ran.report)),
+            completion: Completion {
+                app_revisions: (!ran.app_revisions.is_empty()).then_some(ran.app_revisions),
+                ..self.completion(cmd, ran.outcome, ran.exit_code, Some(ran.report))
+            },
             started_at: Some(started_at),
             completed_at: now_rfc3339(),
         };
@@ -317,6 +326,7 @@ impl Agent {
                     outcome: CommandOutcome::Failed,
                     exit_code: 1,
                     report: serde_json::json!({"error": e.to_string()}),
+                    app_revisions: BTreeMap::new(),
                     log_shipped: false,
                 };
             }
@@ -347,6 +357,7 @@ impl Agent {
             outcome: outcome.outcome,
             exit_code: outcome.exit_code,
             report: outcome.report,
+            app_revisions: outcome.app_revisions,
             log_shipped,
         }
     }
@@ -364,6 +375,7 @@ impl Agent {
             outcome,
             exit_code,
             report,
+            app_revisions: None,
         }
     }
 
@@ -468,6 +480,8 @@ struct Ran {
     outcome: CommandOutcome,
     exit_code: i32,
     report: Value,
+    /// The git commit each app was deployed at, by app ID.
+    app_revisions: BTreeMap<String, String>,
     /// Whether the whole log reached the server.
     log_shipped: bool,
 }

@@ -82,8 +82,16 @@ pub enum AgentCli {
         #[arg(long)]
         hook: String,
         /// The command's directory (the agent gives it to the converge).
-        #[arg(long = "command-dir", env = "OPSWORKS_COMMAND_DIR")]
+        #[arg(long = "command-dir", env = opsworks_env::OPSWORKS_COMMAND_DIR)]
         command_dir: PathBuf,
+    },
+    /// The 16 metrics as the agent samples them on this instance, taken over a few seconds,
+    /// and what they are read from (the instance's control group, or the host's /proc).
+    Metrics {
+        /// Seconds to sample over (the CPU shares cover them; a control group's load averages
+        /// start from 0, as at boot, and take a count every 5 s).
+        #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=3600))]
+        seconds: u64,
     },
 }
 
@@ -96,6 +104,10 @@ pub fn run_cli(state_dir: &Path, cmd: AgentCli) -> anyhow::Result<()> {
 
 /// Runs an inspection command, writing to `out`.
 pub fn run_cli_to(state_dir: &Path, cmd: AgentCli, out: &mut dyn Write) -> anyhow::Result<()> {
+    // Metrics reads the machine, not the agent's state.
+    if let AgentCli::Metrics { seconds } = cmd {
+        return metrics(seconds, out);
+    }
     // Opened by the commands that read the history; a hook works in its command's directory.
     let open = || StateDir::existing(state_dir);
     match cmd {
@@ -147,7 +159,21 @@ pub fn run_cli_to(state_dir: &Path, cmd: AgentCli, out: &mut dyn Write) -> anyho
             &hook,
             out,
         )?),
+        AgentCli::Metrics { seconds } => metrics(seconds, out),
     }
+}
+
+/// `metrics`: one sample over `seconds`, as JSON with its source.
+fn metrics(seconds: u64, out: &mut dyn Write) -> anyhow::Result<()> {
+    let (source, sample) = crate::metrics::sample_for(Duration::from_secs(seconds));
+    let sample = sample.with_context(|| format!("cannot read {source} for metrics"))?;
+    let metrics: serde_json::Map<String, Value> = opsworks_model::metrics::names()
+        .zip(sample.values)
+        .map(|(name, value)| (name.to_string(), serde_json::json!(value)))
+        .collect();
+    let doc = serde_json::json!({"Source": source, "At": sample.at, "Metrics": metrics});
+    writeln!(out, "{}", serde_json::to_string_pretty(&doc)?)?;
+    Ok(())
 }
 
 /// Finds the entry a selector names.
@@ -165,7 +191,7 @@ pub fn select(state: &StateDir, selector: &str) -> anyhow::Result<Entry> {
         entries
             .iter()
             .rev()
-            .find(|e| e.command().is_ok_and(|c| c.kind == selector))
+            .find(|e| e.command().is_ok_and(|c| c.kind.as_str() == selector))
             .cloned()
     } else {
         let matching: Vec<&Entry> = entries

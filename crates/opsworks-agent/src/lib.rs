@@ -5,11 +5,14 @@
 //!
 //! Module map: [`client`] signs and retries protocol calls; [`agent`] is the loop and the
 //! exactly-once bookkeeping; [`runner`] runs one command; [`apps`] and [`sources`] lay out
-//! releases and fetch code; [`hooks`] runs an app's deploy hooks; [`state`] owns the state directory; [`cli`] reads it back;
-//! [`facts`] describes the host; [`metrics`] samples `/proc` and sends the samples.
+//! releases and fetch code; [`archive`] unpacks archives without letting them out; [`hooks`] runs
+//! an app's deploy hooks; [`state`] owns the state directory; [`cli`] reads it back; [`facts`]
+//! describes the host; [`metrics`] samples the machine (its control group, or `/proc`) and sends
+//! the samples.
 
 pub mod agent;
 pub mod apps;
+pub mod archive;
 pub mod cli;
 pub mod client;
 pub mod error;
@@ -38,28 +41,28 @@ pub const DEFAULT_STATE_DIR: &str = "/var/lib/opsworks-agent";
 #[derive(Debug, Clone, clap::Args)]
 pub struct AgentArgs {
     /// The server's URL (`http://HOST:PORT`).
-    #[arg(long, env = "OPSWORKS_SERVER")]
+    #[arg(long, env = opsworks_env::OPSWORKS_SERVER)]
     pub server: String,
     /// The instance this agent runs on.
-    #[arg(long = "instance-id", env = "OPSWORKS_INSTANCE_ID")]
+    #[arg(long = "instance-id", env = opsworks_env::OPSWORKS_INSTANCE_ID)]
     pub instance_id: String,
     /// JSON file with the instance's credential: `{"access_key_id": ..., "secret_access_key": ...}`.
-    #[arg(long, env = "OPSWORKS_AGENT_CREDENTIALS")]
+    #[arg(long, env = opsworks_env::OPSWORKS_AGENT_CREDENTIALS)]
     pub credentials: PathBuf,
     /// Where the agent keeps its history, outbox, locks and cookbook cache.
-    #[arg(long = "state-dir", env = "OPSWORKS_AGENT_STATE_DIR", default_value = DEFAULT_STATE_DIR)]
+    #[arg(long = "state-dir", env = opsworks_env::OPSWORKS_AGENT_STATE_DIR, default_value = DEFAULT_STATE_DIR)]
     pub state_dir: PathBuf,
     /// The executable whose `converge` subcommand runs recipes (default: this executable).
-    #[arg(long = "converge-exe", env = "OPSWORKS_CONVERGE_EXE")]
+    #[arg(long = "converge-exe", env = opsworks_env::OPSWORKS_CONVERGE_EXE)]
     pub converge_exe: Option<PathBuf>,
     /// The built-in cookbooks directory, searched before the custom cookbooks (default: the
     /// cookbooks built into this binary, written under the state dir).
-    #[arg(long = "builtin-cookbooks", env = "OPSWORKS_BUILTIN_COOKBOOKS")]
+    #[arg(long = "builtin-cookbooks", env = opsworks_env::OPSWORKS_BUILTIN_COOKBOOKS)]
     pub builtin_cookbooks: Option<PathBuf>,
     /// Where apps are deployed (`<root>/<shortname>/releases/...`).
     #[arg(
         long = "www-root",
-        env = "OPSWORKS_WWW_ROOT",
+        env = opsworks_env::OPSWORKS_WWW_ROOT,
         default_value = "/srv/www"
     )]
     pub www_root: PathBuf,

@@ -1,7 +1,9 @@
-//! The metrics sampler: the original OpsWorks's 16 metrics read from `/proc` every few seconds,
-//! kept in a bounded buffer and sent in batches to `POST /agent/v1/metrics`.
+//! The metrics sampler: the original OpsWorks's 16 metrics read every few seconds, kept in a
+//! bounded buffer and sent in batches to `POST /agent/v1/metrics`.
 //!
-//! What each value means (names in [`METRIC_NAMES`] order):
+//! A machine confined to a control group with CPU and memory limits (a local instance) is
+//! sampled from its group ([`cgroup`]); any other (a registered server) from `/proc`, where
+//! each value means (in the order of `opsworks_model::metrics::METRICS`):
 //! - `cpu_*`: percent of the CPU time of all cores over the interval, from `/proc/stat` deltas.
 //!   `cpu_system` counts kernel time including interrupts (`system + irq + softirq`);
 //!   `cpu_user` and `cpu_nice` include guest time as the kernel does.
@@ -14,11 +16,14 @@
 //! day of samples at most; the oldest go first and are counted), so an outage leaves no gap
 //! once the server is back.
 
+pub mod cgroup;
+
 use std::collections::VecDeque;
 use std::path::Path;
 use std::time::Duration;
 
-use opsworks_protocol::{MAX_METRICS_BATCH, METRIC_NAMES, MetricSample, MetricsBatch};
+use opsworks_model::metrics::{self, CPU, LOAD, MEMORY, Metric};
+use opsworks_protocol::{MAX_METRICS_BATCH, MetricSample, MetricsBatch};
 use serde_json::Value;
 
 use crate::client::Client;
@@ -28,8 +33,6 @@ use crate::error::AgentError;
 pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(10);
 /// How long samples may wait for the server: one day.
 const BUFFER_SPAN: Duration = Duration::from_secs(24 * 3600);
-
-const _: () = assert!(METRIC_NAMES.len() == 16);
 
 /// Cumulative CPU times of the `cpu` line of `/proc/stat`, in clock ticks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -170,13 +173,33 @@ impl Sampler {
         let mem = parse_meminfo(&self.read("meminfo")?)?;
         let load = parse_loadavg(&self.read("loadavg")?)?;
         let procs = count_processes(&self.proc_dir) as f64;
-        let mut values = [0.0; 16];
-        values[..6].copy_from_slice(&cpu);
-        values[6..12].copy_from_slice(&mem);
-        values[12..15].copy_from_slice(&load);
-        values[15] = procs;
-        Some(MetricSample { at, values })
+        Some(MetricSample {
+            at,
+            values: pack(cpu, mem, load, procs),
+        })
     }
+}
+
+/// A sample's values from its groups (CPU shares, memory figures, load averages, processes),
+/// each put where `opsworks_model::metrics::METRICS` says it goes.
+pub(crate) fn pack(
+    cpu: [f64; 6],
+    memory: [f64; 6],
+    load: [f64; 3],
+    procs: f64,
+) -> [f64; metrics::COUNT] {
+    let mut values = [0.0; metrics::COUNT];
+    for (m, v) in CPU.iter().zip(cpu) {
+        values[m.index()] = v;
+    }
+    for (m, v) in MEMORY.iter().zip(memory) {
+        values[m.index()] = v;
+    }
+    for (m, v) in LOAD.iter().zip(load) {
+        values[m.index()] = v;
+    }
+    values[Metric::Procs.index()] = procs;
+    values
 }
 
 /// Samples waiting for the server, oldest first, at most `capacity` of them.
@@ -230,31 +253,124 @@ impl Buffer {
     }
 }
 
+/// Where samples come from: the machine's control group, or the host's `/proc`.
+pub enum Source {
+    /// `/proc`: the machine is the host.
+    Host(Sampler),
+    /// The control group the agent runs in, which has limits.
+    Cgroup(cgroup::CgroupSampler),
+}
+
+impl Source {
+    /// The group's sampler when this process is in a group with limits, else `/proc`'s.
+    pub fn detect() -> Source {
+        match cgroup::CgroupSampler::detect() {
+            Some(group) => Source::Cgroup(group),
+            None => Source::Host(Sampler::new("/proc")),
+        }
+    }
+
+    /// What is sampled, for the log.
+    pub fn describe(&self) -> String {
+        match self {
+            Source::Host(_) => "the host's /proc".to_string(),
+            Source::Cgroup(group) => group.describe(),
+        }
+    }
+
+    /// One sample taken now, stamped `at` (Unix seconds).
+    pub fn sample(&mut self, at: i64) -> Option<MetricSample> {
+        match self {
+            Source::Host(s) => s.sample(at),
+            Source::Cgroup(s) => s.sample(at),
+        }
+    }
+
+    /// Counts the group's active tasks every [`cgroup::LOAD_PERIOD`] for its load averages,
+    /// forever; `/proc` has the kernel's, so for the host this never completes and does nothing.
+    pub fn count_load(&self) -> impl Future<Output = ()> + Send + 'static {
+        let count = match self {
+            Source::Cgroup(group) => Some(group_counter(group)),
+            Source::Host(_) => None,
+        };
+        async move {
+            let Some(count) = count else {
+                return std::future::pending().await;
+            };
+            let mut tick = tokio::time::interval(cgroup::LOAD_PERIOD);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                count();
+            }
+        }
+    }
+}
+
+/// A counter of the group's active tasks that folds into its shared load averages.
+fn group_counter(group: &cgroup::CgroupSampler) -> impl Fn() + Send + 'static {
+    let load = group.load();
+    let counter = group.task_counter();
+    move || {
+        let active = counter();
+        if let Ok(mut load) = load.lock() {
+            load.fold_now(active);
+        }
+    }
+}
+
+/// One sample over `period`, as the agent would take it, with what it was read from (for
+/// `opsworks agent-cli metrics`). A control group's load averages take a count at the start and
+/// every [`cgroup::LOAD_PERIOD`] of the period.
+pub fn sample_for(period: Duration) -> (String, Option<MetricSample>) {
+    let mut source = Source::detect();
+    let started = std::time::Instant::now();
+    if let Source::Cgroup(group) = &source {
+        group.count_load();
+        while started.elapsed() + cgroup::LOAD_PERIOD <= period {
+            std::thread::sleep(cgroup::LOAD_PERIOD);
+            group.count_load();
+        }
+    }
+    std::thread::sleep(period.saturating_sub(started.elapsed()));
+    let at = jiff::Timestamp::now().as_second();
+    (source.describe(), source.sample(at))
+}
+
 /// Samples every `every` and sends what waits, forever. A server that is away is tried again at
 /// the next tick; a batch the server refuses as invalid is dropped (it would never pass).
 pub async fn run(client: Client, instance_id: String, every: Duration) {
     let every = every.max(Duration::from_secs(1));
     let capacity = (BUFFER_SPAN.as_secs() / every.as_secs()).max(1) as usize;
     let mut buffer = Buffer::new(capacity);
-    let mut sampler = Sampler::new("/proc");
-    let mut tick = tokio::time::interval(every);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    tick.tick().await;
-    loop {
+    let mut source = Source::detect();
+    tracing::info!("metrics are sampled from {}", source.describe());
+    let count_load = source.count_load();
+    let sample_and_send = async move {
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         tick.tick().await;
-        let now = jiff::Timestamp::now().as_second();
-        match sampler.sample(now) {
-            Some(s) => {
-                if buffer.push(s) && buffer.dropped.is_power_of_two() {
-                    tracing::warn!(
-                        dropped = buffer.dropped,
-                        "metrics buffer full: the oldest samples were dropped"
-                    );
+        loop {
+            tick.tick().await;
+            let now = jiff::Timestamp::now().as_second();
+            match source.sample(now) {
+                Some(s) => {
+                    if buffer.push(s) && buffer.dropped.is_power_of_two() {
+                        tracing::warn!(
+                            dropped = buffer.dropped,
+                            "metrics buffer full: the oldest samples were dropped"
+                        );
+                    }
                 }
+                None => tracing::debug!("cannot read {} for metrics", source.describe()),
             }
-            None => tracing::debug!("cannot read /proc for metrics"),
+            send(&client, &instance_id, &mut buffer).await;
         }
-        send(&client, &instance_id, &mut buffer).await;
+    };
+    // One task: the 5-s counts go on while a batch is being sent.
+    tokio::select! {
+        () = count_load => {}
+        () = sample_and_send => {}
     }
 }
 
@@ -378,13 +494,16 @@ Dirty:               148 kB
         std::fs::write(p.join("stat"), STAT_B).unwrap();
         let s = sampler.sample(1_700_000_000).unwrap();
         assert_eq!(s.at, 1_700_000_000);
-        assert!((s.values[0] - 360.0 * 100.0 / 560.0).abs() < 1e-9);
-        assert_eq!(s.values[10], 16310716.0);
-        assert_eq!(s.values[12], 0.52);
-        assert_eq!(s.values[15], 3.0);
+        assert!((s.values[Metric::CpuIdle.index()] - 360.0 * 100.0 / 560.0).abs() < 1e-9);
+        assert_eq!(s.values[Metric::MemoryTotal.index()], 16310716.0);
+        assert_eq!(s.values[Metric::Load1.index()], 0.52);
+        assert_eq!(s.values[Metric::Procs.index()], 3.0);
         // The real /proc works too.
         let real = Sampler::new("/proc").sample(0).unwrap();
-        assert!(real.values[10] > 0.0 && real.values[15] >= 1.0);
+        assert!(
+            real.values[Metric::MemoryTotal.index()] > 0.0
+                && real.values[Metric::Procs.index()] >= 1.0
+        );
     }
 
     #[test]

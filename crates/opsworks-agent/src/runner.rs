@@ -2,6 +2,7 @@
 //! command's files (`attribs.json`, `data_bags/`), and the converge as a subprocess in its own
 //! process group, its output appended to the command's log, bounded by the command's timeout.
 
+use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
 use std::io::Write as _;
 use std::os::unix::fs::OpenOptionsExt as _;
@@ -9,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
+use opsworks_model::CommandName;
 use opsworks_protocol::{AgentCommand, CommandOutcome, SourceSpec};
 use serde_json::{Map, Value, json};
 
@@ -49,6 +51,8 @@ pub struct RunOutcome {
     pub exit_code: i32,
     /// A summary for the server: duration, apps deployed, cookbook revision.
     pub report: Value,
+    /// The git commit each app was deployed at, by app ID.
+    pub app_revisions: BTreeMap<String, String>,
 }
 
 /// The command's log file, appended to by the agent and by the converge.
@@ -111,7 +115,18 @@ pub async fn execute(
     log.line(format!("command {} ({}) starts", cmd.command_id, cmd.kind));
     let mut report = json!({});
     let mut prepared = Vec::new();
-    let mut exit_code = match steps(settings, cmd, entry, log, &mut report, &mut prepared).await {
+    let mut app_revisions = BTreeMap::new();
+    let mut exit_code = match steps(
+        settings,
+        cmd,
+        entry,
+        log,
+        &mut report,
+        &mut prepared,
+        &mut app_revisions,
+    )
+    .await
+    {
         Ok(code) => code,
         Err(e) => {
             log.line(format!("error: {e}"));
@@ -137,6 +152,7 @@ pub async fn execute(
         outcome,
         exit_code,
         report,
+        app_revisions,
     }
 }
 
@@ -156,25 +172,38 @@ async fn steps(
     log: &CmdLog,
     report: &mut Value,
     prepared: &mut Vec<apps::Deployed>,
+    app_revisions: &mut BTreeMap<String, String>,
 ) -> Result<i32> {
     // Custom cookbooks: fetched at setup and update_custom_cookbooks, and whenever the cache
     // does not hold the stack's current source; otherwise the cache is used as it is.
     let mut cookbook_paths: Vec<PathBuf> = settings.builtin_cookbooks.iter().cloned().collect();
     if let Some(src) = &cmd.custom_cookbooks {
-        let refresh = matches!(cmd.kind.as_str(), "setup" | "update_custom_cookbooks");
+        let refresh = matches!(
+            cmd.kind,
+            CommandName::Setup | CommandName::UpdateCustomCookbooks
+        );
         let dir = custom_cookbooks(settings, src, refresh, log).await?;
         if let Some(rev) = &dir.revision {
             report["cookbooks_revision"] = Value::String(rev.clone());
         }
         cookbook_paths.push(dir.dir);
     }
-    if cmd.kind == "update_custom_cookbooks" {
+    if cmd.kind == CommandName::UpdateCustomCookbooks {
         return Ok(0);
     }
 
     // The app step comes before the recipes, so they find the release in place.
     let mut attributes = cmd.attributes.clone();
-    app_step(settings, cmd, log, &mut attributes, report, prepared).await?;
+    app_step(
+        settings,
+        cmd,
+        log,
+        &mut attributes,
+        report,
+        prepared,
+        app_revisions,
+    )
+    .await?;
     agent_attributes(settings, &mut attributes);
 
     write_json(&entry.attribs_path(), &attributes)?;
@@ -295,7 +324,7 @@ async fn custom_cookbooks(
         ));
         let revision = opsworks_host::git::current_revision(&dest).ok().flatten();
         let dir = if src.kind == "local" {
-            PathBuf::from(&src.url)
+            sources::local_path(&src.url)
         } else {
             dest
         };
@@ -327,7 +356,8 @@ async fn custom_cookbooks(
 /// Deploys, rolls back or undeploys the command's apps, and tells the recipes where they are
 /// (`deploy.<shortname>.{deploy_to,current_path,release_path,previous_release_path}` in the
 /// attributes). A deployed release is not current yet: the recipes switch to it (and
-/// [`finish_releases`] ends what `prepared` lists, also when a later app fails here).
+/// [`finish_releases`] ends what `prepared` lists, also when a later app fails here). The commit
+/// each git app was deployed at goes into the log, the report and `app_revisions`.
 async fn app_step(
     settings: &RunSettings,
     cmd: &AgentCommand,
@@ -335,11 +365,12 @@ async fn app_step(
     attributes: &mut Value,
     report: &mut Value,
     prepared: &mut Vec<apps::Deployed>,
+    app_revisions: &mut BTreeMap<String, String>,
 ) -> Result<()> {
-    let action = match cmd.kind.as_str() {
-        "deploy" | "setup" => "deploy",
-        "rollback" => "rollback",
-        "undeploy" => "undeploy",
+    let action = match cmd.kind {
+        CommandName::Deploy | CommandName::Setup => "deploy",
+        CommandName::Rollback => "rollback",
+        CommandName::Undeploy => "undeploy",
         _ => return Ok(()),
     };
     let mut done = Vec::new();
@@ -372,6 +403,16 @@ async fn app_step(
             prepared.push(d);
         }
         let deploy_to = apps::app_dir(app, &settings.www_root)?;
+        if let (Some(commit), Some(src)) = (&revision, &app.source) {
+            log.line(format!(
+                "app {}: {} {} at `{}` resolved to commit {commit}",
+                app.shortname,
+                src.kind,
+                redact_url(&src.url),
+                src.revision.as_deref().unwrap_or("HEAD")
+            ));
+            app_revisions.insert(app.app_id.clone(), commit.clone());
+        }
         if let Some(release) = &release {
             let what = if action == "deploy" {
                 "release"
@@ -498,12 +539,15 @@ async fn converge(
         .arg("--format")
         .arg("text")
         .current_dir(&entry.dir)
-        .env("OPSWORKS_COMMAND_ID", &cmd.command_id)
-        .env("OPSWORKS_COMMAND_TYPE", &cmd.kind)
+        .env(opsworks_env::OPSWORKS_COMMAND_ID, &cmd.command_id)
+        .env(opsworks_env::OPSWORKS_COMMAND_TYPE, cmd.kind.as_str())
         // For the deploy recipes' `agent-cli deploy-hook` calls.
-        .env("OPSWORKS_AGENT_EXE", &settings.converge_exe)
-        .env("OPSWORKS_AGENT_STATE_DIR", settings.state.root())
-        .env("OPSWORKS_COMMAND_DIR", &entry.dir)
+        .env(opsworks_env::OPSWORKS_AGENT_EXE, &settings.converge_exe)
+        .env(
+            opsworks_env::OPSWORKS_AGENT_STATE_DIR,
+            settings.state.root(),
+        )
+        .env(opsworks_env::OPSWORKS_COMMAND_DIR, &entry.dir)
         .stdin(Stdio::null())
         .stdout(out)
         .stderr(err)

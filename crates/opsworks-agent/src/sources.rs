@@ -1,13 +1,19 @@
 //! Fetching code: custom cookbooks and app sources from git, archives (tar, tar.gz, zip) or a
-//! local path, plus the archive unpacking and tree copying both need. Blocking code.
+//! local path (read through the live host view in local instances), and the tree copying they
+//! need; unpacking is `archive`'s. Blocking code.
 
-use std::fs::File;
-use std::io::{BufReader, Read as _};
 use std::path::{Path, PathBuf};
 
 use opsworks_protocol::SourceSpec;
 
+pub use crate::archive::unpack;
 use crate::error::{AgentError, Result};
+
+/// Where a local instance sees the host's files live and read-only (`opsworks-sandbox`'s
+/// `HOST_VIEW`). Local sources are read there: the instance's own root is a copy-on-write
+/// overlay of the host's, which does not reliably show what the host changed after boot (a git
+/// ref the host rewrote after a commit still read the old commit inside).
+pub const HOST_VIEW: &str = "/run/opsworks/host";
 
 /// Where a fetch put the code, and which revision (git) it is.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -16,6 +22,33 @@ pub struct Fetched {
     pub dir: PathBuf,
     /// The git commit, for git sources.
     pub revision: Option<String>,
+}
+
+/// The path to read for a source's local `path`: the host's file through [`HOST_VIEW`] when the
+/// agent runs in a local instance and the host has that path, otherwise `path` itself.
+pub fn local_path(path: &str) -> PathBuf {
+    live_path_in(Path::new(HOST_VIEW), Path::new(path))
+}
+
+fn live_path_in(view: &Path, path: &Path) -> PathBuf {
+    match path.strip_prefix("/") {
+        Ok(rel) if view.is_dir() && view.join(rel).symlink_metadata().is_ok() => view.join(rel),
+        _ => path.to_path_buf(),
+    }
+}
+
+/// Where git fetches `src` from: a local path (or `file://` URL) through [`local_path`], an
+/// http(s) URL with the source's credentials put in ([`git_url`]).
+fn git_location(src: &SourceSpec) -> String {
+    if src.url.starts_with('/') {
+        return local_path(&src.url).display().to_string();
+    }
+    if let Some(path) = src.url.strip_prefix("file://")
+        && path.starts_with('/')
+    {
+        return format!("file://{}", local_path(path).display());
+    }
+    git_url(src)
 }
 
 /// The repository URL with the source's user name and password put in, for http(s) URLs
@@ -45,6 +78,21 @@ fn git_url(src: &SourceSpec) -> String {
     format!("{scheme}://{}{pass}@{rest}", percent(user))
 }
 
+/// `url` without the credentials an http(s) URL may carry in its authority (or any
+/// `user:password@`): what a release's `.git/config` may keep. An ssh user name stays.
+fn public_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let end = rest.find('/').unwrap_or(rest.len());
+    match rest[..end].rfind('@') {
+        Some(at) if matches!(scheme, "http" | "https") || rest[..at].contains(':') => {
+            format!("{scheme}://{}", &rest[at + 1..])
+        }
+        _ => url.to_string(),
+    }
+}
+
 /// Percent-encodes what may not appear raw in a URL's userinfo.
 fn percent(s: &str) -> String {
     s.bytes()
@@ -64,7 +112,7 @@ pub fn fetch_cookbooks(src: &SourceSpec, dest: &Path, scratch: &Path) -> Result<
     match src.kind.as_str() {
         "git" => {
             let sync = opsworks_host::git::sync(
-                &git_url(src),
+                &git_location(src),
                 src.revision.as_deref().unwrap_or(""),
                 dest,
                 None,
@@ -83,7 +131,7 @@ pub fn fetch_cookbooks(src: &SourceSpec, dest: &Path, scratch: &Path) -> Result<
             })
         }
         "local" => {
-            let dir = PathBuf::from(&src.url);
+            let dir = local_path(&src.url);
             if !dir.is_dir() {
                 return Err(AgentError::invalid(
                     "local source",
@@ -109,16 +157,21 @@ pub fn fetch_app(
 ) -> Result<Fetched> {
     match src.kind.as_str() {
         "git" => {
+            // The revision is resolved in the repository now, at every deploy; the cache only
+            // saves fetching objects again. The release is a repository of its own checked out
+            // at exactly that commit (never a copy of the cache's working tree, which may hold
+            // leftovers), and the commit is checked after the checkout.
             let sync = opsworks_host::git::sync(
-                &git_url(src),
+                &git_location(src),
                 src.revision.as_deref().unwrap_or(""),
                 cache,
                 None,
             )?;
-            copy_tree(cache, release, true)?;
+            let commit =
+                opsworks_host::git::clone_at(cache, &sync.after, release, &public_url(&src.url))?;
             Ok(Fetched {
                 dir: release.to_path_buf(),
-                revision: Some(sync.after),
+                revision: Some(commit),
             })
         }
         "archive" => {
@@ -131,7 +184,7 @@ pub fn fetch_app(
             })
         }
         "local" => {
-            let from = PathBuf::from(&src.url);
+            let from = local_path(&src.url);
             if !from.is_dir() {
                 return Err(AgentError::invalid(
                     "local source",
@@ -173,7 +226,7 @@ fn unpack_source(src: &SourceSpec, scratch: &Path) -> Result<PathBuf> {
         opsworks_host::fetch::download(&src.url, &file, None)?;
         file
     } else {
-        PathBuf::from(src.url.strip_prefix("file://").unwrap_or(&src.url))
+        local_path(src.url.strip_prefix("file://").unwrap_or(&src.url))
     };
     let out = work.path().join("out");
     unpack(&archive, &out)?;
@@ -210,36 +263,6 @@ fn single_top_dir(dir: &Path) -> Result<PathBuf> {
         }
     }
     Ok(dir.to_path_buf())
-}
-
-/// Unpacks a zip, tar.gz or tar archive (told apart by content, not name) into `out`. Entries
-/// that would land outside `out` (absolute paths, `..`) are refused by both readers.
-pub fn unpack(archive: &Path, out: &Path) -> Result<()> {
-    let bad = |message: String| AgentError::Archive {
-        path: archive.to_path_buf(),
-        message,
-    };
-    let mut magic = [0u8; 4];
-    let mut file = File::open(archive).map_err(|e| AgentError::io("cannot open", archive, e))?;
-    let n = file
-        .read(&mut magic)
-        .map_err(|e| AgentError::io("cannot read", archive, e))?;
-    std::fs::create_dir_all(out).map_err(|e| AgentError::io("cannot create directory", out, e))?;
-    let file = File::open(archive).map_err(|e| AgentError::io("cannot open", archive, e))?;
-    if n >= 4 && magic == *b"PK\x03\x04" {
-        let mut zip = zip::ZipArchive::new(BufReader::new(file)).map_err(|e| bad(e.to_string()))?;
-        zip.extract(out).map_err(|e| bad(e.to_string()))?;
-    } else if n >= 2 && magic[..2] == [0x1f, 0x8b] {
-        let mut tar = tar::Archive::new(flate2::read::GzDecoder::new(BufReader::new(file)));
-        tar.set_preserve_permissions(true);
-        tar.unpack(out).map_err(|e| bad(e.to_string()))?;
-    } else {
-        let mut tar = tar::Archive::new(BufReader::new(file));
-        tar.set_preserve_permissions(true);
-        tar.unpack(out)
-            .map_err(|e| bad(format!("not a zip, tar.gz or tar archive ({e})")))?;
-    }
-    Ok(())
 }
 
 /// Replaces `dest` with `new` (renamed in; the old tree is removed afterwards).
@@ -305,12 +328,61 @@ mod tests {
     }
 
     #[test]
+    fn local_paths_are_read_through_the_host_view_when_the_host_has_them() {
+        let tmp = tempfile::tempdir().unwrap();
+        let view = tmp.path().join("host");
+        std::fs::create_dir_all(view.join("srv/repo")).unwrap();
+        assert_eq!(
+            live_path_in(&view, Path::new("/srv/repo")),
+            view.join("srv/repo")
+        );
+        // Only on the instance, relative, or no view at all: the path as it is.
+        assert_eq!(
+            live_path_in(&view, Path::new("/srv/other")),
+            Path::new("/srv/other")
+        );
+        assert_eq!(
+            live_path_in(&view, Path::new("srv/repo")),
+            Path::new("srv/repo")
+        );
+        assert_eq!(
+            live_path_in(&tmp.path().join("none"), Path::new("/srv/repo")),
+            Path::new("/srv/repo")
+        );
+    }
+
+    #[test]
+    fn release_origins_keep_no_credentials() {
+        assert_eq!(
+            public_url("https://me:secret@example.test/r.git"),
+            "https://example.test/r.git"
+        );
+        assert_eq!(
+            public_url("https://example.test/a@b"),
+            "https://example.test/a@b"
+        );
+        assert_eq!(
+            public_url("git@example.test:r.git"),
+            "git@example.test:r.git"
+        );
+        assert_eq!(public_url("/srv/repo"), "/srv/repo");
+        assert_eq!(
+            public_url("ssh://git@example.test/r.git"),
+            "ssh://git@example.test/r.git"
+        );
+        assert_eq!(
+            public_url("ssh://u:pw@example.test/r.git"),
+            "ssh://example.test/r.git"
+        );
+    }
+
+    #[test]
     fn tar_gz_archives_unpack_and_a_lone_top_directory_is_stepped_into() {
         let tmp = tempfile::tempdir().unwrap();
         let archive = tmp.path().join("a.tgz");
         {
             let gz = flate2::write::GzEncoder::new(
-                File::create(&archive).unwrap(),
+                std::fs::File::create(&archive).unwrap(),
                 flate2::Compression::fast(),
             );
             let mut tar = tar::Builder::new(gz);

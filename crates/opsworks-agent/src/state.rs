@@ -194,7 +194,7 @@ impl StateDir {
         let name = format!(
             "{}_{}_{}",
             stamp(&cmd.created_at),
-            safe_name(&cmd.kind),
+            safe_name(cmd.kind.as_str()),
             safe_name(&cmd.command_id)
         );
         let dir = self.root.join("commands").join(name);

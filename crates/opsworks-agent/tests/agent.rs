@@ -1,514 +1,21 @@
 //! End-to-end tests of the agent: a real agent (its own runtime, real state directory) against
 //! a small in-test server speaking the server side of the protocol over loopback HTTP, with
-//! SigV4 verified; converges run by a stand-in `converge` script (the real `opsworks converge`
-//! is not wired into a binary yet) that checks the arguments it gets and acts on the run list;
-//! custom cookbooks and apps come from real git repositories.
+//! SigV4 verified; converges run by a stand-in `converge` script that checks the arguments it
+//! gets and acts on the run list (the real `opsworks converge` is run by the `opsworks` crate's
+//! `agent_converge` test); custom cookbooks and apps come from real git repositories.
 
-use std::collections::{BTreeMap, HashMap};
+mod support;
+
+use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt as _;
-use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
-use axum::body::Bytes;
-use axum::extract::{Path as UrlPath, State};
-use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
-use opsworks_agent::AgentArgs;
-use opsworks_agent::cli::{AgentCli, run_cli_to};
-use opsworks_protocol::{
-    Ack, AgentCommand, AppSpec, CommandOutcome, Completion, Heartbeat, Hello, HelloReply, LogChunk,
-    PollReply, PollRequest, ProtocolError, SourceSpec,
-};
+use opsworks_agent::cli::AgentCli;
+use opsworks_protocol::{AgentCommand, AppSpec, CommandOutcome, SourceSpec};
 use serde_json::{Value, json};
-
-const AKID: &str = "AKIDAGENTTEST";
-const SECRET: &str = "agent-test-secret";
-
-// ---------------------------------------------------------------- the test server
-
-#[derive(Default)]
-struct Srv {
-    pending: Vec<AgentCommand>,
-    hellos: u32,
-    heartbeats: u32,
-    acks: Vec<String>,
-    logs: HashMap<String, String>,
-    completions: Vec<Completion>,
-}
-
-#[derive(Default)]
-struct Shared {
-    srv: Mutex<Srv>,
-    notify: tokio::sync::Notify,
-    /// Files served at `/files/<name>` (archives for the agent to download).
-    files: Mutex<HashMap<String, Vec<u8>>>,
-}
-
-impl Shared {
-    /// Queues commands for the next poll, all in one batch.
-    fn push(&self, cmds: Vec<AgentCommand>) {
-        self.srv.lock().unwrap().pending.extend(cmds);
-        self.notify.notify_one();
-    }
-
-    fn completion(&self, id: &str) -> Option<Completion> {
-        self.srv
-            .lock()
-            .unwrap()
-            .completions
-            .iter()
-            .rev()
-            .find(|c| c.command_id == id)
-            .cloned()
-    }
-
-    fn completions_of(&self, id: &str) -> usize {
-        self.srv
-            .lock()
-            .unwrap()
-            .completions
-            .iter()
-            .filter(|c| c.command_id == id)
-            .count()
-    }
-
-    fn log(&self, id: &str) -> String {
-        self.srv
-            .lock()
-            .unwrap()
-            .logs
-            .get(id)
-            .cloned()
-            .unwrap_or_default()
-    }
-
-    fn acks(&self) -> Vec<String> {
-        self.srv.lock().unwrap().acks.clone()
-    }
-}
-
-fn refuse(status: StatusCode, code: &str, message: String) -> Response {
-    (
-        status,
-        axum::Json(ProtocolError {
-            code: code.into(),
-            message,
-        }),
-    )
-        .into_response()
-}
-
-async fn call(
-    State(shared): State<Arc<Shared>>,
-    UrlPath(name): UrlPath<String>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    // Check the signature exactly as the server's verifier does.
-    let pairs: Vec<(String, String)> = headers
-        .iter()
-        .map(|(k, v)| {
-            (
-                k.as_str().to_string(),
-                v.to_str().unwrap_or_default().to_string(),
-            )
-        })
-        .collect();
-    let refs: Vec<(&str, &str)> = pairs
-        .iter()
-        .map(|(k, v)| (k.as_str(), v.as_str()))
-        .collect();
-    let path = format!("/agent/v1/{name}");
-    let parts = opsworks_api::sigv4::RequestParts {
-        method: "POST",
-        path: &path,
-        query: "",
-        headers: &refs,
-        body: &body,
-    };
-    let now = jiff::Timestamp::now().as_second();
-    if let Err(e) =
-        opsworks_api::sigv4::verify(&parts, now, |k| (k == AKID).then(|| SECRET.to_string()))
-    {
-        return refuse(StatusCode::FORBIDDEN, "forbidden", format!("{e:?}"));
-    }
-    match name.as_str() {
-        "hello" => {
-            let _: Hello = serde_json::from_slice(&body).unwrap();
-            shared.srv.lock().unwrap().hellos += 1;
-            axum::Json(HelloReply {
-                stack_id: "stack-1".into(),
-                heartbeat_seconds: 1,
-                poll_seconds: 1,
-                metrics_seconds: None,
-            })
-            .into_response()
-        }
-        "heartbeat" => {
-            let _: Heartbeat = serde_json::from_slice(&body).unwrap();
-            shared.srv.lock().unwrap().heartbeats += 1;
-            axum::Json(json!({})).into_response()
-        }
-        "poll" => {
-            let req: PollRequest = serde_json::from_slice(&body).unwrap();
-            let deadline =
-                tokio::time::Instant::now() + Duration::from_secs(req.wait_seconds.min(2));
-            loop {
-                {
-                    let mut srv = shared.srv.lock().unwrap();
-                    if !srv.pending.is_empty() {
-                        let commands = std::mem::take(&mut srv.pending);
-                        return axum::Json(PollReply { commands }).into_response();
-                    }
-                }
-                if tokio::time::timeout_at(deadline, shared.notify.notified())
-                    .await
-                    .is_err()
-                {
-                    return axum::Json(PollReply::default()).into_response();
-                }
-            }
-        }
-        "ack" => {
-            let ack: Ack = serde_json::from_slice(&body).unwrap();
-            let mut srv = shared.srv.lock().unwrap();
-            if !srv.acks.contains(&ack.command_id) {
-                srv.acks.push(ack.command_id);
-            }
-            axum::Json(json!({})).into_response()
-        }
-        "log" => {
-            let chunk: LogChunk = serde_json::from_slice(&body).unwrap();
-            let mut srv = shared.srv.lock().unwrap();
-            let have = srv.logs.entry(chunk.command_id).or_default();
-            let (start, len) = (chunk.offset as usize, have.len());
-            if start > len {
-                return refuse(
-                    StatusCode::BAD_REQUEST,
-                    "invalid",
-                    format!("gap: offset {start}, have {len}"),
-                );
-            }
-            // Keep only what is new: a piece the server already has changes nothing.
-            if start + chunk.text.len() > len {
-                have.push_str(&chunk.text[len - start..]);
-            }
-            axum::Json(json!({"received": have.len()})).into_response()
-        }
-        "complete" => {
-            let c: Completion = serde_json::from_slice(&body).unwrap();
-            shared.srv.lock().unwrap().completions.push(c);
-            axum::Json(json!({})).into_response()
-        }
-        other => refuse(
-            StatusCode::NOT_FOUND,
-            "not_found",
-            format!("no call {other}"),
-        ),
-    }
-}
-
-async fn file(State(shared): State<Arc<Shared>>, UrlPath(name): UrlPath<String>) -> Response {
-    match shared.files.lock().unwrap().get(&name) {
-        Some(bytes) => bytes.clone().into_response(),
-        None => StatusCode::NOT_FOUND.into_response(),
-    }
-}
-
-/// A server on its own runtime: stopping it drops the runtime, so every connection dies as with
-/// a crashed process; the shared state lives on, as a server's store would.
-struct TestServer {
-    port: u16,
-    rt: Option<tokio::runtime::Runtime>,
-}
-
-impl TestServer {
-    fn start(shared: Arc<Shared>, port: u16) -> TestServer {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .unwrap();
-        let deadline = Instant::now() + Duration::from_secs(20);
-        let listener = loop {
-            match rt.block_on(tokio::net::TcpListener::bind(("127.0.0.1", port))) {
-                Ok(l) => break l,
-                Err(e) if Instant::now() < deadline => {
-                    let _ = e;
-                    std::thread::sleep(Duration::from_millis(50));
-                }
-                Err(e) => panic!("cannot bind port {port}: {e}"),
-            }
-        };
-        let port = listener.local_addr().unwrap().port();
-        let app = axum::Router::new()
-            .route("/agent/v1/{name}", axum::routing::post(call))
-            .route("/files/{name}", axum::routing::get(file))
-            .with_state(shared);
-        rt.spawn(async move { axum::serve(listener, app).await });
-        TestServer { port, rt: Some(rt) }
-    }
-
-    fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
-    }
-
-    fn stop(&mut self) {
-        if let Some(rt) = self.rt.take() {
-            rt.shutdown_background();
-        }
-    }
-}
-
-impl Drop for TestServer {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
-
-// ---------------------------------------------------------------- the agent under test
-
-struct RunningAgent {
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<anyhow::Result<()>>>,
-}
-
-impl RunningAgent {
-    fn start(args: AgentArgs) -> RunningAgent {
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let thread = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(opsworks_agent::run_until(args, async {
-                let _ = rx.await;
-            }))
-        });
-        RunningAgent {
-            stop: Some(tx),
-            thread: Some(thread),
-        }
-    }
-}
-
-impl Drop for RunningAgent {
-    fn drop(&mut self) {
-        if let Some(tx) = self.stop.take() {
-            let _ = tx.send(());
-        }
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
-/// Everything one test needs: temp dirs, the converge script, a git cookbook repository.
-struct Env {
-    tmp: tempfile::TempDir,
-}
-
-impl Env {
-    fn new() -> Env {
-        let env = Env {
-            tmp: tempfile::tempdir().unwrap(),
-        };
-        std::fs::create_dir_all(env.www()).unwrap();
-        env.write_converge_script();
-        env.make_cookbook_repo();
-        env
-    }
-
-    fn path(&self, p: &str) -> PathBuf {
-        self.tmp.path().join(p)
-    }
-    fn state(&self) -> PathBuf {
-        self.path("state")
-    }
-    fn www(&self) -> PathBuf {
-        self.path("www")
-    }
-    fn calls(&self) -> Vec<String> {
-        std::fs::read_to_string(self.path("calls"))
-            .unwrap_or_default()
-            .lines()
-            .map(str::to_string)
-            .collect()
-    }
-
-    /// A stand-in for `opsworks converge`: checks the agent's arguments, shows what it was
-    /// given, and fails, hangs or takes its time as the run list asks.
-    fn write_converge_script(&self) {
-        let script = format!(
-            r#"#!/bin/sh
-[ "$1" = converge ] || {{ echo "first argument must be converge"; exit 90; }}
-shift
-while [ $# -gt 0 ]; do
-  case "$1" in
-    --cookbooks) cookbooks=$2; shift 2;;
-    --run-list) runlist=$2; shift 2;;
-    --json) json=$2; shift 2;;
-    --data-bags) bags=$2; shift 2;;
-    --format) format=$2; shift 2;;
-    *) echo "unexpected argument $1"; exit 91;;
-  esac
-done
-[ "$format" = text ] || exit 92
-[ -f "$json" ] || {{ echo "no attributes file"; exit 93; }}
-echo "$OPSWORKS_COMMAND_ID $runlist" >> '{calls}'
-echo "converging $runlist"
-found=
-for d in $(echo "$cookbooks" | tr , ' '); do [ -d "$d/mycb/recipes" ] && found=$d; done
-[ -n "$found" ] || {{ echo "cookbook mycb not found in $cookbooks"; exit 94; }}
-for f in "$bags"/*/*.json; do [ -f "$f" ] && echo "data bag: ${{f#$bags/}}"; done
-release=$(sed -n 's/^ *"release_path": "\(.*\)",\{{0,1\}}$/\1/p' "$json" | head -n 1)
-case "$runlist" in *showapp*) echo "app says: $(cat "$release/index.html"); current: $(readlink '{www}/myapp/current')";; esac
-case "$runlist" in *slow*) sleep 2;; esac
-case "$runlist" in *hang*) sleep 600 & echo $! > '{hangpid}'; wait;; esac
-case "$runlist" in *fail*) echo "recipe failed"; exit 3;; esac
-echo "converged"
-"#,
-            calls = self.path("calls").display(),
-            www = self.www().display(),
-            hangpid = self.path("hang.pid").display()
-        );
-        let path = self.path("converge.sh");
-        std::fs::write(&path, script).unwrap();
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
-    }
-
-    fn make_cookbook_repo(&self) {
-        let repo = self.path("cookbooks-repo");
-        std::fs::create_dir_all(repo.join("mycb/recipes")).unwrap();
-        std::fs::write(repo.join("mycb/recipes/default.star"), "# a recipe\n").unwrap();
-        git(&repo, &["init", "-q", "-b", "main"]);
-        commit_all(&repo, "cookbooks");
-    }
-
-    fn args(&self, server: &str) -> AgentArgs {
-        let creds = self.path("creds.json");
-        std::fs::write(
-            &creds,
-            json!({"access_key_id": AKID, "secret_access_key": SECRET}).to_string(),
-        )
-        .unwrap();
-        AgentArgs {
-            server: server.to_string(),
-            instance_id: "i-test".into(),
-            credentials: creds,
-            state_dir: self.state(),
-            converge_exe: Some(self.path("converge.sh")),
-            builtin_cookbooks: None,
-            www_root: self.www(),
-        }
-    }
-
-    fn cookbooks(&self) -> SourceSpec {
-        SourceSpec {
-            kind: "git".into(),
-            url: self.path("cookbooks-repo").display().to_string(),
-            revision: Some("main".into()),
-            ..Default::default()
-        }
-    }
-
-    fn cli(&self, cmd: AgentCli) -> anyhow::Result<String> {
-        let mut out = Vec::new();
-        run_cli_to(&self.state(), cmd, &mut out)?;
-        Ok(String::from_utf8(out).unwrap())
-    }
-}
-
-fn git(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new("git")
-        .args([
-            "-c",
-            "user.name=t",
-            "-c",
-            "user.email=t@example.test",
-            "-c",
-            "commit.gpgsign=false",
-        ])
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap().trim().to_string()
-}
-
-fn commit_all(dir: &Path, message: &str) -> String {
-    git(dir, &["add", "-A"]);
-    git(dir, &["commit", "-q", "-m", message]);
-    git(dir, &["rev-parse", "HEAD"])
-}
-
-/// A command; `n` orders `created_at`.
-fn command(id: &str, kind: &str, n: u32, run_list: &[&str]) -> AgentCommand {
-    let mut bags = BTreeMap::new();
-    bags.insert(
-        "aws_opsworks_stack".to_string(),
-        BTreeMap::from([("stack-1".to_string(), json!({"name": "s1"}))]),
-    );
-    AgentCommand {
-        command_id: id.into(),
-        deployment_id: Some("d-1".into()),
-        kind: kind.into(),
-        run_list: run_list.iter().map(|s| s.to_string()).collect(),
-        attributes: json!({"opsworks": {
-            "stack": {"name": "s1", "id": "stack-1"},
-            "instance": {"id": "i-test", "hostname": "web1", "layers": ["php-app"], "status": "online"},
-            "layers": {"php-app": {"name": "PHP"}},
-        }}),
-        data_bags: bags,
-        custom_cookbooks: None,
-        apps: vec![],
-        timeout_seconds: None,
-        created_at: format!("2026-11-25T10:00:{:02}.{:03}Z", n / 1000 % 60, n % 1000),
-    }
-}
-
-/// Waits (bounded, so a broken agent fails the test rather than hanging it) for `cond`.
-fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !cond() {
-        assert!(Instant::now() < deadline, "gave up waiting for {what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-fn wait_completion(shared: &Shared, id: &str) -> Completion {
-    wait_for(&format!("the completion of {id}"), || {
-        shared.completion(id).is_some()
-    });
-    shared.completion(id).unwrap()
-}
-
-/// Whether the process `hang.pid` names still lives (a zombie nobody reaps counts as gone).
-fn hang_alive(env: &Env) -> bool {
-    let pid = std::fs::read_to_string(env.path("hang.pid")).unwrap();
-    match std::fs::read_to_string(format!("/proc/{}/stat", pid.trim())) {
-        Ok(stat) => stat
-            .rsplit_once(')')
-            .is_some_and(|(_, rest)| !rest.trim_start().starts_with('Z')),
-        Err(_) => false,
-    }
-}
-
-fn history(env: &Env) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(env.state().join("commands"))
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    names.sort();
-    names
-}
+use support::*;
 
 // ---------------------------------------------------------------- tests
 
@@ -751,6 +258,73 @@ fn a_server_outage_loses_nothing_and_runs_nothing_twice() {
     assert_eq!(env.calls().len(), 1, "the command ran twice");
 }
 
+/// Metrics taken while the server is away arrive once it is back: every sample once, in order,
+/// with no gap over the outage.
+#[test]
+fn metrics_taken_during_an_outage_arrive_afterwards_none_lost_or_doubled() {
+    let env = Env::new();
+    let shared = Arc::new(Shared::default());
+    shared.srv.lock().unwrap().metrics_seconds = Some(1);
+    let mut server = TestServer::start(shared.clone(), 0);
+    let port = server.port;
+    let _agent = RunningAgent::start(env.args(&server.url()));
+    let received = || shared.srv.lock().unwrap().metrics.len();
+    wait_for("two samples", || received() >= 2);
+    // Stop right after a batch was answered, so no batch is cut off mid-answer (a batch the
+    // server took but could not confirm is sent again, which the real server folds by second).
+    let before = received();
+    wait_for("the next batch", || received() > before);
+    server.stop();
+    let down_from = jiff::Timestamp::now().as_second();
+    let kept_before = received();
+    std::thread::sleep(Duration::from_secs(5));
+    let down_until = jiff::Timestamp::now().as_second();
+    assert_eq!(
+        received(),
+        kept_before,
+        "nothing can arrive while the server is down"
+    );
+
+    let _server = TestServer::start(shared.clone(), port);
+    wait_for("the samples of the outage", || {
+        shared
+            .srv
+            .lock()
+            .unwrap()
+            .metrics
+            .last()
+            .is_some_and(|s| s.at > down_until + 1)
+    });
+    let got = shared.srv.lock().unwrap().metrics.clone();
+    // None doubled: a sample sent twice would arrive bit for bit the same.
+    for (i, a) in got.iter().enumerate() {
+        assert!(
+            !got[i + 1..].contains(a),
+            "sample at {} arrived twice: {got:?}",
+            a.at
+        );
+    }
+    // In order, and no gap: one sample a second throughout (a second may be skipped or
+    // repeated only by the timer's rounding, never the outage's length).
+    let ats: Vec<i64> = got.iter().map(|s| s.at).collect();
+    for pair in ats.windows(2) {
+        assert!(
+            (0..=2).contains(&(pair[1] - pair[0])),
+            "gap or disorder between {} and {}: {ats:?}",
+            pair[0],
+            pair[1]
+        );
+    }
+    let during = ats
+        .iter()
+        .filter(|&&at| at > down_from && at < down_until)
+        .count();
+    assert!(
+        during as i64 >= down_until - down_from - 2,
+        "samples of the outage missing ({during} between {down_from} and {down_until}): {ats:?}"
+    );
+}
+
 #[test]
 fn a_configure_storm_runs_only_the_newest_configure() {
     let env = Env::new();
@@ -892,7 +466,23 @@ fn apps_deploy_roll_back_and_undeploy_from_git() {
             .trim(),
         v1
     );
-    assert!(!first.join(".git").exists());
+    // The release is a repository of its own at exactly that commit, and the server hears it.
+    assert_eq!(git(&first, &["rev-parse", "HEAD"]), v1);
+    assert_eq!(
+        git(&first, &["status", "--porcelain", "--untracked-files=no"]),
+        ""
+    );
+    assert_eq!(
+        shared.completion("d-1").unwrap().app_revisions,
+        Some(BTreeMap::from([("app-1".to_string(), v1.clone())]))
+    );
+    assert!(
+        shared
+            .log("d-1")
+            .contains(&format!("at `main` resolved to commit {v1}")),
+        "{}",
+        shared.log("d-1")
+    );
     for d in ["config", "log", "pids", "system"] {
         assert!(deploy_to.join("shared").join(d).is_dir(), "shared/{d}");
     }
@@ -954,6 +544,11 @@ fn apps_deploy_roll_back_and_undeploy_from_git() {
     assert_eq!(
         std::fs::read_to_string(deploy_to.join("current/index.html")).unwrap(),
         "v2\n"
+    );
+    assert_eq!(git(&deploy_to.join("current"), &["rev-parse", "HEAD"]), v2);
+    assert_eq!(
+        shared.completion("d-2").unwrap().app_revisions,
+        Some(BTreeMap::from([("app-1".to_string(), v2.clone())]))
     );
 
     // A deploy whose run fails never goes live: its release is removed, `current` stays.
@@ -1199,185 +794,4 @@ fn custom_cookbooks_come_from_tar_gz_and_zip_archives_over_http() {
     );
     // update_custom_cookbooks converges nothing.
     assert!(env.calls().is_empty());
-}
-
-/// The same flow through the real `opsworks converge`. Ignored by default because no binary
-/// has the `converge` subcommand wired yet; run it with
-/// `OPSWORKS_TEST_CONVERGE_EXE=/path/to/opsworks cargo test -p opsworks-agent -- --ignored`.
-#[test]
-#[ignore = "needs OPSWORKS_TEST_CONVERGE_EXE, an executable with the `converge` subcommand"]
-fn with_the_real_converge() {
-    let exe = std::env::var_os("OPSWORKS_TEST_CONVERGE_EXE")
-        .map(PathBuf::from)
-        .expect("set OPSWORKS_TEST_CONVERGE_EXE to an executable with the `converge` subcommand");
-    let env = Env::new();
-    let builtin = env.path("builtin");
-    let cb = builtin.join("real");
-    std::fs::create_dir_all(cb.join("recipes")).unwrap();
-    std::fs::write(
-        cb.join("metadata.json"),
-        r#"{"name": "real", "version": "1.0.0"}"#,
-    )
-    .unwrap();
-    std::fs::write(
-        cb.join("recipes/default.star"),
-        "file(node[\"t\"][\"out\"], content = node[\"opsworks\"][\"stack\"][\"name\"] + \"\\n\")\n",
-    )
-    .unwrap();
-    std::fs::write(cb.join("recipes/bad.star"), "\n\nfail(\"boom\")\n").unwrap();
-    let shared = Arc::new(Shared::default());
-    let server = TestServer::start(shared.clone(), 0);
-    let mut args = env.args(&server.url());
-    args.converge_exe = Some(exe);
-    args.builtin_cookbooks = Some(builtin);
-    let _agent = RunningAgent::start(args);
-    let out = env.path("out.txt");
-    let mut good = command("real-1", "execute_recipes", 1, &["real::default"]);
-    good.attributes["t"] = json!({"out": out});
-    let mut bad = command("real-2", "execute_recipes", 2, &["real::bad"]);
-    bad.attributes["t"] = json!({"out": out});
-    shared.push(vec![good]);
-    let done = wait_completion(&shared, "real-1");
-    assert_eq!(
-        done.outcome,
-        CommandOutcome::Successful,
-        "{}",
-        shared.log("real-1")
-    );
-    assert_eq!(std::fs::read_to_string(&out).unwrap(), "s1\n");
-    shared.push(vec![bad]);
-    let done = wait_completion(&shared, "real-2");
-    assert_eq!(
-        done.outcome,
-        CommandOutcome::Failed,
-        "{}",
-        shared.log("real-2")
-    );
-    assert!(
-        shared.log("real-2").contains("bad.star"),
-        "{}",
-        shared.log("real-2")
-    );
-}
-
-/// Deploy hooks with the real converge and the real built-in `deploy` cookbook: `deploy/<hook>.star`
-/// in the app's repository runs with the release path and the node; a failing before_symlink
-/// hook fails the deployment and leaves `current` on the previous release; a failing
-/// before_restart hook, which runs after the switch, puts `current` back.
-#[test]
-fn deploy_hooks_run_around_the_switch_and_a_failing_one_keeps_the_old_release() {
-    let exe = std::env::var_os("OPSWORKS_TEST_CONVERGE_EXE")
-        .map(PathBuf::from)
-        .expect("set OPSWORKS_TEST_CONVERGE_EXE to an executable with the `converge` subcommand");
-    let env = Env::new();
-    let repo = env.path("hooked-app");
-    std::fs::create_dir_all(repo.join("deploy")).unwrap();
-    git(&repo, &["init", "-q", "-b", "main"]);
-    std::fs::write(repo.join("index.html"), "v1\n").unwrap();
-    std::fs::write(
-        repo.join("deploy/before_migrate.star"),
-        "h = node[\"deploy_hook\"]\n\
-         file(h[\"release_path\"] + \"/hooked.txt\",\n\
-         \x20   content = \"%s of %s in %s\\n\" % (h[\"hook\"], h[\"app\"], node[\"opsworks\"][\"stack\"][\"name\"]))\n",
-    )
-    .unwrap();
-    std::fs::write(
-        repo.join("deploy/after_restart.star"),
-        "file(node[\"deploy_hook\"][\"deploy_to\"] + \"/shared/after_restart.txt\",\n\
-         \x20   content = node[\"deploy_hook\"][\"release_path\"] + \"\\n\")\n",
-    )
-    .unwrap();
-    commit_all(&repo, "v1 with hooks");
-
-    let shared = Arc::new(Shared::default());
-    let server = TestServer::start(shared.clone(), 0);
-    let mut args = env.args(&server.url());
-    args.converge_exe = Some(exe);
-    let _agent = RunningAgent::start(args);
-    let app = AppSpec {
-        app_id: "app-1".into(),
-        shortname: "myapp".into(),
-        name: "My App".into(),
-        kind: "other".into(),
-        source: Some(SourceSpec {
-            kind: "git".into(),
-            url: repo.display().to_string(),
-            revision: Some("main".into()),
-            ..Default::default()
-        }),
-        environment: BTreeMap::new(),
-    };
-    let deploy = |id: &str, n: u32| {
-        let mut c = command(id, "deploy", n, &["deploy::default"]);
-        c.attributes["deploy"] = json!({"myapp": {"application_type": "other", "deploying": true}});
-        c.apps = vec![app.clone()];
-        shared.push(vec![c]);
-        wait_completion(&shared, id)
-    };
-    let deploy_to = env.www().join("myapp");
-    let current = || std::fs::read_link(deploy_to.join("current")).unwrap();
-
-    let done = deploy("h-1", 1);
-    assert_eq!(
-        done.outcome,
-        CommandOutcome::Successful,
-        "{}",
-        shared.log("h-1")
-    );
-    let first = current();
-    assert_eq!(
-        std::fs::read_to_string(first.join("hooked.txt")).unwrap(),
-        "before_migrate of myapp in s1\n"
-    );
-    assert_eq!(
-        std::fs::read_to_string(deploy_to.join("shared/after_restart.txt")).unwrap(),
-        format!("{}\n", first.display())
-    );
-    let log = shared.log("h-1");
-    assert!(
-        log.contains("deploy hook before_migrate succeeded"),
-        "{log}"
-    );
-
-    // A failing before_symlink hook: the deployment fails, v1 stays current, v2 is gone.
-    std::fs::write(repo.join("index.html"), "v2\n").unwrap();
-    std::fs::write(
-        repo.join("deploy/before_symlink.star"),
-        "fail(\"not this release\")\n",
-    )
-    .unwrap();
-    commit_all(&repo, "v2 refused by its hook");
-    let done = deploy("h-2", 2);
-    let log = shared.log("h-2");
-    assert_eq!(done.outcome, CommandOutcome::Failed, "{log}");
-    assert!(log.contains("not this release"), "{log}");
-    assert!(
-        log.contains("deploy hook before_symlink of app myapp failed"),
-        "{log}"
-    );
-    assert_eq!(current(), first);
-    assert_eq!(
-        std::fs::read_to_string(deploy_to.join("current/index.html")).unwrap(),
-        "v1\n"
-    );
-    assert_eq!(
-        opsworks_agent::apps::releases(&deploy_to).unwrap().len(),
-        1,
-        "the refused release is removed"
-    );
-
-    // A failing before_restart hook runs after the switch: `current` goes back to v1.
-    std::fs::remove_file(repo.join("deploy/before_symlink.star")).unwrap();
-    std::fs::write(
-        repo.join("deploy/before_restart.star"),
-        "fail(\"no restart\")\n",
-    )
-    .unwrap();
-    commit_all(&repo, "v3 refused before its restart");
-    let done = deploy("h-3", 3);
-    let log = shared.log("h-3");
-    assert_eq!(done.outcome, CommandOutcome::Failed, "{log}");
-    assert!(log.contains("is") && log.contains("again"), "{log}");
-    assert_eq!(current(), first);
-    assert_eq!(opsworks_agent::apps::releases(&deploy_to).unwrap().len(), 1);
 }

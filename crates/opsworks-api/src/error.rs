@@ -38,6 +38,12 @@ pub enum ApiError {
     /// A fault of the server itself; the message never carries internals worth hiding.
     #[error("{0}")]
     Internal(String),
+    /// The server cannot take the request now (a full disk, a busy database); clients retry.
+    #[error("{0}")]
+    ServiceUnavailable(String),
+    /// The request's body is larger than the server takes.
+    #[error("{0}")]
+    RequestTooLarge(String),
 }
 
 impl ApiError {
@@ -55,6 +61,8 @@ impl ApiError {
             Self::Serialization(_) => "SerializationException",
             Self::UnsupportedOperation(_) => "UnsupportedOperationException",
             Self::Internal(_) => "InternalFailure",
+            Self::ServiceUnavailable(_) => "ServiceUnavailable",
+            Self::RequestTooLarge(_) => "RequestEntityTooLarge",
         }
     }
 
@@ -62,6 +70,8 @@ impl ApiError {
     pub fn status(&self) -> u16 {
         match self {
             Self::Internal(_) => 500,
+            Self::ServiceUnavailable(_) => 503,
+            Self::RequestTooLarge(_) => 413,
             _ => 400,
         }
     }
@@ -79,7 +89,9 @@ impl ApiError {
             | Self::UnknownOperation(m)
             | Self::Serialization(m)
             | Self::UnsupportedOperation(m)
-            | Self::Internal(m) => m,
+            | Self::Internal(m)
+            | Self::ServiceUnavailable(m)
+            | Self::RequestTooLarge(m) => m,
         }
     }
 

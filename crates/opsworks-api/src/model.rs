@@ -1,27 +1,69 @@
-//! The service model (botocore's `service-2.json`) and the request validation it drives.
+//! Service models (botocore's `service-2.json`) and the JSON request validation they drive.
 //!
-//! Validating against the model rather than hand-written structs keeps one source of truth for all
-//! 74 operations: member types (a wrong JSON type is a `SerializationException`, as AWS answers),
-//! required members, enum values and numeric ranges (a `ValidationException` worded as AWS's Coral
-//! validator words it: `1 validation error detected: Value null at 'name' failed to satisfy
-//! constraint: Member must not be null`). Rules the model does not carry (lengths, "only one
-//! identifier") are the handlers' business.
+//! One [`ServiceModel`] type holds any of the services we speak: OpsWorks (AWS JSON 1.1, the full
+//! model) and the trimmed IAM, STS, RDS, ELB and EC2 models the `service` module embeds. For OpsWorks,
+//! validating against the model rather than hand-written structs keeps one source of truth for
+//! all 74 operations: member types (a wrong JSON type is a `SerializationException`, as AWS
+//! answers), required members, enum values and numeric ranges (a `ValidationException` worded as
+//! AWS's Coral validator words it: `1 validation error detected: Value null at 'name' failed to
+//! satisfy constraint: Member must not be null`). Rules the model does not carry (lengths, "only
+//! one identifier") are the handlers' business. The Query and EC2 services are parsed and
+//! validated by the `query` module.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::LazyLock;
 
+use regex::Regex;
 use serde::Deserialize;
 use serde_json::Value;
 
 use crate::ApiError;
 
-/// The parsed service model.
+/// The name the OpsWorks code has always used for a service model.
+pub type Model = ServiceModel;
+
+/// A parsed service model: botocore's `service-2.json`, possibly trimmed to the operations we
+/// serve (then `allOperations` still names every operation of the full service).
 #[derive(Debug, Deserialize)]
-pub struct Model {
-    /// Operations by name (`CreateStack`, ...).
+pub struct ServiceModel {
+    /// Protocol, API version, XML namespace, signing name, ...
+    #[serde(default)]
+    pub metadata: Metadata,
+    /// Operations by name (`CreateStack`, ...): the ones this model describes in full.
     pub operations: BTreeMap<String, Operation>,
     /// Shapes by name.
     pub shapes: BTreeMap<String, Shape>,
+    /// Every operation name of the full service, when the model was trimmed (our vendoring
+    /// script's addition); empty for an untrimmed model.
+    #[serde(default, rename = "allOperations")]
+    pub all_operations: Vec<String>,
+    /// Each `pattern` of the model compiled, by shape name (filled after parsing).
+    #[serde(skip)]
+    patterns: HashMap<String, Regex>,
+}
+
+/// The model's `metadata` block.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Metadata {
+    /// `json`, `query` or `ec2` for the services we speak.
+    #[serde(default)]
+    pub protocol: String,
+    /// The API version (`2010-05-08`): the `Version` parameter of Query requests.
+    #[serde(default)]
+    pub api_version: String,
+    /// The XML namespace of Query and EC2 responses.
+    pub xml_namespace: Option<String>,
+    /// The endpoint prefix, also the signing name unless `signingName` says otherwise.
+    #[serde(default)]
+    pub endpoint_prefix: String,
+    /// The SigV4 signing name, when it differs from the endpoint prefix.
+    pub signing_name: Option<String>,
+    /// The `X-Amz-Target` prefix of JSON services.
+    pub target_prefix: Option<String>,
+    /// The service ID (`IAM`, `Elastic Load Balancing`, ...).
+    #[serde(default)]
+    pub service_id: String,
 }
 
 /// One operation of the model.
@@ -33,17 +75,47 @@ pub struct Operation {
     pub input: Option<ShapeRef>,
     /// The output shape, absent for operations that return an empty body.
     pub output: Option<ShapeRef>,
+    /// The error shapes the operation is modelled to return.
+    #[serde(default)]
+    pub errors: Vec<ShapeRef>,
 }
 
-/// A reference to a shape by name.
-#[derive(Debug, Deserialize)]
+/// A reference to a shape by name, with the serialization traits a member reference carries.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct ShapeRef {
     /// The referenced shape's name.
     pub shape: String,
+    /// The member's name on the wire (XML element, Query key, list item name).
+    pub location_name: Option<String>,
+    /// EC2: the member's Query key, overriding `locationName`.
+    pub query_name: Option<String>,
+    /// A flattened list or map: its items sit directly in the parent.
+    #[serde(default)]
+    pub flattened: bool,
+    /// Query outputs: the element the output members are wrapped in (`GetUserResult`).
+    pub result_wrapper: Option<String>,
+    /// Clients fill the member with a random token when the caller gives none.
+    #[serde(default)]
+    pub idempotency_token: bool,
+}
+
+/// How an error shape is sent: its code and HTTP status.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ErrorTrait {
+    /// The error code on the wire, when it differs from the shape's name.
+    pub code: Option<String>,
+    /// The HTTP status.
+    pub http_status_code: Option<u16>,
+    /// A client fault (`<Type>Sender</Type>`) rather than the server's.
+    #[serde(default)]
+    pub sender_fault: bool,
 }
 
 /// A shape: a type with its constraints.
 #[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Shape {
     /// `structure`, `list`, `map`, `string`, `integer`, `double`, `boolean`, ...
     #[serde(rename = "type")]
@@ -63,15 +135,30 @@ pub struct Shape {
     /// Allowed values of an enum string.
     #[serde(rename = "enum")]
     pub enum_values: Option<Vec<String>>,
-    /// Lower bound of a number.
+    /// Lower bound of a number, or the shortest length of a string or list.
     pub min: Option<i64>,
-    /// Upper bound of a number.
+    /// Upper bound of a number, or the longest length of a string or list.
     pub max: Option<i64>,
+    /// The regular expression a string must match (Java syntax, as botocore carries it).
+    pub pattern: Option<String>,
+    /// The value is a secret: never echoed in messages.
+    #[serde(default)]
+    pub sensitive: bool,
+    /// A flattened list or map (also settable on the member reference).
+    #[serde(default)]
+    pub flattened: bool,
+    /// The shape's own wire name (a member reference's `locationName` overrides it).
+    pub location_name: Option<String>,
+    /// An error shape.
+    #[serde(default)]
+    pub exception: bool,
+    /// An error shape's code and HTTP status.
+    pub error: Option<ErrorTrait>,
 }
 
 static MODEL: LazyLock<Model> = LazyLock::new(|| {
     // The file is vendored and checked by this crate's tests; failing here is a build defect.
-    serde_json::from_str(include_str!("../model/service-2.json"))
+    ServiceModel::from_json(include_str!("../model/service-2.json"))
         .expect("vendored service model parses")
 });
 
@@ -83,7 +170,47 @@ pub fn model() -> &'static Model {
 /// The waiters file, as botocore ships it (for tools that want to show them).
 pub const WAITERS_JSON: &str = include_str!("../model/waiters-2.json");
 
-impl Model {
+impl ServiceModel {
+    /// Parses a `service-2.json` and compiles the patterns it carries.
+    pub fn from_json(json: &str) -> Result<Self, serde_json::Error> {
+        let mut model: ServiceModel = serde_json::from_str(json)?;
+        model.patterns = model
+            .shapes
+            .iter()
+            .filter_map(|(name, shape)| {
+                let pattern = shape.pattern.as_deref()?;
+                Some((name.clone(), crate::query::pattern::compile(pattern)?))
+            })
+            .collect();
+        Ok(model)
+    }
+
+    /// The compiled `pattern` of a string shape; `None` when it has none, or when the Java
+    /// pattern has no Rust equivalent (this crate's tests check the served models have none such).
+    pub fn pattern(&self, shape: &str) -> Option<&Regex> {
+        self.patterns.get(shape)
+    }
+
+    /// Whether the full service has this operation, served or not.
+    pub fn knows_operation(&self, name: &str) -> bool {
+        self.operations.contains_key(name) || self.all_operations.iter().any(|o| o == name)
+    }
+
+    /// The HTTP status and sender-fault flag the model gives an error code: the error shape
+    /// whose `error.code` (or, lacking one, whose name) is `code`.
+    pub fn error_trait(&self, code: &str) -> Option<(u16, bool)> {
+        self.shapes.iter().find_map(|(name, shape)| {
+            let error = shape.error.as_ref();
+            let shape_code = error.and_then(|e| e.code.as_deref()).unwrap_or(name);
+            (shape.exception && shape_code == code).then(|| {
+                (
+                    error.and_then(|e| e.http_status_code).unwrap_or(400),
+                    error.is_none_or(|e| e.sender_fault || e.http_status_code.unwrap_or(400) < 500),
+                )
+            })
+        })
+    }
+
     /// Looks an operation up by name.
     pub fn operation(&self, name: &str) -> Option<&Operation> {
         self.operations.get(name)

@@ -3,6 +3,9 @@
 //! Hand-written rather than built on `aws-sigv4` (see `shared/reference/dependencies.md` §4): the
 //! verifier must put the canonical request and string-to-sign into its mismatch errors as AWS
 //! does, enforce our own clock-skew and scope policy, and AWS JSON 1.1 only ever signs `POST /`.
+//! The same verifier serves every service of the endpoint: the caller names the services whose
+//! credential scopes it accepts ([`verify_for`]), and [`scope_service`] reads the scope's service
+//! before verification, to route the request (and word its errors) by it.
 
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::{Digest, Sha256};
@@ -38,6 +41,8 @@ pub struct Verified {
     pub access_key_id: String,
     /// The region of the credential scope.
     pub region: String,
+    /// The service of the credential scope (`opsworks`, `iam`, `elasticloadbalancing`, ...).
+    pub service: String,
 }
 
 /// The parsed `Authorization` header.
@@ -104,7 +109,14 @@ fn parse_authorization(value: &str) -> Result<Authorization, ApiError> {
 
 /// Parses `YYYYMMDDTHHMMSSZ` into seconds since the epoch.
 fn parse_amz_date(s: &str) -> Option<i64> {
-    if s.len() != 16 || !s.ends_with('Z') || s.as_bytes()[8] != b'T' {
+    // Digits everywhere else, checked byte by byte before slicing: a multi-byte character of
+    // the right byte length must not get as far as a slice that splits it.
+    let b = s.as_bytes();
+    let form = b.len() == 16
+        && b[8] == b'T'
+        && b[15] == b'Z'
+        && b[..8].iter().chain(&b[9..15]).all(u8::is_ascii_digit);
+    if !form {
         return None;
     }
     let iso = format!(
@@ -125,7 +137,18 @@ fn format_amz_date(epoch: i64) -> String {
         .unwrap_or_default()
 }
 
-/// Verifies a SigV4-signed request.
+/// The service named by the credential scope of the request's `Authorization` header, without
+/// verifying anything: what routes a request to its service before [`verify_for`] checks it.
+pub fn scope_service<'a>(parts: &RequestParts<'a>) -> Option<&'a str> {
+    let value = header(parts, "authorization")?.strip_prefix(ALGORITHM)?;
+    let credential = value
+        .split(',')
+        .find_map(|part| part.trim().strip_prefix("Credential="))?;
+    let scope: Vec<&str> = credential.split('/').collect();
+    (scope.len() == 5 && !scope[3].is_empty()).then(|| scope[3])
+}
+
+/// Verifies a SigV4-signed request to the OpsWorks API (credential scope service `opsworks`).
 ///
 /// `secret_for` returns the secret of an access key ID, or `None` when the key is unknown.
 /// `now` is seconds since the epoch. On a signature mismatch the error carries the canonical
@@ -133,6 +156,17 @@ fn format_amz_date(epoch: i64) -> String {
 pub fn verify(
     parts: &RequestParts<'_>,
     now: i64,
+    secret_for: impl FnOnce(&str) -> Option<String>,
+) -> Result<Verified, ApiError> {
+    verify_for(parts, now, &[crate::SIGNING_NAME], secret_for)
+}
+
+/// Verifies a SigV4-signed request whose credential scope names one of `services`
+/// (`["iam"]`, or every signing name of [`crate::Service::ALL`]), as [`verify`] does.
+pub fn verify_for(
+    parts: &RequestParts<'_>,
+    now: i64,
+    services: &[&str],
     secret_for: impl FnOnce(&str) -> Option<String>,
 ) -> Result<Verified, ApiError> {
     let Some(auth_value) = header(parts, "authorization") else {
@@ -151,10 +185,11 @@ pub fn verify(
             "Date must be in ISO-8601 'basic format'. Got '{amz_date}'. See http://en.wikipedia.org/wiki/ISO_8601"
         )));
     };
-    if auth.service != crate::SIGNING_NAME {
+    if !services.contains(&auth.service.as_str()) {
+        let expected: Vec<String> = services.iter().map(|s| format!("'{s}'")).collect();
         return Err(ApiError::InvalidSignature(format!(
-            "Credential should be scoped to correct service: '{}'. ",
-            crate::SIGNING_NAME
+            "Credential should be scoped to correct service: {}. ",
+            expected.join(" or ")
         )));
     }
     if auth.terminator != "aws4_request" {
@@ -218,6 +253,7 @@ pub fn verify(
         Ok(Verified {
             access_key_id: auth.access_key_id,
             region: auth.region,
+            service: auth.service,
         })
     } else {
         Err(ApiError::InvalidSignature(format!(
@@ -372,6 +408,25 @@ pub fn sign(
     region: &str,
     now: i64,
 ) -> (String, String) {
+    sign_for(
+        parts,
+        access_key_id,
+        secret,
+        region,
+        crate::SIGNING_NAME,
+        now,
+    )
+}
+
+/// Signs a request for the service `service` (its SigV4 signing name), as [`sign`] does.
+pub fn sign_for(
+    parts: &RequestParts<'_>,
+    access_key_id: &str,
+    secret: &str,
+    region: &str,
+    service: &str,
+    now: i64,
+) -> (String, String) {
     let amz_date = format_amz_date(now);
     let mut names: Vec<String> = parts
         .headers
@@ -390,9 +445,9 @@ pub fn sign(
     // Every name comes from the headers themselves, so the canonical request always builds.
     let canonical = canonical_request(&with_date, &names).unwrap_or_default();
     let date = &amz_date[..8];
-    let scope = format!("{date}/{region}/{}/aws4_request", crate::SIGNING_NAME);
+    let scope = format!("{date}/{region}/{service}/aws4_request");
     let sts = string_to_sign(&amz_date, &scope, &canonical);
-    let sig = signature(secret, date, region, crate::SIGNING_NAME, &sts);
+    let sig = signature(secret, date, region, service, &sts);
     let auth = format!(
         "{ALGORITHM} Credential={access_key_id}/{scope}, SignedHeaders={}, Signature={sig}",
         names.join(";")
@@ -446,6 +501,14 @@ mod tests {
             now,
             |k| (k == "AKIDTEST").then(|| "s3cret".to_string()),
         )
+    }
+
+    #[test]
+    fn dates_with_multibyte_characters_are_malformed_not_a_panic() {
+        // 16 bytes with `T` at byte 8, but `é` straddles a field boundary (found by proptest).
+        assert_eq!(parse_amz_date("é01ééTé4é7Z"), None);
+        assert_eq!(parse_amz_date("201\u{e9}112T160000Z"), None);
+        assert_eq!(parse_amz_date("20251124T160000Z"), Some(1_764_000_000));
     }
 
     #[test]
@@ -559,6 +622,103 @@ mod tests {
         assert_eq!(
             check(b"{}", &date, &wrong_service, NOW).unwrap_err().code(),
             "InvalidSignatureException"
+        );
+    }
+
+    fn form_request(service: &str, body: &[u8], now: i64) -> Vec<(String, String)> {
+        let mut headers = vec![
+            ("host".to_string(), "127.0.0.1:1".to_string()),
+            (
+                "content-type".to_string(),
+                "application/x-www-form-urlencoded; charset=utf-8".to_string(),
+            ),
+        ];
+        let borrowed: Vec<(&str, &str)> = headers
+            .iter()
+            .map(|(n, v)| (n.as_str(), v.as_str()))
+            .collect();
+        let parts = RequestParts {
+            method: "POST",
+            path: "/",
+            query: "",
+            headers: &borrowed,
+            body,
+        };
+        let (date, auth) = sign_for(&parts, "AKIDTEST", "s3cret", "eu-west-1", service, now);
+        headers.push(("x-amz-date".into(), date));
+        headers.push(("authorization".into(), auth));
+        headers
+    }
+
+    #[test]
+    fn other_services_verify_when_allowed_and_route_by_their_scope() {
+        let body = b"Action=ListUsers&Version=2010-05-08";
+        let services: Vec<&str> = crate::Service::ALL
+            .iter()
+            .map(|s| s.signing_name())
+            .collect();
+        for service in ["iam", "sts", "rds", "elasticloadbalancing", "ec2"] {
+            let headers = form_request(service, body, NOW);
+            let borrowed: Vec<(&str, &str)> = headers
+                .iter()
+                .map(|(n, v)| (n.as_str(), v.as_str()))
+                .collect();
+            let parts = RequestParts {
+                method: "POST",
+                path: "/",
+                query: "",
+                headers: &borrowed,
+                body,
+            };
+            assert_eq!(scope_service(&parts), Some(service));
+            let v = verify_for(&parts, NOW, &services, |k| {
+                (k == "AKIDTEST").then(|| "s3cret".to_string())
+            })
+            .unwrap();
+            assert_eq!(
+                (v.service.as_str(), v.region.as_str()),
+                (service, "eu-west-1")
+            );
+            // The OpsWorks verifier still insists on its own scope.
+            let err = verify(&parts, NOW, |_| Some("s3cret".into())).unwrap_err();
+            assert_eq!(
+                err.message(),
+                "Credential should be scoped to correct service: 'opsworks'. "
+            );
+            let err = verify_for(&parts, NOW, &["iam", "sts"], |_| Some("s3cret".into()));
+            if service != "iam" && service != "sts" {
+                assert!(err.unwrap_err().message().contains("'iam' or 'sts'"));
+            }
+        }
+    }
+
+    #[test]
+    fn scope_service_reads_only_a_well_formed_credential() {
+        let parts = |auth: &'static str| {
+            let headers: &'static [(&'static str, &'static str)] =
+                Box::leak(Box::new([("Authorization", auth)]));
+            RequestParts {
+                method: "POST",
+                path: "/",
+                query: "",
+                headers,
+                body: b"",
+            }
+        };
+        assert_eq!(
+            scope_service(&parts(
+                "AWS4-HMAC-SHA256 Credential=AK/20251124/us-east-1/rds/aws4_request, SignedHeaders=host, Signature=00"
+            )),
+            Some("rds")
+        );
+        assert_eq!(
+            scope_service(&parts("AWS4-HMAC-SHA256 Credential=AK/x/rds")),
+            None
+        );
+        assert_eq!(scope_service(&parts("Basic abc")), None);
+        assert_eq!(
+            scope_service(&parts("AWS4-HMAC-SHA256 Credential=AK/d/r//aws4_request")),
+            None
         );
     }
 }

@@ -1,21 +1,32 @@
-//! Sign-in for the console: the root user's console password (an argon2 hash on disk), sessions
-//! held in memory, and the CSRF token every form carries.
+//! Sign-in for the console: the root user's console password (an argon2 hash on disk), checked
+//! by a small fixed pool of hashers; sessions held in memory, and the CSRF token every form
+//! carries.
+//!
+//! One argon2 check with the default parameters works through 19 MiB. Checks run at most
+//! [`HASHINGS`] at a time, on blocking threads, each in one of the pool's buffers (wiped after
+//! use): however many sign-ins arrive at once, the hashing holds at most `HASHINGS × 19 MiB`, and
+//! the others wait their turn.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use argon2::Argon2;
+use argon2::password_hash::PasswordHasher;
 use argon2::password_hash::phc::PasswordHash;
-use argon2::password_hash::{PasswordHasher, PasswordVerifier};
+use argon2::{Algorithm, Argon2, Block, Params, Version};
 use subtle::ConstantTimeEq;
+use tokio::sync::Semaphore;
 
 /// How long a session lasts without use.
 pub const SESSION_IDLE: Duration = Duration::from_secs(12 * 3600);
 
+/// How many password checks run at once (each works through the hash's memory cost, 19 MiB by
+/// default).
+pub const HASHINGS: usize = 2;
+
 /// The environment variable that sets the console password (replacing the stored one).
-pub const PASSWORD_ENV: &str = "OPSWORKS_CONSOLE_PASSWORD";
+pub const PASSWORD_ENV: &str = opsworks_env::OPSWORKS_CONSOLE_PASSWORD;
 
 /// Errors while setting up the console's password.
 #[derive(Debug, thiserror::Error)]
@@ -52,10 +63,88 @@ pub enum PasswordSource {
     Existing,
 }
 
-/// The root user's console password, as its argon2 hash.
+/// The root user's console password, as its argon2 hash, and the pool that checks attempts.
 #[derive(Debug, Clone)]
 pub struct Password {
-    hash: String,
+    stored: Arc<Stored>,
+    pool: Arc<Pool>,
+}
+
+/// A parsed argon2 hash: what a check recomputes, and what it must get.
+struct Stored {
+    algorithm: Algorithm,
+    version: Version,
+    params: Params,
+    salt: Vec<u8>,
+    expected: Vec<u8>,
+}
+
+impl std::fmt::Debug for Stored {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Stored")
+            .field("algorithm", &self.algorithm)
+            .field("params", &self.params)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Stored {
+    fn parse(hash: &str) -> Result<Stored, String> {
+        let phc = PasswordHash::new(hash).map_err(|e| e.to_string())?;
+        let algorithm = Algorithm::new(phc.algorithm.as_str()).map_err(|e| e.to_string())?;
+        let version = match phc.version {
+            Some(v) => Version::try_from(v).map_err(|e| e.to_string())?,
+            None => Version::default(),
+        };
+        let params = Params::try_from(&phc).map_err(|e| e.to_string())?;
+        let salt = phc.salt.as_ref().ok_or("the hash has no salt")?.to_vec();
+        let expected = phc
+            .hash
+            .as_ref()
+            .ok_or("the hash has no output")?
+            .as_bytes()
+            .to_vec();
+        Ok(Stored {
+            algorithm,
+            version,
+            params,
+            salt,
+            expected,
+        })
+    }
+
+    /// Whether `attempt` hashes to the stored output, working in `memory` (resized to the
+    /// hash's memory cost, wiped afterwards).
+    fn check(&self, attempt: &[u8], memory: &mut Vec<Block>) -> bool {
+        let blocks = self.params.block_count();
+        if memory.len() != blocks {
+            *memory = vec![Block::new(); blocks];
+        }
+        let mut out = vec![0u8; self.expected.len()];
+        let argon = Argon2::new(self.algorithm, self.version, self.params.clone());
+        let ok = argon
+            .hash_password_into_with_memory(attempt, &self.salt, &mut out, &mut memory[..])
+            .is_ok()
+            && bool::from(out.ct_eq(&self.expected));
+        memory.fill(Block::new());
+        ok
+    }
+}
+
+/// At most [`HASHINGS`] checks at a time, each with a buffer of its own, kept for the next one.
+#[derive(Debug)]
+struct Pool {
+    permits: Semaphore,
+    buffers: Mutex<Vec<Vec<Block>>>,
+}
+
+impl Default for Pool {
+    fn default() -> Self {
+        Pool {
+            permits: Semaphore::new(HASHINGS),
+            buffers: Mutex::new(Vec::new()),
+        }
+    }
 }
 
 impl Password {
@@ -68,34 +157,71 @@ impl Password {
         {
             let hash = hash(&plain)?;
             write_private(&path, &hash)?;
-            return Ok((Password { hash }, PasswordSource::Environment));
+            return Ok((
+                Password::from_hash(&path, &hash)?,
+                PasswordSource::Environment,
+            ));
         }
         match std::fs::read_to_string(&path) {
             Ok(text) => {
-                let hash = text.trim().to_string();
-                PasswordHash::new(&hash).map_err(|e| AuthError::BadHash {
-                    path: path.clone(),
-                    message: e.to_string(),
-                })?;
-                Ok((Password { hash }, PasswordSource::Existing))
+                let password = Password::from_hash(&path, text.trim())?;
+                Ok((password, PasswordSource::Existing))
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 let plain = random_token(12);
                 let hash = hash(&plain)?;
                 write_private(&path, &hash)?;
-                Ok((Password { hash }, PasswordSource::Generated(plain)))
+                let password = Password::from_hash(&path, &hash)?;
+                Ok((password, PasswordSource::Generated(plain)))
             }
             Err(source) => Err(AuthError::Io { path, source }),
         }
     }
 
-    /// Whether `attempt` is the password.
-    pub fn verify(&self, attempt: &str) -> bool {
-        PasswordHash::new(&self.hash).is_ok_and(|h| {
-            Argon2::default()
-                .verify_password(attempt.as_bytes(), &h)
-                .is_ok()
+    fn from_hash(path: &Path, hash: &str) -> Result<Password, AuthError> {
+        let stored = Stored::parse(hash).map_err(|message| AuthError::BadHash {
+            path: path.to_path_buf(),
+            message,
+        })?;
+        Ok(Password {
+            stored: Arc::new(stored),
+            pool: Arc::default(),
         })
+    }
+
+    /// Whether `attempt` is the password: checked on a blocking thread once one of the pool's
+    /// [`HASHINGS`] turns is free.
+    pub async fn verify(&self, attempt: String) -> bool {
+        let Ok(_turn) = self.pool.permits.acquire().await else {
+            return false;
+        };
+        let mut memory = self
+            .pool
+            .buffers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .pop()
+            .unwrap_or_default();
+        let stored = self.stored.clone();
+        let checked = tokio::task::spawn_blocking(move || {
+            let ok = stored.check(attempt.as_bytes(), &mut memory);
+            (ok, memory)
+        })
+        .await;
+        match checked {
+            Ok((ok, memory)) => {
+                self.pool
+                    .buffers
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .push(memory);
+                ok
+            }
+            Err(e) => {
+                tracing::error!("console password check failed: {e}");
+                false
+            }
+        }
     }
 }
 
@@ -188,24 +314,73 @@ impl Sessions {
 mod tests {
     use super::*;
 
-    #[test]
-    fn password_is_generated_once_then_kept_and_verified() {
+    #[tokio::test]
+    async fn password_is_generated_once_then_kept_and_verified() {
         let dir = tempfile::tempdir().unwrap();
         let (p, source) = Password::open(dir.path()).unwrap();
         let PasswordSource::Generated(plain) = source else {
             panic!("expected a generated password, got {source:?}");
         };
-        assert!(p.verify(&plain));
-        assert!(!p.verify("wrong"));
+        assert!(p.verify(plain.clone()).await);
+        assert!(!p.verify("wrong".into()).await);
+        assert!(!p.verify(String::new()).await);
         let (again, source) = Password::open(dir.path()).unwrap();
         assert_eq!(source, PasswordSource::Existing);
-        assert!(again.verify(&plain));
+        assert!(again.verify(plain.clone()).await);
         use std::os::unix::fs::PermissionsExt;
         let mode = std::fs::metadata(dir.path().join("console-password"))
             .unwrap()
             .permissions()
             .mode();
         assert_eq!(mode & 0o777, 0o600);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn checks_share_a_pool_of_buffers_and_stay_right_under_load() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("console-password"),
+            format!("{}\n", hash("right").unwrap()),
+        )
+        .unwrap();
+        let (p, _) = Password::open(dir.path()).unwrap();
+        let checks: Vec<_> = (0..12)
+            .map(|i| {
+                let p = p.clone();
+                tokio::spawn(async move {
+                    let attempt = if i % 4 == 0 { "right" } else { "wrong" };
+                    (i, p.verify(attempt.into()).await)
+                })
+            })
+            .collect();
+        for c in checks {
+            let (i, ok) = c.await.unwrap();
+            assert_eq!(ok, i % 4 == 0, "attempt {i}");
+        }
+        let buffers = p.pool.buffers.lock().unwrap();
+        assert!(
+            (1..=HASHINGS).contains(&buffers.len()),
+            "{} buffers for {HASHINGS} turns",
+            buffers.len()
+        );
+        assert!(
+            buffers
+                .iter()
+                .flatten()
+                .all(|b| b.as_ref().iter().all(|w| *w == 0)),
+            "the hashing memory is wiped after each check"
+        );
+    }
+
+    #[test]
+    fn a_file_without_a_hash_is_a_clear_error() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("console-password"), "not a hash\n").unwrap();
+        let err = Password::open(dir.path()).unwrap_err();
+        assert!(
+            err.to_string().contains("does not hold a password hash"),
+            "{err}"
+        );
     }
 
     #[test]

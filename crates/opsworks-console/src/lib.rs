@@ -1,17 +1,34 @@
 //! The web console: server-rendered pages over the same operations the API serves.
 //!
-//! A page flows: the router (under `/console`) → [`Signed`], the extractor that finds the
-//! session cookie (or redirects to the sign-in page) → a handler in [`pages`] that calls the
-//! operations through [`Console::call`] exactly as the API would (validated against the service
-//! model, then dispatched) → a minijinja template. Forms are plain HTML forms that work without
-//! script; each carries the session's CSRF token, checked by [`pages::SignedForm`] before anything
-//! changes. A little hand-written script follows server-sent events ([`live`]) to update states
-//! in place.
+//! A page flows: the router ([`routes`], under `/console`) → [`Signed`], the extractor that finds
+//! the session cookie (or redirects to the sign-in page) → a handler in the module of its
+//! resource family ([`stacks`], [`layers`], [`instances`], [`apps`], [`deployments`],
+//! [`monitoring`], [`events`]) that calls the operations through [`Console::call`] exactly as
+//! the API would (validated against the service model, then dispatched as root) → a minijinja
+//! template. The console holds no rules of its own. Forms are plain HTML forms that work without
+//! script; each carries the session's CSRF token, checked by [`form::SignedForm`] before anything
+//! changes. A little hand-written script follows server-sent events ([`live`], [`events`]) to
+//! update pages in place. Every response carries the headers of [`security`].
+//!
+//! Modules import only downward: `routes` → the page modules → `form`, `render`, `live` → the
+//! crate root (the [`Console`] and its extractors); `signin` → `auth`, `limits`.
 
+pub mod apps;
+pub mod assets;
 pub mod auth;
+pub mod deployments;
+pub mod events;
+pub mod form;
+pub mod instances;
+pub mod layers;
+pub mod limits;
 pub mod live;
 pub mod monitoring;
-pub mod pages;
+pub mod render;
+pub mod routes;
+pub mod security;
+pub mod signin;
+pub mod stacks;
 
 use std::sync::Arc;
 
@@ -24,8 +41,8 @@ use minijinja::Environment;
 use serde_json::Value;
 
 use opsworks_api::{ApiError, model};
-use opsworks_server::App;
-use opsworks_server::ops::{self, Caller};
+use opsworks_server::Core as App;
+use opsworks_server::ops::{self, Ctx, Principal};
 
 pub use auth::{AuthError, Password, PasswordSource};
 
@@ -42,6 +59,7 @@ struct Inner {
     app: App,
     password: Password,
     sessions: auth::Sessions,
+    limits: limits::SignInLimits,
     templates: Environment<'static>,
     /// Turns true at shutdown: live streams end so the server's graceful stop is not held up.
     closed: tokio::sync::watch::Sender<bool>,
@@ -84,6 +102,7 @@ impl Console {
                 app,
                 password,
                 sessions: auth::Sessions::default(),
+                limits: limits::SignInLimits::default(),
                 templates: env,
                 closed: tokio::sync::watch::Sender::new(false),
             }),
@@ -105,18 +124,31 @@ impl Console {
         &self.inner.app
     }
 
+    /// The root user's console password.
+    pub fn password(&self) -> &Password {
+        &self.inner.password
+    }
+
+    /// The signed-in sessions.
+    pub fn sessions(&self) -> &auth::Sessions {
+        &self.inner.sessions
+    }
+
+    /// The limits on failed sign-ins.
+    pub fn limits(&self) -> &limits::SignInLimits {
+        &self.inner.limits
+    }
+
     /// Runs an operation as the root user, as the API would: the input is validated against the
     /// service model first, so the console gets the API's own error messages.
     pub async fn call(&self, operation: &str, input: Value) -> Result<Value, ApiError> {
         model().validate_input(operation, &input)?;
-        let caller = Caller {
-            access_key_id: "console".to_string(),
-            principal: opsworks_server::keys::ROOT.to_string(),
-            region: self.inner.app.region().to_string(),
+        let principal = Principal::root(self.inner.app.region());
+        let cx = Ctx {
+            core: &self.inner.app,
+            principal: &principal,
         };
-        ops::dispatch(&self.inner.app, &caller, operation, input)
-            .await?
-            .into_value()
+        ops::dispatch(cx, operation, input).await?.into_value()
     }
 
     /// Renders a template; a template error becomes a 500 page (and a log line).
@@ -172,9 +204,25 @@ fn status_class(status: String) -> String {
     .to_string()
 }
 
-/// The router of every console page, under `/console`.
+/// The router of every console page, under `/console` (and the site's icon), each response
+/// with the console's security headers.
 pub fn router(console: Console) -> Router {
-    pages::routes().with_state(console)
+    routes::routes()
+        .layer(axum::middleware::map_response(security::protect))
+        .with_state(console)
+}
+
+/// The console as a mount of the server: its pages on the server's port, signing in with
+/// `password`; its live streams end first when the server stops.
+pub fn mount(password: Password) -> opsworks_server::Mount {
+    std::sync::Arc::new(move |core: &App| {
+        let console = Console::new(core.clone(), password.clone());
+        let closing = console.clone();
+        Ok(opsworks_server::Mounted {
+            router: router(console),
+            on_shutdown: Some(Box::new(move || closing.close())),
+        })
+    })
 }
 
 /// A signed-in request: the session's CSRF token, for forms.
@@ -187,7 +235,7 @@ impl FromRequestParts<Console> for Signed {
     type Rejection = Response;
 
     async fn from_request_parts(parts: &mut Parts, console: &Console) -> Result<Self, Response> {
-        let session = cookie(&parts.headers, COOKIE).and_then(|t| console.inner.sessions.get(&t));
+        let session = cookie(&parts.headers, COOKIE).and_then(|t| console.sessions().get(&t));
         match session {
             Some(s) => Ok(Signed { csrf: s.csrf }),
             None => {

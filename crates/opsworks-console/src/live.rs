@@ -28,7 +28,7 @@ pub fn read_log(console: &Console, command_id: &str) -> Option<String> {
     {
         return None;
     }
-    let path = opsworks_server::agents::log_path(console.app(), command_id);
+    let path = opsworks_server::core::logs::path(console.app(), command_id)?;
     let mut file = std::fs::File::open(path).ok()?;
     let len = file.metadata().ok()?.len();
     if len > LOG_TAIL {

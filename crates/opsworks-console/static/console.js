@@ -62,12 +62,19 @@ function followEvents(table) {
     const none = rows.querySelector("tr.none");
     if (none) none.remove();
     const tr = document.createElement("tr");
-    const concerns = [ev.InstanceId && "instance", ev.DeploymentId && "deployment", ev.LayerId && "layer"].filter(Boolean).join(" ");
-    const detail = document.createElement("td");
-    const code = document.createElement("code");
-    code.textContent = JSON.stringify(ev.Detail);
-    detail.appendChild(code);
-    tr.append(cell(ev.At), cell(ev.Type, true), cell(concerns), detail);
+    const concerns = document.createElement("td");
+    concerns.className = "concerns";
+    (ev.Links || []).forEach((link, i) => {
+      if (i > 0) concerns.append(" · ");
+      const a = document.createElement("a");
+      a.href = link.href;
+      a.textContent = link.text;
+      concerns.appendChild(a);
+    });
+    const detail = cell(ev.Text);
+    detail.className = "detail";
+    detail.title = ev.DetailText || "";
+    tr.append(cell(ev.At), cell(ev.Type, true), concerns, detail);
     rows.prepend(tr);
   });
 }
@@ -75,6 +82,15 @@ function followEvents(table) {
 document.addEventListener("DOMContentLoaded", () => {
   document.querySelectorAll("[data-live]").forEach(follow);
   document.querySelectorAll("[data-events]").forEach(followEvents);
+  // "Go back" on error pages: the previous page when there is one (the link works without).
+  document.querySelectorAll("a[data-back]").forEach((a) => {
+    a.addEventListener("click", (e) => {
+      if (window.history.length > 1) {
+        e.preventDefault();
+        window.history.back();
+      }
+    });
+  });
   document.querySelectorAll("form[data-confirm]").forEach((form) => {
     form.addEventListener("submit", (e) => {
       if (!window.confirm(form.dataset.confirm)) e.preventDefault();

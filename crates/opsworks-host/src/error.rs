@@ -97,6 +97,16 @@ pub enum HostError {
         /// The revision asked for.
         revision: String,
     },
+    /// A checkout ended at another commit than the one it was asked for.
+    #[error("git checkout in {path} is at {actual:?}, not at the resolved commit {expected}")]
+    CheckoutMismatch {
+        /// The checkout.
+        path: PathBuf,
+        /// The commit asked for.
+        expected: String,
+        /// The commit HEAD names (empty when none).
+        actual: String,
+    },
     /// A user name does not exist on this host.
     #[error("unknown user `{name}`")]
     UnknownUser {

@@ -165,7 +165,73 @@ pub fn sync(repo_url: &str, revision: &str, dest: &Path, user: Option<&str>) -> 
     ]);
     cmd::run(&mut cmd)?;
     let after = current_revision(dest)?.ok_or_else(|| not_found(repo_url, revision))?;
+    if after != sha {
+        return Err(HostError::CheckoutMismatch {
+            path: dest.to_path_buf(),
+            expected: sha,
+            actual: after,
+        });
+    }
     Ok(GitSync { before, after })
+}
+
+/// Makes `dest` (which must not exist) a repository of its own checked out at exactly `commit`
+/// (a full sha), cloned from the local repository `source` with its objects hard-linked, so a
+/// release costs little more than its working tree. Its `origin` is set to `origin_url`, which
+/// must carry no credentials: the clone's config is an ordinary file. Returns the commit HEAD
+/// names afterwards, checked to be `commit`; on error nothing is left at `dest`.
+pub fn clone_at(source: &Path, commit: &str, dest: &Path, origin_url: &str) -> Result<String> {
+    check_url(origin_url)?;
+    if !is_full_sha(commit) {
+        return Err(HostError::invalid(
+            "git commit",
+            format!("`{}` is not a full commit id", commit.escape_debug()),
+        ));
+    }
+    if dest.symlink_metadata().is_ok() {
+        return Err(HostError::invalid(
+            "git destination",
+            format!("{} already exists", dest.display()),
+        ));
+    }
+    let made = (|| {
+        let mut cmd = git(None, None)?;
+        let mut safe = std::ffi::OsString::from("safe.directory=");
+        safe.push(source.as_os_str());
+        cmd.arg("-c")
+            .arg(safe)
+            .args(["clone", "-q", "--local", "--no-checkout", "--"])
+            .arg(source)
+            .arg(dest);
+        cmd::run(&mut cmd)?;
+        let mut cmd = git(None, Some(dest))?;
+        cmd.args(["remote", "set-url", "origin", origin_url]);
+        cmd::run(&mut cmd)?;
+        let mut cmd = git(None, Some(dest))?;
+        cmd.args([
+            "-c",
+            "advice.detachedHead=false",
+            "checkout",
+            "-q",
+            "-f",
+            "--detach",
+            commit,
+        ]);
+        cmd::run(&mut cmd)?;
+        let head = current_revision(dest)?.unwrap_or_default();
+        if !head.eq_ignore_ascii_case(commit) {
+            return Err(HostError::CheckoutMismatch {
+                path: dest.to_path_buf(),
+                expected: commit.to_string(),
+                actual: head,
+            });
+        }
+        Ok(head)
+    })();
+    if made.is_err() {
+        let _ = std::fs::remove_dir_all(dest);
+    }
+    made
 }
 
 /// The full sha of `revision` in the local repository, if it names a commit there.

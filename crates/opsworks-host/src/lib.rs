@@ -5,6 +5,7 @@
 
 mod cmd;
 pub mod cron;
+pub mod definition;
 mod error;
 pub mod fetch;
 pub mod git;

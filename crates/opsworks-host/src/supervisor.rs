@@ -25,9 +25,9 @@ use unit::{Cmd, Failure, Handle};
 /// The state directory when neither `--state-dir` nor `OPSWORKS_SUPERVISOR_DIR` says otherwise.
 pub const DEFAULT_STATE_DIR: &str = "/var/lib/opsworks/supervisor";
 /// Environment variable naming the state directory (for clients and the daemon).
-pub const STATE_DIR_ENV: &str = "OPSWORKS_SUPERVISOR_DIR";
+pub const STATE_DIR_ENV: &str = opsworks_env::OPSWORKS_SUPERVISOR_DIR;
 /// Environment variable naming the executable clients start as `EXE supervisor --state-dir DIR`.
-pub const EXE_ENV: &str = "OPSWORKS_SUPERVISOR_EXE";
+pub const EXE_ENV: &str = opsworks_env::OPSWORKS_SUPERVISOR_EXE;
 /// The socket's file name inside the state directory.
 pub const SOCKET_NAME: &str = "supervisor.sock";
 /// How long a leftover process group from a crashed supervisor gets between SIGTERM and SIGKILL.
@@ -205,7 +205,7 @@ impl Registry {
         self.units.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn insert(&self, def: crate::service::ServiceDef, enabled: bool) {
+    fn insert(&self, def: crate::definition::ServiceDef, enabled: bool) {
         let name = def.name.clone();
         let handle = unit::launch(def, enabled, self.store.clone());
         self.units().insert(name, handle);
@@ -307,7 +307,7 @@ impl Registry {
 
     async fn define(
         &self,
-        def: crate::service::ServiceDef,
+        def: crate::definition::ServiceDef,
     ) -> Result<(ServiceInfo, bool), Failure> {
         def.validate()
             .map_err(|e| (ErrorCode::BadRequest, e.to_string()))?;

@@ -1,39 +1,42 @@
 //! The stack configuration every run receives, in both shapes cookbooks expect: Chef 11's node
 //! attributes (`node["opsworks"]`, `node["deploy"][app]`) and Chef 12's `aws_opsworks_*` data bags.
 //!
-//! Inputs are the stored API documents (secrets unfiltered: the instance needs them). Custom JSON
+//! Inputs are the stored resources (secrets unfiltered: the instance needs them). Custom JSON
 //! merges stack < layer < deployment, over the built-in attributes.
 
 use std::collections::BTreeMap;
 
 use serde_json::{Map, Value, json};
 
+use opsworks_model::resource::{App, Instance, Layer, Source, Stack};
+use opsworks_model::{CommandName, InstanceStatus};
+
 use crate::services;
 
-/// The documents of one stack at the moment a command is created.
-#[derive(Debug, Clone, Default)]
-pub struct StackSnapshot {
+/// The resources of one stack at the moment a command is delivered.
+#[derive(Debug, Clone)]
+pub struct StackSnapshot<'a> {
     /// The stack.
-    pub stack: Value,
+    pub stack: &'a Stack,
     /// Its layers.
-    pub layers: Vec<Value>,
+    pub layers: Vec<&'a Layer>,
     /// Its instances (all statuses; only online ones are listed as members).
-    pub instances: Vec<Value>,
+    pub instances: Vec<&'a Instance>,
     /// Its apps.
-    pub apps: Vec<Value>,
+    pub apps: Vec<&'a App>,
 }
 
 /// What the run is for.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct RunContext<'a> {
     /// The instance the run is on.
     pub instance_id: &'a str,
     /// The command's ID.
     pub command_id: &'a str,
-    /// The command's type (`setup`, `deploy`, ...).
-    pub command: &'a str,
+    /// The command.
+    pub command: CommandName,
     /// The command's arguments.
-    pub args: Option<&'a Value>,
+    pub args: Option<&'a BTreeMap<String, Vec<String>>>,
     /// The deployment's ID.
     pub deployment_id: Option<&'a str>,
     /// The deployment's custom JSON, parsed.
@@ -44,10 +47,6 @@ pub struct RunContext<'a> {
     pub sent_at: &'a str,
     /// The IAM user ARN that created the deployment.
     pub iam_user_arn: Option<&'a str>,
-}
-
-fn s<'a>(v: &'a Value, key: &str) -> &'a str {
-    v.get(key).and_then(Value::as_str).unwrap_or("")
 }
 
 /// Merges `over` into `base`: objects recursively, anything else replaced (arrays too, as Chef does
@@ -68,219 +67,187 @@ pub fn deep_merge(base: &mut Value, over: &Value) {
     }
 }
 
-fn parsed_custom_json(doc: &Value) -> Option<Value> {
-    doc.get("CustomJson")
-        .and_then(Value::as_str)
-        .and_then(|s| serde_json::from_str(s).ok())
+fn parsed_custom_json(text: Option<&str>) -> Option<Value> {
+    text.and_then(|s| serde_json::from_str(s).ok())
         .filter(Value::is_object)
 }
 
-fn is_online(i: &Value) -> bool {
-    s(i, "Status") == "online"
+fn is_online(i: &Instance) -> bool {
+    i.status == InstanceStatus::Online
 }
 
-fn layer_ids(i: &Value) -> Vec<&str> {
-    i.get("LayerIds")
-        .and_then(Value::as_array)
-        .map(|a| a.iter().filter_map(Value::as_str).collect())
-        .unwrap_or_default()
-}
-
-fn instance_attrs(i: &Value, region: &str) -> Value {
+fn instance_attrs(i: &Instance, region: &str) -> Value {
     json!({
-        "id": s(i, "InstanceId"),
-        "hostname": s(i, "Hostname"),
-        "ip": i.get("PublicIp").or(i.get("PrivateIp")),
-        "private_ip": i.get("PrivateIp"),
-        "public_dns_name": i.get("PublicDns"),
-        "private_dns_name": i.get("PrivateDns"),
-        "aws_instance_id": i.get("Ec2InstanceId"),
-        "instance_type": i.get("InstanceType"),
-        "architecture": i.get("Architecture"),
-        "availability_zone": i.get("AvailabilityZone"),
+        "id": i.instance_id,
+        "hostname": i.hostname,
+        "ip": i.public_ip.as_ref().or(i.private_ip.as_ref()),
+        "private_ip": i.private_ip,
+        "public_dns_name": i.public_dns,
+        "private_dns_name": i.private_dns,
+        "aws_instance_id": i.ec2_instance_id,
+        "instance_type": i.instance_type,
+        "architecture": i.architecture,
+        "availability_zone": i.availability_zone,
         "region": region,
-        "status": s(i, "Status"),
-        "created_at": i.get("CreatedAt"),
+        "status": i.status.as_str(),
+        "created_at": i.created_at,
     })
 }
 
-fn source_attrs(src: Option<&Value>) -> Value {
+fn source_attrs(src: Option<&Source>) -> Value {
     match src {
         Some(src) => json!({
-            "scm_type": src.get("Type"),
-            "repository": src.get("Url"),
-            "revision": src.get("Revision"),
-            "user": src.get("Username"),
-            "password": src.get("Password"),
-            "ssh_key": src.get("SshKey"),
+            "scm_type": src.r#type,
+            "repository": src.url,
+            "revision": src.revision,
+            "user": src.username,
+            "password": src.password,
+            "ssh_key": src.ssh_key,
         }),
         None => json!({}),
     }
 }
 
-fn environment(app: &Value) -> Map<String, Value> {
-    app.get("Environment")
-        .and_then(Value::as_array)
-        .map(|vars| {
-            vars.iter()
-                .filter_map(|v| {
-                    Some((
-                        v.get("Key")?.as_str()?.to_string(),
-                        v.get("Value").cloned().unwrap_or(Value::Null),
-                    ))
-                })
-                .collect()
-        })
-        .unwrap_or_default()
+fn environment(app: &App) -> Map<String, Value> {
+    app.environment
+        .iter()
+        .map(|v| (v.key.clone(), json!(v.value)))
+        .collect()
+}
+
+impl StackSnapshot<'_> {
+    fn my_layers(&self, instance_id: &str) -> Vec<String> {
+        self.instances
+            .iter()
+            .find(|i| i.instance_id == instance_id)
+            .map(|i| i.layer_ids.clone())
+            .unwrap_or_default()
+    }
 }
 
 /// The Chef 11 node attributes of a run.
-pub fn attributes(snap: &StackSnapshot, ctx: &RunContext<'_>) -> Value {
-    let stack = &snap.stack;
-    let region = s(stack, "Region");
+pub fn attributes(snap: &StackSnapshot<'_>, ctx: &RunContext<'_>) -> Value {
+    let stack = snap.stack;
+    let region = stack.region.as_str();
     let me = snap
         .instances
         .iter()
-        .find(|i| s(i, "InstanceId") == ctx.instance_id);
-    let my_layers: Vec<&str> = me.map(layer_ids).unwrap_or_default();
+        .find(|i| i.instance_id == ctx.instance_id);
+    let my_layers = snap.my_layers(ctx.instance_id);
 
     let mut layers = Map::new();
     for layer in &snap.layers {
-        let lid = s(layer, "LayerId");
         let members: Map<String, Value> = snap
             .instances
             .iter()
-            .filter(|i| is_online(i) && layer_ids(i).contains(&lid))
-            .map(|i| (s(i, "Hostname").to_string(), instance_attrs(i, region)))
+            .filter(|i| is_online(i) && i.in_layer(&layer.layer_id))
+            .map(|i| (i.hostname.clone(), instance_attrs(i, region)))
             .collect();
         layers.insert(
-            s(layer, "Shortname").to_string(),
-            json!({"id": lid, "name": s(layer, "Name"), "type": s(layer, "Type"), "instances": members}),
+            layer.shortname.clone(),
+            json!({"id": layer.layer_id, "name": layer.name, "type": layer.r#type.as_str(), "instances": members}),
         );
     }
     let mut instance = me
         .map(|i| instance_attrs(i, region))
         .unwrap_or_else(|| json!({}));
-    let mut packages: Vec<Value> = Vec::new();
-    for l in snap
+    let mine: Vec<&&Layer> = snap
         .layers
         .iter()
-        .filter(|l| my_layers.contains(&s(l, "LayerId")))
-    {
-        for p in l
-            .get("Packages")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-        {
-            if !packages.contains(p) {
-                packages.push(p.clone());
-            }
+        .filter(|l| my_layers.contains(&l.layer_id))
+        .collect();
+    let mut packages: Vec<&String> = Vec::new();
+    for p in mine.iter().flat_map(|l| &l.packages) {
+        if !packages.contains(&p) {
+            packages.push(p);
         }
     }
-    instance["packages"] = Value::Array(packages);
-    instance["layers"] = json!(
-        snap.layers
-            .iter()
-            .filter(|l| my_layers.contains(&s(l, "LayerId")))
-            .map(|l| s(l, "Shortname"))
-            .collect::<Vec<_>>()
-    );
+    instance["packages"] = json!(packages);
+    instance["layers"] = json!(mine.iter().map(|l| &l.shortname).collect::<Vec<_>>());
 
     let cache = services::memcached(&snap.layers, &snap.instances);
     // `deploy` with `{"migrate": ["true"]}` (the console's "Migrate database" for Rails apps).
     let migrate = ctx
         .args
         .and_then(|a| a.get("migrate"))
-        .and_then(Value::as_array)
-        .is_some_and(|v| v.iter().any(|x| x.as_str() == Some("true")));
+        .is_some_and(|v| v.iter().any(|x| x == "true"));
     let mut deploy = Map::new();
     for app in &snap.apps {
-        let short = s(app, "Shortname");
+        let short = app.shortname.as_str();
         let env = environment(app);
         let database = services::app_connection(&snap.layers, &snap.instances, app);
+        let ssl = app.ssl_configuration.as_ref();
         deploy.insert(
             short.to_string(),
             json!({
                 "database": database,
                 "memcached": cache,
                 "application": short,
-                "application_type": s(app, "Type"),
-                "name": s(app, "Name"),
-                "app_id": s(app, "AppId"),
+                "application_type": app.r#type,
+                "name": app.name,
+                "app_id": app.app_id,
                 "deploy_to": format!("/srv/www/{short}"),
                 "current_path": format!("/srv/www/{short}/current"),
-                "document_root": app.pointer("/Attributes/DocumentRoot"),
-                "domains": app.get("Domains").cloned().unwrap_or(json!([])),
+                "document_root": app.attributes.get("DocumentRoot").cloned().flatten(),
+                "domains": app.domains,
                 "environment": env.clone(),
                 "environment_variables": env,
-                "scm": source_attrs(app.get("AppSource")),
-                "ssl_support": app.get("EnableSsl").cloned().unwrap_or(json!(false)),
-                "ssl_certificate": app.pointer("/SslConfiguration/Certificate"),
-                "ssl_certificate_key": app.pointer("/SslConfiguration/PrivateKey"),
-                "ssl_certificate_ca": app.pointer("/SslConfiguration/Chain"),
+                "scm": source_attrs(app.app_source.as_ref()),
+                "ssl_support": app.enable_ssl,
+                "ssl_certificate": ssl.map(|s| &s.certificate),
+                "ssl_certificate_key": ssl.map(|s| &s.private_key),
+                "ssl_certificate_ca": ssl.and_then(|s| s.chain.as_ref()),
                 "keep_releases": 5,
-                "rails_env": app
-                    .pointer("/Attributes/RailsEnv")
-                    .and_then(Value::as_str)
-                    .filter(|e| !e.is_empty())
-                    .unwrap_or("production"),
-                "auto_bundle_on_deploy": app
-                    .pointer("/Attributes/AutoBundleOnDeploy")
-                    .and_then(Value::as_str)
-                    != Some("false"),
+                "rails_env": app.attribute("RailsEnv").unwrap_or("production"),
+                "auto_bundle_on_deploy": app.attribute("AutoBundleOnDeploy") != Some("false"),
                 "migrate": migrate,
                 "user": "deploy",
                 "group": "www-data",
-                "deploying": ctx.deploy_app_ids.iter().any(|id| id == s(app, "AppId")),
+                "deploying": ctx.deploy_app_ids.iter().any(|id| *id == app.app_id),
             }),
         );
     }
 
     let mut attrs = json!({
         "opsworks": {
-            "activity": ctx.command,
+            "activity": ctx.command.as_str(),
             "sent_at": ctx.sent_at,
             "deployment": ctx.deployment_id,
-            "agent_version": stack.get("AgentVersion"),
+            "agent_version": stack.agent_version,
             "stack": {
-                "id": s(stack, "StackId"),
-                "name": s(stack, "Name"),
+                "id": stack.stack_id,
+                "name": stack.name,
                 "region": region,
-                "vpc_id": stack.get("VpcId"),
+                "vpc_id": stack.vpc_id,
                 "rds_instances": [],
                 "elb-load-balancers": [],
             },
             "layers": layers,
             "instance": instance,
             "applications": snap.apps.iter().map(|a| json!({
-                "name": s(a, "Name"),
-                "slug_name": s(a, "Shortname"),
-                "application_type": s(a, "Type"),
+                "name": a.name,
+                "slug_name": a.shortname,
+                "application_type": a.r#type,
             })).collect::<Vec<_>>(),
         },
         "deploy": deploy,
         "opsworks_custom_cookbooks": {
-            "enabled": stack.get("UseCustomCookbooks").cloned().unwrap_or(json!(false)),
-            "scm": source_attrs(stack.get("CustomCookbooksSource")),
+            "enabled": stack.use_custom_cookbooks,
+            "scm": source_attrs(stack.custom_cookbooks_source.as_ref()),
         },
     });
     if let Some(args) = ctx.args {
-        attrs["opsworks"]["command_args"] = args.clone();
+        attrs["opsworks"]["command_args"] = json!(args);
     }
     for (k, v) in services::layer_settings(&snap.layers, &snap.apps, &my_layers) {
         attrs[k] = v;
     }
     // Custom JSON: stack < layer(s) < deployment.
-    if let Some(j) = parsed_custom_json(stack) {
+    if let Some(j) = parsed_custom_json(stack.custom_json.as_deref()) {
         deep_merge(&mut attrs, &j);
     }
-    for layer in snap
-        .layers
-        .iter()
-        .filter(|l| my_layers.contains(&s(l, "LayerId")))
-    {
-        if let Some(j) = parsed_custom_json(layer) {
+    for layer in &mine {
+        if let Some(j) = parsed_custom_json(layer.custom_json.as_deref()) {
             deep_merge(&mut attrs, &j);
         }
     }
@@ -290,15 +257,15 @@ pub fn attributes(snap: &StackSnapshot, ctx: &RunContext<'_>) -> Value {
     attrs
 }
 
-fn lower_source(src: Option<&Value>) -> Value {
+fn lower_source(src: Option<&Source>) -> Value {
     match src {
         Some(src) => json!({
-            "type": src.get("Type"),
-            "url": src.get("Url"),
-            "username": src.get("Username"),
-            "password": src.get("Password"),
-            "ssh_key": src.get("SshKey"),
-            "revision": src.get("Revision"),
+            "type": src.r#type,
+            "url": src.url,
+            "username": src.username,
+            "password": src.password,
+            "ssh_key": src.ssh_key,
+            "revision": src.revision,
         }),
         None => Value::Null,
     }
@@ -307,38 +274,37 @@ fn lower_source(src: Option<&Value>) -> Value {
 /// The Chef 12 data bags of a run: `aws_opsworks_stack`, `_layer`, `_instance` (with `self`),
 /// `_app` (with `deploy`) and `_command`, items keyed by ID.
 pub fn data_bags(
-    snap: &StackSnapshot,
+    snap: &StackSnapshot<'_>,
     ctx: &RunContext<'_>,
 ) -> BTreeMap<String, BTreeMap<String, Value>> {
-    let stack = &snap.stack;
+    let stack = snap.stack;
     let mut bags: BTreeMap<String, BTreeMap<String, Value>> = BTreeMap::new();
-    let sid = s(stack, "StackId");
+    let sid = stack.stack_id.as_str();
     bags.entry("aws_opsworks_stack".into()).or_default().insert(
         sid.to_string(),
         json!({
             "id": sid,
             "stack_id": sid,
-            "arn": stack.get("Arn"),
-            "name": s(stack, "Name"),
-            "region": s(stack, "Region"),
-            "vpc_id": stack.get("VpcId"),
-            "use_custom_cookbooks": stack.get("UseCustomCookbooks").cloned().unwrap_or(json!(false)),
-            "custom_cookbooks_source": lower_source(stack.get("CustomCookbooksSource")),
+            "arn": stack.arn,
+            "name": stack.name,
+            "region": stack.region,
+            "vpc_id": stack.vpc_id,
+            "use_custom_cookbooks": stack.use_custom_cookbooks,
+            "custom_cookbooks_source": lower_source(stack.custom_cookbooks_source.as_ref()),
         }),
     );
     let layer_bag = bags.entry("aws_opsworks_layer".into()).or_default();
     for l in &snap.layers {
-        let lid = s(l, "LayerId");
         layer_bag.insert(
-            lid.to_string(),
+            l.layer_id.clone(),
             json!({
-                "id": lid,
-                "layer_id": lid,
-                "name": s(l, "Name"),
-                "shortname": s(l, "Shortname"),
-                "type": s(l, "Type"),
-                "packages": l.get("Packages").cloned().unwrap_or(json!([])),
-                "volume_configurations": l.get("VolumeConfigurations").cloned().unwrap_or(json!([])),
+                "id": l.layer_id,
+                "layer_id": l.layer_id,
+                "name": l.name,
+                "shortname": l.shortname,
+                "type": l.r#type.as_str(),
+                "packages": l.packages,
+                "volume_configurations": l.volume_configurations,
             }),
         );
     }
@@ -346,51 +312,51 @@ pub fn data_bags(
     for i in snap
         .instances
         .iter()
-        .filter(|i| is_online(i) || s(i, "InstanceId") == ctx.instance_id)
+        .filter(|i| is_online(i) || i.instance_id == ctx.instance_id)
     {
-        let iid = s(i, "InstanceId");
+        let iid = i.instance_id.as_str();
         inst_bag.insert(
             iid.to_string(),
             json!({
                 "id": iid,
                 "instance_id": iid,
-                "hostname": s(i, "Hostname"),
-                "layer_ids": i.get("LayerIds"),
-                "status": s(i, "Status"),
-                "private_ip": i.get("PrivateIp"),
-                "public_ip": i.get("PublicIp"),
-                "private_dns": i.get("PrivateDns"),
-                "public_dns": i.get("PublicDns"),
-                "instance_type": i.get("InstanceType"),
-                "os": i.get("Os"),
-                "architecture": i.get("Architecture"),
-                "availability_zone": i.get("AvailabilityZone"),
-                "root_device_type": i.get("RootDeviceType"),
-                "auto_scaling_type": i.get("AutoScalingType"),
-                "infrastructure_class": i.get("InfrastructureClass"),
-                "created_at": i.get("CreatedAt"),
+                "hostname": i.hostname,
+                "layer_ids": i.layer_ids,
+                "status": i.status.as_str(),
+                "private_ip": i.private_ip,
+                "public_ip": i.public_ip,
+                "private_dns": i.private_dns,
+                "public_dns": i.public_dns,
+                "instance_type": i.instance_type,
+                "os": i.os,
+                "architecture": i.architecture,
+                "availability_zone": i.availability_zone,
+                "root_device_type": i.root_device_type.as_str(),
+                "auto_scaling_type": i.auto_scaling_type.map(|t| t.as_str()),
+                "infrastructure_class": i.infrastructure_class,
+                "created_at": i.created_at,
                 "self": iid == ctx.instance_id,
             }),
         );
     }
     let app_bag = bags.entry("aws_opsworks_app".into()).or_default();
     for a in &snap.apps {
-        let aid = s(a, "AppId");
+        let aid = a.app_id.as_str();
         app_bag.insert(
             aid.to_string(),
             json!({
                 "id": aid,
                 "app_id": aid,
-                "name": s(a, "Name"),
-                "shortname": s(a, "Shortname"),
-                "type": s(a, "Type"),
-                "app_source": lower_source(a.get("AppSource")),
-                "attributes": a.get("Attributes").cloned().unwrap_or(json!({})),
-                "data_sources": a.get("DataSources").cloned().unwrap_or(json!([])),
-                "domains": a.get("Domains").cloned().unwrap_or(json!([])),
-                "enable_ssl": a.get("EnableSsl").cloned().unwrap_or(json!(false)),
+                "name": a.name,
+                "shortname": a.shortname,
+                "type": a.r#type,
+                "app_source": lower_source(a.app_source.as_ref()),
+                "attributes": a.attributes,
+                "data_sources": a.data_sources,
+                "domains": a.domains,
+                "enable_ssl": a.enable_ssl,
                 "environment": Value::Object(environment(a)),
-                "ssl_configuration": a.get("SslConfiguration").cloned().unwrap_or(Value::Null),
+                "ssl_configuration": a.ssl_configuration,
                 "deploy": ctx.deploy_app_ids.iter().any(|id| id == aid),
                 // Not in the original's bag (it had RDS bags instead): the connection data of
                 // the app's db-master database, as node["deploy"][app]["database"] has it.
@@ -406,7 +372,7 @@ pub fn data_bags(
             json!({
                 "id": ctx.command_id,
                 "command_id": ctx.command_id,
-                "type": ctx.command,
+                "type": ctx.command.as_str(),
                 "args": ctx.args,
                 "instance_id": ctx.instance_id,
                 "iam_user_arn": ctx.iam_user_arn,
@@ -419,26 +385,57 @@ pub fn data_bags(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::fixtures;
 
-    fn snapshot() -> StackSnapshot {
-        StackSnapshot {
-            stack: json!({"StackId": "s1", "Name": "shop", "Region": "us-east-1",
+    struct Owned {
+        stack: Stack,
+        layers: Vec<Layer>,
+        instances: Vec<Instance>,
+        apps: Vec<App>,
+    }
+
+    impl Owned {
+        fn snap(&self) -> StackSnapshot<'_> {
+            StackSnapshot {
+                stack: &self.stack,
+                layers: self.layers.iter().collect(),
+                instances: self.instances.iter().collect(),
+                apps: self.apps.iter().collect(),
+            }
+        }
+    }
+
+    fn owned() -> Owned {
+        Owned {
+            stack: fixtures::stack(
+                json!({"StackId": "s1", "Name": "shop", "Region": "us-east-1",
                 "CustomJson": "{\"color\": \"red\", \"deep\": {\"a\": 1, \"b\": 1}}"}),
+            ),
             layers: vec![
-                json!({"LayerId": "l1", "Name": "App", "Shortname": "app", "Type": "custom",
+                fixtures::layer(
+                    json!({"LayerId": "l1", "Name": "App", "Shortname": "app", "Type": "custom",
                     "CustomJson": "{\"deep\": {\"b\": 2}}"}),
-                json!({"LayerId": "l2", "Name": "DB", "Shortname": "db", "Type": "custom"}),
+                ),
+                fixtures::layer(
+                    json!({"LayerId": "l2", "Name": "DB", "Shortname": "db", "Type": "custom"}),
+                ),
             ],
             instances: vec![
-                json!({"InstanceId": "i1", "Hostname": "app1", "LayerIds": ["l1"], "Status": "online", "PrivateIp": "10.0.0.2"}),
-                json!({"InstanceId": "i2", "Hostname": "app2", "LayerIds": ["l1"], "Status": "booting"}),
-                json!({"InstanceId": "i3", "Hostname": "db1", "LayerIds": ["l2"], "Status": "online"}),
+                fixtures::instance(
+                    json!({"InstanceId": "i1", "Hostname": "app1", "LayerIds": ["l1"], "Status": "online", "PrivateIp": "10.0.0.2"}),
+                ),
+                fixtures::instance(
+                    json!({"InstanceId": "i2", "Hostname": "app2", "LayerIds": ["l1"], "Status": "booting"}),
+                ),
+                fixtures::instance(
+                    json!({"InstanceId": "i3", "Hostname": "db1", "LayerIds": ["l2"], "Status": "online"}),
+                ),
             ],
-            apps: vec![
+            apps: vec![fixtures::app(
                 json!({"AppId": "a1", "Name": "Shop", "Shortname": "shop", "Type": "nodejs",
                 "AppSource": {"Type": "git", "Url": "/repo", "Password": "pw"},
                 "Environment": [{"Key": "K", "Value": "v", "Secure": true}]}),
-            ],
+            )],
         }
     }
 
@@ -446,16 +443,20 @@ mod tests {
         RunContext {
             instance_id: instance,
             command_id: "c1",
-            command: "configure",
-            deploy_app_ids: deploy,
+            command: CommandName::Configure,
+            args: None,
+            deployment_id: None,
             deployment_json: dj,
-            ..Default::default()
+            deploy_app_ids: deploy,
+            sent_at: "",
+            iam_user_arn: None,
         }
     }
 
     #[test]
     fn layers_list_online_instances_and_this_instance_is_described() {
-        let snap = snapshot();
+        let o = owned();
+        let snap = o.snap();
         let a = attributes(&snap, &ctx("i2", &[], None));
         let app_members = a["opsworks"]["layers"]["app"]["instances"]
             .as_object()
@@ -474,16 +475,19 @@ mod tests {
 
     #[test]
     fn rails_settings_come_from_the_app_and_the_deployment() {
-        let mut snap = snapshot();
-        let a = attributes(&snap, &ctx("i1", &[], None));
+        let mut o = owned();
+        let a = attributes(&o.snap(), &ctx("i1", &[], None));
         assert_eq!(a["deploy"]["shop"]["rails_env"], "production");
         assert_eq!(a["deploy"]["shop"]["auto_bundle_on_deploy"], true);
         assert_eq!(a["deploy"]["shop"]["migrate"], false);
-        snap.apps[0]["Attributes"] = json!({"RailsEnv": "staging", "AutoBundleOnDeploy": "false"});
-        let args = json!({"migrate": ["true"]});
+        o.apps[0].attributes = BTreeMap::from([
+            ("RailsEnv".to_string(), Some("staging".to_string())),
+            ("AutoBundleOnDeploy".to_string(), Some("false".to_string())),
+        ]);
+        let args = BTreeMap::from([("migrate".to_string(), vec!["true".to_string()])]);
         let mut c = ctx("i1", &[], None);
         c.args = Some(&args);
-        let a = attributes(&snap, &c);
+        let a = attributes(&o.snap(), &c);
         assert_eq!(a["deploy"]["shop"]["rails_env"], "staging");
         assert_eq!(a["deploy"]["shop"]["auto_bundle_on_deploy"], false);
         assert_eq!(a["deploy"]["shop"]["migrate"], true);
@@ -491,7 +495,8 @@ mod tests {
 
     #[test]
     fn custom_json_merges_stack_then_layer_then_deployment() {
-        let snap = snapshot();
+        let o = owned();
+        let snap = o.snap();
         let dj = json!({"color": "blue"});
         let a = attributes(&snap, &ctx("i1", &[], Some(&dj)));
         assert_eq!(a["color"], "blue");
@@ -504,7 +509,8 @@ mod tests {
 
     #[test]
     fn data_bags_mark_self_and_the_apps_to_deploy() {
-        let snap = snapshot();
+        let o = owned();
+        let snap = o.snap();
         let deploy = vec!["a1".to_string()];
         let bags = data_bags(&snap, &ctx("i2", &deploy, None));
         let instances = &bags["aws_opsworks_instance"];

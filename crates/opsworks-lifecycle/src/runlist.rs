@@ -1,6 +1,7 @@
 //! Run lists per lifecycle event: the layers' built-in recipes first, then their custom ones.
 
-use serde_json::Value;
+use opsworks_model::CommandName;
+use opsworks_model::resource::{Layer, RecipeLists};
 
 /// A lifecycle event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -18,53 +19,39 @@ pub enum Event {
 }
 
 impl Event {
-    /// The member name in `DefaultRecipes` / `CustomRecipes`.
-    pub fn member(self) -> &'static str {
-        match self {
-            Self::Setup => "Setup",
-            Self::Configure => "Configure",
-            Self::Deploy => "Deploy",
-            Self::Undeploy => "Undeploy",
-            Self::Shutdown => "Shutdown",
-        }
-    }
-
-    /// The event of a command type, when the command is a lifecycle event.
-    pub fn of_command(kind: &str) -> Option<Self> {
-        match kind {
-            "setup" => Some(Self::Setup),
-            "configure" => Some(Self::Configure),
-            "deploy" => Some(Self::Deploy),
-            "undeploy" => Some(Self::Undeploy),
-            "shutdown" => Some(Self::Shutdown),
+    /// The event of a command, when the command is a lifecycle event.
+    pub fn of_command(command: CommandName) -> Option<Self> {
+        match command {
+            CommandName::Setup => Some(Self::Setup),
+            CommandName::Configure => Some(Self::Configure),
+            CommandName::Deploy => Some(Self::Deploy),
+            CommandName::Undeploy => Some(Self::Undeploy),
+            CommandName::Shutdown => Some(Self::Shutdown),
             _ => None,
         }
     }
-}
 
-fn recipes(layer: &Value, member: &str, event: Event) -> Vec<String> {
-    layer
-        .get(member)
-        .and_then(|r| r.get(event.member()))
-        .and_then(Value::as_array)
-        .map(|a| {
-            a.iter()
-                .filter_map(|v| v.as_str().map(String::from))
-                .collect()
-        })
-        .unwrap_or_default()
+    fn recipes(self, lists: &RecipeLists) -> &[String] {
+        match self {
+            Self::Setup => &lists.setup,
+            Self::Configure => &lists.configure,
+            Self::Deploy => &lists.deploy,
+            Self::Undeploy => &lists.undeploy,
+            Self::Shutdown => &lists.shutdown,
+        }
+    }
 }
 
 /// The run list of `event` on an instance in `layers`: every layer's built-in recipes first, then
 /// every layer's custom recipes, each recipe once (the first occurrence wins).
-pub fn run_list(layers: &[&Value], event: Event) -> Vec<String> {
+pub fn run_list(layers: &[&Layer], event: Event) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
-    for member in ["DefaultRecipes", "CustomRecipes"] {
-        for layer in layers {
-            for r in recipes(layer, member, event) {
-                if !out.contains(&r) {
-                    out.push(r);
-                }
+    let built_in = layers.iter().map(|l| &l.default_recipes);
+    let custom = layers.iter().map(|l| &l.custom_recipes);
+    for lists in built_in.chain(custom) {
+        for r in event.recipes(lists) {
+            if !out.contains(r) {
+                out.push(r.clone());
             }
         }
     }
@@ -74,18 +61,19 @@ pub fn run_list(layers: &[&Value], event: Event) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::fixtures;
     use serde_json::json;
 
     #[test]
     fn built_in_recipes_come_first_and_each_recipe_once() {
-        let a = json!({
+        let a = fixtures::layer(json!({
             "DefaultRecipes": {"Setup": ["opsworks_initial_setup", "haproxy"]},
             "CustomRecipes": {"Setup": ["mine::setup"]}
-        });
-        let b = json!({
+        }));
+        let b = fixtures::layer(json!({
             "DefaultRecipes": {"Setup": ["opsworks_initial_setup"]},
             "CustomRecipes": {"Setup": ["other::setup", "mine::setup"], "Deploy": ["x"]}
-        });
+        }));
         assert_eq!(
             run_list(&[&a, &b], Event::Setup),
             vec![
@@ -101,7 +89,10 @@ mod tests {
 
     #[test]
     fn command_types_map_to_events() {
-        assert_eq!(Event::of_command("configure"), Some(Event::Configure));
-        assert_eq!(Event::of_command("execute_recipes"), None);
+        assert_eq!(
+            Event::of_command(CommandName::Configure),
+            Some(Event::Configure)
+        );
+        assert_eq!(Event::of_command(CommandName::ExecuteRecipes), None);
     }
 }

@@ -10,6 +10,10 @@
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 
+use opsworks_model::InstanceStatus;
+use opsworks_model::layer::LayerType;
+use opsworks_model::resource::{App, Instance, Layer};
+
 /// The port the built-in MySQL (MariaDB) server listens on.
 pub const MYSQL_PORT: u16 = 3306;
 /// The port the built-in memcached listens on.
@@ -18,34 +22,19 @@ pub const MEMCACHED_PORT: u16 = 11211;
 /// The data source types served by the stack's db-master layer.
 const OPSWORKS_MYSQL: [&str; 2] = ["OpsworksMysqlInstance", "AutoSelectOpsworksMysqlInstance"];
 
-fn s<'a>(v: &'a Value, key: &str) -> &'a str {
-    v.get(key).and_then(Value::as_str).unwrap_or("")
-}
-
-fn attr<'a>(layer: &'a Value, key: &str) -> Option<&'a str> {
-    layer
-        .pointer(&format!("/Attributes/{key}"))
-        .and_then(Value::as_str)
-        .filter(|v| !v.is_empty())
-}
-
 /// The stack's layer of `kind` (built-in types have at most one layer per stack).
-pub fn layer_of_type<'a>(layers: &'a [Value], kind: &str) -> Option<&'a Value> {
-    layers.iter().find(|l| s(l, "Type") == kind)
+pub fn layer_of_type<'a>(layers: &[&'a Layer], kind: LayerType) -> Option<&'a Layer> {
+    layers.iter().copied().find(|l| l.r#type == kind)
 }
 
 /// The first online instance (by hostname, so every instance agrees) of `layer`.
-fn first_online<'a>(instances: &'a [Value], layer: &Value) -> Option<&'a Value> {
-    let lid = s(layer, "LayerId");
+fn first_online<'a>(instances: &[&'a Instance], layer: &Layer) -> Option<&'a Instance> {
     instances
         .iter()
-        .filter(|i| s(i, "Status") == "online" && !s(i, "PrivateIp").is_empty())
-        .filter(|i| {
-            i.get("LayerIds")
-                .and_then(Value::as_array)
-                .is_some_and(|a| a.iter().any(|v| v.as_str() == Some(lid)))
-        })
-        .min_by_key(|i| s(i, "Hostname"))
+        .copied()
+        .filter(|i| i.status == InstanceStatus::Online && i.private_ip.is_some())
+        .filter(|i| i.in_layer(&layer.layer_id))
+        .min_by_key(|i| i.hostname.as_str())
 }
 
 /// A MySQL identifier from an app's short name: letters, digits and `_` (a `-` would need quoting
@@ -76,23 +65,23 @@ fn app_password(root_password: &str, app_id: &str) -> String {
 
 /// The database an app gets on the db-master layer, without the host: `None` when the app has no
 /// OpsWorks MySQL data source, or the stack no db-master layer with a root password.
-pub fn app_database(layers: &[Value], app: &Value) -> Option<Value> {
-    let source = app
-        .get("DataSources")
-        .and_then(Value::as_array)?
-        .iter()
-        .find(|d| OPSWORKS_MYSQL.contains(&s(d, "Type")))?;
-    let db_layer = layer_of_type(layers, "db-master")?;
-    let root = attr(db_layer, "MysqlRootPassword")?;
-    let database = match s(source, "DatabaseName") {
-        "" => mysql_ident(s(app, "Shortname")),
+pub fn app_database(layers: &[&Layer], app: &App) -> Option<Value> {
+    let source = app.data_sources.iter().find(|d| {
+        d.r#type
+            .as_deref()
+            .is_some_and(|t| OPSWORKS_MYSQL.contains(&t))
+    })?;
+    let db_layer = layer_of_type(layers, LayerType::DbMaster)?;
+    let root = db_layer.attribute("MysqlRootPassword")?;
+    let database = match source.database_name.as_deref().unwrap_or_default() {
+        "" => mysql_ident(&app.shortname),
         name => mysql_ident(name),
     };
     Some(json!({
         "adapter": "mysql",
         "database": database,
-        "username": mysql_ident(s(app, "Shortname")),
-        "password": app_password(root, s(app, "AppId")),
+        "username": mysql_ident(&app.shortname),
+        "password": app_password(root, &app.app_id),
         "port": MYSQL_PORT,
         "reconnect": true,
     }))
@@ -100,34 +89,33 @@ pub fn app_database(layers: &[Value], app: &Value) -> Option<Value> {
 
 /// The connection data an app's code uses: its database with the db-master's address (only once a
 /// db-master instance is online; the Configure that follows its arrival fills it in).
-pub fn app_connection(layers: &[Value], instances: &[Value], app: &Value) -> Option<Value> {
+pub fn app_connection(layers: &[&Layer], instances: &[&Instance], app: &App) -> Option<Value> {
     let mut db = app_database(layers, app)?;
-    let host = first_online(instances, layer_of_type(layers, "db-master")?)?;
-    db["host"] = json!(s(host, "PrivateIp"));
-    db["hostname"] = json!(s(host, "Hostname"));
+    let host = first_online(instances, layer_of_type(layers, LayerType::DbMaster)?)?;
+    db["host"] = json!(host.private_ip);
+    db["hostname"] = json!(host.hostname);
     Some(db)
 }
 
 /// The memcached server apps use: the first online instance of the memcached layer.
-pub fn memcached(layers: &[Value], instances: &[Value]) -> Option<Value> {
-    let layer = layer_of_type(layers, "memcached")?;
+pub fn memcached(layers: &[&Layer], instances: &[&Instance]) -> Option<Value> {
+    let layer = layer_of_type(layers, LayerType::Memcached)?;
     let host = first_online(instances, layer)?;
-    Some(
-        json!({"host": s(host, "PrivateIp"), "hostname": s(host, "Hostname"), "port": MEMCACHED_PORT}),
-    )
+    Some(json!({"host": host.private_ip, "hostname": host.hostname, "port": MEMCACHED_PORT}))
 }
 
 /// The attributes of the built-in layers `my_layers` (the instance's own): `haproxy`, `mysql`,
 /// `memcached`, as the layers' recipes read them.
-pub fn layer_settings(layers: &[Value], apps: &[Value], my_layers: &[&str]) -> Map<String, Value> {
+pub fn layer_settings(
+    layers: &[&Layer],
+    apps: &[&App],
+    my_layers: &[String],
+) -> Map<String, Value> {
     let mut out = Map::new();
-    for layer in layers
-        .iter()
-        .filter(|l| my_layers.contains(&s(l, "LayerId")))
-    {
-        let a = |k: &str| attr(layer, k);
-        match s(layer, "Type") {
-            "lb" => {
+    for layer in layers.iter().filter(|l| my_layers.contains(&l.layer_id)) {
+        let a = |k: &str| layer.attribute(k);
+        match layer.r#type {
+            LayerType::Lb => {
                 out.insert(
                     "haproxy".into(),
                     json!({
@@ -141,12 +129,12 @@ pub fn layer_settings(layers: &[Value], apps: &[Value], my_layers: &[&str]) -> M
                     }),
                 );
             }
-            "db-master" => {
+            LayerType::DbMaster => {
                 let databases: Vec<Value> = apps
                     .iter()
                     .filter_map(|app| {
                         let mut db = app_database(layers, app)?;
-                        db["application"] = json!(s(app, "Shortname"));
+                        db["application"] = json!(app.shortname);
                         Some(db)
                     })
                     .collect();
@@ -159,7 +147,7 @@ pub fn layer_settings(layers: &[Value], apps: &[Value], my_layers: &[&str]) -> M
                     }),
                 );
             }
-            "rails-app" => {
+            LayerType::RailsApp => {
                 out.insert(
                     "opsworks_rails".into(),
                     json!({
@@ -172,7 +160,7 @@ pub fn layer_settings(layers: &[Value], apps: &[Value], my_layers: &[&str]) -> M
                     }),
                 );
             }
-            "java-app" => {
+            LayerType::JavaApp => {
                 out.insert(
                     "opsworks_java".into(),
                     json!({
@@ -184,7 +172,7 @@ pub fn layer_settings(layers: &[Value], apps: &[Value], my_layers: &[&str]) -> M
                     }),
                 );
             }
-            "monitoring-master" => {
+            LayerType::MonitoringMaster => {
                 out.insert(
                     "prometheus".into(),
                     json!({
@@ -194,7 +182,7 @@ pub fn layer_settings(layers: &[Value], apps: &[Value], my_layers: &[&str]) -> M
                     }),
                 );
             }
-            "memcached" => {
+            LayerType::Memcached => {
                 let memory: u64 = a("MemcachedMemory")
                     .and_then(|m| m.parse().ok())
                     .unwrap_or(512);
@@ -215,84 +203,115 @@ pub const APP_SERVER_TYPES: [&str; 5] = ["nodejs-app", "php-app", "web", "rails-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::fixtures;
 
-    fn layers() -> Vec<Value> {
+    fn layers() -> Vec<Layer> {
         vec![
-            json!({"LayerId": "db", "Type": "db-master", "Shortname": "db-master",
+            fixtures::layer(
+                json!({"LayerId": "db", "Type": "db-master", "Shortname": "db-master",
                 "Attributes": {"MysqlRootPassword": "rootpw"}}),
-            json!({"LayerId": "mc", "Type": "memcached", "Shortname": "memcached",
+            ),
+            fixtures::layer(
+                json!({"LayerId": "mc", "Type": "memcached", "Shortname": "memcached",
                 "Attributes": {"MemcachedMemory": "64"}}),
-            json!({"LayerId": "lb", "Type": "lb", "Shortname": "lb",
+            ),
+            fixtures::layer(json!({"LayerId": "lb", "Type": "lb", "Shortname": "lb",
                 "Attributes": {"EnableHaproxyStats": "true", "HaproxyStatsPassword": "statspw",
-                    "HaproxyHealthCheckMethod": "GET"}}),
+                    "HaproxyHealthCheckMethod": "GET"}})),
         ]
     }
 
-    fn app() -> Value {
-        json!({"AppId": "a1", "Shortname": "my-shop",
-            "DataSources": [{"Type": "OpsworksMysqlInstance", "Arn": "x", "DatabaseName": ""}]})
+    fn app() -> App {
+        fixtures::app(json!({"AppId": "a1", "Shortname": "my-shop",
+            "DataSources": [{"Type": "OpsworksMysqlInstance", "Arn": "x", "DatabaseName": ""}]}))
+    }
+
+    fn refs<T>(v: &[T]) -> Vec<&T> {
+        v.iter().collect()
     }
 
     #[test]
     fn an_app_with_a_mysql_source_gets_a_database_of_its_own() {
-        let db = app_database(&layers(), &app()).unwrap();
+        let ls = layers();
+        let ls = refs(&ls);
+        let db = app_database(&ls, &app()).unwrap();
         assert_eq!(db["database"], "my_shop");
         assert_eq!(db["username"], "my_shop");
         let pw = db["password"].as_str().unwrap();
         assert_eq!(pw.len(), 32);
         assert!(!pw.contains("rootpw"));
         // Stable across runs, different per app.
-        assert_eq!(app_database(&layers(), &app()).unwrap()["password"], pw);
-        let other = json!({"AppId": "a2", "Shortname": "x",
-            "DataSources": [{"Type": "AutoSelectOpsworksMysqlInstance"}]});
-        assert_ne!(app_database(&layers(), &other).unwrap()["password"], pw);
+        assert_eq!(app_database(&ls, &app()).unwrap()["password"], pw);
+        let other = fixtures::app(json!({"AppId": "a2", "Shortname": "x",
+            "DataSources": [{"Type": "AutoSelectOpsworksMysqlInstance"}]}));
+        assert_ne!(app_database(&ls, &other).unwrap()["password"], pw);
         // No source, or an RDS one: nothing.
-        assert!(app_database(&layers(), &json!({"AppId": "a3", "DataSources": []})).is_none());
-        let rds = json!({"AppId": "a4", "DataSources": [{"Type": "RdsDbInstance", "Arn": "arn"}]});
-        assert!(app_database(&layers(), &rds).is_none());
+        assert!(app_database(&ls, &fixtures::app(json!({"AppId": "a3"}))).is_none());
+        let rds = fixtures::app(
+            json!({"AppId": "a4", "DataSources": [{"Type": "RdsDbInstance", "Arn": "arn"}]}),
+        );
+        assert!(app_database(&ls, &rds).is_none());
     }
 
     #[test]
     fn the_host_is_the_first_online_db_master_instance() {
+        let ls = layers();
         let mut instances = vec![
-            json!({"Hostname": "db2", "LayerIds": ["db"], "Status": "online", "PrivateIp": "10.0.0.9"}),
-            json!({"Hostname": "db1", "LayerIds": ["db"], "Status": "booting", "PrivateIp": "10.0.0.8"}),
+            fixtures::instance(
+                json!({"Hostname": "db2", "LayerIds": ["db"], "Status": "online", "PrivateIp": "10.0.0.9"}),
+            ),
+            fixtures::instance(
+                json!({"Hostname": "db1", "LayerIds": ["db"], "Status": "booting", "PrivateIp": "10.0.0.8"}),
+            ),
         ];
-        let c = app_connection(&layers(), &instances, &app()).unwrap();
+        let c = app_connection(&refs(&ls), &refs(&instances), &app()).unwrap();
         assert_eq!(c["host"], "10.0.0.9");
-        instances[0]["Status"] = json!("stopped");
-        assert!(app_connection(&layers(), &instances, &app()).is_none());
+        instances[0].status = InstanceStatus::Stopped;
+        assert!(app_connection(&refs(&ls), &refs(&instances), &app()).is_none());
     }
 
     #[test]
     fn secrets_reach_only_their_own_layer() {
-        let all = layer_settings(&layers(), &[app()], &["lb"]);
+        let ls = layers();
+        let ls = refs(&ls);
+        let a = app();
+        let all = layer_settings(&ls, &[&a], &["lb".into()]);
         assert_eq!(all["haproxy"]["stats_password"], "statspw");
         assert_eq!(all["haproxy"]["health_check_method"], "GET");
         assert!(all.get("mysql").is_none());
-        let db = layer_settings(&layers(), &[app()], &["db"]);
+        let db = layer_settings(&ls, &[&a], &["db".into()]);
         assert_eq!(db["mysql"]["server_root_password"], "rootpw");
         assert_eq!(db["mysql"]["databases"][0]["application"], "my-shop");
         assert!(db.get("haproxy").is_none());
-        let mc = layer_settings(&layers(), &[], &["mc"]);
+        let mc = layer_settings(&ls, &[], &["mc".into()]);
         assert_eq!(mc["memcached"]["memory"], 64);
     }
 
     #[test]
     fn app_and_monitoring_layers_pass_their_attributes_on() {
-        let layers = vec![
-            json!({"LayerId": "r", "Type": "rails-app", "Attributes": {"RubyVersion": "3.1", "ManageBundler": "false"}}),
-            json!({"LayerId": "j", "Type": "java-app", "Attributes": {"JvmOptions": "-Xmx256m"}}),
-            json!({"LayerId": "m", "Type": "monitoring-master", "Attributes": {"GangliaUrl": "/ganglia", "GangliaPassword": "pw"}}),
+        let layers = [
+            fixtures::layer(
+                json!({"LayerId": "r", "Type": "rails-app", "Shortname": "rails-app",
+                "Attributes": {"RubyVersion": "3.1", "ManageBundler": "false"}}),
+            ),
+            fixtures::layer(
+                json!({"LayerId": "j", "Type": "java-app", "Shortname": "java-app",
+                "Attributes": {"JvmOptions": "-Xmx256m"}}),
+            ),
+            fixtures::layer(
+                json!({"LayerId": "m", "Type": "monitoring-master", "Shortname": "monitoring-master",
+                "Attributes": {"GangliaUrl": "/ganglia", "GangliaPassword": "pw"}}),
+            ),
         ];
-        let r = layer_settings(&layers, &[], &["r"]);
+        let layers = refs(&layers);
+        let r = layer_settings(&layers, &[], &["r".into()]);
         assert_eq!(r["opsworks_rails"]["ruby_version"], "3.1");
         assert_eq!(r["opsworks_rails"]["manage_bundler"], false);
         assert_eq!(r["opsworks_rails"]["rails_stack"], Value::Null);
         assert!(r.get("prometheus").is_none());
-        let j = layer_settings(&layers, &[], &["j"]);
+        let j = layer_settings(&layers, &[], &["j".into()]);
         assert_eq!(j["opsworks_java"]["jvm_options"], "-Xmx256m");
-        let m = layer_settings(&layers, &[], &["m"]);
+        let m = layer_settings(&layers, &[], &["m".into()]);
         assert_eq!(m["prometheus"]["password"], "pw");
         assert_eq!(m["prometheus"]["user"], "opsworks");
     }

@@ -217,6 +217,16 @@ impl DeploymentStatus {
     }
 }
 
+impl FromStr for DeploymentStatus {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        [Self::Running, Self::Successful, Self::Failed]
+            .into_iter()
+            .find(|st| st.as_str() == s)
+            .ok_or_else(|| format!("unknown deployment status {s}"))
+    }
+}
+
 impl fmt::Display for DeploymentStatus {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
@@ -371,3 +381,5 @@ mod tests {
         assert_eq!(D::Running.to_string(), "running");
     }
 }
+
+crate::serde_str::serde_as_str!(CommandStatus, DeploymentStatus);

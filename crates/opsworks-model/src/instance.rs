@@ -327,3 +327,5 @@ mod tests {
         assert_eq!(S::ConnectionLost.counter_name(), "ConnectionLost");
     }
 }
+
+crate::serde_str::serde_as_str!(InstanceStatus);

@@ -9,7 +9,10 @@
 use std::fmt;
 use std::str::FromStr;
 
-use serde_json::{Map, Value, json};
+use crate::resource::{CloudWatchLogsConfiguration, VolumeConfiguration};
+
+/// A layer's attributes: name → value, unset ones absent or `None`.
+pub type Attributes = std::collections::BTreeMap<String, Option<String>>;
 
 /// A layer type, as the API spells it in `Layer.Type`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -54,16 +57,6 @@ pub enum LayerError {
         "Shortname '{0}' is invalid: it must be 1 to 32 characters of lower-case letters, digits, '-', '_' and '.'"
     )]
     BadShortname(String),
-    /// A built-in layer's short name is set by its type.
-    #[error("the short name of a {layer_type} layer is {fixed}; it cannot be '{given}'")]
-    FixedShortname {
-        /// The layer type.
-        layer_type: LayerType,
-        /// Its fixed short name.
-        fixed: &'static str,
-        /// What the request asked for.
-        given: String,
-    },
     /// A key of `Attributes` that `LayerAttributesKeys` does not have.
     #[error("unknown layer attribute {0}")]
     UnknownAttribute(String),
@@ -137,12 +130,6 @@ impl LayerType {
     /// any number of `custom` layers.
     pub fn is_builtin(self) -> bool {
         self != Self::Custom
-    }
-
-    /// The short name a built-in layer always has (its type name); `None` for `custom`, whose
-    /// short name the user chooses.
-    pub fn fixed_shortname(self) -> Option<&'static str> {
-        self.is_builtin().then(|| self.as_str())
     }
 
     /// The name of the layer's built-in security group (`AWS-OpsWorks-LB-Server`).
@@ -293,17 +280,20 @@ impl LayerType {
     /// The secret attribute the server must generate for a layer of this type with `attributes`
     /// when it is absent: the MySQL root password of db-master, the stats password of an lb with
     /// stats on, the Ganglia password of monitoring-master.
-    pub fn generated_secret(self, attributes: &Map<String, Value>) -> Option<&'static str> {
+    pub fn generated_secret(self, attributes: &Attributes) -> Option<&'static str> {
         let missing = |k: &str| {
             attributes
                 .get(k)
-                .and_then(Value::as_str)
+                .and_then(|v| v.as_deref())
                 .is_none_or(str::is_empty)
         };
         let key = match self {
             Self::DbMaster => "MysqlRootPassword",
             Self::Lb
-                if attributes.get("EnableHaproxyStats").and_then(Value::as_str) == Some("true") =>
+                if attributes
+                    .get("EnableHaproxyStats")
+                    .and_then(|v| v.as_deref())
+                    == Some("true") =>
             {
                 "HaproxyStatsPassword"
             }
@@ -311,33 +301,6 @@ impl LayerType {
             _ => return None,
         };
         missing(key).then_some(key)
-    }
-
-    /// The members a new layer of this type starts with, before the request's own: the API's
-    /// `Layer` shape minus the identifiers, which the caller sets.
-    pub fn defaults(self) -> Map<String, Value> {
-        let mut m = Map::new();
-        m.insert("Type".into(), json!(self.as_str()));
-        m.insert(
-            "DefaultSecurityGroupNames".into(),
-            json!([self.security_group_name()]),
-        );
-        m.insert("DefaultRecipes".into(), self.default_recipes().to_json());
-        m.insert("CustomRecipes".into(), Recipes::default().to_json());
-        m.insert("Attributes".into(), Value::Object(Map::new()));
-        m.insert("Packages".into(), json!([]));
-        m.insert("CustomSecurityGroupIds".into(), json!([]));
-        m.insert("VolumeConfigurations".into(), json!([]));
-        m.insert("EnableAutoHealing".into(), json!(true));
-        m.insert("AutoAssignElasticIps".into(), json!(false));
-        m.insert("AutoAssignPublicIps".into(), json!(false));
-        m.insert("InstallUpdatesOnBoot".into(), json!(true));
-        m.insert("UseEbsOptimizedInstances".into(), json!(false));
-        m.insert(
-            "LifecycleEventConfiguration".into(),
-            json!({"Shutdown": {"ExecutionTimeout": DEFAULT_SHUTDOWN_TIMEOUT_SECS, "DelayUntilElbConnectionsDrained": false}}),
-        );
-        m
     }
 }
 
@@ -373,19 +336,6 @@ pub struct Recipes {
     pub shutdown: Vec<&'static str>,
 }
 
-impl Recipes {
-    /// The `Recipes` shape of the API, every event present.
-    pub fn to_json(&self) -> Value {
-        json!({
-            "Setup": self.setup,
-            "Configure": self.configure,
-            "Deploy": self.deploy,
-            "Undeploy": self.undeploy,
-            "Shutdown": self.shutdown,
-        })
-    }
-}
-
 struct RecipeTable {
     setup: &'static [&'static str],
     configure: &'static [&'static str],
@@ -399,10 +349,12 @@ struct RecipeTable {
 /// installs the layer's `Packages`; `prometheus::node_exporter` (the original's Ganglia client)
 /// runs the metrics exporter the monitoring layer scrapes, in stacks that have one.
 const COMMON_RECIPES: RecipeTable = RecipeTable {
-    // The original also ran ssh_host_keys, ssh_users and ebs here; SSH users and EBS volumes are
-    // not managed by this server yet, so their recipes are not part of the run.
+    // As the original: sshd with the instance's own host keys, then the OpsWorks users'
+    // accounts. The original also ran ebs here; EBS volumes are not managed by this server yet.
     setup: &[
         "opsworks_initial_setup",
+        "ssh_host_keys",
+        "ssh_users",
         "opsworks_stack_state_sync",
         "dependencies",
         "prometheus::node_exporter",
@@ -487,8 +439,10 @@ pub fn check_name(name: &str) -> Result<(), LayerError> {
 
 /// Checks a `Shortname` for a layer of `layer_type`: 1 to 32 characters of `[a-z0-9-_.]` (the
 /// form AWS documents on UpdateLayer; upper case is refused because the short name becomes part
-/// of hostnames and directory names), and, for built-in types, the type's fixed short name.
-pub fn check_shortname(layer_type: LayerType, shortname: &str) -> Result<(), LayerError> {
+/// of hostnames and directory names). A built-in layer's short name is the caller's to choose, as
+/// in the original (AWS's own CLI example names a php-app layer `myphplayer`); the built-in
+/// recipes find layers by type.
+pub fn check_shortname(_layer_type: LayerType, shortname: &str) -> Result<(), LayerError> {
     let ok_char =
         |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '-' | '_' | '.');
     if shortname.is_empty()
@@ -497,29 +451,19 @@ pub fn check_shortname(layer_type: LayerType, shortname: &str) -> Result<(), Lay
     {
         return Err(LayerError::BadShortname(shortname.to_string()));
     }
-    match layer_type.fixed_shortname() {
-        Some(fixed) if fixed != shortname => Err(LayerError::FixedShortname {
-            layer_type,
-            fixed,
-            given: shortname.to_string(),
-        }),
-        _ => Ok(()),
-    }
+    Ok(())
 }
 
 /// Checks the `Attributes` of a layer of `layer_type`: known keys, and values of the right form
 /// (numbers, booleans as `"true"`/`"false"`, the health check method, an ECS cluster ARN).
 /// Null values are allowed: they clear an attribute, as in AWS's own output.
-pub fn check_attributes(
-    layer_type: LayerType,
-    attributes: &Map<String, Value>,
-) -> Result<(), LayerError> {
+pub fn check_attributes(layer_type: LayerType, attributes: &Attributes) -> Result<(), LayerError> {
     for (key, value) in attributes {
         if !ATTRIBUTE_KEYS.contains(&key.as_str()) {
             return Err(LayerError::UnknownAttribute(key.clone()));
         }
         // Empty (like null) leaves the attribute unset.
-        let Some(v) = value.as_str().filter(|v| !v.is_empty()) else {
+        let Some(v) = value.as_deref().filter(|v| !v.is_empty()) else {
             continue;
         };
         let is_ecs_arn =
@@ -550,7 +494,7 @@ pub fn check_attributes(
     if layer_type == LayerType::EcsCluster
         && attributes
             .get("EcsClusterArn")
-            .and_then(Value::as_str)
+            .and_then(|v| v.as_deref())
             .is_none_or(str::is_empty)
     {
         return Err(LayerError::MissingEcsClusterArn);
@@ -560,11 +504,8 @@ pub fn check_attributes(
 
 /// Checks one entry of `VolumeConfigurations`: an absolute mount point off the reserved ones, at
 /// least one disk of at least 1 GiB, a RAID level only with several disks.
-pub fn check_volume(volume: &Value) -> Result<(), LayerError> {
-    let mount_point = volume
-        .get("MountPoint")
-        .and_then(Value::as_str)
-        .unwrap_or_default();
+pub fn check_volume(volume: &VolumeConfiguration) -> Result<(), LayerError> {
+    let mount_point = volume.mount_point.as_str();
     let bad = |reason: String| LayerError::BadVolume {
         mount_point: mount_point.to_string(),
         reason,
@@ -585,27 +526,23 @@ pub fn check_volume(volume: &Value) -> Result<(), LayerError> {
             RESERVED_MOUNT_POINTS.join(", ")
         )));
     }
-    let int = |name| volume.get(name).and_then(Value::as_i64);
-    if int("NumberOfDisks").is_none_or(|n| n < 1) {
+    if volume.number_of_disks < 1 {
         return Err(bad("NumberOfDisks must be at least 1".into()));
     }
-    if int("Size").is_none_or(|n| n < 1) {
+    if volume.size < 1 {
         return Err(bad("Size must be at least 1 (GiB)".into()));
     }
-    if let Some(level) = int("RaidLevel") {
+    if let Some(level) = volume.raid_level {
         if !matches!(level, 0 | 1 | 5 | 6 | 10) {
             return Err(bad(format!(
                 "RaidLevel {level} is not one of 0, 1, 5, 6, 10"
             )));
         }
-        if int("NumberOfDisks").is_some_and(|n| n < 2) {
+        if volume.number_of_disks < 2 {
             return Err(bad("a RAID array needs at least 2 disks".into()));
         }
     }
-    let volume_type = volume
-        .get("VolumeType")
-        .and_then(Value::as_str)
-        .unwrap_or("standard");
+    let volume_type = volume.volume_type.as_deref().unwrap_or("standard");
     let Some(&(_, min, max)) = VOLUME_SIZES.iter().find(|(t, _, _)| *t == volume_type) else {
         let known: Vec<&str> = VOLUME_SIZES.iter().map(|(t, _, _)| *t).collect();
         return Err(bad(format!(
@@ -614,15 +551,15 @@ pub fn check_volume(volume: &Value) -> Result<(), LayerError> {
         )));
     };
     // Size is the whole array's for RAID; each disk must fit the type's range.
-    let size = int("Size").unwrap_or(0);
-    let disks = int("NumberOfDisks").unwrap_or(1).max(1);
+    let size = volume.size;
+    let disks = volume.number_of_disks.max(1);
     let per_disk = size / disks;
     if per_disk < min || per_disk > max {
         return Err(bad(format!(
             "{volume_type} volumes must be {min} to {max} GiB per disk; this one is {per_disk} GiB"
         )));
     }
-    if let Some(iops) = int("Iops")
+    if let Some(iops) = volume.iops
         && (volume_type != "io1" || iops < 1)
     {
         return Err(bad(format!(
@@ -633,14 +570,11 @@ pub fn check_volume(volume: &Value) -> Result<(), LayerError> {
 }
 
 /// Checks that no two volumes share a mount point.
-pub fn check_volumes(volumes: &[Value]) -> Result<(), LayerError> {
+pub fn check_volumes(volumes: &[VolumeConfiguration]) -> Result<(), LayerError> {
     let mut seen: Vec<&str> = Vec::new();
     for v in volumes {
         check_volume(v)?;
-        let mp = v
-            .get("MountPoint")
-            .and_then(Value::as_str)
-            .unwrap_or_default();
+        let mp = v.mount_point.as_str();
         if seen.contains(&mp) {
             return Err(LayerError::BadVolume {
                 mount_point: mp.to_string(),
@@ -666,49 +600,43 @@ pub const VOLUME_SIZES: [(&str, i64, i64); 5] = [
 /// (BufferDuration at least 5000 ms, BatchCount up to 10000, BatchSize up to 1 MiB,
 /// FileFingerprintLines `n` or `n-m`). The enums (TimeZone, InitialPosition, Encoding) are the
 /// service model's to check.
-pub fn check_cloudwatch_logs(config: &Value) -> Result<(), LayerError> {
-    let streams = config
-        .get("LogStreams")
-        .and_then(Value::as_array)
-        .map(Vec::as_slice)
-        .unwrap_or_default();
+pub fn check_cloudwatch_logs(config: &CloudWatchLogsConfiguration) -> Result<(), LayerError> {
+    let streams = config.log_streams.as_deref().unwrap_or_default();
     for (i, stream) in streams.iter().enumerate() {
         let bad = |reason: String| LayerError::BadLogStream {
             index: i + 1,
             reason,
         };
-        let text = |name| stream.get(name).and_then(Value::as_str);
-        let int = |name| stream.get(name).and_then(Value::as_i64);
-        let group = text("LogGroupName").unwrap_or_default();
+        let group = stream.log_group_name.as_deref().unwrap_or_default();
         let group_char = |c: char| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '/' | '.');
         if group.is_empty() || group.len() > 512 || !group.chars().all(group_char) {
             return Err(bad(format!(
                 "LogGroupName '{group}' must be 1 to 512 characters of letters, digits, '_', '-', '/' and '.'"
             )));
         }
-        if text("File").is_none_or(|f| f.trim().is_empty()) {
+        if stream.file.as_deref().is_none_or(|f| f.trim().is_empty()) {
             return Err(bad("File must name the log files to push".into()));
         }
-        if let Some(n) = int("BufferDuration")
+        if let Some(n) = stream.buffer_duration
             && n < 5000
         {
             return Err(bad(format!(
                 "BufferDuration must be at least 5000 ms; it is {n}"
             )));
         }
-        if let Some(n) = int("BatchCount")
+        if let Some(n) = stream.batch_count
             && !(1..=10_000).contains(&n)
         {
             return Err(bad(format!("BatchCount must be 1 to 10000; it is {n}")));
         }
-        if let Some(n) = int("BatchSize")
+        if let Some(n) = stream.batch_size
             && !(1..=1_048_576).contains(&n)
         {
             return Err(bad(format!(
                 "BatchSize must be 1 to 1048576 bytes; it is {n}"
             )));
         }
-        if let Some(lines) = text("FileFingerprintLines") {
+        if let Some(lines) = stream.file_fingerprint_lines.as_deref() {
             let num = |p: &str| p.parse::<u32>().is_ok_and(|n| n >= 1);
             let ok = match lines.split_once('-') {
                 Some((a, b)) => num(a) && num(b) && a.parse::<u32>().ok() <= b.parse::<u32>().ok(),
@@ -725,24 +653,26 @@ pub fn check_cloudwatch_logs(config: &Value) -> Result<(), LayerError> {
 }
 
 /// The `Attributes` map as AWS shows it: every key of [`ATTRIBUTE_KEYS`], null where unset.
-pub fn full_attributes(attributes: Option<&Map<String, Value>>) -> Map<String, Value> {
+pub fn full_attributes(attributes: &Attributes) -> Attributes {
     ATTRIBUTE_KEYS
         .iter()
-        .map(|k| {
-            (
-                k.to_string(),
-                attributes
-                    .and_then(|a| a.get(*k))
-                    .cloned()
-                    .unwrap_or(Value::Null),
-            )
-        })
+        .map(|k| (k.to_string(), attributes.get(*k).cloned().flatten()))
         .collect()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::{Value, json};
+
+    // The rules take typed values; the tables below are easier to read as JSON.
+    fn check_volume(v: &Value) -> Result<(), LayerError> {
+        super::check_volume(&serde_json::from_value(v.clone()).expect("a volume"))
+    }
+
+    fn check_cloudwatch_logs(v: &Value) -> Result<(), LayerError> {
+        super::check_cloudwatch_logs(&serde_json::from_value(v.clone()).expect("a configuration"))
+    }
 
     #[test]
     fn twelve_types_one_of_them_custom() {
@@ -789,27 +719,30 @@ mod tests {
 
     #[test]
     fn defaults_match_the_original() {
-        let d = LayerType::Memcached.defaults();
-        assert_eq!(d["EnableAutoHealing"], json!(true));
-        assert_eq!(d["AutoAssignElasticIps"], json!(false));
-        assert_eq!(d["AutoAssignPublicIps"], json!(false));
-        assert_eq!(d["InstallUpdatesOnBoot"], json!(true));
-        assert_eq!(d["UseEbsOptimizedInstances"], json!(false));
+        let d = crate::resource::Layer::with_defaults(
+            LayerType::Memcached,
+            "l".into(),
+            "s".into(),
+            "arn".into(),
+            "now".into(),
+        );
+        assert!(d.enable_auto_healing);
+        assert!(!d.auto_assign_elastic_ips);
+        assert!(!d.auto_assign_public_ips);
+        assert!(d.install_updates_on_boot);
+        assert!(!d.use_ebs_optimized_instances);
+        assert_eq!(d.shutdown_timeout(), 120);
         assert_eq!(
-            d["LifecycleEventConfiguration"]["Shutdown"]["ExecutionTimeout"],
-            json!(120)
+            d.lifecycle_event_configuration
+                .shutdown
+                .delay_until_elb_connections_drained,
+            Some(false)
         );
         assert_eq!(
-            d["LifecycleEventConfiguration"]["Shutdown"]["DelayUntilElbConnectionsDrained"],
-            json!(false)
+            d.default_security_group_names,
+            ["AWS-OpsWorks-Memcached-Server"]
         );
-        assert_eq!(
-            d["DefaultSecurityGroupNames"],
-            json!(["AWS-OpsWorks-Memcached-Server"])
-        );
-        let custom = d["CustomRecipes"].as_object().unwrap();
-        assert_eq!(custom.len(), 5);
-        assert!(custom.values().all(|v| v == &json!([])));
+        assert_eq!(d.custom_recipes.all().count(), 0);
     }
 
     #[test]
@@ -825,16 +758,13 @@ mod tests {
         assert!(check_shortname(LayerType::Custom, "Upper").is_err());
         assert!(check_shortname(LayerType::Custom, "").is_err());
         assert!(check_shortname(LayerType::PhpApp, "php-app").is_ok());
-        let err = check_shortname(LayerType::PhpApp, "php-two").unwrap_err();
-        assert_eq!(
-            err.to_string(),
-            "the short name of a php-app layer is php-app; it cannot be 'php-two'"
-        );
+        // A built-in layer's short name is the caller's choice, as AWS's own CLI example shows.
+        assert!(check_shortname(LayerType::PhpApp, "myphplayer").is_ok());
     }
 
     #[test]
     fn attributes_are_checked() {
-        let attrs = |v: Value| v.as_object().cloned().unwrap();
+        let attrs = |v: Value| -> Attributes { serde_json::from_value(v).unwrap() };
         assert!(
             check_attributes(
                 LayerType::Lb,
@@ -879,7 +809,7 @@ mod tests {
         );
         assert!(check_attributes(LayerType::Custom, &attrs(json!({"RubyVersion": null}))).is_ok());
         assert_eq!(
-            check_attributes(LayerType::EcsCluster, &Map::new()),
+            check_attributes(LayerType::EcsCluster, &Attributes::new()),
             Err(LayerError::MissingEcsClusterArn)
         );
         let ecs = attrs(json!({"EcsClusterArn": "arn:aws:ecs:us-east-1:123456789012:cluster/c"}));
@@ -936,14 +866,15 @@ mod tests {
             )
             .is_ok()
         );
+        let ok: crate::resource::VolumeConfiguration = serde_json::from_value(ok).unwrap();
         assert!(check_volumes(&[ok.clone(), ok]).is_err());
     }
 
     #[test]
     fn secrets_to_generate() {
-        let attrs = |v: Value| v.as_object().cloned().unwrap();
+        let attrs = |v: Value| -> Attributes { serde_json::from_value(v).unwrap() };
         assert_eq!(
-            LayerType::DbMaster.generated_secret(&Map::new()),
+            LayerType::DbMaster.generated_secret(&Attributes::new()),
             Some("MysqlRootPassword")
         );
         assert_eq!(
@@ -958,13 +889,13 @@ mod tests {
             LayerType::Lb.generated_secret(&attrs(json!({"EnableHaproxyStats": "false"}))),
             None
         );
-        assert_eq!(LayerType::Custom.generated_secret(&Map::new()), None);
+        assert_eq!(LayerType::Custom.generated_secret(&Attributes::new()), None);
         // The defaults themselves pass the attribute checks.
         for t in LayerType::ALL {
-            let defaults: Map<String, Value> = t
+            let defaults: Attributes = t
                 .default_attributes()
                 .iter()
-                .map(|(k, v)| (k.to_string(), json!(v)))
+                .map(|(k, v)| (k.to_string(), Some(v.to_string())))
                 .collect();
             if t != LayerType::EcsCluster {
                 assert_eq!(check_attributes(t, &defaults), Ok(()), "{t}");
@@ -1017,13 +948,15 @@ mod tests {
 
     #[test]
     fn full_attributes_lists_every_key() {
-        let given = json!({"MemcachedMemory": "256"});
-        let full = full_attributes(given.as_object());
+        let given: Attributes = [("MemcachedMemory".to_string(), Some("256".to_string()))].into();
+        let full = full_attributes(&given);
         assert_eq!(full.len(), ATTRIBUTE_KEYS.len());
-        assert_eq!(full["MemcachedMemory"], json!("256"));
-        assert_eq!(full["RubyVersion"], Value::Null);
+        assert_eq!(full["MemcachedMemory"].as_deref(), Some("256"));
+        assert_eq!(full["RubyVersion"], None);
         for s in SECRET_ATTRIBUTES {
             assert!(ATTRIBUTE_KEYS.contains(&s));
         }
     }
 }
+
+crate::serde_str::serde_as_str!(LayerType);

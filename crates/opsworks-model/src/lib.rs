@@ -6,14 +6,24 @@
 
 pub mod app;
 pub mod catalog;
+pub mod command;
 pub mod deployment;
+pub mod event;
 pub mod ids;
 pub mod instance;
+pub mod instance_types;
 pub mod layer;
 pub mod limits;
+pub mod metrics;
+pub mod resource;
 pub mod scaling;
 pub mod tags;
 pub mod themes;
 
+mod serde_str;
+
+pub use command::CommandName;
+pub use event::EventKind;
 pub use ids::{Arn, ResourceKind, new_id, timestamp};
 pub use instance::{InstanceEvent, InstanceStatus, TransitionError};
+pub use resource::{Kind, Resource};

@@ -81,6 +81,15 @@ pub struct WeeklySchedule {
 }
 
 impl WeeklySchedule {
+    /// The schedule of an instance's stored `day → hour → on/off` map (validated when set).
+    pub fn from_record(
+        days: &std::collections::BTreeMap<String, std::collections::BTreeMap<String, String>>,
+    ) -> Result<Self, ScalingError> {
+        let value = serde_json::to_value(days)
+            .map_err(|_| ScalingError::NotObject("AutoScalingSchedule".into()))?;
+        Self::parse(&value)
+    }
+
     /// Parses the API's `{"Monday": {"9": "on", ...}, ...}`. Absent days and hours are off.
     pub fn parse(value: &Value) -> Result<Self, ScalingError> {
         let days = value
@@ -280,6 +289,13 @@ pub fn merge_config(stored: &Value, request: &Map<String, Value>) -> Value {
 }
 
 impl LoadConfig {
+    /// The configuration of a layer's stored settings (validated when they were set).
+    pub fn from_record(record: &crate::resource::LoadBasedScaling) -> Result<Self, ScalingError> {
+        let value = serde_json::to_value(record)
+            .map_err(|_| ScalingError::NotObject("LoadBasedAutoScaling".into()))?;
+        Self::from_json(&value)
+    }
+
     /// Parses and validates a configuration document (`Enable`, `UpScaling`, `DownScaling`);
     /// members absent take the defaults of [`default_config_json`].
     pub fn from_json(value: &Value) -> Result<Self, ScalingError> {
@@ -450,6 +466,29 @@ pub enum Direction {
     /// Instances were stopped.
     Down,
 }
+
+impl Direction {
+    /// The stored spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Up => "up",
+            Self::Down => "down",
+        }
+    }
+}
+
+impl std::str::FromStr for Direction {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "up" => Ok(Self::Up),
+            "down" => Ok(Self::Down),
+            other => Err(format!("unknown scaling direction {other}")),
+        }
+    }
+}
+
+crate::serde_str::serde_as_str!(Direction);
 
 /// The layer's last scaling event, whose direction's IgnoreMetricsTime applies after it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

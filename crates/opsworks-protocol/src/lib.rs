@@ -17,6 +17,9 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use opsworks_model::CommandName;
+use opsworks_model::metrics;
+
 /// The path prefix of the agent protocol.
 pub const PREFIX: &str = "/agent/v1";
 
@@ -127,10 +130,9 @@ pub struct AgentCommand {
     pub command_id: String,
     /// The deployment it belongs to, if any.
     pub deployment_id: Option<String>,
-    /// `setup`, `configure`, `deploy`, `undeploy`, `rollback`, `start`, `stop`, `restart`,
-    /// `execute_recipes`, `update_custom_cookbooks`, `shutdown`.
+    /// What to run.
     #[serde(rename = "type")]
-    pub kind: String,
+    pub kind: CommandName,
     /// The recipes to run, in order (`cookbook::recipe`).
     pub run_list: Vec<String>,
     /// The node attributes of the run (Chef 11's `opsworks` and `deploy` trees, custom JSON merged).
@@ -196,6 +198,11 @@ pub struct Completion {
     /// The converge report, as JSON.
     #[serde(default)]
     pub report: Option<Value>,
+    /// The git commit each app of the command was deployed at, by app ID: the revision the
+    /// app's source names (branch, tag or commit), resolved when the command ran. Absent when
+    /// no git app was deployed (and from older agents).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub app_revisions: Option<BTreeMap<String, String>>,
 }
 
 /// `POST /agent/v1/heartbeat`: the agent is alive.
@@ -207,28 +214,6 @@ pub struct Heartbeat {
     pub running: Option<String>,
 }
 
-/// The names of the 16 metrics an agent samples, in the order of [`MetricSample::values`]: CPU
-/// shares in percent of the interval, memory in KiB (`memory_used` = total - free - buffers -
-/// cached), load averages, and the number of processes. The original OpsWorks's names.
-pub const METRIC_NAMES: [&str; 16] = [
-    "cpu_idle",
-    "cpu_nice",
-    "cpu_steal",
-    "cpu_system",
-    "cpu_user",
-    "cpu_waitio",
-    "memory_buffers",
-    "memory_cached",
-    "memory_free",
-    "memory_swap",
-    "memory_total",
-    "memory_used",
-    "load_1",
-    "load_5",
-    "load_15",
-    "procs",
-];
-
 /// The most samples one [`MetricsBatch`] may carry.
 pub const MAX_METRICS_BATCH: usize = 2000;
 
@@ -237,8 +222,8 @@ pub const MAX_METRICS_BATCH: usize = 2000;
 pub struct MetricSample {
     /// When it was taken, in seconds since the Unix epoch (UTC).
     pub at: i64,
-    /// The values, in the order of [`METRIC_NAMES`].
-    pub values: [f64; 16],
+    /// The values, in the order of [`opsworks_model::metrics::METRICS`].
+    pub values: [f64; metrics::COUNT],
 }
 
 /// `POST /agent/v1/metrics`: samples the agent took, oldest first (a backlog after an outage
@@ -269,7 +254,7 @@ mod tests {
         let cmd = AgentCommand {
             command_id: "c".into(),
             deployment_id: Some("d".into()),
-            kind: "setup".into(),
+            kind: CommandName::Setup,
             run_list: vec!["opsworks_initial_setup".into()],
             attributes: serde_json::json!({"opsworks": {"stack": {"name": "s"}}}),
             data_bags: BTreeMap::new(),
@@ -287,5 +272,28 @@ mod tests {
         assert_eq!(serde_json::from_str::<AgentCommand>(&text).unwrap(), cmd);
         let outcome: CommandOutcome = serde_json::from_str("\"skipped\"").unwrap();
         assert_eq!(outcome, CommandOutcome::Skipped);
+    }
+
+    #[test]
+    fn completions_carry_app_revisions_and_older_ones_still_parse() {
+        let old = r#"{"instance_id":"i","command_id":"c","outcome":"successful","exit_code":0}"#;
+        let parsed: Completion = serde_json::from_str(old).unwrap();
+        assert_eq!(parsed.app_revisions, None);
+        assert!(
+            !serde_json::to_string(&parsed)
+                .unwrap()
+                .contains("app_revisions")
+        );
+        let sha = "0123456789abcdef0123456789abcdef01234567";
+        let with = Completion {
+            app_revisions: Some(BTreeMap::from([("app-1".to_string(), sha.to_string())])),
+            ..parsed
+        };
+        let text = serde_json::to_string(&with).unwrap();
+        assert!(
+            text.contains(&format!(r#""app_revisions":{{"app-1":"{sha}"}}"#)),
+            "{text}"
+        );
+        assert_eq!(serde_json::from_str::<Completion>(&text).unwrap(), with);
     }
 }

@@ -4,6 +4,7 @@
 
 pub mod globals;
 pub mod node;
+mod ops;
 
 use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, HashMap};
@@ -158,7 +159,8 @@ impl Compiler {
             LibraryExtension::Filter,
             LibraryExtension::Print,
         ])
-        .with(globals::recipe_dsl);
+        .with(globals::recipe_dsl)
+        .with(ops::checked_ops);
         builder.set("node", NodeAttrs::root(attrs.clone()));
         for level in Level::ALL {
             if level != Level::Automatic {
@@ -196,8 +198,9 @@ impl Compiler {
         phase: Phase,
     ) -> Result<FrozenModule, RecipeError> {
         let src = std::fs::read_to_string(path).map_err(|e| RecipeError::io(path, e))?;
-        let ast = AstModule::parse(&path.display().to_string(), src, &Self::dialect())
+        let mut ast = AstModule::parse(&path.display().to_string(), src, &Self::dialect())
             .map_err(|e| starlark_error(e, path))?;
+        ast.replace_binary_operators(&HashMap::from([("*".to_string(), ops::MUL.to_string())]));
         let loader = LibLoader {
             compiler: self,
             cookbook: cookbook.to_string(),

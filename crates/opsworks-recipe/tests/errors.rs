@@ -393,3 +393,69 @@ fn writing_the_merged_node_or_bad_search_is_an_error() {
         "{e}"
     );
 }
+
+#[test]
+fn a_huge_repetition_is_an_error_before_it_is_built_and_small_ones_work() {
+    let k = Kit::new();
+    k.cookbook(
+        "t",
+        &[
+            (
+                "recipes/default.star",
+                "line = \"-\" * 10\nthree = [1] * 3\nab = 2 * \"ab\"\nn = 6 * 7\n\
+                 def guard():\n    return len(\"x\" * 4) == 4\n\
+                 file(node[\"t\"][\"root\"] + \"/f\", content = line + ab + str(three) + str(n), \
+                 only_if = guard)\n",
+            ),
+            ("recipes/huge.star", "\n\ns = \"x\" * 1000000000\n"),
+            ("recipes/huge_list.star", "l = 100000000 * [0]\n"),
+        ],
+    );
+    let r = k.run(&["t"]);
+    assert!(r.success, "{}", r.to_text());
+    assert_eq!(k.read("f"), "----------abab[1, 1, 1]42");
+    let e = compile_error(&k, &["t::huge"]);
+    assert!(
+        e.contains("`*` would make 1000000000 bytes") && e.contains("huge.star:3"),
+        "{e}"
+    );
+    let e = compile_error(&k, &["t::huge_list"]);
+    assert!(e.contains("`*` would make 100000000 items"), "{e}");
+}
+
+#[test]
+fn a_runaway_template_stops_with_an_error_naming_it() {
+    let k = Kit::new();
+    k.cookbook(
+        "t",
+        &[
+            (
+                "recipes/loops.star",
+                "template(node[\"t\"][\"root\"] + \"/a\", source = \"loops.j2\")\n",
+            ),
+            (
+                "recipes/big.star",
+                "template(node[\"t\"][\"root\"] + \"/b\", source = \"big.j2\")\n",
+            ),
+            (
+                "templates/loops.j2",
+                "{% for i in range(10000) %}{% for j in range(10000) %}{{ j }}{% endfor %}{% endfor %}",
+            ),
+            (
+                "templates/big.j2",
+                "{% set a = \"x\" * 10000000 %}{% for i in range(100) %}{{ a }}{% endfor %}",
+            ),
+        ],
+    );
+    let e = failed_run(&k, &["t::loops"]);
+    assert!(
+        e.contains("loops.j2") && e.contains("took more than 5000000 steps"),
+        "{e}"
+    );
+    let e = failed_run(&k, &["t::big"]);
+    assert!(
+        e.contains("big.j2") && e.contains("larger than 64 MiB"),
+        "{e}"
+    );
+    assert!(!k.root().join("a").exists() && !k.root().join("b").exists());
+}

@@ -37,6 +37,16 @@ pub enum Error {
         /// Host pid of the machine's init.
         pid: u32,
     },
+    /// The operation takes root on the host and the caller is not root.
+    #[error(
+        "{action} takes root on the host (running as uid {uid}); run it as root, e.g. with sudo"
+    )]
+    NotRoot {
+        /// What was asked, e.g. "entering a machine".
+        action: String,
+        /// The caller's effective uid.
+        uid: u32,
+    },
     /// The operation needs a running machine.
     #[error("machine {id} is not running")]
     NotRunning {

@@ -22,6 +22,19 @@ fn is_executable(path: &Path) -> bool {
     fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
 }
 
+/// Fails with [`Error::NotRoot`] naming `action` unless this process runs as root.
+pub fn ensure_root(action: &str) -> Result<()> {
+    let euid = nix::unistd::geteuid();
+    if euid.is_root() {
+        Ok(())
+    } else {
+        Err(Error::NotRoot {
+            action: action.to_string(),
+            uid: euid.as_raw(),
+        })
+    }
+}
+
 /// Checks root, iproute2, overlayfs and namespace creation; reports everything missing at once.
 pub(crate) fn check(ip: Option<&Path>, helper: &Path, helper_args: &[OsString]) -> Result<()> {
     let mut missing = Vec::new();

@@ -1,7 +1,8 @@
 //! The machine side of the local provider: the code the helper executable runs when re-executed
-//! with a hidden subcommand. `run` enters the machine's namespaces, forks the machine's init
-//! (PID 1 inside), builds the overlay root and starts the main process; `exec` runs a command
-//! inside a running machine; `probe` checks that namespaces can be created.
+//! with a hidden subcommand. `run` moves into the machine's control group, enters its namespaces,
+//! forks the machine's init (PID 1 inside), builds the overlay root and starts the main process;
+//! `exec` runs a command inside a running machine (`exec.rs`); `probe` checks that namespaces can
+//! be created.
 //!
 //! Everything here runs in a fresh single-threaded process, which is what makes `fork` and
 //! `unshare(CLONE_NEWNS)` sound.
@@ -18,13 +19,13 @@ use std::process::{Command, Stdio};
 use nix::sched::{CloneFlags, setns, unshare};
 use nix::sys::signal::{SigSet, SigmaskHow, Signal, kill, sigprocmask};
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
-use nix::unistd::{ForkResult, Pid, chdir, fork, setsid};
+use nix::unistd::{ForkResult, Pid, fork, setsid};
 use serde::{Deserialize, Serialize};
 
+mod exec;
 mod rootfs;
 
-pub(crate) use rootfs::unescape_mountinfo;
-
+use crate::cgroup::{self, InnerMount};
 use crate::error::{Error, Result};
 use crate::procfs;
 use crate::spec::{FileSpec, MainProcess};
@@ -55,6 +56,18 @@ pub(crate) struct LaunchSpec {
     /// Replacement for `/etc/resolv.conf`, or `None` to keep the host's.
     pub resolv_conf: Option<String>,
     pub main: MainProcess,
+    /// The machine's control group, if the host has control groups.
+    pub cgroup: Option<CgroupSpec>,
+    /// Symbolic links placed inside (`path` → `target`), replacing what is there.
+    pub links: Vec<(PathBuf, PathBuf)>,
+}
+
+/// The machine's control group: the directories the init joins (before its cgroup namespace is
+/// made) and the hierarchies mounted at `/sys/fs/cgroup` inside.
+#[derive(Serialize, Deserialize)]
+pub(crate) struct CgroupSpec {
+    pub dirs: Vec<PathBuf>,
+    pub mounts: Vec<InnerMount>,
 }
 
 /// Progress lines the helper writes to the provider on stdout.
@@ -89,12 +102,12 @@ pub fn init_main<I: IntoIterator<Item = OsString>>(args: I) -> ! {
     }
     let code = match args.first().and_then(|a| a.to_str()) {
         Some("run") => run(),
-        Some("exec") => exec(&args[1..]),
+        Some("exec") => exec::exec(&args[1..]),
         Some("probe") => probe(),
         _ => {
             eprintln!(
                 "opsworks-sandbox: internal entry point of the local instance provider\n\
-                 usage: run (spec on stdin) | exec PID START_TIME -- COMMAND... | probe"
+                 usage: run (spec on stdin) | exec PID START_TIME [--cgroup DIR]... [--attach] [--term TERM] -- [COMMAND...] | probe"
             );
             2
         }
@@ -115,12 +128,13 @@ fn probe() -> i32 {
         | CloneFlags::CLONE_NEWPID
         | CloneFlags::CLONE_NEWNET
         | CloneFlags::CLONE_NEWUTS
-        | CloneFlags::CLONE_NEWIPC;
+        | CloneFlags::CLONE_NEWIPC
+        | CloneFlags::CLONE_NEWCGROUP;
     match unshare(flags) {
         Ok(()) => 0,
         Err(e) => {
             eprintln!(
-                "opsworks-sandbox: unshare of mount, pid, network, uts and ipc namespaces failed: {e}"
+                "opsworks-sandbox: unshare of mount, pid, network, uts, ipc and cgroup namespaces failed: {e}"
             );
             1
         }
@@ -177,6 +191,13 @@ fn read_spec() -> Result<LaunchSpec> {
 
 fn enter_namespaces(spec: &LaunchSpec) -> Result<()> {
     setsid().map_err(Error::sys("setsid"))?;
+    // Into the group first: the cgroup namespace made below takes the group the caller is in
+    // as its root, and the init forked next inherits both.
+    let mut flags = CloneFlags::CLONE_NEWUTS | CloneFlags::CLONE_NEWIPC | CloneFlags::CLONE_NEWPID;
+    if let Some(cgroup) = &spec.cgroup {
+        cgroup::join(&cgroup.dirs)?;
+        flags |= CloneFlags::CLONE_NEWCGROUP;
+    }
     let netns =
         File::open(&spec.netns).map_err(Error::io(format!("opening {}", spec.netns.display())))?;
     setns(netns.as_fd(), CloneFlags::CLONE_NEWNET).map_err(Error::sys(format!(
@@ -185,8 +206,7 @@ fn enter_namespaces(spec: &LaunchSpec) -> Result<()> {
     )))?;
     // CLONE_NEWPID applies to children: the forked init becomes PID 1. The mount namespace is
     // the init's own (see `boot`), not shared with this helper.
-    unshare(CloneFlags::CLONE_NEWUTS | CloneFlags::CLONE_NEWIPC | CloneFlags::CLONE_NEWPID)
-        .map_err(Error::sys("unshare of uts, ipc and pid namespaces"))
+    unshare(flags).map_err(Error::sys("unshare of uts, ipc, pid and cgroup namespaces"))
 }
 
 /// Signals the init waits for: SIGCHLD to reap, the others to forward to the whole machine.
@@ -317,88 +337,9 @@ fn reap(main: Pid) -> Option<i32> {
     }
 }
 
-fn exec(args: &[OsString]) -> i32 {
-    match exec_inside(args) {
-        Ok(code) => code,
-        Err(message) => {
-            eprintln!("{EXEC_ERROR_PREFIX}{message}");
-            EXEC_ERROR_CODE
-        }
-    }
-}
-
-fn exec_inside(args: &[OsString]) -> std::result::Result<i32, String> {
-    let usage = || "usage: exec PID START_TIME -- COMMAND...".to_string();
-    let [pid, start, dashes, argv @ ..] = args else {
-        return Err(usage());
-    };
-    let pid: u32 = pid
-        .to_str()
-        .and_then(|p| p.parse().ok())
-        .ok_or_else(usage)?;
-    let start: u64 = start
-        .to_str()
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(usage)?;
-    if dashes != "--" || argv.is_empty() {
-        return Err(usage());
-    }
-    if !procfs::is_running(pid, start) {
-        return Err(format!("the machine's init (pid {pid}) is not running"));
-    }
-    // Open every namespace first: entering the mount namespace changes what /proc means.
-    let mut namespaces = Vec::new();
-    for (name, flag) in [
-        ("ipc", CloneFlags::CLONE_NEWIPC),
-        ("uts", CloneFlags::CLONE_NEWUTS),
-        ("net", CloneFlags::CLONE_NEWNET),
-        ("pid", CloneFlags::CLONE_NEWPID),
-        ("mnt", CloneFlags::CLONE_NEWNS),
-    ] {
-        let path = format!("/proc/{pid}/ns/{name}");
-        let file = File::open(&path).map_err(|e| format!("opening {path}: {e}"))?;
-        namespaces.push((file, flag, path));
-    }
-    for (file, flag, path) in &namespaces {
-        setns(file.as_fd(), *flag).map_err(|e| format!("entering {path}: {e}"))?;
-    }
-    // SAFETY: the helper is single-threaded; the fork puts the child into the PID namespace.
-    match unsafe { fork() } {
-        Ok(ForkResult::Child) => {
-            let _ = chdir("/");
-            let err = Command::new(&argv[0])
-                .args(&argv[1..])
-                .env_clear()
-                .env("PATH", DEFAULT_PATH)
-                .env("HOME", "/root")
-                .exec();
-            eprintln!("{EXEC_ERROR_PREFIX}cannot run {:?}: {err}", argv[0]);
-            std::process::exit(127)
-        }
-        Ok(ForkResult::Parent { child }) => loop {
-            match waitpid(child, None) {
-                Ok(WaitStatus::Exited(_, code)) => return Ok(code),
-                Ok(WaitStatus::Signaled(_, signal, _)) => return Ok(128 + signal as i32),
-                Ok(_) => {}
-                Err(nix::errno::Errno::EINTR) => {}
-                Err(e) => return Err(format!("waiting for the command: {e}")),
-            }
-        },
-        Err(e) => Err(format!("fork inside the machine failed: {e}")),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn mountinfo_escapes_are_undone() {
-        assert_eq!(
-            unescape_mountinfo("/srv/my\\040data\\134x"),
-            "/srv/my data\\x"
-        );
-    }
 
     #[test]
     fn reports_round_trip() {

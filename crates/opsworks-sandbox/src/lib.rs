@@ -12,11 +12,17 @@
 //! plane should listen for agents), then drive machines through [`Provider`]: `provision` on
 //! StartInstance with the agent as the main process and its credential as a file, `stop` with
 //! the layer's shutdown timeout as grace, `destroy` on DeleteInstance, `list` after a restart.
-//! Pass the server's data dir and other host secrets in [`MachineSpec::hidden_paths`].
+//! Pass the server's data dir and other host secrets in [`MachineSpec::hidden_paths`], and the
+//! instance type's CPUs and memory in [`MachineSpec::limits`]: each machine gets its own control
+//! group (cgroup v2, or v1 where the host has that) with those limits, and a cgroup namespace
+//! in which `/sys/fs/cgroup` shows that group. Call [`LocalProvider::reap_orphans`] at start to
+//! kill machines whose data dir is gone. [`LocalProvider::exec_attached`] runs a shell or a
+//! command inside a machine on the caller's terminal (`opsworks exec`).
 //!
 //! This is isolation for convenience, not a security boundary: machines run as root in the host
 //! user namespace, with the host's root file system as their lower layer.
 
+mod cgroup;
 mod error;
 mod host;
 mod init;
@@ -27,10 +33,12 @@ mod spec;
 use std::time::Duration;
 
 pub use error::{Error, Result};
+pub use host::ensure_root;
 pub use init::init_main;
-pub use local::{LocalConfig, LocalProvider, NetworkConfig};
+pub use local::{LocalConfig, LocalProvider, NetworkConfig, Reaped};
 pub use spec::{
-    ExecOutput, FileSpec, Machine, MachineSpec, MachineState, MainProcess, RootDevice, validate_id,
+    ExecOutput, FileSpec, Limits, Machine, MachineSpec, MachineState, MainProcess, RootDevice,
+    validate_id,
 };
 
 /// Where instances run. The control plane drives machines only through this trait, so that

@@ -7,10 +7,15 @@
 //! start time), `console.log` (stdout/stderr of init and the main process), `upper/` and `work/`
 //! (the overlay's writable layer: the machine's disk), `root/` (mount point, empty on the host),
 //! `lock`, `mounts/<hash of mount point>/{upper,work}` (the writable layers over the host's other
-//! disk file systems, e.g. a separate `/var`). Address leases shared by every provider on the bridge live in
-//! `<network.run_dir>/<bridge>.leases/<ip>` (content: the owning machine directory).
+//! disk file systems, e.g. a separate `/var`). Address leases shared by every provider on the
+//! bridge live in `<network.run_dir>/<bridge>.leases/<ip>` (content: the owning machine directory;
+//! `<ip>.mntns` names the mount namespace it was leased from), under the host-wide
+//! `<bridge>.lock`. A machine's control group is `<hierarchy>/opsworks/opsw-<hash>` and its
+//! network namespace `opsw-<hash>`, `<hash>` naming its directory.
 
+mod exec;
 mod net;
+mod reap;
 
 use std::ffi::OsString;
 use std::fs::{self, File, OpenOptions};
@@ -31,9 +36,11 @@ use serde::{Deserialize, Serialize};
 pub use net::NetworkConfig;
 pub(crate) use net::short_hash;
 use net::{NetNames, Network};
+pub use reap::Reaped;
 
+use crate::cgroup::{Group, Layout};
 use crate::error::{Error, Result};
-use crate::init::{EXEC_ERROR_CODE, EXEC_ERROR_PREFIX, LaunchSpec, Report};
+use crate::init::{CgroupSpec, LaunchSpec, Report};
 use crate::spec::{ExecOutput, Machine, MachineSpec, MachineState, RootDevice, validate_id};
 use crate::{Provider, host, procfs};
 
@@ -57,6 +64,10 @@ pub struct LocalConfig {
     pub network: NetworkConfig,
     /// Upper bound on the time from spawning a machine's init to its main process running.
     pub boot_timeout: Duration,
+    /// Where the helper executable is linked inside every machine, so that it is on the
+    /// machine's `PATH`: `/usr/local/bin/opsworks` for the `opsworks` binary (`opsworks
+    /// agent-cli` works inside); `None` for no link.
+    pub helper_link: Option<PathBuf>,
 }
 
 impl LocalConfig {
@@ -69,6 +80,7 @@ impl LocalConfig {
             ip_command: None,
             network: NetworkConfig::default(),
             boot_timeout: DEFAULT_BOOT_TIMEOUT,
+            helper_link: Some(PathBuf::from("/usr/local/bin/opsworks")),
         }
     }
 
@@ -85,7 +97,8 @@ impl LocalConfig {
         host::check(ip.as_deref(), &helper, &self.helper_args)
     }
 
-    /// Uses `program args... <subcommand>` as the helper instead of the current executable.
+    /// Uses `program args... <subcommand>` as the helper instead of the current executable;
+    /// it is linked nowhere inside machines (set [`LocalConfig::helper_link`] to link it).
     pub fn with_helper(
         mut self,
         program: impl Into<PathBuf>,
@@ -93,6 +106,7 @@ impl LocalConfig {
     ) -> Self {
         self.helper = Some(program.into());
         self.helper_args = args.into_iter().map(Into::into).collect();
+        self.helper_link = None;
         self
     }
 }
@@ -121,6 +135,7 @@ struct Inner {
     ip: Option<PathBuf>,
     network: NetworkConfig,
     boot_timeout: Duration,
+    helper_link: Option<PathBuf>,
     host_ok: OnceLock<()>,
 }
 
@@ -159,6 +174,7 @@ impl LocalProvider {
                 ip: config.ip_command.or_else(|| host::find_program("ip")),
                 network: config.network,
                 boot_timeout: config.boot_timeout,
+                helper_link: config.helper_link,
                 host_ok: OnceLock::new(),
             }),
         })
@@ -209,6 +225,16 @@ impl LocalProvider {
         Ok((names.netns, names.veth_host))
     }
 
+    /// The machine's control group directories on the host, one per hierarchy (whether they
+    /// exist or not: a stopped machine has none), for inspection; empty without control groups.
+    pub fn cgroup_dirs(&self, id: &str) -> Result<Vec<PathBuf>> {
+        validate_id(id)?;
+        Ok(self
+            .group_of(&self.machine_dir(id))?
+            .map(|group| group.dirs)
+            .unwrap_or_default())
+    }
+
     /// The machine's directory (disk, records, console log); see the module docs for its layout.
     pub fn machine_dir_of(&self, id: &str) -> Result<PathBuf> {
         validate_id(id)?;
@@ -257,17 +283,53 @@ impl LocalProvider {
             })?,
         )?;
         let names = NetNames::for_machine(&dir);
+        let layout = Layout::detect()?;
+        if layout.is_none() && spec.limits.is_some() {
+            return Err(Error::Unavailable {
+                missing: "control groups for the machine's CPU and memory limits (cgroup v2 with \
+                          the cpu and memory controllers, or cgroup v1 cpu, cpuacct and memory \
+                          hierarchies)"
+                    .to_string(),
+            });
+        }
         network.attach(&names, ip)?;
-        match self.boot(&spec, &dir, &names, ip) {
+        let group = match &layout {
+            Some(layout) => match layout.create(&names.netns, spec.limits.as_ref()) {
+                Ok(group) => Some(group),
+                Err(e) => {
+                    let _ = network.detach(&names);
+                    return Err(e);
+                }
+            },
+            None => None,
+        };
+        let cgroup = layout
+            .as_ref()
+            .zip(group.as_ref())
+            .map(|(layout, group)| CgroupSpec {
+                dirs: group.dirs.clone(),
+                mounts: layout.inner_mounts(),
+            });
+        match self.boot(&spec, &dir, &names, ip, cgroup) {
             Ok((pid, start_time)) => {
                 write_atomic(&dir.join("pid"), format!("{pid} {start_time}\n").as_bytes())?;
                 Ok(machine(record, MachineState::Running { pid }))
             }
             Err(e) => {
+                if let Some(group) = &group {
+                    let _ = group.kill_all(KILL_TIMEOUT);
+                    let _ = group.remove(KILL_TIMEOUT);
+                }
                 let _ = network.detach(&names);
                 Err(e)
             }
         }
+    }
+
+    /// The machine's control group, if the host has control groups.
+    fn group_of(&self, dir: &Path) -> Result<Option<Group>> {
+        let name = NetNames::for_machine(dir).netns;
+        Ok(Layout::detect()?.map(|layout| layout.group(&name)))
     }
 
     /// Spawns the helper, hands it the launch spec and waits for its init to report.
@@ -277,6 +339,7 @@ impl LocalProvider {
         dir: &Path,
         names: &NetNames,
         ip: Ipv4Addr,
+        cgroup: Option<CgroupSpec>,
     ) -> Result<(u32, u64)> {
         let boot_error = |reason: String| Error::Boot {
             id: spec.id.clone(),
@@ -305,6 +368,13 @@ impl LocalProvider {
             files: spec.files.clone(),
             resolv_conf: self.resolv_conf(),
             main: spec.main.clone(),
+            cgroup,
+            links: self
+                .inner
+                .helper_link
+                .iter()
+                .map(|link| (link.clone(), self.inner.helper.clone()))
+                .collect(),
         };
         let input = serde_json::to_vec(&launch)
             .map_err(|e| boot_error(format!("encoding the launch spec: {e}")))?;
@@ -480,6 +550,12 @@ impl LocalProvider {
             }
         }
         remove_if_exists(&dir.join("pid"))?;
+        // What is left in the group (an exec'd command's helper, a task still exiting) goes,
+        // and the group with it: a stopped machine holds no group.
+        if let Some(group) = self.group_of(dir)? {
+            group.kill_all(KILL_TIMEOUT)?;
+            group.remove(KILL_TIMEOUT)?;
+        }
         self.network()?.detach(&NetNames::for_machine(dir))
     }
 
@@ -496,61 +572,14 @@ impl LocalProvider {
             fs::remove_dir_all(&dir).map_err(Error::io(format!("removing {}", dir.display())))?;
         } else {
             // Leftovers of a crash between creating the network and the directory.
+            if let Some(group) = self.group_of(&dir)? {
+                group.kill_all(KILL_TIMEOUT)?;
+                group.remove(KILL_TIMEOUT)?;
+            }
             network.detach(&NetNames::for_machine(&dir))?;
             network.release(&dir)?;
         }
         Ok(())
-    }
-
-    /// Blocking form of [`Provider::exec`].
-    pub fn exec_blocking(&self, id: &str, argv: &[String]) -> Result<ExecOutput> {
-        validate_id(id)?;
-        let exec_error = |reason: String| Error::Exec {
-            id: id.to_string(),
-            reason,
-        };
-        if argv.is_empty() {
-            return Err(exec_error("empty command".to_string()));
-        }
-        let dir = self.machine_dir(id);
-        if !dir.join("machine.json").exists() {
-            return Err(Error::NotFound { id: id.to_string() });
-        }
-        let Some((pid, start_time)) = running_pid(&dir) else {
-            return Err(Error::NotRunning { id: id.to_string() });
-        };
-        let out = Command::new(&self.inner.helper)
-            .args(&self.inner.helper_args)
-            .arg("exec")
-            .arg(pid.to_string())
-            .arg(start_time.to_string())
-            .arg("--")
-            .args(argv)
-            .env_clear()
-            .stdin(Stdio::null())
-            .output()
-            .map_err(|e| {
-                exec_error(format!(
-                    "cannot start the helper {}: {e}",
-                    self.inner.helper.display()
-                ))
-            })?;
-        use std::os::unix::process::ExitStatusExt;
-        let exit_code = out
-            .status
-            .code()
-            .unwrap_or_else(|| 128 + out.status.signal().unwrap_or(0));
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        if exit_code == EXEC_ERROR_CODE
-            && let Some(reason) = stderr.trim().strip_prefix(EXEC_ERROR_PREFIX)
-        {
-            return Err(exec_error(reason.to_string()));
-        }
-        Ok(ExecOutput {
-            exit_code,
-            stdout: out.stdout,
-            stderr: out.stderr,
-        })
     }
 
     async fn blocking<T, F>(&self, job: F) -> Result<T>
@@ -717,7 +746,7 @@ fn unmount_under(dir: &Path) -> Result<()> {
     let mut points: Vec<PathBuf> = mountinfo
         .lines()
         .filter_map(|line| line.split(' ').nth(4))
-        .map(|p| PathBuf::from(crate::init::unescape_mountinfo(p)))
+        .map(|p| PathBuf::from(crate::procfs::unescape_mountinfo(p)))
         .filter(|p| p.starts_with(dir))
         .collect();
     // Deepest first.

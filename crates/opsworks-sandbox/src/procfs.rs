@@ -1,4 +1,5 @@
-//! Reading `/proc/<pid>/stat` to tell whether a recorded pid is still the process we started.
+//! Reading `/proc`: `/proc/<pid>/stat` to tell whether a recorded pid is still the process we
+//! started, and the escapes of `/proc/self/mountinfo`.
 
 use std::fs;
 
@@ -28,6 +29,15 @@ pub(crate) fn is_running(pid: u32, start_time: u64) -> bool {
     matches!(stat(pid), Some((state, start)) if start == start_time && state != 'Z' && state != 'X')
 }
 
+/// Mount points in mountinfo escape space, tab, newline and backslash as octal.
+pub(crate) fn unescape_mountinfo(field: &str) -> String {
+    field
+        .replace("\\040", " ")
+        .replace("\\011", "\t")
+        .replace("\\012", "\n")
+        .replace("\\134", "\\")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -40,5 +50,13 @@ mod tests {
         assert!(!is_running(me, start + 1));
         // Above the largest possible pid_max (2^22).
         assert!(start_time(4_194_305).is_none());
+    }
+
+    #[test]
+    fn mountinfo_escapes_are_undone() {
+        assert_eq!(
+            unescape_mountinfo("/srv/my\\040data\\134x"),
+            "/srv/my data\\x"
+        );
     }
 }

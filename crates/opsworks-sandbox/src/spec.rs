@@ -93,7 +93,36 @@ pub struct MachineSpec {
     pub files: Vec<FileSpec>,
     /// Host paths that must not be visible inside (each gets an empty file system mounted over it).
     pub hidden_paths: Vec<PathBuf>,
+    /// CPU and memory limits of the machine's control group (`None`: a group without limits,
+    /// whose processes are still counted and removed with it).
+    pub limits: Option<Limits>,
 }
+
+/// The CPU and memory a machine may use, enforced by its control group (the server fills them
+/// from the instance type, `opsworks_model::instance_types::size_of`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// CPU time in thousandths of a CPU: 2000 is two CPUs' worth (a CFS quota per 100 ms
+    /// period). More than the host has only means no CPU limit.
+    pub cpu_millis: u32,
+    /// Memory in bytes (page cache included, as the kernel counts it); no swap beyond it.
+    pub memory_bytes: u64,
+}
+
+impl Limits {
+    /// The limits of `vcpus` CPUs and `memory_mib` MiB.
+    pub fn new(vcpus: u32, memory_mib: u64) -> Self {
+        Limits {
+            cpu_millis: vcpus.saturating_mul(1000),
+            memory_bytes: memory_mib.saturating_mul(1024 * 1024),
+        }
+    }
+}
+
+/// The least a machine may be given: 1 % of a CPU (the kernel's smallest quota is 1 ms per
+/// 100 ms) and 32 MiB (below that the init and an agent do not fit).
+const MIN_CPU_MILLIS: u32 = 10;
+const MIN_MEMORY_BYTES: u64 = 32 << 20;
 
 impl MachineSpec {
     /// A spec with no extra files and no hidden paths.
@@ -110,6 +139,7 @@ impl MachineSpec {
             main,
             files: Vec::new(),
             hidden_paths: Vec::new(),
+            limits: None,
         }
     }
 
@@ -151,6 +181,20 @@ impl MachineSpec {
             validate_inside_path("hidden path", path)?;
             if path == Path::new("/") {
                 return invalid("the root directory cannot be hidden");
+            }
+        }
+        if let Some(limits) = &self.limits {
+            if limits.cpu_millis < MIN_CPU_MILLIS {
+                return invalid(format!(
+                    "a CPU limit of {} thousandths of a CPU is below the least, {MIN_CPU_MILLIS}",
+                    limits.cpu_millis
+                ));
+            }
+            if limits.memory_bytes < MIN_MEMORY_BYTES {
+                return invalid(format!(
+                    "a memory limit of {} bytes is below the least, 32 MiB",
+                    limits.memory_bytes
+                ));
             }
         }
         Ok(())
@@ -308,6 +352,18 @@ mod tests {
         let mut s = spec();
         s.main.env.push(("A=B".into(), "v".into()));
         assert!(s.validate().unwrap_err().to_string().contains("'='"));
+        let mut s = spec();
+        s.limits = Some(Limits::new(0, 1024));
+        assert!(s.validate().unwrap_err().to_string().contains("CPU limit"));
+        s.limits = Some(Limits::new(1, 16));
+        assert!(
+            s.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("memory limit")
+        );
+        s.limits = Some(Limits::new(2, 1024));
+        s.validate().unwrap();
     }
 
     #[test]

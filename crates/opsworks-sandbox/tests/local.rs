@@ -7,102 +7,14 @@ use std::ffi::OsString;
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
+mod common;
+
+use common::*;
 use opsworks_sandbox::{
-    Error, FileSpec, LocalConfig, LocalProvider, MachineSpec, MachineState, MainProcess, Provider,
-    RootDevice,
+    Error, FileSpec, LocalProvider, MachineSpec, MachineState, MainProcess, Provider, RootDevice,
 };
-
-const HELPER: &str = env!("CARGO_BIN_EXE_opsworks-sandbox-helper");
-
-/// Whether `opsw0` existed before this test binary touched it; if not, the last test to finish
-/// with no machine attached removes it.
-static BRIDGE_PREEXISTED: OnceLock<bool> = OnceLock::new();
-
-/// One test's provider on its own state dir; dropping it destroys every machine it made.
-struct Env {
-    dir: tempfile::TempDir,
-    provider: LocalProvider,
-    rt: tokio::runtime::Runtime,
-}
-
-impl Env {
-    fn new() -> Env {
-        // Before anything else, so that a host without namespaces (or a non-root run) fails with
-        // the provider's own explanation.
-        if let Err(e) = config(Path::new("/nonexistent")).check_host() {
-            panic!("local instances must work on this host: {e}");
-        }
-        BRIDGE_PREEXISTED.get_or_init(|| Path::new("/sys/class/net/opsw0").exists());
-        // Not under /tmp: that is a fresh tmpfs inside machines, and the state dir must be hidden
-        // by the provider itself.
-        let dir = tempfile::Builder::new()
-            .prefix("sandbox-")
-            .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
-            .unwrap();
-        let provider = LocalProvider::new(config(dir.path())).unwrap();
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap();
-        Env { dir, provider, rt }
-    }
-
-    fn state_dir(&self) -> PathBuf {
-        self.dir.path().join("state")
-    }
-
-    fn upper(&self, id: &str) -> PathBuf {
-        self.provider.machine_dir_of(id).unwrap().join("upper")
-    }
-
-    fn exec(&self, id: &str, argv: &[&str]) -> opsworks_sandbox::ExecOutput {
-        let argv: Vec<String> = argv.iter().map(|a| a.to_string()).collect();
-        self.rt.block_on(self.provider.exec(id, &argv)).unwrap()
-    }
-
-    /// Runs a command inside and returns its trimmed stdout, failing on a non-zero exit.
-    fn sh(&self, id: &str, script: &str) -> String {
-        let out = self.exec(id, &["/bin/sh", "-c", script]);
-        assert_eq!(
-            out.exit_code,
-            0,
-            "{script}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).trim().to_string()
-    }
-}
-
-impl Drop for Env {
-    fn drop(&mut self) {
-        if let Ok(machines) = self.provider.list_blocking() {
-            for machine in machines {
-                if let Err(e) = self.provider.destroy_blocking(&machine.id) {
-                    eprintln!("cleanup of {} failed: {e}", machine.id);
-                }
-            }
-        }
-        if BRIDGE_PREEXISTED.get() == Some(&false) {
-            let _ = self.provider.remove_bridge_if_unused();
-        }
-    }
-}
-
-fn config(dir: &Path) -> LocalConfig {
-    LocalConfig::new(dir.join("state")).with_helper(HELPER, Vec::<OsString>::new())
-}
-
-fn python() -> String {
-    let out = std::process::Command::new("python3")
-        .args(["-c", "import sys; print(sys.executable)"])
-        .output()
-        .expect("python3 is needed on the host for these tests");
-    String::from_utf8(out.stdout).unwrap().trim().to_string()
-}
 
 fn web_spec(id: &str, hidden: &Path) -> MachineSpec {
     let main = MainProcess::new(
@@ -130,15 +42,6 @@ fn web_spec(id: &str, hidden: &Path) -> MachineSpec {
     });
     spec.hidden_paths.push(hidden.to_path_buf());
     spec
-}
-
-fn sleeper_spec(id: &str, root_device: RootDevice) -> MachineSpec {
-    MachineSpec::new(
-        id,
-        id,
-        root_device,
-        MainProcess::new("/bin/sleep", ["1000"]),
-    )
 }
 
 /// GET / over plain TCP, retrying while the server starts.
@@ -172,50 +75,6 @@ fn pids_in_namespace(init_pid: u32) -> Vec<u32> {
         .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
         .filter(|pid| std::fs::read_link(format!("/proc/{pid}/ns/pid")).is_ok_and(|l| l == ns))
         .collect()
-}
-
-/// Whether a pid exists and is not a zombie.
-fn alive(pid: u32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
-        s.rsplit_once(')')
-            .is_some_and(|(_, rest)| !rest.trim_start().starts_with('Z'))
-    })
-}
-
-fn running_pid(state: MachineState) -> u32 {
-    match state {
-        MachineState::Running { pid } => pid,
-        other => panic!("expected a running machine, got {other:?}"),
-    }
-}
-
-/// Asserts that nothing of the machine is left on the host: netns, veth, mounts, directory.
-fn assert_no_trace(env: &Env, id: &str) {
-    let (netns, veth) = env.provider.net_names(id).unwrap();
-    let dir = env.provider.machine_dir_of(id).unwrap();
-    assert!(
-        !Path::new("/run/netns").join(&netns).exists(),
-        "netns {netns} left behind"
-    );
-    assert!(
-        !Path::new("/sys/class/net").join(&veth).exists(),
-        "veth {veth} left behind"
-    );
-    assert!(!dir.exists(), "{} left behind", dir.display());
-    let dir_text = dir.to_string_lossy().to_string();
-    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        if let Ok(mounts) = std::fs::read_to_string(entry.path().join("mountinfo")) {
-            assert!(
-                !mounts.contains(&dir_text),
-                "a mount under {dir_text} is left in {}",
-                entry.path().display()
-            );
-        }
-    }
-    assert_eq!(
-        env.rt.block_on(env.provider.status(id)).unwrap(),
-        MachineState::Absent
-    );
 }
 
 #[test]
@@ -562,6 +421,73 @@ fn other_host_file_systems_are_copy_on_write_too() {
         "on the volume"
     );
     assert!(!source.join("data.txt.new").exists());
+}
+
+#[test]
+fn the_host_view_is_live_read_only_and_hides_what_is_hidden() {
+    let env = Env::new();
+    let repo = env.dir.path().join("repo");
+    let hidden = env.dir.path().join("server-data");
+    let (source, point) = (env.dir.path().join("vol-src"), env.dir.path().join("vol"));
+    for dir in [&repo, &hidden, &source, &point] {
+        std::fs::create_dir_all(dir).unwrap();
+    }
+    std::fs::write(repo.join("ref"), "one").unwrap();
+    std::fs::write(hidden.join("secret"), "host secret").unwrap();
+    std::fs::write(source.join("data.txt"), "one").unwrap();
+    let status = std::process::Command::new("mount")
+        .arg("--bind")
+        .arg(&source)
+        .arg(&point)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let _guard = BindMount(point.clone());
+    let mut spec = sleeper_spec("view-1", RootDevice::Ebs);
+    spec.hidden_paths.push(hidden.clone());
+    env.rt.block_on(env.provider.provision(spec)).unwrap();
+    let view = |p: &Path| format!("/run/opsworks/host{}", p.display());
+    // Read once inside, so the machine's overlay has it cached.
+    let cat = format!(
+        "cat {} {}",
+        repo.join("ref").display(),
+        view(&repo.join("ref"))
+    );
+    assert_eq!(env.sh("view-1", &cat), "oneone");
+
+    // The host replaces both files by a rename, as git does with a ref.
+    for dir in [&repo, &source] {
+        let name = if dir == &repo { "ref" } else { "data.txt" };
+        std::fs::write(dir.join("new"), "two").unwrap();
+        std::fs::rename(dir.join("new"), dir.join(name)).unwrap();
+    }
+    assert_eq!(
+        env.sh("view-1", &format!("cat {}", view(&repo.join("ref")))),
+        "two"
+    );
+    assert_eq!(
+        env.sh("view-1", &format!("cat {}", view(&point.join("data.txt")))),
+        "two"
+    );
+    // Read-only, and what the provider hides is hidden there as well.
+    let write = env.exec(
+        "view-1",
+        &[
+            "/bin/sh",
+            "-c",
+            &format!("echo x > {}", view(&repo.join("x"))),
+        ],
+    );
+    assert_ne!(write.exit_code, 0);
+    assert!(
+        String::from_utf8_lossy(&write.stderr).contains("Read-only"),
+        "{}",
+        String::from_utf8_lossy(&write.stderr)
+    );
+    assert!(!repo.join("x").exists());
+    for secret in [hidden.clone(), env.state_dir()] {
+        assert_eq!(env.sh("view-1", &format!("ls -A {}", view(&secret))), "");
+    }
 }
 
 #[test]

@@ -1,29 +1,20 @@
-//! The control plane: the OpsWorks Stacks API served over HTTP.
+//! The control plane: the OpsWorks Stacks API and everything beside it on one port.
 //!
-//! A request flows `http` (read, authenticate with SigV4, find the operation, validate the body
-//! against the service model) → `ops` (the operation named in `X-Amz-Target`, one module per
-//! resource family) → the [`opsworks_store::Store`]. Errors are [`opsworks_api::ApiError`]s, rendered
-//! as AWS renders them at the edge.
+//! Layers, each importing only downward: the edge ([`edge`]: HTTP, authentication, error
+//! rendering) → the operations ([`ops`]: one module per resource family, handlers named after the
+//! operations, typed requests in and wire shapes out) → the core ([`core`]: state, status
+//! changes, commands and the lifecycle chain, machines, events, monitoring, workers) → the store.
+//! [`Server::start`] assembles them.
 
-pub mod agents;
-pub mod app;
 pub mod config;
-pub mod events;
-pub mod http;
-pub mod keys;
-pub mod lifecycle;
-pub mod logs;
-pub mod machines;
-pub mod metrics;
+pub mod core;
+pub mod edge;
 pub mod ops;
-pub mod proxy;
-pub mod scheduler;
-pub mod watchdog;
+pub mod server;
 
-pub use app::App;
-pub use config::{MetricsConfig, ServerConfig};
-
-use std::future::Future;
+pub use config::{Instances, MetricsConfig, Mount, Mounted, ServerConfig};
+pub use core::Core;
+pub use server::{LocalInstances, Server};
 
 /// Errors that stop the server from starting.
 #[derive(Debug, thiserror::Error)]
@@ -42,27 +33,13 @@ pub enum ServerError {
     /// The master key or credentials are unusable.
     #[error("{0}")]
     Keys(String),
+    /// Local instances were asked for, and this host cannot run them.
+    #[error("local instances cannot run on this host: {0}")]
+    Instances(String),
+    /// A mount (the console) could not be set up.
+    #[error("{0}")]
+    Mount(String),
 }
 
-/// Serves `router` (the API's, usually with the console merged in) on `listener` until
-/// `shutdown` resolves.
-pub async fn serve_router(
-    listener: tokio::net::TcpListener,
-    router: axum::Router,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown)
-        .await
-}
-
-/// Serves the API on `listener` until `shutdown` resolves.
-pub async fn serve(
-    listener: tokio::net::TcpListener,
-    app: App,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    axum::serve(listener, http::router(app))
-        .with_graceful_shutdown(shutdown)
-        .await
-}
+#[cfg(test)]
+pub(crate) mod testkit;

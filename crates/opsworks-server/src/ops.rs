@@ -1,164 +1,292 @@
 //! The operations, one module per resource family, and what they share.
 //!
-//! Every handler is named after the operation it serves (`describe_stacks`) and takes the request
-//! body already validated against the service model, so handlers check only what the model does
-//! not carry: lengths, cross-member rules, the stored state.
+//! Every handler is named after the operation it serves (`describe_stacks`), takes the request
+//! decoded into its typed shape (already validated against the service model) and checks only
+//! what the model does not carry: lengths, cross-member rules, the stored state. What leaves as
+//! the answer is made from typed resources in one place per resource ([`wire`]).
 
 pub mod apps;
+pub mod authz;
 pub mod catalog;
 pub mod deployments;
+pub mod iam;
 pub mod instances;
 pub mod layers;
 pub mod scaling;
 pub mod stacks;
+pub mod sts;
 pub mod tags;
+pub mod users;
+pub mod wire;
 
-use serde_json::{Map, Value, json};
+use std::net::IpAddr;
+use std::sync::Arc;
 
-use opsworks_api::{ApiError, FILTERED, model};
-use opsworks_store::{Filter, Kind, StoreError, Write};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
 
-use crate::App;
+use opsworks_api::ApiError;
 
-/// Who is calling.
-#[derive(Debug, Clone)]
-pub struct Caller {
-    /// The access key that signed the request.
+use crate::core::identity::UserAccess;
+use crate::core::{Core, audit};
+
+/// Who is calling: the account's root or an IAM user, and what the policies evaluated for each
+/// request need to know of the call (where it came from, over what).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    /// The access key that signed the request (empty for the console's root).
     pub access_key_id: String,
-    /// Whom the key belongs to (`root`, ...).
-    pub principal: String,
+    /// Whom the key belongs to (`root`, or a user's ARN).
+    pub name: String,
     /// The region of the signature's scope.
     pub region: String,
+    /// The IAM user and what they may do; `None` for the account's root, which may do anything.
+    pub user: Option<Arc<UserAccess>>,
+    /// The address the request came from (`aws:SourceIp`), when known.
+    pub source_ip: Option<IpAddr>,
+    /// Whether the request came over TLS (`aws:SecureTransport`).
+    pub secure_transport: bool,
 }
 
-/// A validated request body.
-pub type Req = Map<String, Value>;
-
-/// What an operation returns: the response body.
-pub type OpResult = Result<Value, ApiError>;
-
-/// Runs the operation named `operation` (known to the model).
-pub async fn dispatch(
-    app: &App,
-    caller: &Caller,
-    operation: &str,
-    input: Value,
-) -> Result<Reply, ApiError> {
-    let req = match input {
-        Value::Object(m) => m,
-        _ => Map::new(),
-    };
-    if operation == "DescribeInstances" {
-        // The one Describe whose answers grow large: it passes stored documents on unparsed.
-        return instances::describe_instances(app, req).await;
-    }
-    let reply = match operation {
-        "CreateStack" => stacks::create_stack(app, caller, req).await,
-        "DescribeStacks" => stacks::describe_stacks(app, req).await,
-        "UpdateStack" => stacks::update_stack(app, req).await,
-        "DeleteStack" => stacks::delete_stack(app, req).await,
-        "CloneStack" => stacks::clone_stack(app, caller, req).await,
-        "DescribeStackSummary" => stacks::describe_stack_summary(app, req).await,
-        "StartStack" => stacks::start_stack(app, req).await,
-        "StopStack" => stacks::stop_stack(app, req).await,
-        "DescribeStackProvisioningParameters" => {
-            stacks::describe_stack_provisioning_parameters(app, req).await
+impl Principal {
+    /// The account's root, as the console acts.
+    pub fn root(region: &str) -> Self {
+        Self {
+            access_key_id: String::new(),
+            name: crate::core::keys::ROOT.to_string(),
+            region: region.to_string(),
+            user: None,
+            source_ip: None,
+            secure_transport: false,
         }
+    }
 
-        "CreateLayer" => layers::create_layer(app, req).await,
-        "DescribeLayers" => layers::describe_layers(app, req).await,
-        "UpdateLayer" => layers::update_layer(app, req).await,
-        "DeleteLayer" => layers::delete_layer(app, req).await,
-        "GetHostnameSuggestion" => layers::get_hostname_suggestion(app, req).await,
+    /// An IAM user, signing with `access_key_id`.
+    pub fn iam_user(access: Arc<UserAccess>, access_key_id: &str, region: &str) -> Self {
+        Self {
+            access_key_id: access_key_id.to_string(),
+            name: access.arn.clone(),
+            region: region.to_string(),
+            user: Some(access),
+            source_ip: None,
+            secure_transport: false,
+        }
+    }
 
-        "CreateInstance" => instances::create_instance(app, req).await,
-        "UpdateInstance" => instances::update_instance(app, req).await,
-        "DeleteInstance" => instances::delete_instance(app, req).await,
-        "StartInstance" => instances::start_instance(app, req).await,
-        "StopInstance" => instances::stop_instance(app, req).await,
-        "RebootInstance" => instances::reboot_instance(app, req).await,
+    /// The same caller, seen coming from `ip`.
+    pub fn from_ip(mut self, ip: Option<IpAddr>) -> Self {
+        self.source_ip = ip;
+        self
+    }
 
-        "CreateApp" => apps::create_app(app, req).await,
-        "DescribeApps" => apps::describe_apps(app, req).await,
-        "UpdateApp" => apps::update_app(app, req).await,
-        "DeleteApp" => apps::delete_app(app, req).await,
+    /// Whether this is the account's root.
+    pub fn is_root(&self) -> bool {
+        self.user.is_none()
+    }
 
-        "CreateDeployment" => deployments::create_deployment(app, caller, req).await,
-        "DescribeDeployments" => deployments::describe_deployments(app, req).await,
-        "DescribeCommands" => deployments::describe_commands(app, req).await,
-
-        "DescribeOperatingSystems" => catalog::describe_operating_systems(app, req).await,
-        "DescribeAgentVersions" => catalog::describe_agent_versions(app, req).await,
-        "DescribeServiceErrors" => catalog::describe_service_errors(app, req).await,
-
-        "SetTimeBasedAutoScaling" => scaling::set_time_based_auto_scaling(app, req).await,
-        "DescribeTimeBasedAutoScaling" => scaling::describe_time_based_auto_scaling(app, req).await,
-        "SetLoadBasedAutoScaling" => scaling::set_load_based_auto_scaling(app, req).await,
-        "DescribeLoadBasedAutoScaling" => scaling::describe_load_based_auto_scaling(app, req).await,
-
-        "TagResource" => tags::tag_resource(app, req).await,
-        "UntagResource" => tags::untag_resource(app, req).await,
-        "ListTags" => tags::list_tags(app, req).await,
-
-        other => Err(unsupported(other)),
-    };
-    reply.map(Reply::Json)
+    /// The ARN a deployment records as `IamUserArn`: the account's root for the root key, the
+    /// principal itself when it is an ARN.
+    pub fn arn(&self, account_id: &str) -> Option<String> {
+        if self.name == crate::core::keys::ROOT {
+            Some(format!("arn:aws:iam::{account_id}:root"))
+        } else if self.name.starts_with("arn:") {
+            Some(self.name.clone())
+        } else {
+            None
+        }
+    }
 }
 
-/// A response body: a JSON value, or JSON text assembled from stored documents as they are.
-#[derive(Debug)]
-pub enum Reply {
-    /// A value to serialize.
-    Json(Value),
-    /// JSON text, already serialized.
-    Raw(String),
+/// What every handler gets: the core and the caller.
+#[derive(Clone, Copy)]
+pub struct Ctx<'a> {
+    /// The control plane's state.
+    pub core: &'a Core,
+    /// Who calls.
+    pub principal: &'a Principal,
 }
+
+/// An answer's body, serialized.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reply(pub Vec<u8>);
 
 impl Reply {
-    /// The body's text.
-    pub fn into_text(self) -> String {
-        match self {
-            Self::Json(v) => v.to_string(),
-            Self::Raw(t) => t,
-        }
+    /// The body of a value.
+    pub fn json(value: &impl Serialize) -> Result<Self, ApiError> {
+        serde_json::to_vec(value)
+            .map(Reply)
+            .map_err(|e| ApiError::Internal(format!("serializing the answer: {e}")))
     }
 
-    /// The body as a value (for tests and callers that inspect it).
-    pub fn into_value(self) -> Result<Value, ApiError> {
-        match self {
-            Self::Json(v) => Ok(v),
-            Self::Raw(t) => serde_json::from_str(&t)
-                .map_err(|e| ApiError::Internal(format!("stored document: {e}"))),
+    /// `{}`.
+    pub fn empty() -> Self {
+        Reply(b"{}".to_vec())
+    }
+
+    /// `{"<member>": [item, item, ...]}` from items already serialized.
+    pub fn list<'a>(member: &str, items: impl IntoIterator<Item = &'a [u8]>) -> Self {
+        let mut out = Vec::with_capacity(256);
+        out.extend_from_slice(b"{\"");
+        out.extend_from_slice(member.as_bytes());
+        out.extend_from_slice(b"\":[");
+        for (i, item) in items.into_iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            out.extend_from_slice(item);
         }
+        out.extend_from_slice(b"]}");
+        Reply(out)
+    }
+
+    /// The body as a value (for tests and the console).
+    pub fn into_value(self) -> Result<Value, ApiError> {
+        serde_json::from_slice(&self.0)
+            .map_err(|e| ApiError::Internal(format!("answer is not JSON: {e}")))
     }
 }
 
-/// `{"<member>": [doc, doc, ...]}` from stored documents: each is passed on as stored unless it
-/// carries private members (`_...`), which `view` then removes.
-pub fn raw_list(
-    member: &str,
-    docs: Vec<String>,
-    view: fn(Value) -> Value,
-) -> Result<Reply, ApiError> {
-    let mut out =
-        String::with_capacity(docs.iter().map(|d| d.len() + 1).sum::<usize>() + member.len() + 8);
-    out.push_str("{\"");
-    out.push_str(member);
-    out.push_str("\":[");
-    for (i, doc) in docs.into_iter().enumerate() {
-        if i > 0 {
-            out.push(',');
+/// What an operation returns.
+pub type OpResult = Result<Reply, ApiError>;
+
+/// The validated input as its typed shape. The model's validation has checked types already, so
+/// what fails here is a member a strict shape does not know (a misspelt weekday).
+fn decode<T: DeserializeOwned>(input: Value) -> Result<T, ApiError> {
+    serde_json::from_value(input).map_err(|e| ApiError::Validation(capitalized(e)))
+}
+
+macro_rules! operations {
+    ($cx:expr, $operation:expr, $input:expr, { $($name:literal => $handler:path,)* }) => {
+        match $operation {
+            $( $name => $handler($cx, decode($input)?).await, )*
+            other => Err(unsupported(other)),
         }
-        if doc.contains("\"_") {
-            let v: Value = serde_json::from_str(&doc)
-                .map_err(|e| ApiError::Internal(format!("stored document: {e}")))?;
-            out.push_str(&view(v).to_string());
-        } else {
-            out.push_str(&doc);
-        }
+    };
+}
+
+/// Runs the operation named `operation` (known to the model) with its validated input, for the
+/// caller if their policies and permission levels allow it ([`authz`]); a call that may change
+/// something is written to the audit log with its outcome, refused or not.
+pub async fn dispatch(cx: Ctx<'_>, operation: &str, input: Value) -> OpResult {
+    let mutating = audit::is_mutating(operation);
+    if cx.principal.is_root() && !mutating {
+        // The root's reads: nothing to decide, nothing to record.
+        return run(cx, operation, input).await;
     }
-    out.push_str("]}");
-    Ok(Reply::Raw(out))
+    let targets = authz::targets(cx.core, &input).await?;
+    let result = match authz::check(&cx, operation, &targets) {
+        Ok(()) => run(cx, operation, input).await,
+        Err(e) => Err(e),
+    };
+    if mutating {
+        record(cx, "opsworks", operation, &targets, &result).await;
+    }
+    result
+}
+
+/// Writes a call of `service` to the audit log.
+async fn record(
+    cx: Ctx<'_>,
+    service: &str,
+    operation: &str,
+    targets: &authz::Targets,
+    result: &OpResult,
+) {
+    let created = match (&targets.target, result) {
+        (None, Ok(reply)) => serde_json::from_slice::<Value>(&reply.0)
+            .ok()
+            .and_then(|v| {
+                v.as_object()?
+                    .values()
+                    .find_map(|x| x.as_str().map(str::to_string))
+            }),
+        _ => None,
+    };
+    let principal = cx
+        .principal
+        .arn(cx.core.account_id())
+        .unwrap_or_else(|| cx.principal.name.clone());
+    let mut detail = serde_json::Map::new();
+    if !cx.principal.access_key_id.is_empty() {
+        detail.insert(
+            "AccessKeyId".into(),
+            cx.principal.access_key_id.clone().into(),
+        );
+    }
+    if let Err(e) = result {
+        detail.insert("Message".into(), e.message().to_string().into());
+    }
+    audit::record(
+        cx.core,
+        audit::Call {
+            principal: &principal,
+            source_ip: authz::source(cx.principal),
+            service,
+            operation,
+            stack_id: targets.stack_id(),
+            target: targets.target.as_deref().or(created.as_deref()),
+            outcome: match result {
+                Ok(_) => "Success",
+                Err(e) => e.code(),
+            },
+            detail: Value::Object(detail),
+        },
+    )
+    .await;
+}
+
+/// Runs the handler of `operation`.
+async fn run(cx: Ctx<'_>, operation: &str, input: Value) -> OpResult {
+    operations!(cx, operation, input, {
+        "CreateStack" => stacks::create_stack,
+        "DescribeStacks" => stacks::describe_stacks,
+        "UpdateStack" => stacks::update_stack,
+        "DeleteStack" => stacks::delete_stack,
+        "CloneStack" => stacks::clone_stack,
+        "DescribeStackSummary" => stacks::describe_stack_summary,
+        "StartStack" => stacks::start_stack,
+        "StopStack" => stacks::stop_stack,
+        "DescribeStackProvisioningParameters" => stacks::describe_stack_provisioning_parameters,
+        "CreateLayer" => layers::create_layer,
+        "DescribeLayers" => layers::describe_layers,
+        "UpdateLayer" => layers::update_layer,
+        "DeleteLayer" => layers::delete_layer,
+        "GetHostnameSuggestion" => layers::get_hostname_suggestion,
+        "CreateInstance" => instances::create_instance,
+        "DescribeInstances" => instances::describe_instances,
+        "UpdateInstance" => instances::update_instance,
+        "DeleteInstance" => instances::delete_instance,
+        "StartInstance" => instances::start_instance,
+        "StopInstance" => instances::stop_instance,
+        "RebootInstance" => instances::reboot_instance,
+        "CreateApp" => apps::create_app,
+        "DescribeApps" => apps::describe_apps,
+        "UpdateApp" => apps::update_app,
+        "DeleteApp" => apps::delete_app,
+        "CreateDeployment" => deployments::create_deployment,
+        "DescribeDeployments" => deployments::describe_deployments,
+        "DescribeCommands" => deployments::describe_commands,
+        "DescribeOperatingSystems" => catalog::describe_operating_systems,
+        "DescribeAgentVersions" => catalog::describe_agent_versions,
+        "DescribeServiceErrors" => catalog::describe_service_errors,
+        "SetTimeBasedAutoScaling" => scaling::set_time_based_auto_scaling,
+        "DescribeTimeBasedAutoScaling" => scaling::describe_time_based_auto_scaling,
+        "SetLoadBasedAutoScaling" => scaling::set_load_based_auto_scaling,
+        "DescribeLoadBasedAutoScaling" => scaling::describe_load_based_auto_scaling,
+        "TagResource" => tags::tag_resource,
+        "UntagResource" => tags::untag_resource,
+        "ListTags" => tags::list_tags,
+        "CreateUserProfile" => users::create_user_profile,
+        "DescribeUserProfiles" => users::describe_user_profiles,
+        "UpdateUserProfile" => users::update_user_profile,
+        "DeleteUserProfile" => users::delete_user_profile,
+        "DescribeMyUserProfile" => users::describe_my_user_profile,
+        "UpdateMyUserProfile" => users::update_my_user_profile,
+        "SetPermission" => users::set_permission,
+        "DescribePermissions" => users::describe_permissions,
+        "GrantAccess" => users::grant_access,
+    })
 }
 
 /// The error of an operation of the model this server does not implement yet.
@@ -168,42 +296,17 @@ pub fn unsupported(operation: &str) -> ApiError {
     ))
 }
 
-/// Maps a store failure to the API's internal error; the detail goes to the log, not the client.
-pub fn store_error(e: StoreError) -> ApiError {
-    tracing::error!("store error: {e}");
-    ApiError::Internal("The server could not reach its store; see its log".into())
-}
-
-/// The current time in AWS's `CreatedAt` format.
-pub fn now() -> String {
-    opsworks_model::timestamp(jiff::Timestamp::now())
-}
-
-/// A string member of a request.
-pub fn str_member<'a>(req: &'a Req, name: &str) -> Option<&'a str> {
-    req.get(name).and_then(Value::as_str)
-}
-
-/// A string member the model marks required (so it is present); empty is refused here.
-pub fn required_str<'a>(req: &'a Req, name: &str) -> Result<&'a str, ApiError> {
-    match str_member(req, name) {
+/// A required string member: present (the model says so) and not blank.
+pub fn required<'a>(value: &'a Option<String>, name: &str) -> Result<&'a str, ApiError> {
+    match value.as_deref() {
         Some(s) if !s.trim().is_empty() => Ok(s),
         _ => Err(ApiError::Validation(format!("{name} must not be empty"))),
     }
 }
 
-/// A list-of-strings member.
-pub fn str_list(req: &Req, name: &str) -> Option<Vec<String>> {
-    req.get(name).and_then(Value::as_array).map(|a| {
-        a.iter()
-            .filter_map(|v| v.as_str().map(String::from))
-            .collect()
-    })
-}
-
 /// Refuses a string longer than `max` characters.
-pub fn check_len(req: &Req, name: &str, max: usize) -> Result<(), ApiError> {
-    match str_member(req, name) {
+pub fn check_len(value: Option<&str>, name: &str, max: usize) -> Result<(), ApiError> {
+    match value {
         Some(s) if s.chars().count() > max => Err(ApiError::Validation(format!(
             "{name} must be at most {max} characters long; it is {}",
             s.chars().count()
@@ -212,147 +315,46 @@ pub fn check_len(req: &Req, name: &str, max: usize) -> Result<(), ApiError> {
     }
 }
 
-/// Refuses a `CustomJson` member that is not a JSON object within the size limit.
-pub fn check_custom_json(req: &Req) -> Result<(), ApiError> {
-    if let Some(s) = str_member(req, "CustomJson") {
+/// Refuses a `CustomJson` that is not a JSON object within the size limit.
+pub fn check_custom_json(value: Option<&str>) -> Result<(), ApiError> {
+    if let Some(s) = value {
         opsworks_model::limits::check_custom_json(s)
             .map_err(|e| ApiError::Validation(e.to_string()))?;
     }
     Ok(())
 }
 
-/// At most one of `names` may be given: the rule of the Describe calls. Returns the one given.
-pub fn at_most_one<'a>(req: &Req, names: &[&'a str]) -> Result<Option<&'a str>, ApiError> {
-    let given: Vec<&str> = names
-        .iter()
-        .copied()
-        .filter(|n| req.get(*n).is_some_and(|v| !v.is_null()))
-        .collect();
-    match given.as_slice() {
+/// At most one of the members given (by name, whether present) may be present: the rule of the
+/// Describe calls. Returns the one given.
+pub fn at_most_one<'a>(given: &[(&'a str, bool)]) -> Result<Option<&'a str>, ApiError> {
+    let present: Vec<&str> = given.iter().filter(|(_, p)| *p).map(|(n, _)| *n).collect();
+    match present.as_slice() {
         [] => Ok(None),
         [one] => Ok(Some(one)),
         _ => Err(ApiError::Validation(format!(
             "Please provide no more than one of {}",
-            names.join(", ")
+            given.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", ")
         ))),
     }
 }
 
-/// Copies into `doc` every member of `req` that the output shape `shape` has.
-pub fn copy_members(req: &Req, doc: &mut Map<String, Value>, shape: &str, except: &[&str]) {
-    let Some(shape) = model().shape(shape) else {
-        return;
-    };
-    for name in shape.members.keys() {
-        if except.contains(&name.as_str()) {
-            continue;
-        }
-        if let Some(v) = req.get(name).filter(|v| !v.is_null()) {
-            doc.insert(name.clone(), v.clone());
-        }
+/// The secret kept when an update echoes the FILTERED marker back (clients that describe, edit
+/// and update do): a round trip never overwrites a secret with the marker.
+pub fn keep_secret(new: Option<String>, old: Option<&String>) -> Option<String> {
+    match new {
+        Some(v) if v == opsworks_api::FILTERED => old.cloned(),
+        other => other,
     }
 }
 
-/// Replaces the value at `path` with the FILTERED marker when it is present and non-empty.
-pub fn filter_secret(doc: &mut Value, path: &[&str]) {
-    let Some((last, parents)) = path.split_last() else {
-        return;
-    };
-    let mut cur = doc;
-    for p in parents {
-        match cur.get_mut(*p) {
-            Some(next) => cur = next,
-            None => return,
-        }
-    }
-    if let Some(v) = cur.get_mut(*last)
-        && v.as_str().is_some_and(|s| !s.is_empty())
-    {
-        *v = json!(FILTERED);
-    }
-}
-
-/// Keeps the stored secret when an update echoes the FILTERED marker back (as clients that
-/// describe, edit and update do), so a round trip never overwrites a secret with the marker.
-pub fn keep_filtered_secret(new: &mut Value, old: &Value, path: &[&str]) {
-    let pointer: String = path.iter().map(|p| format!("/{p}")).collect();
-    if new.pointer(&pointer).and_then(Value::as_str) == Some(FILTERED)
-        && let (Some(slot), Some(prev)) = (new.pointer_mut(&pointer), old.pointer(&pointer))
-    {
-        *slot = prev.clone();
-    }
-}
-
-/// Loads a document or answers `Unable to find <what> with ID <id>`.
-pub async fn load(app: &App, kind: Kind, what: &str, id: &str) -> Result<Value, ApiError> {
-    app.store()
-        .get(kind, id)
-        .await
-        .map_err(store_error)?
-        .ok_or_else(|| ApiError::not_found(what, id))
-}
-
-/// Loads every document named by `ids`, answering not-found for the first one missing.
-pub async fn load_all(
-    app: &App,
-    kind: Kind,
-    what: &str,
-    ids: &[String],
-) -> Result<Vec<Value>, ApiError> {
-    let docs = app
-        .store()
-        .list(kind, Filter::Ids(ids))
-        .await
-        .map_err(store_error)?;
-    let id_field = format!("{}Id", capitalize(what));
-    for id in ids {
-        if !docs
-            .iter()
-            .any(|d| d.get(&id_field).and_then(Value::as_str) == Some(id))
-        {
-            return Err(ApiError::not_found(what, id));
-        }
-    }
-    Ok(docs)
-}
-
-fn capitalize(s: &str) -> String {
-    let mut c = s.chars();
+/// Capitalizes a model error's lowercase message, as AWS's messages start.
+pub fn capitalized(e: impl std::fmt::Display) -> String {
+    let msg = e.to_string();
+    let mut c = msg.chars();
     c.next()
-        .map(|f| f.to_ascii_uppercase().to_string() + c.as_str())
+        .map(|f| f.to_uppercase().chain(c).collect())
         .unwrap_or_default()
 }
 
-/// Lists the documents of a kind.
-pub async fn list(app: &App, kind: Kind, filter: Filter<'_>) -> Result<Vec<Value>, ApiError> {
-    app.store().list(kind, filter).await.map_err(store_error)
-}
-
-/// Applies writes atomically.
-pub async fn apply(app: &App, writes: Vec<Write>) -> Result<(), ApiError> {
-    app.store().apply(writes).await.map_err(store_error)
-}
-
-/// A write that stores `doc` under `id`, indexed by its stack (and parent, when given).
-pub fn put(kind: Kind, id: &str, stack_id: &str, parent_id: Option<&str>, doc: Value) -> Write {
-    Write::Put {
-        kind,
-        id: id.to_string(),
-        stack_id: Some(stack_id.to_string()),
-        parent_id: parent_id.map(String::from),
-        doc,
-    }
-}
-
-/// A string member of a stored document, empty when absent.
-pub fn doc_str<'a>(doc: &'a Value, member: &str) -> &'a str {
-    doc.get(member).and_then(Value::as_str).unwrap_or_default()
-}
-
-/// Removes the private members (prefixed `_`) that the API must not show.
-pub fn public_view(mut doc: Value) -> Value {
-    if let Some(m) = doc.as_object_mut() {
-        m.retain(|k, _| !k.starts_with('_'));
-    }
-    doc
-}
+#[cfg(test)]
+mod tests;

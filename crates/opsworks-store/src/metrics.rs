@@ -1,5 +1,6 @@
 //! Instance metrics: raw samples kept a day, 5-minute averages kept two weeks (both
-//! configurable), behind the [`MetricsStore`] trait, with the SQLite engine's implementation.
+//! configurable), behind the [`MetricsStore`] trait, with the SQLite engine's implementation
+//! (PostgreSQL's is in `postgres/metrics.rs`).
 //!
 //! A sample is one row of (series, time, values) where the series is a small integer standing for
 //! the instance and the 16 values are packed as little-endian `f32` (64 bytes): about 80 bytes a
@@ -15,7 +16,7 @@ use sqlx::{QueryBuilder, Row, SqlitePool};
 use crate::StoreError;
 
 /// How many values a sample holds (the agent's 16 metrics).
-pub const METRIC_COUNT: usize = 16;
+pub const METRIC_COUNT: usize = opsworks_model::metrics::COUNT;
 /// The width of a rollup bucket, in seconds.
 pub const ROLLUP_SECONDS: i64 = 300;
 
@@ -71,6 +72,44 @@ pub struct Maintenance {
     pub buckets_pruned: u64,
 }
 
+/// One instance's stored metrics, whole: what copying between engines moves.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SeriesData {
+    /// Raw samples `(at, values)`, by time.
+    pub samples: Vec<(i64, Values)>,
+    /// Bucket averages, by time.
+    pub rollups: Vec<Rollup>,
+}
+
+/// A stored 5-minute average.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rollup {
+    /// The bucket's start (Unix seconds).
+    pub at: i64,
+    /// How many samples it averages.
+    pub n: i64,
+    /// The averages.
+    pub values: Values,
+}
+
+/// Groups samples of one series, ordered by time, into 5-minute buckets: `(start, count, sums)`.
+pub(crate) fn bucket_sums(
+    samples: impl IntoIterator<Item = (i64, Values)>,
+) -> Vec<(i64, u32, Values)> {
+    let mut buckets: Vec<(i64, u32, Values)> = Vec::new();
+    for (at, v) in samples {
+        let bucket = at.div_euclid(ROLLUP_SECONDS) * ROLLUP_SECONDS;
+        match buckets.last_mut() {
+            Some((b, n, sum)) if *b == bucket => {
+                *n += 1;
+                sum.iter_mut().zip(v).for_each(|(s, x)| *s += x);
+            }
+            _ => buckets.push((bucket, 1, v)),
+        }
+    }
+    buckets
+}
+
 /// Storage of instance metrics.
 #[async_trait]
 pub trait MetricsStore: Send + Sync + 'static {
@@ -97,6 +136,16 @@ pub trait MetricsStore: Send + Sync + 'static {
     /// Bytes the metrics tables take on disk, raw and rolled up (SQLite's `dbstat`, when the
     /// library has it; else `None`).
     async fn table_bytes(&self) -> Result<Option<(u64, u64)>, StoreError>;
+
+    // For copying between engines.
+
+    /// The instances that have a series (samples or averages, or had them).
+    async fn series(&self) -> Result<Vec<String>, StoreError>;
+    /// Everything stored of one instance.
+    async fn export_series(&self, instance_id: &str) -> Result<SeriesData, StoreError>;
+    /// Stores an instance's samples and averages as they are, in one transaction (replacing
+    /// those at the same times), without scheduling any recomputation.
+    async fn import_series(&self, instance_id: &str, data: &SeriesData) -> Result<(), StoreError>;
 }
 
 /// Packs values as 16 little-endian `f32`.
@@ -305,19 +354,10 @@ impl MetricsStore for SqliteMetrics {
                 .bind(to)
                 .fetch_all(&self.pool)
                 .await?;
-                let mut buckets: Vec<(i64, u32, Values)> = Vec::new();
-                for r in &rows {
-                    let at: i64 = r.get(0);
-                    let bucket = at.div_euclid(ROLLUP_SECONDS) * ROLLUP_SECONDS;
-                    let v = unpack(r.get::<&[u8], _>(1));
-                    match buckets.last_mut() {
-                        Some((b, n, sum)) if *b == bucket => {
-                            *n += 1;
-                            sum.iter_mut().zip(v).for_each(|(s, x)| *s += x);
-                        }
-                        _ => buckets.push((bucket, 1, v)),
-                    }
-                }
+                let buckets = bucket_sums(
+                    rows.iter()
+                        .map(|r| (r.get(0), unpack(r.get::<&[u8], _>(1)))),
+                );
                 if buckets.is_empty() {
                     continue;
                 }
@@ -392,6 +432,72 @@ impl MetricsStore for SqliteMetrics {
             }
         }
         Ok(Some((raw, rolled)))
+    }
+
+    async fn series(&self) -> Result<Vec<String>, StoreError> {
+        let rows = sqlx::query("SELECT instance_id FROM metric_series ORDER BY id")
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows.iter().map(|r| r.get(0)).collect())
+    }
+
+    async fn export_series(&self, instance_id: &str) -> Result<SeriesData, StoreError> {
+        let Some(series) = sqlx::query("SELECT id FROM metric_series WHERE instance_id = ?")
+            .bind(instance_id)
+            .fetch_optional(&self.pool)
+            .await?
+            .map(|r| r.get::<i64, _>(0))
+        else {
+            return Ok(SeriesData::default());
+        };
+        let samples =
+            sqlx::query("SELECT at, vals FROM metric_samples WHERE series = ? ORDER BY at")
+                .bind(series)
+                .fetch_all(&self.pool)
+                .await?
+                .iter()
+                .map(|r| (r.get(0), unpack(r.get::<&[u8], _>(1))))
+                .collect();
+        let rollups =
+            sqlx::query("SELECT at, n, vals FROM metric_rollups WHERE series = ? ORDER BY at")
+                .bind(series)
+                .fetch_all(&self.pool)
+                .await?
+                .iter()
+                .map(|r| Rollup {
+                    at: r.get(0),
+                    n: r.get(1),
+                    values: unpack(r.get::<&[u8], _>(2)),
+                })
+                .collect();
+        Ok(SeriesData { samples, rollups })
+    }
+
+    async fn import_series(&self, instance_id: &str, data: &SeriesData) -> Result<(), StoreError> {
+        let series = self.series_id(instance_id).await?;
+        let _turn = self.writer.lock().await;
+        let mut tx = self.pool.begin().await?;
+        for chunk in data.samples.chunks(INSERT_CHUNK) {
+            let mut qb =
+                QueryBuilder::new("INSERT OR REPLACE INTO metric_samples (series, at, vals) ");
+            qb.push_values(chunk, |mut b, (at, values)| {
+                b.push_bind(series).push_bind(*at).push_bind(pack(values));
+            });
+            qb.build().execute(&mut *tx).await?;
+        }
+        for chunk in data.rollups.chunks(INSERT_CHUNK) {
+            let mut qb =
+                QueryBuilder::new("INSERT OR REPLACE INTO metric_rollups (series, at, n, vals) ");
+            qb.push_values(chunk, |mut b, r| {
+                b.push_bind(series)
+                    .push_bind(r.at)
+                    .push_bind(r.n)
+                    .push_bind(pack(&r.values));
+            });
+            qb.build().execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(())
     }
 }
 

@@ -1,35 +1,51 @@
 //! The embedded SQLite engine: one file in the data dir, WAL journal, versioned migrations.
+//!
+//! Durability: `synchronous = FULL`, so a commit is on disk (the WAL fsynced) before it returns
+//! and an acknowledged write survives a crash of the machine, not only of the process. A write
+//! transaction starts with `BEGIN IMMEDIATE`, taking SQLite's write lock at once. Any failure
+//! inside a transaction (a full disk above all) rolls it back and closes its connection, so no
+//! connection goes back to the pool holding half a transaction.
+//!
+//! One process only: the engine takes an exclusive lock on `<db>.lock` for as long as it is open,
+//! so a second server on the same data dir fails clearly and the typed store's cache needs no
+//! cross-process check.
 
+use std::fs::File;
 use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use serde_json::Value;
+use nix::fcntl::{Flock, FlockArg};
+use sqlx::pool::PoolConnection;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool};
+use sqlx::{QueryBuilder, Row as _, Sqlite, SqlitePool};
 
-use crate::{AccessKeyRecord, EventRecord, Filter, Kind, NewEvent, Store, StoreError, Write};
+use crate::{
+    AccessKeyRecord, AuditQuery, AuditRecord, Backend, BackendTx, EventRecord, Filter, Kind,
+    NewAudit, NewEvent, Row, StoreError, StoredRow,
+};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
 /// The SQLite engine.
-#[derive(Debug, Clone)]
-pub struct SqliteStore {
+pub struct SqliteBackend {
     pool: SqlitePool,
     metrics: std::sync::Arc<crate::metrics::SqliteMetrics>,
+    /// Held while open: no other process uses this database.
+    _lock: Flock<File>,
 }
 
-impl SqliteStore {
-    /// Opens (creating if needed) the database at `path` and applies pending migrations.
+impl SqliteBackend {
+    /// Opens (creating if needed) the database at `path`, locks it to this process and applies
+    /// pending migrations.
     pub async fn open(path: &Path) -> Result<Self, StoreError> {
+        let lock = lock_data(path)?;
         let options = SqliteConnectOptions::from_str("sqlite://")?
             .filename(path)
             .create_if_missing(true)
-            // WAL lets readers run while one writer commits; NORMAL sync is durable in WAL mode
-            // across process crashes, which is what a restart needs.
             .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Normal)
+            .synchronous(SqliteSynchronous::Full)
             .busy_timeout(Duration::from_secs(10))
             .foreign_keys(true);
         let pool = SqlitePoolOptions::new()
@@ -38,134 +54,160 @@ impl SqliteStore {
             .connect_with(options)
             .await?;
         MIGRATOR.run(&pool).await?;
+        restrict_files(path);
         let metrics = std::sync::Arc::new(crate::metrics::SqliteMetrics::new(pool.clone()).await?);
-        Ok(Self { pool, metrics })
-    }
-
-    fn parse(kind: Kind, id: String, doc: &str) -> Result<Value, StoreError> {
-        serde_json::from_str(doc).map_err(|source| StoreError::Corrupt {
-            kind: kind.as_str(),
-            id,
-            source,
+        Ok(Self {
+            pool,
+            metrics,
+            _lock: lock,
         })
     }
+}
 
-    fn push_filter(qb: &mut QueryBuilder<Sqlite>, kind: Kind, filter: Filter<'_>) {
-        qb.push(" WHERE kind = ").push_bind(kind.as_str());
-        match filter {
-            Filter::All => {}
-            Filter::Stack(s) => {
-                qb.push(" AND stack_id = ").push_bind(s);
+/// Takes the exclusive lock of the database at `path`, or says who holds it.
+fn lock_data(path: &Path) -> Result<Flock<File>, StoreError> {
+    let mut lock_path = path.as_os_str().to_owned();
+    lock_path.push(".lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .read(true)
+        .write(true)
+        .open(&lock_path)
+        .map_err(|e| StoreError::Database(format!("{}: {e}", Path::new(&lock_path).display())))?;
+    let mut file = match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+        Ok(l) => l,
+        Err((file, _)) => {
+            let holder = std::fs::read_to_string(&lock_path).unwrap_or_default();
+            drop(file);
+            return Err(StoreError::Locked(format!(
+                "the database {} is in use by another opsworks server (pid {}); one data dir serves one server — point several servers at one PostgreSQL instead",
+                path.display(),
+                holder.trim()
+            )));
+        }
+    };
+    use std::io::{Seek, Write};
+    let _ = file.set_len(0);
+    let _ = file.rewind();
+    let _ = write!(file, "{}", std::process::id());
+    Ok(file)
+}
+
+/// The database and its WAL hold secrets (sealed, but still): owner only.
+fn restrict_files(path: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    for suffix in ["", "-wal", "-shm", ".lock"] {
+        let mut p = path.as_os_str().to_owned();
+        p.push(suffix);
+        let _ = std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600));
+    }
+}
+
+fn push_filter(qb: &mut QueryBuilder<Sqlite>, kind: Kind, filter: Filter<'_>) {
+    qb.push(" WHERE kind = ").push_bind(kind.as_str());
+    match filter {
+        Filter::All => {}
+        Filter::Stack(s) => {
+            qb.push(" AND stack_id = ").push_bind(s.to_string());
+        }
+        Filter::Parent(p) => {
+            qb.push(" AND parent_id = ").push_bind(p.to_string());
+        }
+        Filter::Instance(i) => {
+            qb.push(" AND instance_id = ").push_bind(i.to_string());
+        }
+        Filter::Ids(ids) => {
+            qb.push(" AND id IN (");
+            let mut sep = qb.separated(", ");
+            for id in ids {
+                sep.push_bind(id.clone());
             }
-            Filter::Parent(p) => {
-                qb.push(" AND parent_id = ").push_bind(p);
+            if ids.is_empty() {
+                sep.push("NULL");
             }
-            Filter::Member(name, value) => {
-                // The name is one of a fixed list (checked by the caller), never user input.
-                debug_assert!(crate::INDEXED_MEMBERS.contains(&name));
-                qb.push(format!(" AND json_extract(doc, '$.{name}') = "))
-                    .push_bind(value);
-            }
-            Filter::Ids(ids) => {
-                qb.push(" AND id IN (");
-                let mut sep = qb.separated(", ");
-                for id in ids {
-                    sep.push_bind(id.as_str());
-                }
-                if ids.is_empty() {
-                    sep.push("NULL");
-                }
-                qb.push(")");
-            }
+            qb.push(")");
         }
     }
 }
 
-fn check_filter(filter: Filter<'_>) -> Result<(), StoreError> {
-    match filter {
-        Filter::Member(name, _) if !crate::INDEXED_MEMBERS.contains(&name) => {
-            Err(StoreError::UnindexedMember(name))
-        }
-        _ => Ok(()),
+async fn get_doc<'c, E>(exec: E, kind: Kind, id: &str) -> Result<Option<String>, StoreError>
+where
+    E: sqlx::Executor<'c, Database = Sqlite>,
+{
+    let row = sqlx::query("SELECT doc FROM resources WHERE kind = ? AND id = ?")
+        .bind(kind.as_str())
+        .bind(id)
+        .fetch_optional(exec)
+        .await?;
+    Ok(row.map(|r| r.get::<String, _>(0)))
+}
+
+async fn list_docs<'c, E>(
+    exec: E,
+    kind: Kind,
+    filter: Filter<'_>,
+) -> Result<Vec<(String, String)>, StoreError>
+where
+    E: sqlx::Executor<'c, Database = Sqlite>,
+{
+    let mut qb = QueryBuilder::new("SELECT id, doc FROM resources");
+    push_filter(&mut qb, kind, filter);
+    qb.push(" ORDER BY rowid");
+    let rows = qb.build().fetch_all(exec).await?;
+    Ok(rows
+        .iter()
+        .map(|r| (r.get::<String, _>(0), r.get::<String, _>(1)))
+        .collect())
+}
+
+async fn count_docs<'c, E>(exec: E, kind: Kind, filter: Filter<'_>) -> Result<u64, StoreError>
+where
+    E: sqlx::Executor<'c, Database = Sqlite>,
+{
+    let mut qb = QueryBuilder::new("SELECT COUNT(*) FROM resources");
+    push_filter(&mut qb, kind, filter);
+    let n: i64 = qb.build().fetch_one(exec).await?.get(0);
+    Ok(u64::try_from(n).unwrap_or(0))
+}
+
+fn key_of_row(r: &sqlx::sqlite::SqliteRow) -> AccessKeyRecord {
+    AccessKeyRecord {
+        access_key_id: r.get(0),
+        sealed_secret: r.get(1),
+        principal: r.get(2),
+        created_at: r.get(3),
     }
 }
 
 #[async_trait]
-impl Store for SqliteStore {
-    async fn get(&self, kind: Kind, id: &str) -> Result<Option<Value>, StoreError> {
-        let row = sqlx::query("SELECT doc FROM resources WHERE kind = ? AND id = ?")
-            .bind(kind.as_str())
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?;
-        row.map(|r| Self::parse(kind, id.to_string(), r.get::<&str, _>(0)))
-            .transpose()
+impl Backend for SqliteBackend {
+    async fn get(&self, kind: Kind, id: &str) -> Result<Option<String>, StoreError> {
+        get_doc(&self.pool, kind, id).await
     }
 
-    async fn list(&self, kind: Kind, filter: Filter<'_>) -> Result<Vec<Value>, StoreError> {
-        check_filter(filter)?;
-        let mut qb = QueryBuilder::new("SELECT id, doc FROM resources");
-        Self::push_filter(&mut qb, kind, filter);
-        qb.push(" ORDER BY rowid");
-        let rows = qb.build().fetch_all(&self.pool).await?;
-        rows.iter()
-            .map(|r| Self::parse(kind, r.get::<String, _>(0), r.get::<&str, _>(1)))
-            .collect()
-    }
-
-    async fn list_raw(&self, kind: Kind, filter: Filter<'_>) -> Result<Vec<String>, StoreError> {
-        check_filter(filter)?;
-        let mut qb = QueryBuilder::new("SELECT doc FROM resources");
-        Self::push_filter(&mut qb, kind, filter);
-        qb.push(" ORDER BY rowid");
-        let rows = qb.build().fetch_all(&self.pool).await?;
-        Ok(rows.iter().map(|r| r.get::<String, _>(0)).collect())
+    async fn list(
+        &self,
+        kind: Kind,
+        filter: Filter<'_>,
+    ) -> Result<Vec<(String, String)>, StoreError> {
+        list_docs(&self.pool, kind, filter).await
     }
 
     async fn count(&self, kind: Kind, filter: Filter<'_>) -> Result<u64, StoreError> {
-        check_filter(filter)?;
-        let mut qb = QueryBuilder::new("SELECT COUNT(*) FROM resources");
-        Self::push_filter(&mut qb, kind, filter);
-        let n: i64 = qb.build().fetch_one(&self.pool).await?.get(0);
-        Ok(u64::try_from(n).unwrap_or(0))
+        count_docs(&self.pool, kind, filter).await
     }
 
-    async fn apply(&self, writes: Vec<Write>) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
-        for w in writes {
-            match w {
-                Write::Put {
-                    kind,
-                    id,
-                    stack_id,
-                    parent_id,
-                    doc,
-                } => {
-                    // Upsert rather than REPLACE keeps the rowid, hence the listing order.
-                    sqlx::query(
-                        "INSERT INTO resources (kind, id, stack_id, parent_id, doc) VALUES (?, ?, ?, ?, ?)
-                         ON CONFLICT (kind, id) DO UPDATE SET stack_id = excluded.stack_id,
-                           parent_id = excluded.parent_id, doc = excluded.doc",
-                    )
-                    .bind(kind.as_str())
-                    .bind(id)
-                    .bind(stack_id)
-                    .bind(parent_id)
-                    .bind(doc.to_string())
-                    .execute(&mut *tx)
-                    .await?;
-                }
-                Write::Delete { kind, id } => {
-                    sqlx::query("DELETE FROM resources WHERE kind = ? AND id = ?")
-                        .bind(kind.as_str())
-                        .bind(id)
-                        .execute(&mut *tx)
-                        .await?;
-                }
-            }
+    async fn begin(&self) -> Result<Box<dyn BackendTx>, StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        if let Err(e) = sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await {
+            conn.close_on_drop();
+            return Err(e.into());
         }
-        tx.commit().await?;
-        Ok(())
+        Ok(Box::new(SqliteTx {
+            conn: Some(conn),
+            failed: false,
+        }))
     }
 
     async fn setting(&self, key: &str) -> Result<Option<String>, StoreError> {
@@ -196,68 +238,16 @@ impl Store for SqliteStore {
         .bind(access_key_id)
         .fetch_optional(&self.pool)
         .await?;
-        Ok(row.map(|r| AccessKeyRecord {
-            access_key_id: r.get(0),
-            sealed_secret: r.get(1),
-            principal: r.get(2),
-            created_at: r.get(3),
-        }))
+        Ok(row.as_ref().map(key_of_row))
     }
 
     async fn access_keys(&self) -> Result<Vec<AccessKeyRecord>, StoreError> {
-        let rows = sqlx::query("SELECT access_key_id, sealed_secret, principal, created_at FROM access_keys ORDER BY rowid")
-            .fetch_all(&self.pool)
-            .await?;
-        Ok(rows
-            .into_iter()
-            .map(|r| AccessKeyRecord {
-                access_key_id: r.get(0),
-                sealed_secret: r.get(1),
-                principal: r.get(2),
-                created_at: r.get(3),
-            })
-            .collect())
-    }
-
-    async fn put_access_key(&self, key: AccessKeyRecord) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO access_keys (access_key_id, sealed_secret, principal, created_at) VALUES (?, ?, ?, ?)
-             ON CONFLICT (access_key_id) DO UPDATE SET sealed_secret = excluded.sealed_secret,
-               principal = excluded.principal",
+        let rows = sqlx::query(
+            "SELECT access_key_id, sealed_secret, principal, created_at FROM access_keys ORDER BY rowid",
         )
-        .bind(key.access_key_id)
-        .bind(key.sealed_secret)
-        .bind(key.principal)
-        .bind(key.created_at)
-        .execute(&self.pool)
+        .fetch_all(&self.pool)
         .await?;
-        Ok(())
-    }
-
-    async fn delete_access_keys_of(&self, principal: &str) -> Result<u64, StoreError> {
-        let done = sqlx::query("DELETE FROM access_keys WHERE principal = ?")
-            .bind(principal)
-            .execute(&self.pool)
-            .await?;
-        Ok(done.rows_affected())
-    }
-
-    async fn append_event(&self, event: &NewEvent) -> Result<i64, StoreError> {
-        let done = sqlx::query(
-            "INSERT INTO events (at, stack_id, type, instance_id, layer_id, deployment_id, command_id, detail)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(&event.at)
-        .bind(&event.stack_id)
-        .bind(&event.kind)
-        .bind(&event.instance_id)
-        .bind(&event.layer_id)
-        .bind(&event.deployment_id)
-        .bind(&event.command_id)
-        .bind(event.detail.to_string())
-        .execute(&self.pool)
-        .await?;
-        Ok(done.last_insert_rowid())
+        Ok(rows.iter().map(key_of_row).collect())
     }
 
     async fn events_after(
@@ -272,7 +262,7 @@ impl Store for SqliteStore {
         );
         qb.push_bind(after);
         if let Some(s) = stack_id {
-            qb.push(" AND stack_id = ").push_bind(s);
+            qb.push(" AND stack_id = ").push_bind(s.to_string());
         }
         qb.push(" ORDER BY seq LIMIT ").push_bind(i64::from(limit));
         let rows = qb.build().fetch_all(&self.pool).await?;
@@ -289,7 +279,7 @@ impl Store for SqliteStore {
              FROM events",
         );
         if let Some(s) = stack_id {
-            qb.push(" WHERE stack_id = ").push_bind(s);
+            qb.push(" WHERE stack_id = ").push_bind(s.to_string());
         }
         qb.push(" ORDER BY seq DESC LIMIT ")
             .push_bind(i64::from(limit));
@@ -311,8 +301,260 @@ impl Store for SqliteStore {
         Ok(done.rows_affected())
     }
 
+    async fn audit(&self, query: AuditQuery<'_>) -> Result<Vec<AuditRecord>, StoreError> {
+        crate::audit::sqlite::list(&self.pool, query).await
+    }
+
+    async fn prune_audit(&self, before: &str, keep_rows: u64) -> Result<u64, StoreError> {
+        crate::audit::sqlite::prune(&self.pool, before, keep_rows).await
+    }
+
     fn metrics(&self) -> &dyn crate::MetricsStore {
         &*self.metrics
+    }
+
+    async fn export_rows(&self, kind: Kind) -> Result<Vec<StoredRow>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, stack_id, parent_id, instance_id, doc FROM resources WHERE kind = ? ORDER BY rowid",
+        )
+        .bind(kind.as_str())
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|r| StoredRow {
+                kind,
+                id: r.get(0),
+                stack_id: r.get(1),
+                parent_id: r.get(2),
+                instance_id: r.get(3),
+                doc: r.get(4),
+            })
+            .collect())
+    }
+
+    async fn settings(&self) -> Result<Vec<(String, String)>, StoreError> {
+        let rows = sqlx::query("SELECT key, value FROM settings ORDER BY key")
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+    }
+
+    async fn event_seq_high_water(&self) -> Result<i64, StoreError> {
+        // AUTOINCREMENT keeps the highest number handed out in sqlite_sequence.
+        let row = sqlx::query("SELECT seq FROM sqlite_sequence WHERE name = 'events'")
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.map_or(0, |r| r.get(0)))
+    }
+}
+
+/// A write transaction on one pooled connection, begun with `BEGIN IMMEDIATE`.
+struct SqliteTx {
+    /// `None` once committed.
+    conn: Option<PoolConnection<Sqlite>>,
+    /// Whether a step failed: SQLite undoes only the failed statement, so COMMIT would keep the
+    /// steps before it; such a transaction refuses to commit instead.
+    failed: bool,
+}
+
+impl SqliteTx {
+    fn conn(&mut self) -> &mut PoolConnection<Sqlite> {
+        self.conn.as_mut().expect("open until commit")
+    }
+
+    /// Runs `result`'s failure path: the transaction is abandoned and its connection closed,
+    /// never returned to the pool mid-transaction.
+    fn fail<T>(&mut self, result: Result<T, sqlx::Error>) -> Result<T, StoreError> {
+        result.map_err(|e| {
+            self.poison();
+            e.into()
+        })
+    }
+
+    /// After a failure: no commit, and the connection is closed rather than reused.
+    fn poison(&mut self) {
+        self.failed = true;
+        if let Some(c) = self.conn.as_mut() {
+            c.close_on_drop();
+        }
+    }
+}
+
+impl Drop for SqliteTx {
+    fn drop(&mut self) {
+        // Dropped before commit: closing the connection makes SQLite roll the transaction back.
+        if let Some(c) = self.conn.as_mut() {
+            c.close_on_drop();
+        }
+    }
+}
+
+#[async_trait]
+impl BackendTx for SqliteTx {
+    async fn get(&mut self, kind: Kind, id: &str) -> Result<Option<String>, StoreError> {
+        let r = get_doc(&mut **self.conn(), kind, id).await;
+        r.inspect_err(|_| self.poison())
+    }
+
+    async fn list(
+        &mut self,
+        kind: Kind,
+        filter: Filter<'_>,
+    ) -> Result<Vec<(String, String)>, StoreError> {
+        let r = list_docs(&mut **self.conn(), kind, filter).await;
+        r.inspect_err(|_| self.poison())
+    }
+
+    async fn count(&mut self, kind: Kind, filter: Filter<'_>) -> Result<u64, StoreError> {
+        let r = count_docs(&mut **self.conn(), kind, filter).await;
+        r.inspect_err(|_| self.poison())
+    }
+
+    async fn put(&mut self, row: Row<'_>) -> Result<(), StoreError> {
+        // Upsert rather than REPLACE keeps the rowid, hence the listing order.
+        let r = sqlx::query(
+            "INSERT INTO resources (kind, id, stack_id, parent_id, instance_id, doc) VALUES (?, ?, ?, ?, ?, ?)
+             ON CONFLICT (kind, id) DO UPDATE SET stack_id = excluded.stack_id,
+               parent_id = excluded.parent_id, instance_id = excluded.instance_id, doc = excluded.doc",
+        )
+        .bind(row.kind.as_str())
+        .bind(row.id)
+        .bind(row.stack_id)
+        .bind(row.parent_id)
+        .bind(row.instance_id)
+        .bind(row.doc)
+        .execute(&mut **self.conn())
+        .await;
+        self.fail(r).map(drop)
+    }
+
+    async fn delete(&mut self, kind: Kind, id: &str) -> Result<(), StoreError> {
+        let r = sqlx::query("DELETE FROM resources WHERE kind = ? AND id = ?")
+            .bind(kind.as_str())
+            .bind(id)
+            .execute(&mut **self.conn())
+            .await;
+        self.fail(r).map(drop)
+    }
+
+    async fn append_event(&mut self, event: &NewEvent) -> Result<i64, StoreError> {
+        let r = sqlx::query(
+            "INSERT INTO events (at, stack_id, type, instance_id, layer_id, deployment_id, command_id, detail)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&event.at)
+        .bind(&event.stack_id)
+        .bind(event.kind.as_str())
+        .bind(&event.instance_id)
+        .bind(&event.layer_id)
+        .bind(&event.deployment_id)
+        .bind(&event.command_id)
+        .bind(event.detail.to_string())
+        .execute(&mut **self.conn())
+        .await;
+        self.fail(r).map(|done| done.last_insert_rowid())
+    }
+
+    async fn put_access_key(&mut self, key: &AccessKeyRecord) -> Result<(), StoreError> {
+        let r = sqlx::query(
+            "INSERT INTO access_keys (access_key_id, sealed_secret, principal, created_at) VALUES (?, ?, ?, ?)
+             ON CONFLICT (access_key_id) DO UPDATE SET sealed_secret = excluded.sealed_secret,
+               principal = excluded.principal",
+        )
+        .bind(&key.access_key_id)
+        .bind(&key.sealed_secret)
+        .bind(&key.principal)
+        .bind(&key.created_at)
+        .execute(&mut **self.conn())
+        .await;
+        self.fail(r).map(drop)
+    }
+
+    async fn delete_access_keys_of(&mut self, principal: &str) -> Result<u64, StoreError> {
+        let r = sqlx::query("DELETE FROM access_keys WHERE principal = ?")
+            .bind(principal)
+            .execute(&mut **self.conn())
+            .await;
+        self.fail(r).map(|done| done.rows_affected())
+    }
+
+    async fn delete_access_key(&mut self, access_key_id: &str) -> Result<(), StoreError> {
+        let r = sqlx::query("DELETE FROM access_keys WHERE access_key_id = ?")
+            .bind(access_key_id)
+            .execute(&mut **self.conn())
+            .await;
+        self.fail(r).map(drop)
+    }
+
+    async fn append_audit(&mut self, entry: &NewAudit) -> Result<i64, StoreError> {
+        let r = crate::audit::sqlite::append(self.conn(), None, entry).await;
+        self.fail(r)
+    }
+
+    async fn import_audit(&mut self, record: &AuditRecord) -> Result<(), StoreError> {
+        let r = crate::audit::sqlite::append(self.conn(), Some(record.seq), &record.entry).await;
+        self.fail(r).map(drop)
+    }
+
+    async fn import_event(&mut self, record: &EventRecord) -> Result<(), StoreError> {
+        let event = &record.event;
+        // An explicit seq raises sqlite_sequence past it, so appends continue above.
+        let r = sqlx::query(
+            "INSERT INTO events (seq, at, stack_id, type, instance_id, layer_id, deployment_id, command_id, detail)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(record.seq)
+        .bind(&event.at)
+        .bind(&event.stack_id)
+        .bind(event.kind.as_str())
+        .bind(&event.instance_id)
+        .bind(&event.layer_id)
+        .bind(&event.deployment_id)
+        .bind(&event.command_id)
+        .bind(event.detail.to_string())
+        .execute(&mut **self.conn())
+        .await;
+        self.fail(r).map(drop)
+    }
+
+    async fn raise_event_seq(&mut self, seq: i64) -> Result<(), StoreError> {
+        let r = sqlx::query("UPDATE sqlite_sequence SET seq = max(seq, ?) WHERE name = 'events'")
+            .bind(seq)
+            .execute(&mut **self.conn())
+            .await;
+        let updated = self.fail(r)?.rows_affected();
+        if updated == 0 {
+            let r = sqlx::query("INSERT INTO sqlite_sequence (name, seq) VALUES ('events', ?)")
+                .bind(seq)
+                .execute(&mut **self.conn())
+                .await;
+            self.fail(r)?;
+        }
+        Ok(())
+    }
+
+    async fn commit(mut self: Box<Self>) -> Result<(), StoreError> {
+        if self.failed {
+            // Dropping closes the connection, which rolls back.
+            return Err(StoreError::Database(
+                "the transaction failed earlier and was rolled back".into(),
+            ));
+        }
+        let r = sqlx::query("COMMIT").execute(&mut **self.conn()).await;
+        match r {
+            Ok(_) => {
+                // Back to the pool, clean.
+                self.conn.take();
+                Ok(())
+            }
+            Err(e) => {
+                // A failed COMMIT (a full disk) leaves the transaction open in SQLite: end it,
+                // and drop the connection (Drop closes it) rather than reuse it.
+                let _ = sqlx::query("ROLLBACK").execute(&mut **self.conn()).await;
+                Err(e.into())
+            }
+        }
     }
 }
 
@@ -330,7 +572,10 @@ fn event_of_row(r: &sqlx::sqlite::SqliteRow) -> Result<EventRecord, StoreError> 
         event: NewEvent {
             at: r.get(1),
             stack_id: r.get(2),
-            kind: r.get(3),
+            kind: r
+                .get::<&str, _>(3)
+                .parse()
+                .map_err(|_| StoreError::Database(format!("event {seq} has an unknown type")))?,
             instance_id: r.get(4),
             layer_id: r.get(5),
             deployment_id: r.get(6),

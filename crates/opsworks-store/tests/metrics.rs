@@ -1,7 +1,10 @@
-//! The metrics store: ingest, reads, rollups and retention, with the clock driven by the test.
+//! The metrics store: ingest, reads, rollups and retention, with the clock driven by the test,
+//! on both engines; and on PostgreSQL, several servers ingesting while one rolls up.
 
+mod common;
+
+use common::Fixture;
 use opsworks_store::metrics::{METRIC_COUNT, Resolution, Retention, Values};
-use opsworks_store::{Engine, open};
 
 fn v(x: f64) -> Values {
     let mut v = [0.0; METRIC_COUNT];
@@ -12,14 +15,10 @@ fn v(x: f64) -> Values {
 
 const T0: i64 = 1_700_000_100; // 100 s past a 5-minute boundary (1_700_000_000 % 300 == 200)
 
-#[tokio::test]
-async fn samples_roll_up_into_five_minute_averages_and_age_out() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = open(&Engine::Sqlite {
-        path: dir.path().join("db"),
-    })
-    .await
-    .unwrap();
+on_both_engines!(samples_roll_up_into_five_minute_averages_and_age_out);
+
+async fn samples_roll_up_into_five_minute_averages_and_age_out(db: &Fixture) {
+    let store = db.open().await;
     let m = store.metrics();
     let b0 = T0.div_euclid(300) * 300;
     // 10-second samples over 20 minutes for one instance, 0..120; a retry repeats the first ten.
@@ -105,11 +104,7 @@ async fn samples_roll_up_into_five_minute_averages_and_age_out() {
 
     // State survives a reopen: the rollup watermark and the series IDs.
     drop(store);
-    let store = open(&Engine::Sqlite {
-        path: dir.path().join("db"),
-    })
-    .await
-    .unwrap();
+    let store = db.open().await;
     let done = store
         .metrics()
         .maintain(b0 + 15 * day + 400, short)
@@ -117,4 +112,65 @@ async fn samples_roll_up_into_five_minute_averages_and_age_out() {
         .unwrap();
     assert_eq!(done.buckets_written, 0);
     assert_eq!(store.metrics().latest().await.unwrap().len(), 0);
+}
+
+/// The first 5-minute average of the first metric of `i-1`.
+async fn rollup(s: &opsworks_store::Store) -> f64 {
+    let b0 = T0.div_euclid(300) * 300;
+    s.metrics()
+        .points(&["i-1".to_string()], Resolution::Rollup, b0, b0 + 300)
+        .await
+        .unwrap()[0]
+        .values[0]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn servers_sharing_a_postgres_share_metrics_and_rollups() {
+    let db = Fixture::postgres().await;
+    let (a, b) = (db.open().await, db.open().await);
+    let b0 = T0.div_euclid(300) * 300;
+    let samples: Vec<(i64, Values)> = (0..30).map(|i| (b0 + i * 10, v(i as f64))).collect();
+    a.metrics().insert_samples("i-1", &samples).await.unwrap();
+    // The other server, which never saw the instance, reads what the first stored.
+    let ids = vec!["i-1".to_string()];
+    let raw = b
+        .metrics()
+        .points(&ids, Resolution::Raw, b0, b0 + 300)
+        .await
+        .unwrap();
+    assert_eq!(raw.len(), 30);
+    assert_eq!(b.metrics().latest().await.unwrap()[0].at, b0 + 290);
+
+    let done = a
+        .metrics()
+        .maintain(b0 + 310, Retention::default())
+        .await
+        .unwrap();
+    assert_eq!(done.buckets_written, 1);
+    assert_eq!(rollup(&b).await, 14.5);
+
+    // A late sample arriving at the other server is averaged in by the next pass, whichever
+    // server runs it.
+    b.metrics()
+        .insert_samples("i-1", &[(b0 + 5, v(45.0))])
+        .await
+        .unwrap();
+    a.metrics()
+        .maintain(b0 + 320, Retention::default())
+        .await
+        .unwrap();
+    let averaged = (435.0 + 45.0) / 31.0;
+    // Stored as f32.
+    assert!((rollup(&b).await - averaged).abs() < 1e-4);
+
+    // Passes of both servers at once follow each other; the result is the same.
+    let (x, y) = tokio::join!(
+        a.metrics().maintain(b0 + 330, Retention::default()),
+        b.metrics().maintain(b0 + 330, Retention::default())
+    );
+    x.unwrap();
+    y.unwrap();
+    assert!((rollup(&a).await - averaged).abs() < 1e-4);
+    let (raw_bytes, rolled_bytes) = a.metrics().table_bytes().await.unwrap().unwrap();
+    assert!(raw_bytes > 0 && rolled_bytes > 0);
 }

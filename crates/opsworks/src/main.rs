@@ -1,10 +1,19 @@
-//! The `opsworks` command: `server` runs the control plane, `up` is the quickstart.
+//! The `opsworks` command: `server` runs the control plane, `up` is the quickstart; the agent,
+//! the converge tool and the supervisor are subcommands of the same binary.
 
 mod cli;
+mod exec;
+mod serve;
 
+use std::process::ExitCode;
+
+use anyhow::Context;
 use clap::Parser;
 
-fn main() -> anyhow::Result<std::process::ExitCode> {
+use cli::{Cli, Command};
+use opsworks_server::Instances;
+
+fn main() -> anyhow::Result<ExitCode> {
     // A local instance's PID 1: the provider re-executes this binary with its own private
     // arguments, so they bypass the command-line parser.
     if std::env::args_os()
@@ -13,6 +22,51 @@ fn main() -> anyhow::Result<std::process::ExitCode> {
     {
         opsworks_sandbox::init_main(std::env::args_os().skip(2));
     }
-    let cli = cli::Cli::parse();
-    cli::run(cli)
+    let cli = Cli::parse();
+    let (config, quickstart) = match cli.command {
+        // The supervisor builds its own runtime and logs to its own file.
+        Command::Supervisor(args) => {
+            opsworks_host::supervisor::serve(args)?;
+            return Ok(ExitCode::SUCCESS);
+        }
+        // The converge's output is its report; it sets up nothing else.
+        Command::Converge(args) => return opsworks_recipe::cli::run(args),
+        Command::Agent(args) => {
+            serve::init_logging(cli.log_format);
+            opsworks_agent::run(args)?;
+            return Ok(ExitCode::SUCCESS);
+        }
+        Command::Exec(args) => return exec::run(args),
+        Command::AgentCli(args) => {
+            opsworks_agent::run_cli(&args.state_dir, args.command)?;
+            return Ok(ExitCode::SUCCESS);
+        }
+        Command::Server(args) => {
+            let instances = if args.local_instances {
+                Instances::Local
+            } else {
+                Instances::Recorded
+            };
+            (
+                args.control.config(args.listen, args.data_dir, instances)?,
+                false,
+            )
+        }
+        Command::Up(args) => {
+            let data_dir = match args.data_dir {
+                Some(d) => d,
+                None => cli::default_data_dir()?,
+            };
+            let instances = if args.no_local_instances {
+                Instances::Recorded
+            } else {
+                Instances::LocalIfPossible
+            };
+            (args.control.config(args.listen, data_dir, instances)?, true)
+        }
+    };
+    serve::init_logging(cli.log_format);
+    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    runtime.block_on(serve::serve(config, quickstart))?;
+    Ok(ExitCode::SUCCESS)
 }

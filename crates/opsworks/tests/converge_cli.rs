@@ -19,19 +19,6 @@ fn text(o: &Output) -> String {
     )
 }
 
-/// True when this build of `opsworks` has the converge subcommand.
-fn has_converge() -> bool {
-    let o = opsworks(&["converge", "--help"]);
-    if !o.status.success() {
-        eprintln!(
-            "skipped: `opsworks converge` is not wired into the binary yet:\n{}",
-            text(&o)
-        );
-        return false;
-    }
-    true
-}
-
 fn write(path: &Path, content: &str) {
     std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
     std::fs::write(path, content).expect("write");
@@ -68,9 +55,6 @@ file(out + "/motd", content = "hello\n")
 
 #[test]
 fn converge_reports_updates_then_nothing_and_json_matches() {
-    if !has_converge() {
-        return;
-    }
     let t = tempfile::tempdir().expect("tempdir");
     cookbook(t.path());
     let out = t.path().join("out");
@@ -148,9 +132,6 @@ fn converge_reports_updates_then_nothing_and_json_matches() {
 
 #[test]
 fn failures_exit_non_zero_and_name_the_file_and_line() {
-    if !has_converge() {
-        return;
-    }
     let t = tempfile::tempdir().expect("tempdir");
     cookbook(t.path());
     let json = t.path().join("node.json");
@@ -201,4 +182,92 @@ fn failures_exit_non_zero_and_name_the_file_and_line() {
         "{}",
         text(&o)
     );
+}
+
+/// The service resource where systemd is not PID 1: the binary starts its own supervisor (itself,
+/// `opsworks supervisor`), starts the service once, leaves a service nobody told to act alone,
+/// and stops it again; each second run changes nothing.
+#[test]
+fn services_run_under_the_binarys_own_supervisor() {
+    assert!(
+        !Path::new("/run/systemd/system").is_dir(),
+        "systemd is PID 1 here, so the service resource would drive systemd: this test of the \
+         supervisor backend runs where systemd is not PID 1 (CI, containers, local instances)"
+    );
+    let t = tempfile::tempdir().expect("tempdir");
+    let state = t.path().join("supervisor");
+    let name = format!("owtest{}", std::process::id());
+    let cb = t.path().join("cookbooks/svc");
+    write(
+        &cb.join("recipes/default.star"),
+        &format!(
+            "service(\"{name}\", command = \"sleep 300\", action = [\"enable\", \"start\"])\n\
+             service(\"{name}-idle\", command = \"sleep 300\")\n"
+        ),
+    );
+    write(
+        &cb.join("recipes/stop.star"),
+        &format!("service(\"{name}\", action = [\"stop\", \"disable\"])\n"),
+    );
+    let cookbooks = t.path().join("cookbooks").display().to_string();
+    let converge = |run_list: &str| -> serde_json::Value {
+        let o = Command::new(env!("CARGO_BIN_EXE_opsworks"))
+            .args([
+                "converge",
+                "--cookbooks",
+                &cookbooks,
+                "--run-list",
+                run_list,
+            ])
+            .args(["--format", "json"])
+            .env("OPSWORKS_SUPERVISOR_DIR", &state)
+            .env_remove("OPSWORKS_SUPERVISOR_EXE")
+            .output()
+            .expect("run opsworks");
+        assert!(o.status.success(), "{}", text(&o));
+        serde_json::from_slice(&o.stdout).expect("JSON report")
+    };
+    // Whatever happens below, the supervisor this test started goes, with its services.
+    struct Shutdown(std::path::PathBuf);
+    impl Drop for Shutdown {
+        fn drop(&mut self) {
+            if let Ok(mut c) = opsworks_host::supervisor::client::Client::connect(&self.0) {
+                let _ = c.call(&opsworks_host::supervisor::protocol::Request::Shutdown);
+            }
+        }
+    }
+    let _shutdown = Shutdown(state.clone());
+
+    let first = converge("svc");
+    assert_eq!(first["updated"], 1, "{first}");
+    let idle = first["resources"]
+        .as_array()
+        .expect("resources")
+        .iter()
+        .find(|r| {
+            r["resource"]
+                .as_str()
+                .is_some_and(|n| n.ends_with("-idle]"))
+        })
+        .expect("the idle service");
+    assert_eq!(
+        idle["status"], "skipped",
+        "service does nothing unless told"
+    );
+    // The supervisor runs the service, enabled, with a live process; the idle one is unknown.
+    let listed = opsworks_host::supervisor::client::Client::connect(&state)
+        .expect("the supervisor's socket")
+        .call(&opsworks_host::supervisor::protocol::Request::List)
+        .expect("list");
+    let opsworks_host::supervisor::protocol::Response::List { services } = listed else {
+        panic!("{listed:?}");
+    };
+    let names: Vec<&str> = services.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(names, [name.as_str()]);
+    let pid = services[0].pid.expect("a running service has a pid");
+    assert!(services[0].enabled);
+    assert!(Path::new(&format!("/proc/{pid}")).exists());
+    assert_eq!(converge("svc")["updated"], 0);
+    assert_eq!(converge("svc::stop")["updated"], 1);
+    assert_eq!(converge("svc::stop")["updated"], 0);
 }

@@ -151,13 +151,17 @@ impl Drop for Server {
 
 /// Issues an instance credential into the data dir's key ring (the server must be stopped).
 async fn issue_instance_key(dir: &Path, instance_id: &str) -> (String, String) {
-    let (app, _) = opsworks_server::App::open(&opsworks_server::ServerConfig::new(dir.into()))
+    let (core, _) = opsworks_server::Core::open(&opsworks_server::ServerConfig::new(dir.into()))
         .await
         .unwrap();
-    app.keys()
-        .issue(app.store(), &format!("instance:{instance_id}"))
+    let mut w = core.write().await.unwrap();
+    let issued = core
+        .keys()
+        .issue(&mut w, &format!("instance:{instance_id}"))
         .await
-        .unwrap()
+        .unwrap();
+    w.commit().await.unwrap();
+    issued
 }
 
 fn values(cpu_idle: f64, used: f64, load: f64) -> Vec<f64> {
@@ -563,38 +567,22 @@ async fn agents_metrics_come_back_as_json_svg_and_prometheus() {
     server.stop();
 
     // The load-based scheduler's view: averages over the layer's online instances only.
-    let (app, _) = opsworks_server::App::open(&opsworks_server::ServerConfig {
-        metrics: opsworks_server::MetricsConfig {
-            interval_seconds: 1,
-            ..Default::default()
-        },
-        ..opsworks_server::ServerConfig::new(dir.into())
-    })
-    .await
-    .unwrap();
+    let mut config = opsworks_server::ServerConfig::new(dir.into());
+    config.metrics.interval_seconds = 1;
+    let (core, _) = opsworks_server::Core::open(&config).await.unwrap();
     let since = jiff::Timestamp::from_second(now - 3600).unwrap();
-    let none = opsworks_server::metrics::layer_averages(&app, &layers[0], since)
+    let none = opsworks_server::core::metrics::layer_averages(&core, &layers[0], since)
         .await
         .unwrap();
     assert!(none.is_empty(), "no instance is online yet");
-    let mut doc = app
-        .store()
-        .get(opsworks_store::Kind::Instance, &instances[1])
-        .await
-        .unwrap()
-        .unwrap();
-    doc["Status"] = json!("online");
-    app.store()
-        .apply(vec![opsworks_server::ops::put(
-            opsworks_store::Kind::Instance,
-            &instances[1],
-            &stack,
-            None,
-            doc,
-        )])
-        .await
-        .unwrap();
-    let avg = opsworks_server::metrics::layer_averages(&app, &layers[0], since)
+    let mut w = core.write().await.unwrap();
+    let mut inst: opsworks_model::resource::Instance = w.get(&instances[1]).await.unwrap();
+    // As if its lifecycle had brought it online.
+    inst.status = opsworks_model::InstanceStatus::Online;
+    w.put(&inst).await.unwrap();
+    w.commit().await.unwrap();
+    let _ = &stack;
+    let avg = opsworks_server::core::metrics::layer_averages(&core, &layers[0], since)
         .await
         .unwrap();
     assert_eq!(avg.len(), 30);

@@ -9,7 +9,7 @@ use std::process::{ExitStatus, Stdio};
 use std::sync::Mutex;
 
 use super::protocol::ExitInfo;
-use crate::service::ServiceDef;
+use crate::definition::ServiceDef;
 use crate::users;
 
 /// PATH given to services (they do not inherit the supervisor's environment).

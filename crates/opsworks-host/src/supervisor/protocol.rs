@@ -15,7 +15,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::service::ServiceDef;
+use crate::definition::ServiceDef;
 
 /// The longest request line the supervisor accepts, in bytes.
 pub const MAX_LINE: usize = 1024 * 1024;

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::service::ServiceDef;
+use crate::definition::ServiceDef;
 
 /// A persisted service.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

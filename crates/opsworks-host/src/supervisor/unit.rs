@@ -10,7 +10,7 @@ use tokio::time::Instant;
 use super::process;
 use super::protocol::{ErrorCode, ExitInfo, RunState, ServiceInfo};
 use super::store::{PidRecord, Saved, Store};
-use crate::service::ServiceDef;
+use crate::definition::ServiceDef;
 
 /// A process that ran at least this long was healthy: its death restarts the backoff.
 const STABLE_AFTER: Duration = Duration::from_secs(10);

@@ -1,4 +1,4 @@
-//! Helpers shared by the integration tests: bounded waiting, unique names, skip notices.
+//! Helpers shared by the integration tests: bounded waiting, unique names, what the host has.
 
 use std::time::{Duration, Instant};
 
@@ -69,4 +69,10 @@ pub fn stat_field(pid: u32, n: usize) -> Option<String> {
 pub fn on_path(name: &str) -> bool {
     std::env::var_os("PATH")
         .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(name).is_file()))
+}
+
+/// Whether this process runs as root.
+pub fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    unsafe { libc::geteuid() == 0 }
 }

@@ -28,10 +28,10 @@ fn crontab_text(user: &str) -> String {
 
 #[test]
 fn cron_entries_round_trip_and_keep_foreign_lines() {
-    if !on_path("crontab") {
-        println!("SKIPPED cron test: no `crontab` binary (install the `cron` package; CI does)");
-        return;
-    }
+    assert!(
+        on_path("crontab"),
+        "this test needs the `crontab` binary: install the `cron` package (CI does)"
+    );
     let user = unique("owc");
     create_user(&UserSpec {
         name: user.clone(),

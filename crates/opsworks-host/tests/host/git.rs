@@ -175,3 +175,41 @@ fn sync_as_a_user_leaves_files_owned_by_that_user() {
     let again = sync(&origin.to_string_lossy(), "main", &dest, Some("nobody")).unwrap();
     assert_eq!((again.before, again.after), (Some(c1.clone()), c1));
 }
+
+#[test]
+fn clone_at_makes_a_repository_at_exactly_that_commit_or_nothing() {
+    use opsworks_host::git::clone_at;
+    let tmp = tempfile::tempdir().unwrap();
+    let origin = tmp.path().join("origin");
+    std::fs::create_dir(&origin).unwrap();
+    git(&origin, &["init", "-q", "-b", "main"]);
+    let c1 = commit(&origin, "one");
+    let c2 = commit(&origin, "two");
+
+    let dest = tmp.path().join("release");
+    assert_eq!(
+        clone_at(&origin, &c1, &dest, "https://example.test/r.git").unwrap(),
+        c1
+    );
+    assert_eq!(git(&dest, &["rev-parse", "HEAD"]), c1);
+    assert_eq!(
+        std::fs::read_to_string(dest.join("app.txt")).unwrap(),
+        "one"
+    );
+    assert_eq!(
+        git(&dest, &["remote", "get-url", "origin"]),
+        "https://example.test/r.git"
+    );
+    // It is there already; not a full sha; a commit the source lacks: errors, nothing made.
+    assert!(matches!(
+        clone_at(&origin, &c2, &dest, "/r"),
+        Err(HostError::InvalidInput { .. })
+    ));
+    let other = tmp.path().join("other");
+    assert!(matches!(
+        clone_at(&origin, "main", &other, "/r"),
+        Err(HostError::InvalidInput { .. })
+    ));
+    assert!(clone_at(&origin, &"0".repeat(40), &other, "/r").is_err());
+    assert!(!other.exists());
+}

@@ -16,6 +16,14 @@ use crate::resource::Resource;
 /// Separates the cookbook from the template path in template names (`nginx::site.conf.j2`).
 const SEP: &str = "::";
 
+/// Steps one render may take (minijinja's fuel, one per instruction): as the recipes' tick
+/// limit, a bound that only a runaway template (nested loops over large ranges, recursive
+/// macros) reaches.
+pub const MAX_RENDER_STEPS: u64 = 5_000_000;
+
+/// The largest output one render may write.
+pub const MAX_OUTPUT_BYTES: usize = 64 << 20;
+
 /// A template environment over the run's cookbooks. Each template is parsed once per run.
 pub struct Templates {
     env: Environment<'static>,
@@ -38,6 +46,7 @@ impl Templates {
             env.set_syntax(cfg);
         }
         env.set_undefined_behavior(UndefinedBehavior::SemiStrict);
+        env.set_fuel(Some(MAX_RENDER_STEPS));
         env.set_loader(move |name: &str| {
             let Some(path) = resolve(&cbs, name) else {
                 return Ok(None);
@@ -68,8 +77,25 @@ impl Templates {
             .env
             .get_template(&name)
             .map_err(|e| self.describe(&e, &name))?;
-        tmpl.render(to_jinja(context))
-            .map_err(|e| self.describe(&e, &name))
+        let mut out = Bounded {
+            buf: Vec::new(),
+            over: false,
+        };
+        match tmpl.render_captured_to(to_jinja(context), &mut out) {
+            Ok(_) => String::from_utf8(out.buf)
+                .map_err(|_| format!("template `{source}` rendered text that is not UTF-8")),
+            Err(_) if out.over => Err(format!(
+                "template error in {}: the output is larger than {} MiB",
+                self.path_of(&name),
+                MAX_OUTPUT_BYTES >> 20
+            )),
+            Err(e) if e.kind() == minijinja::ErrorKind::OutOfFuel => Err(format!(
+                "template error in {}: the render took more than {MAX_RENDER_STEPS} steps \
+                 (a loop or recursion that does not end soon enough)",
+                self.path_of(&name)
+            )),
+            Err(e) => Err(self.describe(&e, &name)),
+        }
     }
 
     /// Where a template name lives on disk, for messages.
@@ -123,6 +149,27 @@ impl Templates {
             }
             None => format!("template error in {path}: {what}"),
         }
+    }
+}
+
+/// A render's output, refused past [`MAX_OUTPUT_BYTES`].
+struct Bounded {
+    buf: Vec<u8>,
+    over: bool,
+}
+
+impl std::io::Write for Bounded {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        if self.buf.len() + data.len() > MAX_OUTPUT_BYTES {
+            self.over = true;
+            return Err(std::io::Error::other("template output too large"));
+        }
+        self.buf.extend_from_slice(data);
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
     }
 }
 

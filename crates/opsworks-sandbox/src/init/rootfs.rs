@@ -1,6 +1,7 @@
 //! The machine's file system view, built by its init before the main process starts: the
 //! overlay root over the host's root (and over each other disk file system of the host), fresh
-//! pseudo file systems, a minimal `/dev`, hidden paths, and the machine's identity files.
+//! pseudo file systems, the machine's own control group at `/sys/fs/cgroup`, a minimal `/dev`,
+//! hidden paths, and the machine's identity files.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
@@ -13,11 +14,19 @@ use nix::mount::{MntFlags, MsFlags, mount, umount2};
 use nix::unistd::{chdir, pivot_root, sethostname};
 
 use super::LaunchSpec;
+use crate::cgroup::InnerMount;
 use crate::error::{Error, Result};
+use crate::procfs::unescape_mountinfo;
 use crate::spec::FileSpec;
 
 /// Marks the `/etc/hosts` line the provider manages.
 const HOSTS_MARK: &str = "# opsworks-sandbox";
+
+/// Where a machine sees the host's files live and read-only (the agent reads local sources
+/// there). The overlay root cannot serve for that: the kernel leaves changes to a lower layer
+/// made after mounting undefined, and in practice a file the host replaces by a rename (a git
+/// ref after a commit) keeps its old content inside the machine for as long as it is cached.
+pub const HOST_VIEW: &str = "/run/opsworks/host";
 
 /// Builds the machine's root and moves the calling process (the machine's init) into it.
 pub(super) fn build(spec: &LaunchSpec) -> Result<()> {
@@ -44,13 +53,17 @@ pub(super) fn build(spec: &LaunchSpec) -> Result<()> {
     let root = spec.merged.as_path();
     // The root overlay shows only the root file system; give every other real file system of the
     // host (a separate /var, /home, /srv...) its own copy-on-write overlay at the same place.
-    for point in host_submounts(&spec.hidden)? {
-        overlay_submount(root, &spec.mounts, &point)?;
+    let points = host_submounts(&spec.hidden)?;
+    for point in &points {
+        overlay_submount(root, &spec.mounts, point)?;
     }
     let quiet = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
     // The overlay covers only the host's root file system; the pseudo file systems are fresh.
     mount_in(root, "proc", "proc", quiet, None)?;
     mount_in(root, "sys", "sysfs", quiet | MsFlags::MS_RDONLY, None)?;
+    if let Some(cgroup) = &spec.cgroup {
+        mount_cgroups(root, &cgroup.mounts)?;
+    }
     populate_dev(root)?;
     mount_in(
         root,
@@ -66,6 +79,14 @@ pub(super) fn build(spec: &LaunchSpec) -> Result<()> {
         MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
         Some("mode=755"),
     )?;
+    host_view(root, &points)?;
+    // Hidden paths as the host resolves them, to hide them in the host view too (a symlink
+    // met inside the view would resolve in the machine, not on the host).
+    let hidden_on_host: Vec<PathBuf> = spec
+        .hidden
+        .iter()
+        .filter_map(|h| fs::canonicalize(h).ok())
+        .collect();
     let null = File::open(root.join("dev/null")).map_err(Error::io("opening /dev/null"))?;
     nix::unistd::dup2_stdin(null.as_fd()).map_err(Error::sys("redirecting stdin"))?;
 
@@ -79,6 +100,11 @@ pub(super) fn build(spec: &LaunchSpec) -> Result<()> {
     for path in &spec.hidden {
         hide(path)?;
     }
+    for path in &hidden_on_host {
+        if let Ok(rel) = path.strip_prefix("/") {
+            hide(&Path::new(HOST_VIEW).join(rel))?;
+        }
+    }
     sethostname(&spec.hostname).map_err(Error::sys("setting the host name"))?;
     write_identity(&spec.hostname, spec.private_ip)?;
     if let Some(resolv_conf) = &spec.resolv_conf {
@@ -87,7 +113,94 @@ pub(super) fn build(spec: &LaunchSpec) -> Result<()> {
     for file in &spec.files {
         place_file(file)?;
     }
+    for (path, target) in &spec.links {
+        place_link(path, target)?;
+    }
     Ok(())
+}
+
+/// Mounts the machine's control group hierarchies read-only at `/sys/fs/cgroup`: mounted from
+/// inside the machine's cgroup namespace, each shows the machine's own group as its root, so
+/// the machine sees its own limits and usage (and cannot raise its limits).
+fn mount_cgroups(root: &Path, mounts: &[InnerMount]) -> Result<()> {
+    let base = root.join("sys/fs/cgroup");
+    if !base.is_dir() {
+        return Err(Error::Io {
+            context: "mounting the machine's control group".to_string(),
+            source: std::io::Error::other("/sys/fs/cgroup is missing from sysfs"),
+        });
+    }
+    let flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+    if let [only] = mounts
+        && only.dir.is_empty()
+    {
+        return mount(
+            Some(only.fstype.as_str()),
+            &base,
+            Some(only.fstype.as_str()),
+            flags | MsFlags::MS_RDONLY,
+            None::<&str>,
+        )
+        .map_err(Error::sys(
+            "mounting the machine's cgroup2 at /sys/fs/cgroup",
+        ));
+    }
+    let tmpfs_options = "mode=755,size=64k";
+    mount(
+        Some("tmpfs"),
+        &base,
+        Some("tmpfs"),
+        flags,
+        Some(tmpfs_options),
+    )
+    .map_err(Error::sys("mounting a tmpfs at /sys/fs/cgroup"))?;
+    for inner in mounts {
+        let dir = base.join(&inner.dir);
+        fs::create_dir(&dir)
+            .map_err(Error::io(format!("creating /sys/fs/cgroup/{}", inner.dir)))?;
+        mount(
+            Some(inner.fstype.as_str()),
+            &dir,
+            Some(inner.fstype.as_str()),
+            flags | MsFlags::MS_RDONLY,
+            Some(inner.options.as_str()),
+        )
+        .map_err(Error::sys(format!(
+            "mounting the machine's {} hierarchy at /sys/fs/cgroup/{}",
+            inner.options, inner.dir
+        )))?;
+        for link in &inner.links {
+            std::os::unix::fs::symlink(&inner.dir, base.join(link))
+                .map_err(Error::io(format!("linking /sys/fs/cgroup/{link}")))?;
+        }
+    }
+    mount(
+        None::<&str>,
+        &base,
+        None::<&str>,
+        flags | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY,
+        Some(tmpfs_options),
+    )
+    .map_err(Error::sys("making /sys/fs/cgroup read-only"))
+}
+
+/// Places a symbolic link, replacing a file or link already there (on the machine's disk only).
+fn place_link(path: &Path, target: &Path) -> Result<()> {
+    let context = || format!("linking {} to {}", path.display(), target.display());
+    if let Some(parent) = path.parent() {
+        fs::create_dir_all(parent).map_err(Error::io(context()))?;
+    }
+    match fs::symlink_metadata(path) {
+        Ok(meta) if meta.is_dir() => {
+            return Err(Error::Io {
+                context: context(),
+                source: std::io::Error::other("a directory is in the way"),
+            });
+        }
+        Ok(_) => fs::remove_file(path).map_err(Error::io(context()))?,
+        Err(_) => {}
+    }
+    std::os::unix::fs::symlink(target, path).map_err(Error::io(context()))
 }
 
 /// Returns `root/rel` as a directory to mount on, refusing symlinks (they would resolve on the host).
@@ -188,15 +301,6 @@ fn host_submounts(hidden: &[PathBuf]) -> Result<Vec<PathBuf>> {
     Ok(points.into_iter().collect())
 }
 
-/// Mount points in mountinfo escape space, tab, newline and backslash as octal.
-pub(crate) fn unescape_mountinfo(field: &str) -> String {
-    field
-        .replace("\\040", " ")
-        .replace("\\011", "\t")
-        .replace("\\012", "\n")
-        .replace("\\134", "\\")
-}
-
 fn overlay_submount(root: &Path, mounts: &Path, point: &Path) -> Result<()> {
     let Ok(rel) = point.strip_prefix("/") else {
         return Ok(());
@@ -271,6 +375,37 @@ fn populate_dev(root: &Path) -> Result<()> {
             .map_err(Error::io(format!("linking /dev/{link}")))?;
     }
     Ok(())
+}
+
+/// Binds the host's root file system and its other disk file systems (`points`) read-only,
+/// without device files or setuid, at [`HOST_VIEW`] under `root`.
+fn host_view(root: &Path, points: &[PathBuf]) -> Result<()> {
+    let view = root.join(HOST_VIEW.trim_start_matches('/'));
+    fs::create_dir_all(&view).map_err(Error::io(format!("creating {HOST_VIEW}")))?;
+    bind_read_only(Path::new("/"), &view)?;
+    for point in points {
+        let Ok(rel) = point.strip_prefix("/") else {
+            continue;
+        };
+        // Its mount point is a directory of the file system bound above.
+        let target = view.join(rel);
+        if target.is_dir() {
+            bind_read_only(point, &target)?;
+        }
+    }
+    Ok(())
+}
+
+fn bind_read_only(source: &Path, target: &Path) -> Result<()> {
+    let none = None::<&str>;
+    let what = || format!("binding the host's {} read-only", source.display());
+    mount(Some(source), target, none, MsFlags::MS_BIND, none).map_err(Error::sys(what()))?;
+    let flags = MsFlags::MS_BIND
+        | MsFlags::MS_REMOUNT
+        | MsFlags::MS_RDONLY
+        | MsFlags::MS_NOSUID
+        | MsFlags::MS_NODEV;
+    mount(none, target, none, flags, none).map_err(Error::sys(what()))
 }
 
 /// Covers a path with something empty: a tmpfs for a directory, /dev/null for a file.

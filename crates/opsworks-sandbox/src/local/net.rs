@@ -137,13 +137,62 @@ pub(crate) struct Network<'a> {
     pub ip: &'a Path,
 }
 
+/// File name suffix of a lease's sidecar, which names the mount namespace the lease was made
+/// from (`mnt:[4026531841]`): an owner directory is looked for only from that namespace.
+const MOUNT_NS_SUFFIX: &str = "mntns";
+
+/// The calling process's mount namespace, as `/proc/self/ns/mnt` names it.
+pub(crate) fn mount_ns() -> Option<String> {
+    fs::read_link("/proc/self/ns/mnt")
+        .ok()
+        .map(|l| l.to_string_lossy().into_owned())
+}
+
+/// One address lease of the host-wide registry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Lease {
+    pub ip: Ipv4Addr,
+    /// The machine's directory under its provider's state dir.
+    pub owner: PathBuf,
+    /// The mount namespace the lease was made from (`None`: made by an older provider).
+    pub mount_ns: Option<String>,
+}
+
+impl Lease {
+    /// Whether the owner directory can be judged from a process in mount namespace `mine`.
+    pub(crate) fn judged_from(&self, mine: Option<&str>) -> bool {
+        match (&self.mount_ns, mine) {
+            (Some(theirs), Some(mine)) => theirs == mine,
+            _ => true,
+        }
+    }
+
+    /// Whether the owner directory is gone, as seen from mount namespace `mine`.
+    pub(crate) fn owner_gone(&self, mine: Option<&str>) -> bool {
+        self.judged_from(mine) && fs::symlink_metadata(&self.owner).is_err()
+    }
+
+    /// Whether the address may be handed out again: the owner is gone and so is its machine.
+    fn is_free(&self, mine: Option<&str>, layout: Option<&crate::cgroup::Layout>) -> bool {
+        self.owner_gone(mine) && !machine_remains(&NetNames::for_machine(&self.owner), layout)
+    }
+}
+
+/// Whether anything of a machine is on the host: its network namespace or veth, or a process
+/// in its control group.
+pub(crate) fn machine_remains(names: &NetNames, layout: Option<&crate::cgroup::Layout>) -> bool {
+    names.netns_path().exists()
+        || link_exists(&names.veth_host)
+        || layout.is_some_and(|l| !l.group(&names.netns).procs().is_empty())
+}
+
 fn link_exists(name: &str) -> bool {
     Path::new("/sys/class/net").join(name).exists()
 }
 
 impl Network<'_> {
-    /// The host-wide lock serialising bridge changes, attachments and leases.
-    fn lock(&self) -> Result<Flock<File>> {
+    /// The host-wide lock serialising bridge changes, attachments, leases and reaping.
+    pub(crate) fn lock(&self) -> Result<Flock<File>> {
         fs::create_dir_all(&self.cfg.run_dir).map_err(Error::io(format!(
             "creating {}",
             self.cfg.run_dir.display()
@@ -163,32 +212,102 @@ impl Network<'_> {
         self.cfg.run_dir.join(format!("{}.leases", self.cfg.bridge))
     }
 
-    /// Leases (ip, owner) currently recorded; a lease whose owner directory is gone is stale and
-    /// removed, which recovers from a crash in the middle of a destroy.
-    fn leases(&self) -> Result<Vec<(Ipv4Addr, PathBuf)>> {
+    /// Every lease of the registry as recorded, stale or not; the caller holds [`Network::lock`].
+    pub(crate) fn lease_records(&self) -> Result<Vec<Lease>> {
         let dir = self.leases_dir();
         fs::create_dir_all(&dir).map_err(Error::io(format!("creating {}", dir.display())))?;
         let mut leases = Vec::new();
         for entry in fs::read_dir(&dir).map_err(Error::io(format!("listing {}", dir.display())))? {
             let entry = entry.map_err(Error::io(format!("listing {}", dir.display())))?;
-            let Some(ip) = entry
-                .file_name()
-                .to_str()
-                .and_then(|n| n.parse::<Ipv4Addr>().ok())
-            else {
-                continue;
-            };
-            let owner = match fs::read(entry.path()) {
-                Ok(bytes) => PathBuf::from(OsStr::from_bytes(&bytes)),
-                Err(_) => continue,
-            };
-            if owner.is_dir() {
-                leases.push((ip, owner));
-            } else {
-                let _ = fs::remove_file(entry.path());
+            let name = entry.file_name();
+            let Some(name) = name.to_str() else { continue };
+            match name.parse::<Ipv4Addr>() {
+                Ok(ip) => {
+                    let Ok(bytes) = fs::read(entry.path()) else {
+                        continue;
+                    };
+                    let mount_ns = fs::read_to_string(dir.join(format!("{ip}.{MOUNT_NS_SUFFIX}")))
+                        .ok()
+                        .map(|t| t.trim().to_string());
+                    leases.push(Lease {
+                        ip,
+                        owner: PathBuf::from(OsStr::from_bytes(&bytes)),
+                        mount_ns,
+                    });
+                }
+                // A sidecar whose lease an older provider released.
+                Err(_) => {
+                    if let Some(ip) = name.strip_suffix(&format!(".{MOUNT_NS_SUFFIX}"))
+                        && !dir.join(ip).exists()
+                    {
+                        let _ = fs::remove_file(entry.path());
+                    }
+                }
             }
         }
         Ok(leases)
+    }
+
+    /// Removes one lease; the caller holds [`Network::lock`].
+    pub(crate) fn drop_lease(&self, ip: Ipv4Addr) -> Result<()> {
+        let dir = self.leases_dir();
+        let _ = fs::remove_file(dir.join(format!("{ip}.{MOUNT_NS_SUFFIX}")));
+        let path = dir.join(ip.to_string());
+        match fs::remove_file(&path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(Error::Io {
+                context: format!("removing {}", path.display()),
+                source: e,
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    /// The machine names (`opsw-<hash>`) of every lease in every registry under the run
+    /// directory, whatever its bridge: what a lease-less namespace or group is checked against.
+    pub(crate) fn all_leased_names(&self) -> BTreeSet<String> {
+        let mut names = BTreeSet::new();
+        let Ok(registries) = fs::read_dir(&self.cfg.run_dir) else {
+            return names;
+        };
+        for registry in registries.flatten() {
+            if !registry.file_name().to_string_lossy().ends_with(".leases") {
+                continue;
+            }
+            for entry in fs::read_dir(registry.path())
+                .into_iter()
+                .flatten()
+                .flatten()
+            {
+                if entry
+                    .file_name()
+                    .to_str()
+                    .is_some_and(|n| n.parse::<Ipv4Addr>().is_ok())
+                    && let Ok(bytes) = fs::read(entry.path())
+                {
+                    names.insert(NetNames::for_machine(Path::new(OsStr::from_bytes(&bytes))).netns);
+                }
+            }
+        }
+        names
+    }
+
+    /// Leases (ip, owner) that hold their address. A lease is free again only when its owner
+    /// directory is gone and nothing of its machine is left on the host (no network namespace,
+    /// no veth, no process in its control group): a machine still running after its directory
+    /// was deleted keeps its address until it is reaped. Free leases are removed here, which
+    /// recovers from a crash in the middle of a destroy.
+    fn leases(&self) -> Result<Vec<(Ipv4Addr, PathBuf)>> {
+        let layout = crate::cgroup::Layout::detect().ok().flatten();
+        let mine = mount_ns();
+        let mut held = Vec::new();
+        for lease in self.lease_records()? {
+            if lease.is_free(mine.as_deref(), layout.as_ref()) {
+                self.drop_lease(lease.ip)?;
+            } else {
+                held.push((lease.ip, lease.owner));
+            }
+        }
+        Ok(held)
     }
 
     /// The address of the machine whose state directory is `owner`: the one it already holds
@@ -222,7 +341,13 @@ impl Network<'_> {
                 subnet: self.cfg.subnet(),
             });
         };
-        let path = self.leases_dir().join(ip.to_string());
+        let dir = self.leases_dir();
+        // The sidecar first: a lease without one reads as made in the reader's own namespace.
+        if let Some(ns) = mount_ns() {
+            let sidecar = dir.join(format!("{ip}.{MOUNT_NS_SUFFIX}"));
+            fs::write(&sidecar, ns).map_err(Error::io(format!("writing {}", sidecar.display())))?;
+        }
+        let path = dir.join(ip.to_string());
         let mut file =
             File::create(&path).map_err(Error::io(format!("creating {}", path.display())))?;
         file.write_all(owner.as_os_str().as_bytes())
@@ -233,11 +358,9 @@ impl Network<'_> {
     /// Gives back every address held by `owner`.
     pub(crate) fn release(&self, owner: &Path) -> Result<()> {
         let _lock = self.lock()?;
-        for (ip, lease_owner) in self.leases()? {
-            if lease_owner == owner {
-                let path = self.leases_dir().join(ip.to_string());
-                fs::remove_file(&path)
-                    .map_err(Error::io(format!("removing {}", path.display())))?;
+        for lease in self.lease_records()? {
+            if lease.owner == owner {
+                self.drop_lease(lease.ip)?;
             }
         }
         Ok(())
@@ -359,7 +482,8 @@ impl Network<'_> {
         self.detach_locked(names)
     }
 
-    fn detach_locked(&self, names: &NetNames) -> Result<()> {
+    /// [`Network::detach`] for a caller holding [`Network::lock`].
+    pub(crate) fn detach_locked(&self, names: &NetNames) -> Result<()> {
         // Deleting the host end removes the pair at once; namespace teardown alone is asynchronous.
         if link_exists(&names.veth_host) {
             self.run(&["link", "del", &names.veth_host], None)?;

@@ -1,156 +1,43 @@
 //! Instance operations: CreateInstance, DescribeInstances, UpdateInstance, DeleteInstance,
-//! StartInstance, StopInstance, RebootInstance; and [`change_status`], the one place an
-//! instance's status changes.
-//!
-//! Until the agent issue lands nothing drives an instance past the first step of a path: a
-//! started instance stays `requested`, a stopped online one stays `stopping`. The handlers
-//! record the intent through the state machine; the agent's reports will carry it on.
+//! StartInstance, StopInstance, RebootInstance. Status changes go through
+//! `core::instances::change_status`; starting and stopping through `core::instances`.
 
-use serde_json::{Map, Value, json};
+use serde_json::json;
 
-use opsworks_api::ApiError;
+use opsworks_api::{ApiError, shapes};
 use opsworks_model::catalog::{self, OperatingSystem};
-use opsworks_model::instance::{self, InstanceEvent, InstanceStatus};
+use opsworks_model::instance::{InstanceEvent, InstanceStatus};
 use opsworks_model::layer::LayerType;
-use opsworks_model::{Arn, ResourceKind, new_id, themes};
-use opsworks_store::{Filter, Kind, Write};
-
-use super::layers::{instances_of, layer_type, load_layer, suggest_hostname};
-use super::stacks::load_stack;
-use super::{
-    OpResult, Req, apply, copy_members, list, load, load_all, now, public_view, put, required_str,
-    str_list, str_member,
+use opsworks_model::resource::{
+    AutoScalingType, Instance, Layer, RootDeviceType, Stack, Transition,
 };
-use crate::App;
+use opsworks_model::{Arn, Kind, ResourceKind, new_id, themes};
+use opsworks_store::Filter;
 
-/// Applies `event` to the instance's status through the state machine, stores the new status
-/// and records the transition. Every status change of an instance goes through here.
-pub async fn change_status(
-    app: &App,
-    instance_id: &str,
-    event: InstanceEvent,
-) -> Result<InstanceStatus, ApiError> {
-    let _guard = app.write_lock().await;
-    change_status_locked(app, instance_id, event).await
-}
-
-/// [`change_status`] for callers that already hold the write lock.
-pub async fn change_status_locked(
-    app: &App,
-    instance_id: &str,
-    event: InstanceEvent,
-) -> Result<InstanceStatus, ApiError> {
-    let mut doc = load_instance(app, instance_id).await?;
-    let from = status_of(&doc)?;
-    let to = instance::transition(from, event).map_err(|e| {
-        ApiError::Validation(format!(
-            "{} (instance {instance_id})",
-            capitalize_first(&e.to_string())
-        ))
-    })?;
-    let stack_id = doc
-        .get("StackId")
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-        .to_string();
-    doc["Status"] = json!(to.as_str());
-    let record_id = new_id();
-    let record = json!({
-        "TransitionId": record_id,
-        "InstanceId": instance_id,
-        "From": from.as_str(),
-        "To": to.as_str(),
-        "Event": format!("{event:?}"),
-        "At": now(),
-    });
-    apply(
-        app,
-        vec![
-            put(Kind::Instance, instance_id, &stack_id, None, doc),
-            put(
-                Kind::Transition,
-                &record_id,
-                &stack_id,
-                Some(instance_id),
-                record,
-            ),
-        ],
-    )
-    .await?;
-    tracing::info!(
-        instance_id,
-        from = from.as_str(),
-        to = to.as_str(),
-        ?event,
-        "instance status changed"
-    );
-    let mut recorded = crate::events::new_event(&stack_id, crate::events::INSTANCE_STATUS);
-    recorded.instance_id = Some(instance_id.to_string());
-    recorded.detail =
-        json!({"From": from.as_str(), "To": to.as_str(), "Cause": format!("{event:?}")});
-    crate::events::record(app, recorded).await;
-    Ok(to)
-}
-
-fn capitalize_first(s: &str) -> String {
-    let mut c = s.chars();
-    c.next()
-        .map(|f| f.to_ascii_uppercase().to_string() + c.as_str())
-        .unwrap_or_default()
-}
-
-/// The instance as the API shows it: private members dropped.
-pub fn view(doc: Value) -> Value {
-    public_view(doc)
-}
-
-/// Loads an instance or answers `Unable to find instance with ID <id>`.
-pub async fn load_instance(app: &App, id: &str) -> Result<Value, ApiError> {
-    load(app, Kind::Instance, "instance", id).await
-}
-
-/// The stored status of an instance.
-fn status_of(doc: &Value) -> Result<InstanceStatus, ApiError> {
-    doc.get("Status")
-        .and_then(Value::as_str)
-        .unwrap_or("stopped")
-        .parse()
-        .map_err(ApiError::Internal)
-}
+use super::layers::suggest_hostname;
+use super::{Ctx, OpResult, Reply, wire};
+use crate::core::{Write, commands, instances, machines, now};
 
 /// Refuses an edit or deletion of an instance that is not stopped, as the original does.
-fn require_stopped(doc: &Value, id: &str, action: &str) -> Result<(), ApiError> {
-    let status = status_of(doc)?;
-    if status.is_stopped() {
+fn require_stopped(inst: &Instance, action: &str) -> Result<(), ApiError> {
+    if inst.status.is_stopped() {
         Ok(())
     } else {
         Err(ApiError::Validation(format!(
-            "Instance {id} is {status}; an instance must be stopped before you can {action} it"
+            "Instance {} is {}; an instance must be stopped before you can {action} it",
+            inst.instance_id, inst.status
         )))
     }
 }
 
-/// The operating system of the stack's `DefaultOs` (the default when the stack names none).
-fn stack_os(stack: &Value) -> Option<&'static OperatingSystem> {
-    catalog::operating_system(
-        stack
-            .get("DefaultOs")
-            .and_then(Value::as_str)
-            .unwrap_or(catalog::DEFAULT_OS),
-    )
-}
-
-/// The major Chef version of the stack (`12`, `11.10`, ...).
-fn stack_chef(stack: &Value) -> &str {
-    stack
-        .pointer("/ConfigurationManager/Version")
-        .and_then(Value::as_str)
-        .unwrap_or("12")
+/// The operating system of the stack's `DefaultOs`.
+fn stack_os(stack: &Stack) -> Option<&'static OperatingSystem> {
+    catalog::operating_system(&stack.default_os)
 }
 
 /// Checks an `Os` for an instance of `stack`: known, offered, of the stack's family (a stack
 /// cannot mix Linux and Windows) and able to run the stack's Chef version.
-fn check_os(name: &str, stack: &Value) -> Result<&'static OperatingSystem, ApiError> {
+fn check_os(name: &str, stack: &Stack) -> Result<&'static OperatingSystem, ApiError> {
     let os = catalog::operating_system(name).ok_or_else(|| {
         ApiError::Validation(format!(
             "Invalid Os: {name}; DescribeOperatingSystems lists the valid ones"
@@ -169,7 +56,7 @@ fn check_os(name: &str, stack: &Value) -> Result<&'static OperatingSystem, ApiEr
             os.family, stack_os.family
         )));
     }
-    let chef = stack_chef(stack);
+    let chef = stack.chef_version();
     if !os.chef_versions.contains(&chef) {
         return Err(ApiError::Validation(format!(
             "Os {name} does not support the stack's Chef version {chef}; it supports {}",
@@ -184,7 +71,7 @@ fn check_os(name: &str, stack: &Value) -> Result<&'static OperatingSystem, ApiEr
 fn check_hostname(
     hostname: &str,
     os: &OperatingSystem,
-    instances: &[Value],
+    instances: &[Instance],
     except: Option<&str>,
 ) -> Result<(), ApiError> {
     let max = if os.family == "Windows" {
@@ -198,10 +85,7 @@ fn check_hostname(
         )));
     }
     let clash = instances.iter().any(|i| {
-        i.get("InstanceId").and_then(Value::as_str) != except
-            && i.get("Hostname")
-                .and_then(Value::as_str)
-                .is_some_and(|h| h.eq_ignore_ascii_case(hostname))
+        Some(i.instance_id.as_str()) != except && i.hostname.eq_ignore_ascii_case(hostname)
     });
     if clash {
         return Err(ApiError::Validation(format!(
@@ -212,8 +96,12 @@ fn check_hostname(
 }
 
 /// Loads the layers of `ids` and checks they belong to `stack_id`, are not repeated, and can
-/// share an instance (an ecs-cluster layer only with custom layers).
-async fn check_layers(app: &App, stack_id: &str, ids: &[String]) -> Result<Vec<Value>, ApiError> {
+/// share an instance (an ecs-cluster layer only with custom layers). In the request's order.
+async fn check_layers(
+    w: &mut Write<'_>,
+    stack_id: &str,
+    ids: &[String],
+) -> Result<Vec<Layer>, ApiError> {
     if ids.is_empty() {
         return Err(ApiError::Validation(
             "LayerIds must name at least one layer".into(),
@@ -228,16 +116,14 @@ async fn check_layers(app: &App, stack_id: &str, ids: &[String]) -> Result<Vec<V
             "LayerIds names layer {dup} twice"
         )));
     }
-    let layers = load_all(app, Kind::Layer, "layer", ids).await?;
-    for l in &layers {
-        if l.get("StackId").and_then(Value::as_str) != Some(stack_id) {
-            let lid = l.get("LayerId").and_then(Value::as_str).unwrap_or_default();
-            return Err(ApiError::Validation(format!(
-                "Layer {lid} does not belong to stack {stack_id}"
-            )));
-        }
+    let layers: Vec<Layer> = w.get_all(ids).await?;
+    if let Some(l) = layers.iter().find(|l| l.stack_id != stack_id) {
+        return Err(ApiError::Validation(format!(
+            "Layer {} does not belong to stack {stack_id}",
+            l.layer_id
+        )));
     }
-    let types: Vec<LayerType> = layers.iter().map(layer_type).collect();
+    let types: Vec<LayerType> = layers.iter().map(|l| l.r#type).collect();
     if types.contains(&LayerType::EcsCluster)
         && types
             .iter()
@@ -248,17 +134,7 @@ async fn check_layers(app: &App, stack_id: &str, ids: &[String]) -> Result<Vec<V
                 .into(),
         ));
     }
-    // Keep the request's order: the first layer names the instance under Layer_Dependent.
-    let mut ordered = Vec::with_capacity(ids.len());
-    for id in ids {
-        if let Some(l) = layers
-            .iter()
-            .find(|l| l.get("LayerId").and_then(Value::as_str) == Some(id))
-        {
-            ordered.push(l.clone());
-        }
-    }
-    Ok(ordered)
+    Ok(layers)
 }
 
 /// Checks an `InstanceType`: the `family.size` form of EC2's type names.
@@ -292,48 +168,45 @@ fn check_agent_version(v: &str) -> Result<(), ApiError> {
     }
 }
 
-/// Checks the members of CreateInstance that the model leaves as plain strings.
-fn check_create_members(req: &Req) -> Result<(), ApiError> {
-    check_instance_type(required_str(req, "InstanceType")?)?;
-    if let Some(v) = str_member(req, "VirtualizationType")
-        && !["paravirtual", "hvm"].contains(&v)
-    {
-        return Err(ApiError::Validation(format!(
-            "Invalid VirtualizationType '{v}': expected paravirtual or hvm"
-        )));
+fn one_of(value: Option<&str>, name: &str, allowed: &[&str]) -> Result<(), ApiError> {
+    match value {
+        Some(v) if !allowed.contains(&v) => Err(ApiError::Validation(format!(
+            "Invalid {name} '{v}': expected {}",
+            match allowed {
+                [a, b] => format!("{a} or {b}"),
+                [a, b, c] => format!("{a}, {b} or {c}"),
+                _ => allowed.join(", "),
+            }
+        ))),
+        _ => Ok(()),
     }
-    if let Some(t) = str_member(req, "Tenancy")
-        && !["default", "dedicated", "host"].contains(&t)
-    {
-        return Err(ApiError::Validation(format!(
-            "Invalid Tenancy '{t}': expected default, dedicated or host"
-        )));
-    }
-    if let Some(v) = str_member(req, "AgentVersion") {
-        check_agent_version(v)?;
-    }
-    Ok(())
 }
 
 /// CreateInstance: a stopped instance in one or more layers of the stack, with the stack's
 /// defaults for what the request leaves out and a hostname from the stack's theme.
-pub async fn create_instance(app: &App, req: Req) -> OpResult {
-    let stack_id = required_str(&req, "StackId")?.to_string();
-    check_create_members(&req)?;
-    let layer_ids = str_list(&req, "LayerIds").unwrap_or_default();
+pub async fn create_instance(cx: Ctx<'_>, req: shapes::CreateInstanceRequest) -> OpResult {
+    check_instance_type(&req.instance_type)?;
+    one_of(
+        req.virtualization_type.as_deref(),
+        "VirtualizationType",
+        &["paravirtual", "hvm"],
+    )?;
+    one_of(
+        req.tenancy.as_deref(),
+        "Tenancy",
+        &["default", "dedicated", "host"],
+    )?;
+    if let Some(v) = req.agent_version.as_deref() {
+        check_agent_version(v)?;
+    }
+    let mut w = cx.core.write().await?;
+    let stack: Stack = w.get(&req.stack_id).await?;
+    let layers = check_layers(&mut w, &req.stack_id, &req.layer_ids).await?;
+    let instances: Vec<Instance> = w.list(Filter::Stack(&req.stack_id)).await?;
 
-    let _guard = app.write_lock().await;
-    let stack = load_stack(app, &stack_id).await?;
-    let layers = check_layers(app, &stack_id, &layer_ids).await?;
-    let instances = list(app, Kind::Instance, Filter::Stack(&stack_id)).await?;
-
-    let os_name = str_member(&req, "Os")
-        .or_else(|| stack.get("DefaultOs").and_then(Value::as_str))
-        .unwrap_or(catalog::DEFAULT_OS)
-        .to_string();
+    let os_name = req.os.clone().unwrap_or_else(|| stack.default_os.clone());
     let os = check_os(&os_name, &stack)?;
-    let ami = str_member(&req, "AmiId");
-    match (os.name == "Custom", ami) {
+    match (os.name == "Custom", req.ami_id.as_deref()) {
         (true, None) => {
             return Err(ApiError::Validation(
                 "AmiId is required when Os is Custom".into(),
@@ -347,111 +220,122 @@ pub async fn create_instance(app: &App, req: Req) -> OpResult {
         }
         _ => {}
     }
-    if ami.is_some() && req.get("BlockDeviceMappings").is_some_and(|b| !b.is_null()) {
+    if req.ami_id.is_some() && req.block_device_mappings.is_some() {
         return Err(ApiError::Validation(
             "BlockDeviceMappings are not supported with a custom AMI".into(),
         ));
     }
     let windows = os.family == "Windows";
     // Windows runs only from EBS, whatever the stack's default says.
-    let root_device = match str_member(&req, "RootDeviceType") {
-        Some(r) => r,
-        None if windows => "ebs",
-        None => stack
-            .get("DefaultRootDeviceType")
-            .and_then(Value::as_str)
-            .unwrap_or("instance-store"),
+    let root_device = match req.root_device_type.as_deref() {
+        Some(r) => r
+            .parse::<RootDeviceType>()
+            .map_err(|_| ApiError::Validation(format!("Invalid RootDeviceType: {r}")))?,
+        None if windows => RootDeviceType::Ebs,
+        None => stack.default_root_device_type,
     };
-    if windows && root_device != "ebs" {
+    if windows && root_device != RootDeviceType::Ebs {
         return Err(ApiError::Validation(
             "Windows instances must use the ebs RootDeviceType".into(),
         ));
     }
-    if windows && str_member(&req, "AutoScalingType") == Some("load") {
+    let scaling = req
+        .auto_scaling_type
+        .as_deref()
+        .map(|t| {
+            t.parse::<AutoScalingType>()
+                .map_err(|_| ApiError::Validation(format!("Invalid AutoScalingType: {t}")))
+        })
+        .transpose()?;
+    if windows && scaling == Some(AutoScalingType::Load) {
         return Err(ApiError::Validation(
             "Windows stacks can use only time-based (timer) instances".into(),
         ));
     }
-    let hostname = match str_member(&req, "Hostname") {
-        Some(h) => h.to_string(),
-        None => suggest_hostname(&stack, &layers[0], &instances)?,
+    let hostname = match req.hostname.clone() {
+        Some(h) => h,
+        None => suggest_hostname(&stack, &layers[0], &instances.iter().collect::<Vec<_>>())?,
     };
     check_hostname(&hostname, os, &instances, None)?;
 
     let id = new_id();
-    let region = stack
-        .get("Region")
-        .and_then(Value::as_str)
-        .unwrap_or(app.region());
-    let mut doc = Map::new();
-    copy_members(
-        &req,
-        &mut doc,
-        "Instance",
-        &[
-            "InstanceId",
-            "Arn",
-            "Status",
-            "CreatedAt",
-            "InfrastructureClass",
-        ],
-    );
-    doc.insert("InstanceId".into(), json!(id));
-    doc.insert(
-        "Arn".into(),
-        json!(Arn::new(region, app.account_id(), ResourceKind::Instance, &id).to_string()),
-    );
-    doc.insert("StackId".into(), json!(stack_id));
-    doc.insert("LayerIds".into(), json!(layer_ids));
-    doc.insert("Hostname".into(), json!(hostname));
-    doc.insert("Os".into(), json!(os.name));
-    doc.insert("RootDeviceType".into(), json!(root_device));
-    doc.entry("Architecture").or_insert(json!("x86_64"));
-    doc.entry("VirtualizationType").or_insert(json!("hvm"));
-    doc.entry("Tenancy").or_insert(json!("default"));
-    doc.entry("AgentVersion").or_insert(json!("INHERIT"));
-    doc.entry("InstallUpdatesOnBoot").or_insert(json!(true));
-    doc.entry("EbsOptimized").or_insert(json!(false));
-    for (member, stack_member) in [
-        ("AvailabilityZone", "DefaultAvailabilityZone"),
-        ("SubnetId", "DefaultSubnetId"),
-        ("SshKeyName", "DefaultSshKeyName"),
-    ] {
-        if !doc.contains_key(member)
-            && let Some(v) = stack
-                .get(stack_member)
-                .filter(|v| v.as_str().is_some_and(|s| !s.is_empty()))
-        {
-            doc.insert(member.into(), v.clone());
-        }
-    }
+    let non_empty = |v: &Option<String>| v.clone().filter(|s| !s.is_empty());
     // The first layer with its own instance profile wins over the stack's.
     let profile = layers
         .iter()
-        .find_map(|l| {
-            l.get("CustomInstanceProfileArn")
-                .filter(|v| v.as_str().is_some_and(|s| !s.is_empty()))
-        })
-        .or_else(|| stack.get("DefaultInstanceProfileArn"));
-    if let Some(p) = profile {
-        doc.insert("InstanceProfileArn".into(), p.clone());
-    }
-    doc.insert("InfrastructureClass".into(), json!("ec2"));
-    // The one status written outside the state machine: where every instance starts.
-    doc.insert("Status".into(), json!(InstanceStatus::Stopped.as_str()));
-    doc.insert("CreatedAt".into(), json!(now()));
-    apply(
-        app,
-        vec![put(
-            Kind::Instance,
+        .find_map(|l| non_empty(&l.custom_instance_profile_arn))
+        .or_else(|| Some(stack.default_instance_profile_arn.clone()).filter(|s| !s.is_empty()));
+    let inst = Instance {
+        instance_id: id.clone(),
+        arn: Arn::new(
+            &stack.region,
+            cx.core.account_id(),
+            ResourceKind::Instance,
             &id,
-            &stack_id,
-            None,
-            Value::Object(doc),
-        )],
-    )
-    .await?;
-    Ok(json!({ "InstanceId": id }))
+        )
+        .to_string(),
+        stack_id: req.stack_id.clone(),
+        layer_ids: req.layer_ids.clone(),
+        hostname,
+        os: os.name.to_string(),
+        // The one status written outside the state machine: where every instance starts.
+        status: InstanceStatus::Stopped,
+        instance_type: req.instance_type.clone(),
+        auto_scaling_type: scaling,
+        root_device_type: root_device,
+        architecture: req.architecture.clone().unwrap_or_else(|| "x86_64".into()),
+        virtualization_type: req
+            .virtualization_type
+            .clone()
+            .unwrap_or_else(|| "hvm".into()),
+        tenancy: req.tenancy.clone().unwrap_or_else(|| "default".into()),
+        agent_version: req
+            .agent_version
+            .clone()
+            .unwrap_or_else(|| "INHERIT".into()),
+        install_updates_on_boot: req.install_updates_on_boot.unwrap_or(true),
+        ebs_optimized: req.ebs_optimized.unwrap_or(false),
+        infrastructure_class: "ec2".into(),
+        created_at: now(),
+        ami_id: req.ami_id.clone(),
+        availability_zone: non_empty(&req.availability_zone)
+            .or_else(|| non_empty(&stack.default_availability_zone)),
+        subnet_id: non_empty(&req.subnet_id).or_else(|| non_empty(&stack.default_subnet_id)),
+        ssh_key_name: non_empty(&req.ssh_key_name)
+            .or_else(|| non_empty(&stack.default_ssh_key_name)),
+        instance_profile_arn: profile,
+        block_device_mappings: req
+            .block_device_mappings
+            .as_ref()
+            .map(|b| {
+                b.iter()
+                    .map(|m| serde_json::to_value(m).and_then(serde_json::from_value))
+                    .collect()
+            })
+            .transpose()
+            .map_err(|e| ApiError::Validation(format!("BlockDeviceMappings: {e}")))?,
+        ec2_instance_id: None,
+        ecs_cluster_arn: None,
+        ecs_container_instance_arn: None,
+        elastic_ip: None,
+        last_service_error_id: None,
+        platform: None,
+        private_dns: None,
+        private_ip: None,
+        public_dns: None,
+        public_ip: None,
+        registered_by: None,
+        reported_agent_version: None,
+        reported_os: None,
+        root_device_volume_id: None,
+        security_group_ids: None,
+        ssh_host_dsa_key_fingerprint: None,
+        ssh_host_rsa_key_fingerprint: None,
+        auto_scaling_schedule: None,
+    };
+    w.put(&inst).await?;
+    w.commit().await?;
+    Reply::json(&json!({ "InstanceId": id }))
 }
 
 /// AWS's answer when DescribeInstances gets no identifier, or more than one.
@@ -461,271 +345,162 @@ const DESCRIBE_INSTANCES_IDENTIFIERS: &str =
 /// DescribeInstances: the instances of one stack, of one layer, or those named. Exactly one
 /// identifier is required, as the original answers (its documentation's "every instance" when
 /// none is given is not what the service did).
-pub async fn describe_instances(app: &App, req: Req) -> Result<super::Reply, ApiError> {
-    let given: Vec<&str> = ["StackId", "LayerId", "InstanceIds"]
-        .into_iter()
-        .filter(|n| req.get(*n).is_some_and(|v| !v.is_null()))
-        .collect();
-    match given.as_slice() {
-        // The common, large case answers with the stored documents as they are (no parsing).
-        ["StackId"] => {
-            let id = required_str(&req, "StackId")?;
-            load_stack(app, id).await?;
-            let docs = app
-                .store()
-                .list_raw(Kind::Instance, Filter::Stack(id))
-                .await
-                .map_err(super::store_error)?;
-            super::raw_list("Instances", docs, view)
+pub async fn describe_instances(cx: Ctx<'_>, req: shapes::DescribeInstancesRequest) -> OpResult {
+    let instances = match (&req.stack_id, &req.layer_id, &req.instance_ids) {
+        (Some(id), None, None) => {
+            cx.core.get::<Stack>(id).await?;
+            cx.core.list::<Instance>(Filter::Stack(id)).await?
         }
-        ["LayerId"] => {
-            let id = required_str(&req, "LayerId")?;
-            let layer = load_layer(app, id).await?;
-            let stack_id = layer
-                .get("StackId")
-                .and_then(Value::as_str)
-                .unwrap_or_default();
-            let all = list(app, Kind::Instance, Filter::Stack(stack_id)).await?;
-            let instances: Vec<Value> = instances_of(&all, id)
-                .into_iter()
-                .cloned()
-                .map(view)
-                .collect();
-            Ok(super::Reply::Json(json!({ "Instances": instances })))
+        (None, Some(id), None) => {
+            let layer = cx.core.get::<Layer>(id).await?;
+            let mut all = cx
+                .core
+                .list::<Instance>(Filter::Stack(&layer.stack_id))
+                .await?;
+            all.retain(|i| i.in_layer(id));
+            all
         }
-        ["InstanceIds"] => {
-            let ids = str_list(&req, "InstanceIds").unwrap_or_default();
-            let instances = load_all(app, Kind::Instance, "instance", &ids).await?;
-            Ok(super::Reply::Json(
-                json!({ "Instances": instances.into_iter().map(view).collect::<Vec<_>>() }),
-            ))
-        }
-        _ => Err(ApiError::Validation(DESCRIBE_INSTANCES_IDENTIFIERS.into())),
-    }
+        (None, None, Some(ids)) => cx.core.get_all::<Instance>(ids).await?,
+        _ => return Err(ApiError::Validation(DESCRIBE_INSTANCES_IDENTIFIERS.into())),
+    };
+    Ok(Reply::list(
+        "Instances",
+        instances
+            .iter()
+            .map(|i| i.wire(|i| wire::bytes(&wire::instance(i)))),
+    ))
 }
 
 /// UpdateInstance: only while stopped. `AutoScalingType`, `EbsOptimized` and `AmiId` cannot
 /// change; the OS changes only on instance-store instances not built from a custom AMI.
-pub async fn update_instance(app: &App, req: Req) -> OpResult {
-    let id = required_str(&req, "InstanceId")?.to_string();
-    if let Some(t) = str_member(&req, "InstanceType") {
+pub async fn update_instance(cx: Ctx<'_>, req: shapes::UpdateInstanceRequest) -> OpResult {
+    if let Some(t) = req.instance_type.as_deref() {
         check_instance_type(t)?;
     }
-    if let Some(v) = str_member(&req, "AgentVersion") {
+    if let Some(v) = req.agent_version.as_deref() {
         check_agent_version(v)?;
     }
-    let _guard = app.write_lock().await;
-    let old = load_instance(app, &id).await?;
-    let stack_id = old
-        .get("StackId")
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-        .to_string();
-    let stack = load_stack(app, &stack_id).await?;
-    if let Some(ids) = str_list(&req, "LayerIds") {
-        check_layers(app, &stack_id, &ids).await?;
+    let mut w = cx.core.write().await?;
+    let mut inst: Instance = w.get(&req.instance_id).await?;
+    let stack: Stack = w.get(&inst.stack_id).await?;
+    if let Some(ids) = &req.layer_ids {
+        check_layers(&mut w, &inst.stack_id, ids).await?;
     }
-    require_stopped(&old, &id, "update")?;
-
-    let unchanged = |member: &str| match req.get(member).filter(|v| !v.is_null()) {
-        Some(new) => old.get(member).filter(|v| !v.is_null()) == Some(new),
-        None => true,
-    };
-    if !unchanged("AutoScalingType") {
+    require_stopped(&inst, "update")?;
+    if req
+        .auto_scaling_type
+        .as_deref()
+        .is_some_and(|t| Some(t) != inst.auto_scaling_type.map(|s| s.as_str()))
+    {
         return Err(ApiError::Validation(
             "AutoScalingType cannot be changed; create a new instance of the other scaling type instead".into(),
         ));
     }
-    if !unchanged("EbsOptimized") {
+    if req.ebs_optimized.is_some_and(|e| e != inst.ebs_optimized) {
         return Err(ApiError::Validation(
             "EbsOptimized cannot be changed after an instance is created".into(),
         ));
     }
-    if !unchanged("AmiId") {
+    if req.ami_id.is_some() && req.ami_id != inst.ami_id {
         return Err(ApiError::Validation(
             "AmiId must be the AMI the instance already uses; UpdateInstance cannot apply a new AMI".into(),
         ));
     }
-    let old_os = old
-        .get("Os")
-        .and_then(Value::as_str)
-        .unwrap_or(catalog::DEFAULT_OS)
-        .to_string();
-    let os = match str_member(&req, "Os") {
-        Some(new_os) if new_os != old_os => {
-            if old_os == "Custom" || new_os == "Custom" {
+    let os = match req.os.as_deref() {
+        Some(new_os) if new_os != inst.os => {
+            if inst.os == "Custom" || new_os == "Custom" {
                 return Err(ApiError::Validation(
                     "The Os of an instance that uses a custom AMI cannot be changed, nor can an instance move to a custom AMI".into(),
                 ));
             }
-            if old.get("RootDeviceType").and_then(Value::as_str) == Some("ebs") {
+            if inst.root_device_type == RootDeviceType::Ebs {
                 return Err(ApiError::Validation(
                     "The Os of an EBS-backed instance cannot be changed; only instance-store instances can change their Os".into(),
                 ));
             }
             check_os(new_os, &stack)?
         }
-        _ => catalog::operating_system(&old_os).unwrap_or(&catalog::OPERATING_SYSTEMS[0]),
+        _ => catalog::operating_system(&inst.os).unwrap_or(&catalog::OPERATING_SYSTEMS[0]),
     };
-    if let Some(h) = str_member(&req, "Hostname") {
-        let instances = list(app, Kind::Instance, Filter::Stack(&stack_id)).await?;
-        check_hostname(h, os, &instances, Some(&id))?;
+    if let Some(h) = req.hostname.as_deref() {
+        let instances: Vec<Instance> = w.list(Filter::Stack(&inst.stack_id)).await?;
+        check_hostname(h, os, &instances, Some(&req.instance_id))?;
     }
-
-    let mut doc = old.as_object().cloned().unwrap_or_default();
-    copy_members(&req, &mut doc, "UpdateInstanceRequest", &["InstanceId"]);
-    apply(
-        app,
-        vec![put(
-            Kind::Instance,
-            &id,
-            &stack_id,
-            None,
-            Value::Object(doc),
-        )],
-    )
-    .await?;
-    Ok(json!({}))
+    if let Some(v) = req.layer_ids {
+        inst.layer_ids = v;
+    }
+    if let Some(v) = req.instance_type {
+        inst.instance_type = v;
+    }
+    if let Some(v) = req.hostname {
+        inst.hostname = v;
+    }
+    if let Some(v) = req.os {
+        inst.os = v;
+    }
+    if let Some(v) = req.architecture {
+        inst.architecture = v;
+    }
+    if let Some(v) = req.agent_version {
+        inst.agent_version = v;
+    }
+    if let Some(v) = req.install_updates_on_boot {
+        inst.install_updates_on_boot = v;
+    }
+    if req.ssh_key_name.is_some() {
+        inst.ssh_key_name = req.ssh_key_name;
+    }
+    w.put(&inst).await?;
+    w.commit().await?;
+    Ok(Reply::empty())
 }
 
-/// DeleteInstance: only while stopped. Its status history goes with it. `DeleteElasticIp` and
-/// `DeleteVolumes` are accepted; this server registers no addresses or volumes yet.
-pub async fn delete_instance(app: &App, req: Req) -> OpResult {
-    let id = required_str(&req, "InstanceId")?.to_string();
-    let _guard = app.write_lock().await;
-    let doc = load_instance(app, &id).await?;
-    require_stopped(&doc, &id, "delete")?;
-    crate::machines::destroy(app, &id).await?;
-    let stack_id = doc
-        .get("StackId")
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-        .to_string();
-    crate::ops::deployments::skip_pending_commands_locked(app, &stack_id, &id).await?;
-    app.keys()
-        .revoke(
-            app.store(),
-            &format!("{}{id}", crate::agents::INSTANCE_PRINCIPAL),
-        )
-        .await
-        .map_err(|e| ApiError::Internal(e.to_string()))?;
-    let mut writes = vec![Write::Delete {
-        kind: Kind::Instance,
-        id: id.clone(),
-    }];
-    for t in list(app, Kind::Transition, Filter::Parent(&id)).await? {
-        if let Some(tid) = t.get("TransitionId").and_then(Value::as_str) {
-            writes.push(Write::Delete {
-                kind: Kind::Transition,
-                id: tid.to_string(),
-            });
-        }
+/// DeleteInstance: only while stopped. Its machine, pending commands, credential and status
+/// history go with it. `DeleteElasticIp` and `DeleteVolumes` are accepted; this server registers
+/// no addresses or volumes yet.
+pub async fn delete_instance(cx: Ctx<'_>, req: shapes::DeleteInstanceRequest) -> OpResult {
+    let id = req.instance_id;
+    let mut w = cx.core.write().await?;
+    let inst: Instance = w.get(&id).await?;
+    require_stopped(&inst, "delete")?;
+    machines::destroy(cx.core, &id).await?;
+    commands::skip_pending(&mut w, &id).await?;
+    cx.core
+        .keys()
+        .revoke(&mut w, &machines::instance_principal(&id))
+        .await?;
+    w.delete(Kind::Instance, &id).await?;
+    let transitions: Vec<Transition> = w.list(Filter::Parent(&id)).await?;
+    for t in transitions {
+        w.delete(Kind::Transition, &t.transition_id).await?;
     }
-    apply(app, writes).await?;
-    Ok(json!({}))
+    w.commit().await?;
+    cx.core.presence().forget(&id);
+    Ok(Reply::empty())
 }
 
 /// StartInstance: `stopped` (or `start_failed`) → `requested`; the instance provider then carries
-/// it through `pending` and `booting`, its agent through `running_setup` to `online`
-/// (`machines::launch`). A server without a provider only records the request.
-pub async fn start_instance(app: &App, req: Req) -> OpResult {
-    start(app, required_str(&req, "InstanceId")?).await?;
-    Ok(json!({}))
-}
-
-/// Starts an instance as StartInstance does; the schedulers start instances through here too.
-pub async fn start(app: &App, id: &str) -> Result<(), ApiError> {
-    check_builtin_recipes(app, &load_instance(app, id).await?).await?;
-    change_status(app, id, InstanceEvent::Start).await?;
-    crate::machines::launch(app, id);
-    Ok(())
-}
-
-/// Refuses to start an instance whose layers' built-in recipes this server does not ship yet, so
-/// a layer type that is accepted but not built fails clearly instead of coming up half-configured.
-async fn check_builtin_recipes(app: &App, inst: &Value) -> Result<(), ApiError> {
-    let ids: Vec<String> = inst
-        .get("LayerIds")
-        .and_then(Value::as_array)
-        .map(|a| {
-            a.iter()
-                .filter_map(|v| v.as_str().map(String::from))
-                .collect()
-        })
-        .unwrap_or_default();
-    for layer in list(app, Kind::Layer, Filter::Ids(&ids)).await? {
-        let missing: Vec<String> = layer
-            .get("DefaultRecipes")
-            .and_then(Value::as_object)
-            .into_iter()
-            .flat_map(|events| events.values())
-            .filter_map(Value::as_array)
-            .flatten()
-            .filter_map(Value::as_str)
-            .filter(|r| !opsworks_cookbooks::has_recipe(r))
-            .map(String::from)
-            .collect();
-        if !missing.is_empty() {
-            let kind = layer.get("Type").and_then(Value::as_str).unwrap_or("?");
-            return Err(ApiError::Validation(format!(
-                "Instances of {kind} layers cannot start yet: this server does not ship the layer's built-in recipes ({}) yet",
-                missing.join(", ")
-            )));
-        }
-    }
-    Ok(())
+/// it through `pending` and `booting`, its agent through `running_setup` to `online`. A server
+/// without a provider only records the request.
+pub async fn start_instance(cx: Ctx<'_>, req: shapes::StartInstanceRequest) -> OpResult {
+    instances::start(cx.core, &req.instance_id).await?;
+    Ok(Reply::empty())
 }
 
 /// StopInstance: a merely requested instance stops at once; a running one goes to `stopping`.
 /// `Force` detaches the record from its machine: the instance is recorded stopped without waiting
 /// for the Shutdown event (the original's forced stop of an EBS-backed instance).
-pub async fn stop_instance(app: &App, req: Req) -> OpResult {
-    let id = required_str(&req, "InstanceId")?;
-    let force = req.get("Force").and_then(Value::as_bool).unwrap_or(false);
-    stop(app, id, force).await?;
-    Ok(json!({}))
-}
-
-/// Stops an instance as StopInstance does (`force` as its `Force`); the schedulers stop instances
-/// through here too.
-pub async fn stop(app: &App, id: &str, force: bool) -> Result<(), ApiError> {
-    let _guard = app.write_lock().await;
-    let current = status_of(&load_instance(app, id).await?)?;
-    // A forced stop of an instance already on its way down finishes it; otherwise stop first.
-    let on_the_way_down = matches!(
-        current,
-        InstanceStatus::Stopping | InstanceStatus::ShuttingDown | InstanceStatus::Terminating
-    );
-    let status = if force && on_the_way_down {
-        current
-    } else {
-        change_status_locked(app, id, InstanceEvent::Stop).await?
-    };
-    // An agent runs on the instance once it booted; it then runs Shutdown before the machine stops.
-    let had_agent = matches!(
-        current,
-        InstanceStatus::Booting
-            | InstanceStatus::RunningSetup
-            | InstanceStatus::Online
-            | InstanceStatus::SetupFailed
-            | InstanceStatus::Rebooting
-            | InstanceStatus::ConnectionLost
-    );
-    if status == InstanceStatus::Stopping {
-        crate::machines::halt(app, id, had_agent && !force);
-    } else if force && status != InstanceStatus::Stopped {
-        change_status_locked(app, id, InstanceEvent::Halted).await?;
-    }
-    Ok(())
+pub async fn stop_instance(cx: Ctx<'_>, req: shapes::StopInstanceRequest) -> OpResult {
+    instances::stop(cx.core, &req.instance_id, req.force.unwrap_or(false)).await?;
+    Ok(Reply::empty())
 }
 
 /// RebootInstance: only an online instance (or one whose setup failed or whose agent went
 /// silent, which a reboot may cure) can be rebooted.
-pub async fn reboot_instance(app: &App, req: Req) -> OpResult {
-    let id = required_str(&req, "InstanceId")?;
-    change_status(app, id, InstanceEvent::Reboot).await?;
-    crate::machines::reboot(app, id);
-    Ok(json!({}))
+pub async fn reboot_instance(cx: Ctx<'_>, req: shapes::RebootInstanceRequest) -> OpResult {
+    instances::change_status_now(cx.core, &req.instance_id, InstanceEvent::Reboot).await?;
+    machines::reboot(cx.core, &req.instance_id);
+    Ok(Reply::empty())
 }
 
 #[cfg(test)]
@@ -746,40 +521,6 @@ mod tests {
     }
 
     #[test]
-    fn hostnames_valid_and_unique_in_the_stack() {
-        let insts = vec![json!({"InstanceId": "a", "Hostname": "web1"})];
-        assert!(check_hostname("web2", linux(), &insts, None).is_ok());
-        let dup = check_hostname("WEB1", linux(), &insts, None);
-        assert!(dup.is_err());
-        let lower = check_hostname("web1", linux(), &insts, None).unwrap_err();
-        assert_eq!(
-            lower.message(),
-            "Hostname web1 is already in use in this stack"
-        );
-        // An instance keeps its own name.
-        assert!(check_hostname("web1", linux(), &insts, Some("a")).is_ok());
-        assert!(check_hostname("Not_A_Host!", linux(), &[], None).is_err());
-        let windows = catalog::OPERATING_SYSTEMS
-            .iter()
-            .find(|o| o.family == "Windows")
-            .unwrap();
-        assert!(check_hostname("fifteen-chars-x", windows, &[], None).is_ok());
-        assert!(check_hostname("sixteen-chars-xx", windows, &[], None).is_err());
-    }
-
-    #[test]
-    fn os_rules() {
-        let stack =
-            json!({"DefaultOs": "Amazon Linux 2", "ConfigurationManager": {"Version": "12"}});
-        assert!(check_os("Ubuntu 18.04 LTS", &stack).is_ok());
-        assert!(check_os("Plan 9", &stack).is_err());
-        assert!(check_os("Microsoft Windows Server 2012 R2 Base", &stack).is_err());
-        let chef11 =
-            json!({"DefaultOs": "Amazon Linux 2", "ConfigurationManager": {"Version": "11.10"}});
-        assert!(check_os("Ubuntu 18.04 LTS", &chef11).is_err());
-    }
-
-    #[test]
     fn agent_versions() {
         assert!(check_agent_version("INHERIT").is_ok());
         assert!(check_agent_version(catalog::AGENT_VERSION).is_ok());
@@ -787,12 +528,14 @@ mod tests {
     }
 
     #[test]
-    fn only_stopped_instances_change() {
-        assert!(require_stopped(&json!({"Status": "stopped"}), "i", "delete").is_ok());
-        let e = require_stopped(&json!({"Status": "online"}), "i", "delete").unwrap_err();
-        assert_eq!(
-            e.message(),
-            "Instance i is online; an instance must be stopped before you can delete it"
-        );
+    fn hostname_rules() {
+        assert!(check_hostname("web2", linux(), &[], None).is_ok());
+        assert!(check_hostname("Not_A_Host!", linux(), &[], None).is_err());
+        let windows = catalog::OPERATING_SYSTEMS
+            .iter()
+            .find(|o| o.family == "Windows")
+            .unwrap();
+        assert!(check_hostname("fifteen-chars-x", windows, &[], None).is_ok());
+        assert!(check_hostname("sixteen-chars-xx", windows, &[], None).is_err());
     }
 }

@@ -1,113 +1,140 @@
 //! Layer operations: CreateLayer, DescribeLayers, UpdateLayer, DeleteLayer, GetHostnameSuggestion.
 //!
-//! A layer is stored as the document DescribeLayers returns, with its secret attributes in the
-//! clear (later issues hand them to the recipes); [`view`] filters them on the way out.
+//! A layer keeps its secret attributes in the clear (the recipes need them); the wire view
+//! filters them.
 
 use rand::distr::{Alphanumeric, SampleString};
-use serde_json::{Map, Value, json};
+use serde_json::json;
 
-use opsworks_api::{ApiError, FILTERED};
-use opsworks_model::layer::{self, LayerError, LayerType, SECRET_ATTRIBUTES};
-use opsworks_model::{Arn, ResourceKind, catalog, new_id, themes};
-use opsworks_store::{Filter, Kind, Write};
-
-use super::stacks::load_stack;
-use super::{
-    OpResult, Req, apply, at_most_one, check_custom_json, copy_members, filter_secret, list, load,
-    load_all, now, public_view, put, required_str, str_list, str_member,
+use opsworks_api::{ApiError, FILTERED, shapes};
+use opsworks_model::layer::{self, Attributes, LayerError, LayerType};
+use opsworks_model::resource::{
+    CloudWatchLogsConfiguration, Instance, Layer, LifecycleEventConfiguration, RecipeLists, Stack,
+    VolumeConfiguration,
 };
-use crate::App;
+use opsworks_model::{Arn, Kind, ResourceKind, catalog, new_id, themes};
+use opsworks_store::Filter;
 
-/// The length of the passwords generated for db-master, lb and monitoring-master layers.
+use super::{Ctx, OpResult, Reply, capitalized, check_custom_json, wire};
+use crate::core::now;
+
 const GENERATED_PASSWORD_LEN: usize = 24;
 
-/// The layer as the API shows it: every attribute key present (null where unset, as AWS shows
-/// them), secrets filtered, private members dropped.
-pub fn view(doc: Value) -> Value {
-    let mut doc = public_view(doc);
-    let full = layer::full_attributes(doc.get("Attributes").and_then(Value::as_object));
-    doc["Attributes"] = Value::Object(full);
-    for secret in SECRET_ATTRIBUTES {
-        filter_secret(&mut doc, &["Attributes", secret]);
-    }
-    doc
-}
-
-/// Loads a layer or answers `Unable to find layer with ID <id>`.
-pub async fn load_layer(app: &App, id: &str) -> Result<Value, ApiError> {
-    load(app, Kind::Layer, "layer", id).await
-}
-
-/// The type of a stored layer (`custom` for a document without one, which only a hand-edited
-/// database could hold).
-pub fn layer_type(doc: &Value) -> LayerType {
-    doc.get("Type")
-        .and_then(Value::as_str)
-        .and_then(|t| t.parse().ok())
-        .unwrap_or(LayerType::Custom)
-}
-
 fn invalid(e: LayerError) -> ApiError {
-    let msg = e.to_string();
-    let mut c = msg.chars();
-    let msg = c
-        .next()
-        .map(|f| f.to_ascii_uppercase().to_string() + c.as_str())
-        .unwrap_or_default();
-    ApiError::Validation(msg)
+    ApiError::Validation(capitalized(e))
 }
 
-/// Checks the members CreateLayer and UpdateLayer share, for a layer of `layer_type`.
-fn check_layer_members(req: &Req, layer_type: LayerType) -> Result<(), ApiError> {
-    if let Some(name) = str_member(req, "Name") {
+/// A stored value object from its request shape (the two have the same members by construction).
+fn stored<T: serde::Serialize, U: serde::de::DeserializeOwned>(v: &T) -> Result<U, ApiError> {
+    serde_json::to_value(v)
+        .and_then(serde_json::from_value)
+        .map_err(|e| ApiError::Validation(e.to_string()))
+}
+
+/// The members CreateLayer and UpdateLayer share, as one request gives them.
+struct Members {
+    name: Option<String>,
+    shortname: Option<String>,
+    attributes: Option<Attributes>,
+    custom_json: Option<String>,
+    volume_configurations: Option<Vec<VolumeConfiguration>>,
+    cloud_watch_logs_configuration: Option<CloudWatchLogsConfiguration>,
+    lifecycle_event_configuration: Option<LifecycleEventConfiguration>,
+    custom_recipes: Option<RecipeLists>,
+    custom_instance_profile_arn: Option<String>,
+    custom_security_group_ids: Option<Vec<String>>,
+    packages: Option<Vec<String>>,
+    enable_auto_healing: Option<bool>,
+    auto_assign_elastic_ips: Option<bool>,
+    auto_assign_public_ips: Option<bool>,
+    install_updates_on_boot: Option<bool>,
+    use_ebs_optimized_instances: Option<bool>,
+}
+
+macro_rules! members {
+    ($req:expr) => {
+        Members {
+            name: $req.name.clone().into(),
+            shortname: $req.shortname.clone().into(),
+            attributes: $req.attributes.clone(),
+            custom_json: $req.custom_json.clone(),
+            volume_configurations: $req
+                .volume_configurations
+                .as_ref()
+                .map(|v| v.iter().map(stored).collect::<Result<Vec<_>, _>>())
+                .transpose()?,
+            cloud_watch_logs_configuration: $req
+                .cloud_watch_logs_configuration
+                .as_ref()
+                .map(stored)
+                .transpose()?,
+            lifecycle_event_configuration: $req
+                .lifecycle_event_configuration
+                .as_ref()
+                .map(stored)
+                .transpose()?,
+            custom_recipes: $req.custom_recipes.as_ref().map(stored).transpose()?,
+            custom_instance_profile_arn: $req.custom_instance_profile_arn.clone(),
+            custom_security_group_ids: $req.custom_security_group_ids.clone(),
+            packages: $req.packages.clone(),
+            enable_auto_healing: $req.enable_auto_healing,
+            auto_assign_elastic_ips: $req.auto_assign_elastic_ips,
+            auto_assign_public_ips: $req.auto_assign_public_ips,
+            install_updates_on_boot: $req.install_updates_on_boot,
+            use_ebs_optimized_instances: $req.use_ebs_optimized_instances,
+        }
+    };
+}
+
+fn check_members(m: &Members, layer_type: LayerType) -> Result<(), ApiError> {
+    if let Some(name) = m.name.as_deref() {
         layer::check_name(name).map_err(invalid)?;
     }
-    if let Some(short) = str_member(req, "Shortname") {
+    if let Some(short) = m.shortname.as_deref() {
         layer::check_shortname(layer_type, short).map_err(invalid)?;
     }
-    if let Some(attrs) = req.get("Attributes").and_then(Value::as_object) {
+    if let Some(attrs) = &m.attributes {
         // FILTERED echoed back by an update stands for the stored secret, not a new value.
-        let given: Map<String, Value> = attrs
+        let given: Attributes = attrs
             .iter()
-            .filter(|(_, v)| v.as_str() != Some(FILTERED))
+            .filter(|(_, v)| v.as_deref() != Some(FILTERED))
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
-        check_attribute_values(&given)?;
+        layer::check_attributes(LayerType::Custom, &given).map_err(invalid)?;
     }
-    check_custom_json(req)?;
-    if let Some(vols) = req.get("VolumeConfigurations").and_then(Value::as_array) {
+    check_custom_json(m.custom_json.as_deref())?;
+    if let Some(vols) = &m.volume_configurations {
         layer::check_volumes(vols).map_err(invalid)?;
     }
-    if let Some(logs) = req.get("CloudWatchLogsConfiguration") {
+    if let Some(logs) = &m.cloud_watch_logs_configuration {
         layer::check_cloudwatch_logs(logs).map_err(invalid)?;
     }
-    if let Some(t) = req
-        .get("LifecycleEventConfiguration")
-        .and_then(|l| l.pointer("/Shutdown/ExecutionTimeout"))
-        .and_then(Value::as_i64)
+    if let Some(t) = m
+        .lifecycle_event_configuration
+        .as_ref()
+        .and_then(|l| l.shutdown.execution_timeout)
         && t < 0
     {
         return Err(ApiError::Validation(format!(
             "LifecycleEventConfiguration.Shutdown.ExecutionTimeout must not be negative; it is {t}"
         )));
     }
-    if let Some(recipes) = req.get("CustomRecipes").and_then(Value::as_object) {
-        for (event, list) in recipes {
-            for r in list
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(Value::as_str)
-            {
-                if !is_recipe_name(r) {
-                    return Err(ApiError::Validation(format!(
-                        "Invalid recipe '{r}' in CustomRecipes.{event}: expected cookbook or cookbook::recipe"
-                    )));
-                }
+    if let Some(recipes) = &m.custom_recipes {
+        for (event, list) in [
+            ("Setup", &recipes.setup),
+            ("Configure", &recipes.configure),
+            ("Deploy", &recipes.deploy),
+            ("Undeploy", &recipes.undeploy),
+            ("Shutdown", &recipes.shutdown),
+        ] {
+            if let Some(r) = list.iter().find(|r| !is_recipe_name(r)) {
+                return Err(ApiError::Validation(format!(
+                    "Invalid recipe '{r}' in CustomRecipes.{event}: expected cookbook or cookbook::recipe"
+                )));
             }
         }
     }
-    if let Some(arn) = str_member(req, "CustomInstanceProfileArn")
+    if let Some(arn) = m.custom_instance_profile_arn.as_deref()
         && !arn.is_empty()
         && !(arn.starts_with("arn:") && arn.split(':').count() >= 6)
     {
@@ -118,16 +145,6 @@ fn check_layer_members(req: &Req, layer_type: LayerType) -> Result<(), ApiError>
     Ok(())
 }
 
-/// The value checks of [`layer::check_attributes`] that do not depend on the layer's other
-/// attributes (the ECS cluster rule is checked on the merged result).
-fn check_attribute_values(attrs: &Map<String, Value>) -> Result<(), ApiError> {
-    match layer::check_attributes(LayerType::Custom, attrs) {
-        Ok(()) => Ok(()),
-        Err(e) => Err(invalid(e)),
-    }
-}
-
-/// `cookbook` or `cookbook::recipe`, each part of letters, digits, `_`, `-` and `.`.
 fn is_recipe_name(r: &str) -> bool {
     let part = |p: &str| {
         !p.is_empty()
@@ -140,40 +157,35 @@ fn is_recipe_name(r: &str) -> bool {
     }
 }
 
-/// Refuses a second built-in layer of the same type, or a name or short name already used by
-/// another layer of the stack (`except` is the layer being updated).
 fn check_unique(
-    layers: &[Value],
+    layers: &[Layer],
     except: Option<&str>,
     new_type: Option<LayerType>,
     name: Option<&str>,
     shortname: Option<&str>,
 ) -> Result<(), ApiError> {
     for other in layers {
-        if except.is_some() && other.get("LayerId").and_then(Value::as_str) == except {
+        if except == Some(other.layer_id.as_str()) {
             continue;
         }
         if let Some(t) = new_type
             && t.is_builtin()
-            && layer_type(other) == t
+            && other.r#type == t
         {
             return Err(ApiError::Validation(format!(
                 "The stack already has a {t} layer ({}); a stack can have only one layer of each built-in type",
-                other
-                    .get("LayerId")
-                    .and_then(Value::as_str)
-                    .unwrap_or_default()
+                other.layer_id
             )));
         }
         if let Some(n) = name
-            && other.get("Name").and_then(Value::as_str) == Some(n)
+            && other.name == n
         {
             return Err(ApiError::Validation(format!(
                 "There is already a layer named '{n}' in this stack"
             )));
         }
         if let Some(s) = shortname
-            && other.get("Shortname").and_then(Value::as_str) == Some(s)
+            && other.shortname == s
         {
             return Err(ApiError::Validation(format!(
                 "There is already a layer with the short name '{s}' in this stack"
@@ -183,46 +195,16 @@ fn check_unique(
     Ok(())
 }
 
-/// Completes the nested members a request may give in part: the five events of `CustomRecipes`
-/// and the Shutdown settings of `LifecycleEventConfiguration`.
-fn normalize(doc: &mut Map<String, Value>) {
-    let mut recipes = doc
-        .get("CustomRecipes")
-        .and_then(Value::as_object)
-        .cloned()
-        .unwrap_or_default();
-    for event in ["Setup", "Configure", "Deploy", "Undeploy", "Shutdown"] {
-        recipes.entry(event).or_insert(json!([]));
-    }
-    doc.insert("CustomRecipes".into(), Value::Object(recipes));
-    let mut shutdown = doc
-        .get("LifecycleEventConfiguration")
-        .and_then(|l| l.get("Shutdown"))
-        .and_then(Value::as_object)
-        .cloned()
-        .unwrap_or_default();
-    shutdown
-        .entry("ExecutionTimeout")
-        .or_insert(json!(layer::DEFAULT_SHUTDOWN_TIMEOUT_SECS));
-    shutdown
-        .entry("DelayUntilElbConnectionsDrained")
-        .or_insert(json!(false));
-    doc.insert(
-        "LifecycleEventConfiguration".into(),
-        json!({ "Shutdown": shutdown }),
-    );
-}
-
-/// Applies the request's `Attributes` to `current`: given keys replace stored ones, null or empty
-/// clears them, FILTERED keeps the stored secret. Then generates the secret the type needs.
+/// Merges given attributes into `current`: a value replaces, empty or null removes, FILTERED keeps
+/// the stored secret; a secret the type needs and lacks is generated.
 fn merge_attributes(
     layer_type: LayerType,
-    current: &Map<String, Value>,
-    given: Option<&Map<String, Value>>,
-) -> Map<String, Value> {
+    current: &Attributes,
+    given: Option<&Attributes>,
+) -> Attributes {
     let mut attrs = current.clone();
     for (k, v) in given.into_iter().flatten() {
-        match v.as_str() {
+        match v.as_deref() {
             Some(FILTERED) => {}
             Some(s) if !s.is_empty() => {
                 attrs.insert(k.clone(), v.clone());
@@ -235,249 +217,209 @@ fn merge_attributes(
     if let Some(key) = layer_type.generated_secret(&attrs) {
         attrs.insert(
             key.into(),
-            json!(Alphanumeric.sample_string(&mut rand::rng(), GENERATED_PASSWORD_LEN)),
+            Some(Alphanumeric.sample_string(&mut rand::rng(), GENERATED_PASSWORD_LEN)),
         );
     }
     attrs
 }
 
-/// CreateLayer: any of the 12 types; one layer per built-in type and unique names per stack.
-pub async fn create_layer(app: &App, req: Req) -> OpResult {
-    let stack_id = required_str(&req, "StackId")?.to_string();
-    let layer_type: LayerType = required_str(&req, "Type")?.parse().map_err(invalid)?;
-    let name = required_str(&req, "Name")?.to_string();
-    let shortname = required_str(&req, "Shortname")?.to_string();
-    check_layer_members(&req, layer_type)?;
+/// Applies the members given (attributes apart) to `layer`.
+fn apply_members(layer: &mut Layer, m: Members) {
+    if let Some(v) = m.name {
+        layer.name = v;
+    }
+    if let Some(v) = m.shortname {
+        layer.shortname = v;
+    }
+    if m.custom_json.is_some() {
+        layer.custom_json = m.custom_json;
+    }
+    if let Some(v) = m.volume_configurations {
+        layer.volume_configurations = v;
+    }
+    if m.cloud_watch_logs_configuration.is_some() {
+        layer.cloud_watch_logs_configuration = m.cloud_watch_logs_configuration;
+    }
+    if let Some(l) = m.lifecycle_event_configuration {
+        // A Shutdown section given without one of its members keeps the default of it.
+        let defaults = LifecycleEventConfiguration::default().shutdown;
+        layer
+            .lifecycle_event_configuration
+            .shutdown
+            .execution_timeout = l.shutdown.execution_timeout.or(defaults.execution_timeout);
+        layer
+            .lifecycle_event_configuration
+            .shutdown
+            .delay_until_elb_connections_drained = l
+            .shutdown
+            .delay_until_elb_connections_drained
+            .or(defaults.delay_until_elb_connections_drained);
+    }
+    if let Some(v) = m.custom_recipes {
+        layer.custom_recipes = v;
+    }
+    if m.custom_instance_profile_arn.is_some() {
+        layer.custom_instance_profile_arn = m.custom_instance_profile_arn;
+    }
+    if let Some(v) = m.custom_security_group_ids {
+        layer.custom_security_group_ids = v;
+    }
+    if let Some(v) = m.packages {
+        layer.packages = v;
+    }
+    macro_rules! flags {
+        ($($f:ident),*) => {$( if let Some(v) = m.$f { layer.$f = v; } )*};
+    }
+    flags!(
+        enable_auto_healing,
+        auto_assign_elastic_ips,
+        auto_assign_public_ips,
+        install_updates_on_boot,
+        use_ebs_optimized_instances
+    );
+}
 
-    let _guard = app.write_lock().await;
-    let stack = load_stack(app, &stack_id).await?;
-    let layers = list(app, Kind::Layer, Filter::Stack(&stack_id)).await?;
+/// CreateLayer.
+pub async fn create_layer(cx: Ctx<'_>, req: shapes::CreateLayerRequest) -> OpResult {
+    let layer_type: LayerType = req.r#type.parse().map_err(invalid)?;
+    if req.name.trim().is_empty() {
+        return Err(ApiError::Validation("Name must not be empty".into()));
+    }
+    let m = members!(req);
+    check_members(&m, layer_type)?;
+    let mut w = cx.core.write().await?;
+    let stack: Stack = w.get(&req.stack_id).await?;
+    let layers: Vec<Layer> = w.list(Filter::Stack(&req.stack_id)).await?;
     check_unique(
         &layers,
         None,
         Some(layer_type),
-        Some(&name),
-        Some(&shortname),
+        Some(&req.name),
+        Some(&req.shortname),
     )?;
-
     let id = new_id();
-    let region = stack
-        .get("Region")
-        .and_then(Value::as_str)
-        .unwrap_or(app.region());
-    let mut doc = layer_type.defaults();
-    copy_members(
-        &req,
-        &mut doc,
-        "Layer",
-        &[
-            "LayerId",
-            "StackId",
-            "Arn",
-            "CreatedAt",
-            "Type",
-            "DefaultRecipes",
-            "DefaultSecurityGroupNames",
-            "Attributes",
-        ],
-    );
-    normalize(&mut doc);
-    let defaults: Map<String, Value> = layer_type
+    let arn = Arn::new(
+        &stack.region,
+        cx.core.account_id(),
+        ResourceKind::Layer,
+        &id,
+    )
+    .to_string();
+    let mut layer = Layer::with_defaults(layer_type, id.clone(), req.stack_id.clone(), arn, now());
+    let given_attributes = m.attributes.clone();
+    apply_members(&mut layer, m);
+    let defaults: Attributes = layer_type
         .default_attributes()
         .iter()
-        .map(|(k, v)| (k.to_string(), json!(v)))
+        .map(|(k, v)| (k.to_string(), Some(v.to_string())))
         .collect();
-    let attrs = merge_attributes(
-        layer_type,
-        &defaults,
-        req.get("Attributes").and_then(Value::as_object),
-    );
-    layer::check_attributes(layer_type, &attrs).map_err(invalid)?;
-    doc.insert("Attributes".into(), Value::Object(attrs));
-    doc.insert("LayerId".into(), json!(id));
-    doc.insert("StackId".into(), json!(stack_id));
-    doc.insert(
-        "Arn".into(),
-        json!(Arn::new(region, app.account_id(), ResourceKind::Layer, &id).to_string()),
-    );
-    doc.insert("CreatedAt".into(), json!(now()));
-    apply(
-        app,
-        vec![put(Kind::Layer, &id, &stack_id, None, Value::Object(doc))],
-    )
-    .await?;
-    Ok(json!({ "LayerId": id }))
+    layer.attributes = merge_attributes(layer_type, &defaults, given_attributes.as_ref());
+    layer::check_attributes(layer_type, &layer.attributes).map_err(invalid)?;
+    w.put(&layer).await?;
+    w.commit().await?;
+    Reply::json(&json!({ "LayerId": id }))
 }
 
-/// DescribeLayers: the layers of one stack, or the layers named (each must exist).
-pub async fn describe_layers(app: &App, req: Req) -> OpResult {
-    let layers = match at_most_one(&req, &["StackId", "LayerIds"]) {
-        Ok(Some("StackId")) => {
-            let id = required_str(&req, "StackId")?;
-            load_stack(app, id).await?;
-            list(app, Kind::Layer, Filter::Stack(id)).await?
+/// DescribeLayers: the layers of a stack, or those named.
+pub async fn describe_layers(cx: Ctx<'_>, req: shapes::DescribeLayersRequest) -> OpResult {
+    let layers = match (req.stack_id.as_deref(), req.layer_ids.as_deref()) {
+        (Some(id), None) => {
+            cx.core.get::<Stack>(id).await?;
+            cx.core.list::<Layer>(Filter::Stack(id)).await?
         }
-        Ok(Some(_)) => {
-            load_all(
-                app,
-                Kind::Layer,
-                "layer",
-                &str_list(&req, "LayerIds").unwrap_or_default(),
-            )
-            .await?
-        }
-        Ok(None) | Err(_) => {
+        (None, Some(ids)) => cx.core.get_all::<Layer>(ids).await?,
+        _ => {
             return Err(ApiError::Validation(
                 "Please provide one or more layer IDs or a stack ID".into(),
             ));
         }
     };
-    Ok(json!({ "Layers": layers.into_iter().map(view).collect::<Vec<_>>() }))
+    Ok(Reply::list(
+        "Layers",
+        layers
+            .iter()
+            .map(|l| l.wire(|l| wire::bytes(&wire::layer(l)))),
+    ))
 }
 
-/// UpdateLayer: changes the members given. The type cannot change, nor a built-in layer's short
-/// name; an attribute echoed back as FILTERED keeps its stored secret.
-pub async fn update_layer(app: &App, req: Req) -> OpResult {
-    let id = required_str(&req, "LayerId")?.to_string();
-    let _guard = app.write_lock().await;
-    let old = load_layer(app, &id).await?;
-    let layer_type = layer_type(&old);
-    check_layer_members(&req, layer_type)?;
-    let stack_id = old
-        .get("StackId")
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-        .to_string();
-    let layers = list(app, Kind::Layer, Filter::Stack(&stack_id)).await?;
+/// UpdateLayer: the members given replace the stored ones; attributes merge key by key.
+pub async fn update_layer(cx: Ctx<'_>, req: shapes::UpdateLayerRequest) -> OpResult {
+    let mut w = cx.core.write().await?;
+    let mut layer: Layer = w.get(&req.layer_id).await?;
+    let layer_type = layer.r#type;
+    let m = members!(req);
+    check_members(&m, layer_type)?;
+    let layers: Vec<Layer> = w.list(Filter::Stack(&layer.stack_id)).await?;
     check_unique(
         &layers,
-        Some(&id),
+        Some(&req.layer_id),
         None,
-        str_member(&req, "Name"),
-        str_member(&req, "Shortname"),
+        req.name.as_deref(),
+        req.shortname.as_deref(),
     )?;
-
-    let mut doc = old.as_object().cloned().unwrap_or_default();
-    copy_members(
-        &req,
-        &mut doc,
-        "UpdateLayerRequest",
-        &["LayerId", "Attributes"],
-    );
-    normalize(&mut doc);
-    let current = old
-        .get("Attributes")
-        .and_then(Value::as_object)
-        .cloned()
-        .unwrap_or_default();
-    let attrs = merge_attributes(
-        layer_type,
-        &current,
-        req.get("Attributes").and_then(Value::as_object),
-    );
-    layer::check_attributes(layer_type, &attrs).map_err(invalid)?;
-    doc.insert("Attributes".into(), Value::Object(attrs));
-    apply(
-        app,
-        vec![put(Kind::Layer, &id, &stack_id, None, Value::Object(doc))],
-    )
-    .await?;
-    Ok(json!({}))
+    let given_attributes = m.attributes.clone();
+    apply_members(&mut layer, m);
+    layer.attributes = merge_attributes(layer_type, &layer.attributes, given_attributes.as_ref());
+    layer::check_attributes(layer_type, &layer.attributes).map_err(invalid)?;
+    w.put(&layer).await?;
+    w.commit().await?;
+    Ok(Reply::empty())
 }
 
-/// DeleteLayer: refused while any instance belongs to the layer. Its tags go with it.
-pub async fn delete_layer(app: &App, req: Req) -> OpResult {
-    let id = required_str(&req, "LayerId")?.to_string();
-    let _guard = app.write_lock().await;
-    let doc = load_layer(app, &id).await?;
-    let stack_id = doc
-        .get("StackId")
-        .and_then(Value::as_str)
-        .unwrap_or_default();
-    let members = instances_of(
-        &list(app, Kind::Instance, Filter::Stack(stack_id)).await?,
-        &id,
-    )
-    .len();
+/// DeleteLayer: only a layer without instances; its tags go with it.
+pub async fn delete_layer(cx: Ctx<'_>, req: shapes::DeleteLayerRequest) -> OpResult {
+    let id = req.layer_id;
+    let mut w = cx.core.write().await?;
+    let layer: Layer = w.get(&id).await?;
+    let instances: Vec<Instance> = w.list(Filter::Stack(&layer.stack_id)).await?;
+    let members = instances.iter().filter(|i| i.in_layer(&id)).count();
     if members > 0 {
         return Err(ApiError::Validation(format!(
             "Cannot delete a layer with instances: layer {id} has {members} instance(s); stop and delete them first"
         )));
     }
-    let mut writes = vec![Write::Delete {
-        kind: Kind::Layer,
-        id: id.clone(),
-    }];
-    if let Some(arn) = doc.get("Arn").and_then(Value::as_str) {
-        writes.push(Write::Delete {
-            kind: Kind::Tags,
-            id: arn.to_string(),
-        });
-    }
-    apply(app, writes).await?;
-    Ok(json!({}))
-}
-
-/// The instances (of one stack's list) that belong to layer `layer_id`.
-pub fn instances_of<'a>(instances: &'a [Value], layer_id: &str) -> Vec<&'a Value> {
-    instances
-        .iter()
-        .filter(|i| {
-            i.get("LayerIds")
-                .and_then(Value::as_array)
-                .is_some_and(|ids| ids.iter().any(|l| l.as_str() == Some(layer_id)))
-        })
-        .collect()
+    w.delete(Kind::Layer, &id).await?;
+    w.delete(Kind::Tags, &layer.arn).await?;
+    w.commit().await?;
+    Ok(Reply::empty())
 }
 
 /// The next free hostname of the stack's theme for an instance of `layer`, given the stack's
 /// instances.
-pub fn suggest_hostname(
-    stack: &Value,
-    layer: &Value,
-    instances: &[Value],
+pub fn suggest_hostname<I: std::ops::Deref<Target = Instance>>(
+    stack: &Stack,
+    layer: &Layer,
+    instances: &[I],
 ) -> Result<String, ApiError> {
-    let theme = stack
-        .get("HostnameTheme")
-        .and_then(Value::as_str)
-        .unwrap_or(themes::LAYER_DEPENDENT);
-    let shortname = layer
-        .get("Shortname")
-        .and_then(Value::as_str)
-        .unwrap_or_default();
-    let taken: Vec<&str> = instances
-        .iter()
-        .filter_map(|i| i.get("Hostname").and_then(Value::as_str))
-        .collect();
-    let windows = stack
-        .get("DefaultOs")
-        .and_then(Value::as_str)
-        .and_then(catalog::operating_system)
-        .is_some_and(|os| os.family == "Windows");
+    let taken: Vec<&str> = instances.iter().map(|i| i.hostname.as_str()).collect();
+    let windows =
+        catalog::operating_system(&stack.default_os).is_some_and(|os| os.family == "Windows");
     let max = if windows {
         themes::MAX_WINDOWS_HOSTNAME_LEN
     } else {
         themes::MAX_HOSTNAME_LEN
     };
-    themes::suggest_within(theme, shortname, &taken, max).ok_or_else(|| {
+    themes::suggest_within(&stack.hostname_theme, &layer.shortname, &taken, max).ok_or_else(|| {
         ApiError::Validation(format!(
-            "The stack's HostnameTheme {theme} is not a hostname theme"
+            "The stack's HostnameTheme {} is not a hostname theme",
+            stack.hostname_theme
         ))
     })
 }
 
 /// GetHostnameSuggestion: the next hostname of the stack's theme not yet used in the stack.
-pub async fn get_hostname_suggestion(app: &App, req: Req) -> OpResult {
-    let id = required_str(&req, "LayerId")?;
-    let layer = load_layer(app, id).await?;
-    let stack_id = layer
-        .get("StackId")
-        .and_then(Value::as_str)
-        .unwrap_or_default();
-    let stack = load_stack(app, stack_id).await?;
-    let instances = list(app, Kind::Instance, Filter::Stack(stack_id)).await?;
+pub async fn get_hostname_suggestion(
+    cx: Ctx<'_>,
+    req: shapes::GetHostnameSuggestionRequest,
+) -> OpResult {
+    let layer = cx.core.get::<Layer>(&req.layer_id).await?;
+    let stack = cx.core.get::<Stack>(&layer.stack_id).await?;
+    let instances = cx
+        .core
+        .list::<Instance>(Filter::Stack(&layer.stack_id))
+        .await?;
     let hostname = suggest_hostname(&stack, &layer, &instances)?;
-    Ok(json!({ "LayerId": id, "Hostname": hostname }))
+    Reply::json(&json!({ "LayerId": req.layer_id, "Hostname": hostname }))
 }
 
 #[cfg(test)]
@@ -485,35 +427,28 @@ mod tests {
     use super::*;
 
     #[test]
-    fn view_filters_secrets_and_lists_every_attribute() {
-        let doc = json!({
-            "LayerId": "l", "_private": 1,
-            "Attributes": {"MysqlRootPassword": "s3cret", "HaproxyStatsUser": "opsworks", "GangliaPassword": ""},
-        });
-        let v = view(doc);
-        assert_eq!(v["Attributes"]["MysqlRootPassword"], json!(FILTERED));
-        assert_eq!(v["Attributes"]["HaproxyStatsUser"], json!("opsworks"));
-        assert_eq!(v["Attributes"]["GangliaPassword"], json!(""));
-        assert_eq!(v["Attributes"]["RubyVersion"], Value::Null);
-        assert!(v.get("_private").is_none());
-    }
-
-    #[test]
     fn attributes_merge_keeps_filtered_secrets_and_generates_missing_ones() {
-        let current = json!({"MysqlRootPassword": "old", "MysqlRootPasswordUbiquitous": "true"});
-        let given = json!({"MysqlRootPassword": FILTERED, "MysqlRootPasswordUbiquitous": null});
-        let merged = merge_attributes(
-            LayerType::DbMaster,
-            current.as_object().unwrap(),
-            given.as_object(),
-        );
-        assert_eq!(merged.get("MysqlRootPassword"), Some(&json!("old")));
+        let current: Attributes = [
+            ("MysqlRootPassword".to_string(), Some("old".to_string())),
+            (
+                "MysqlRootPasswordUbiquitous".to_string(),
+                Some("true".to_string()),
+            ),
+        ]
+        .into();
+        let given: Attributes = [
+            ("MysqlRootPassword".to_string(), Some(FILTERED.to_string())),
+            ("MysqlRootPasswordUbiquitous".to_string(), None),
+        ]
+        .into();
+        let merged = merge_attributes(LayerType::DbMaster, &current, Some(&given));
+        assert_eq!(merged["MysqlRootPassword"].as_deref(), Some("old"));
         assert!(!merged.contains_key("MysqlRootPasswordUbiquitous"));
-        let fresh = merge_attributes(LayerType::DbMaster, &Map::new(), None);
-        let pw = fresh["MysqlRootPassword"].as_str().unwrap();
+        let fresh = merge_attributes(LayerType::DbMaster, &Attributes::new(), None);
+        let pw = fresh["MysqlRootPassword"].clone().unwrap();
         assert_eq!(pw.len(), GENERATED_PASSWORD_LEN);
         assert!(pw.chars().all(|c| c.is_ascii_alphanumeric()));
-        let other = merge_attributes(LayerType::DbMaster, &Map::new(), None);
+        let other = merge_attributes(LayerType::DbMaster, &Attributes::new(), None);
         assert_ne!(other["MysqlRootPassword"], fresh["MysqlRootPassword"]);
     }
 
@@ -526,57 +461,5 @@ mod tests {
         assert!(!is_recipe_name("::x"));
         assert!(!is_recipe_name("rm -rf"));
         assert!(!is_recipe_name(""));
-    }
-
-    #[test]
-    fn uniqueness_rules() {
-        let layers = vec![
-            json!({"LayerId": "a", "Type": "lb", "Name": "LB", "Shortname": "lb"}),
-            json!({"LayerId": "b", "Type": "custom", "Name": "Workers", "Shortname": "workers"}),
-        ];
-        assert!(check_unique(&layers, None, Some(LayerType::Lb), Some("LB2"), Some("lb")).is_err());
-        assert!(
-            check_unique(
-                &layers,
-                None,
-                Some(LayerType::Custom),
-                Some("W2"),
-                Some("w2")
-            )
-            .is_ok()
-        );
-        assert!(
-            check_unique(
-                &layers,
-                None,
-                Some(LayerType::Custom),
-                Some("Workers"),
-                Some("w2")
-            )
-            .is_err()
-        );
-        assert!(
-            check_unique(
-                &layers,
-                None,
-                Some(LayerType::Custom),
-                Some("W2"),
-                Some("workers")
-            )
-            .is_err()
-        );
-        // A layer does not clash with itself.
-        assert!(check_unique(&layers, Some("b"), None, Some("Workers"), Some("workers")).is_ok());
-    }
-
-    #[test]
-    fn membership() {
-        let insts = vec![
-            json!({"InstanceId": "1", "LayerIds": ["a", "b"]}),
-            json!({"InstanceId": "2", "LayerIds": ["b"]}),
-        ];
-        assert_eq!(instances_of(&insts, "a").len(), 1);
-        assert_eq!(instances_of(&insts, "b").len(), 2);
-        assert!(instances_of(&insts, "c").is_empty());
     }
 }

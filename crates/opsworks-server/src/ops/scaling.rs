@@ -1,166 +1,167 @@
 //! Scaling operations: SetTimeBasedAutoScaling, DescribeTimeBasedAutoScaling,
 //! SetLoadBasedAutoScaling, DescribeLoadBasedAutoScaling.
 //!
-//! The settings live on the documents they belong to, as private members the API views strip:
-//! an instance's weekly schedule in `_AutoScalingSchedule`, a layer's load configuration in
-//! `_LoadBasedAutoScaling`. The decisions that act on them are in `opsworks_model::scaling`.
+//! The settings live on the resources they belong to, as private members the wire views leave
+//! out: an instance's weekly schedule, a layer's load configuration. The decisions that act on
+//! them are in `opsworks_model::scaling`, carried out by `core::scheduler`.
 
-use serde_json::{Map, Value, json};
+use std::collections::BTreeMap;
 
-use opsworks_api::ApiError;
-use opsworks_model::scaling::{LoadConfig, WeeklySchedule, default_config_json, merge_config};
-use opsworks_store::Kind;
+use serde_json::json;
 
-use super::doc_str as str_of;
-use super::instances::load_instance;
-use super::layers::load_layer;
-use super::{OpResult, Req, apply, load_all, put, required_str, str_list};
-use crate::App;
+use opsworks_api::{ApiError, shapes};
+use opsworks_model::resource::{
+    AutoScalingType, Instance, Layer, LoadBasedScaling, ScalingThresholds,
+};
+use opsworks_model::scaling::{LoadConfig, WeeklySchedule, default_config_json};
 
-/// The private member of an instance document that holds its weekly schedule.
-pub const SCHEDULE_MEMBER: &str = "_AutoScalingSchedule";
+use super::{Ctx, OpResult, Reply};
 
-/// The private member of a layer document that holds its load-based configuration.
-pub const LOAD_MEMBER: &str = "_LoadBasedAutoScaling";
-
-/// The stored schedule of an instance (`{}`, every hour off, when it was never given one).
-pub fn stored_schedule(doc: &Value) -> Value {
-    doc.get(SCHEDULE_MEMBER)
-        .filter(|v| v.is_object())
-        .cloned()
-        .unwrap_or_else(|| json!({}))
+/// The configuration of a layer never configured: disabled, with the console's defaults.
+fn default_config() -> LoadBasedScaling {
+    // The defaults are this crate's own constant document: they always read as the type.
+    serde_json::from_value(default_config_json()).unwrap_or_default()
 }
 
-/// The stored load-based configuration of a layer, or the defaults of one never configured.
-pub fn stored_load_config(doc: &Value) -> Value {
-    doc.get(LOAD_MEMBER)
-        .filter(|v| v.is_object())
-        .cloned()
-        .unwrap_or_else(default_config_json)
-}
-
-/// Orders `docs` as `ids` asks (the store lists in insertion order); every id is present, as
-/// `load_all` has checked.
-fn in_request_order(docs: Vec<Value>, ids: &[String], id_member: &str) -> Vec<Value> {
-    ids.iter()
-        .filter_map(|id| docs.iter().find(|d| str_of(d, id_member) == id).cloned())
-        .collect()
+/// The weekday members of the API's schedule, in its spelling.
+fn schedule_days(
+    s: shapes::WeeklyAutoScalingSchedule,
+) -> [(&'static str, Option<BTreeMap<String, Option<String>>>); 7] {
+    [
+        ("Monday", s.monday),
+        ("Tuesday", s.tuesday),
+        ("Wednesday", s.wednesday),
+        ("Thursday", s.thursday),
+        ("Friday", s.friday),
+        ("Saturday", s.saturday),
+        ("Sunday", s.sunday),
+    ]
 }
 
 /// SetTimeBasedAutoScaling: replaces a `timer` instance's weekly schedule. A request without
 /// `AutoScalingSchedule` clears it (every hour off).
-pub async fn set_time_based_auto_scaling(app: &App, req: Req) -> OpResult {
-    let id = required_str(&req, "InstanceId")?.to_string();
-    let schedule = match req.get("AutoScalingSchedule").filter(|v| !v.is_null()) {
-        Some(v) => {
-            WeeklySchedule::parse(v).map_err(|e| ApiError::Validation(e.to_string()))?;
+pub async fn set_time_based_auto_scaling(
+    cx: Ctx<'_>,
+    req: shapes::SetTimeBasedAutoScalingRequest,
+) -> OpResult {
+    let mut days: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
+    if let Some(schedule) = req.auto_scaling_schedule {
+        for (day, hours) in schedule_days(schedule) {
             // Days given as null carry nothing; keep the stored form as AWS echoes it.
-            let days: Map<String, Value> = v
-                .as_object()
-                .map(|m| {
-                    m.iter()
-                        .filter(|(_, h)| !h.is_null())
-                        .map(|(k, h)| (k.clone(), h.clone()))
-                        .collect()
-                })
-                .unwrap_or_default();
-            Value::Object(days)
+            let Some(hours) = hours else { continue };
+            let mut kept = BTreeMap::new();
+            for (hour, switch) in hours {
+                let switch = switch.ok_or_else(|| {
+                    ApiError::Validation(format!(
+                        "AutoScalingSchedule.{day}.{hour} must be \"on\" or \"off\""
+                    ))
+                })?;
+                kept.insert(hour, switch);
+            }
+            days.insert(day.to_string(), kept);
         }
-        None => json!({}),
-    };
-    let _guard = app.write_lock().await;
-    let old = load_instance(app, &id).await?;
-    let scaling_type = old
-        .get("AutoScalingType")
-        .and_then(Value::as_str)
-        .unwrap_or("24/7");
-    if scaling_type != "timer" {
+        WeeklySchedule::from_record(&days).map_err(|e| ApiError::Validation(e.to_string()))?;
+    }
+    let mut w = cx.core.write().await?;
+    let mut inst: Instance = w.get(&req.instance_id).await?;
+    if inst.auto_scaling_type != Some(AutoScalingType::Timer) {
+        let kind = inst.auto_scaling_type.map_or("24/7", |t| t.as_str());
         return Err(ApiError::Validation(format!(
-            "Instance {id} is not a time-based instance (its AutoScalingType is {scaling_type}); \
-             only instances created with AutoScalingType timer take a schedule"
+            "Instance {} is not a time-based instance (its AutoScalingType is {kind}); \
+             only instances created with AutoScalingType timer take a schedule",
+            req.instance_id
         )));
     }
-    let stack_id = str_of(&old, "StackId").to_string();
-    let mut doc = old.as_object().cloned().unwrap_or_default();
-    doc.insert(SCHEDULE_MEMBER.into(), schedule);
-    apply(
-        app,
-        vec![put(
-            Kind::Instance,
-            &id,
-            &stack_id,
-            None,
-            Value::Object(doc),
-        )],
-    )
-    .await?;
-    Ok(json!({}))
+    inst.auto_scaling_schedule = Some(days);
+    w.put(&inst).await?;
+    w.commit().await?;
+    Ok(Reply::empty())
 }
 
 /// DescribeTimeBasedAutoScaling: the schedule of each instance named, in the order named; an
 /// instance never given one shows an empty schedule.
-pub async fn describe_time_based_auto_scaling(app: &App, req: Req) -> OpResult {
-    let ids = str_list(&req, "InstanceIds").unwrap_or_default();
-    let docs = load_all(app, Kind::Instance, "instance", &ids).await?;
-    let configs: Vec<Value> = in_request_order(docs, &ids, "InstanceId")
+pub async fn describe_time_based_auto_scaling(
+    cx: Ctx<'_>,
+    req: shapes::DescribeTimeBasedAutoScalingRequest,
+) -> OpResult {
+    let instances = cx.core.get_all::<Instance>(&req.instance_ids).await?;
+    let configs: Vec<_> = instances
         .iter()
-        .map(|d| {
+        .map(|i| {
             json!({
-                "InstanceId": str_of(d, "InstanceId"),
-                "AutoScalingSchedule": stored_schedule(d),
+                "InstanceId": i.instance_id,
+                "AutoScalingSchedule": i.auto_scaling_schedule.clone().unwrap_or_default(),
             })
         })
         .collect();
-    Ok(json!({ "TimeBasedAutoScalingConfigurations": configs }))
+    Reply::json(&json!({ "TimeBasedAutoScalingConfigurations": configs }))
+}
+
+/// Each member a request gives replaces that member only, so a call that sets one threshold keeps
+/// the others.
+fn merge(stored: &mut ScalingThresholds, given: Option<shapes::AutoScalingThresholds>) {
+    let Some(g) = given else { return };
+    macro_rules! take {
+        ($($f:ident),*) => {$( if g.$f.is_some() { stored.$f = g.$f; } )*};
+    }
+    take!(
+        instance_count,
+        thresholds_wait_time,
+        ignore_metrics_time,
+        cpu_threshold,
+        memory_threshold,
+        load_threshold,
+        alarms
+    );
 }
 
 /// SetLoadBasedAutoScaling: merges the request into the layer's stored configuration (members
 /// not given keep their values) and stores the result once it validates as a whole.
-pub async fn set_load_based_auto_scaling(app: &App, req: Req) -> OpResult {
-    let id = required_str(&req, "LayerId")?.to_string();
-    let _guard = app.write_lock().await;
-    let old = load_layer(app, &id).await?;
-    let merged = merge_config(&stored_load_config(&old), &req);
-    LoadConfig::from_json(&merged).map_err(|e| ApiError::Validation(e.to_string()))?;
-    let stack_id = str_of(&old, "StackId").to_string();
-    let mut doc = old.as_object().cloned().unwrap_or_default();
-    doc.insert(LOAD_MEMBER.into(), merged);
-    apply(
-        app,
-        vec![put(Kind::Layer, &id, &stack_id, None, Value::Object(doc))],
-    )
-    .await?;
-    Ok(json!({}))
+pub async fn set_load_based_auto_scaling(
+    cx: Ctx<'_>,
+    req: shapes::SetLoadBasedAutoScalingRequest,
+) -> OpResult {
+    let mut w = cx.core.write().await?;
+    let mut layer: Layer = w.get(&req.layer_id).await?;
+    let mut config = layer
+        .load_based_auto_scaling
+        .clone()
+        .unwrap_or_else(default_config);
+    if let Some(e) = req.enable {
+        config.enable = e;
+    }
+    merge(&mut config.up_scaling, req.up_scaling);
+    merge(&mut config.down_scaling, req.down_scaling);
+    LoadConfig::from_record(&config).map_err(|e| ApiError::Validation(e.to_string()))?;
+    layer.load_based_auto_scaling = Some(config);
+    w.put(&layer).await?;
+    w.commit().await?;
+    Ok(Reply::empty())
 }
 
 /// DescribeLoadBasedAutoScaling: the configuration of each layer named, in the order named; a
 /// layer never configured shows the disabled defaults.
-pub async fn describe_load_based_auto_scaling(app: &App, req: Req) -> OpResult {
-    let ids = str_list(&req, "LayerIds").unwrap_or_default();
-    let docs = load_all(app, Kind::Layer, "layer", &ids).await?;
-    let configs: Vec<Value> = in_request_order(docs, &ids, "LayerId")
+pub async fn describe_load_based_auto_scaling(
+    cx: Ctx<'_>,
+    req: shapes::DescribeLoadBasedAutoScalingRequest,
+) -> OpResult {
+    let layers = cx.core.get_all::<Layer>(&req.layer_ids).await?;
+    let configs: Vec<_> = layers
         .iter()
-        .map(|d| load_view(str_of(d, "LayerId"), &stored_load_config(d)))
+        .map(|l| {
+            let c = l
+                .load_based_auto_scaling
+                .clone()
+                .unwrap_or_else(default_config);
+            json!({
+                "LayerId": l.layer_id,
+                "Enable": c.enable,
+                "UpScaling": c.up_scaling,
+                "DownScaling": c.down_scaling,
+            })
+        })
         .collect();
-    Ok(json!({ "LoadBasedAutoScalingConfigurations": configs }))
-}
-
-/// The API's `LoadBasedAutoScalingConfiguration` of a layer from its stored configuration.
-fn load_view(layer_id: &str, config: &Value) -> Value {
-    let defaults = default_config_json();
-    let member = |name: &str| {
-        config
-            .get(name)
-            .filter(|v| !v.is_null())
-            .cloned()
-            .unwrap_or_else(|| defaults[name].clone())
-    };
-    json!({
-        "LayerId": layer_id,
-        "Enable": member("Enable"),
-        "UpScaling": member("UpScaling"),
-        "DownScaling": member("DownScaling"),
-    })
+    Reply::json(&json!({ "LoadBasedAutoScalingConfigurations": configs }))
 }
 
 #[cfg(test)]
@@ -168,33 +169,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn never_configured_layer_shows_disabled_defaults() {
-        let v = load_view("l1", &stored_load_config(&json!({"LayerId": "l1"})));
-        assert_eq!(v["LayerId"], json!("l1"));
-        assert_eq!(v["Enable"], json!(false));
-        assert_eq!(v["UpScaling"]["CpuThreshold"], json!(80.0));
-        assert_eq!(v["DownScaling"]["ThresholdsWaitTime"], json!(10));
-    }
-
-    #[test]
-    fn stored_members_win_and_are_not_in_the_public_view() {
-        let doc = json!({
-            "LayerId": "l1",
-            LOAD_MEMBER: {"Enable": true, "UpScaling": {"CpuThreshold": 50}},
-        });
-        let v = load_view("l1", &stored_load_config(&doc));
-        assert_eq!(v["Enable"], json!(true));
-        assert_eq!(v["UpScaling"], json!({"CpuThreshold": 50}));
-        assert_eq!(v["DownScaling"], default_config_json()["DownScaling"]);
-        assert!(super::super::public_view(doc).get(LOAD_MEMBER).is_none());
-    }
-
-    #[test]
-    fn schedule_defaults_to_empty_and_order_follows_the_request() {
-        assert_eq!(stored_schedule(&json!({"InstanceId": "i"})), json!({}));
-        let docs = vec![json!({"InstanceId": "a"}), json!({"InstanceId": "b"})];
-        let ordered = in_request_order(docs, &["b".into(), "a".into()], "InstanceId");
-        assert_eq!(ordered[0]["InstanceId"], json!("b"));
-        assert_eq!(ordered[1]["InstanceId"], json!("a"));
+    fn the_defaults_read_as_a_configuration() {
+        let d = default_config();
+        assert!(!d.enable);
+        assert_eq!(d.up_scaling.cpu_threshold, Some(80.0));
+        assert_eq!(d.down_scaling.thresholds_wait_time, Some(10));
+        assert!(LoadConfig::from_record(&d).is_ok());
     }
 }

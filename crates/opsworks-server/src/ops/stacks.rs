@@ -1,35 +1,57 @@
 //! Stack operations: CreateStack, DescribeStacks, UpdateStack, DeleteStack, CloneStack,
 //! DescribeStackSummary, StartStack, StopStack, DescribeStackProvisioningParameters.
 
-use serde_json::{Map, Value, json};
+use std::collections::BTreeMap;
 
-use opsworks_api::ApiError;
+use serde_json::json;
+
+use opsworks_api::{ApiError, shapes};
 use opsworks_model::instance::InstanceStatus;
-use opsworks_model::{Arn, ResourceKind, catalog, new_id, themes};
-use opsworks_store::{Filter, Kind, Write};
+use opsworks_model::resource::{
+    App, ChefConfiguration, ConfigurationManager, Deployment, Instance, Layer, Source, Stack,
+};
+use opsworks_model::{Arn, Kind, ResourceKind, catalog, new_id, themes};
+use opsworks_store::Filter;
 
 use super::{
-    Caller, OpResult, Req, apply, check_custom_json, check_len, copy_members, filter_secret,
-    keep_filtered_secret, list, load, load_all, now, public_view, put, required_str, str_list,
-    str_member,
+    Ctx, OpResult, Reply, authz, check_custom_json, check_len, keep_secret, required, wire,
 };
-use crate::App;
+use crate::core::{CoreError, instances, now};
 
-/// The stack as the API shows it: secrets filtered, private members dropped.
-pub fn view(doc: Value) -> Value {
-    let mut doc = public_view(doc);
-    filter_secret(&mut doc, &["CustomCookbooksSource", "Password"]);
-    filter_secret(&mut doc, &["CustomCookbooksSource", "SshKey"]);
-    doc
+/// The members CreateStack, UpdateStack and CloneStack share, as one request gives them.
+#[derive(Default)]
+struct Members {
+    name: Option<String>,
+    service_role_arn: Option<String>,
+    default_instance_profile_arn: Option<String>,
+    custom_json: Option<String>,
+    default_os: Option<String>,
+    hostname_theme: Option<String>,
+    configuration_manager: Option<shapes::StackConfigurationManager>,
+    chef_configuration: Option<shapes::ChefConfiguration>,
+    vpc_id: Option<String>,
+    default_subnet_id: Option<String>,
+    default_availability_zone: Option<String>,
+    default_ssh_key_name: Option<String>,
+    default_root_device_type: Option<String>,
+    custom_cookbooks_source: Option<shapes::Source>,
+    use_custom_cookbooks: Option<bool>,
+    use_opsworks_security_groups: Option<bool>,
+    attributes: Option<BTreeMap<String, Option<String>>>,
+    agent_version: Option<String>,
 }
 
-/// Loads a stack or answers `Unable to find stack with ID <id>`.
-pub async fn load_stack(app: &App, id: &str) -> Result<Value, ApiError> {
-    load(app, Kind::Stack, "stack", id).await
+macro_rules! members {
+    ($req:expr, $($field:ident),*) => {
+        Members {
+            $($field: $req.$field.clone().into(),)*
+            ..Members::default()
+        }
+    };
 }
 
-fn check_arn(req: &Req, name: &str) -> Result<(), ApiError> {
-    match str_member(req, name) {
+fn check_arn(value: Option<&str>, name: &str) -> Result<(), ApiError> {
+    match value {
         Some(s) if !s.starts_with("arn:") || s.split(':').count() < 6 => Err(ApiError::Validation(
             format!("{name} must be an ARN (arn:aws:iam::<account>:role/<name>); got '{s}'"),
         )),
@@ -52,23 +74,24 @@ fn check_region(region: &str) -> Result<(), ApiError> {
     }
 }
 
-/// Checks the members shared by CreateStack, UpdateStack and CloneStack.
-fn check_stack_members(req: &Req) -> Result<(), ApiError> {
-    check_len(req, "Name", 64)?;
-    if let Some(name) = str_member(req, "Name")
-        && name.trim().is_empty()
-    {
+/// Checks the shared members as given.
+fn check_members(m: &Members) -> Result<(), ApiError> {
+    check_len(m.name.as_deref(), "Name", 64)?;
+    if m.name.as_deref().is_some_and(|n| n.trim().is_empty()) {
         return Err(ApiError::Validation("Name must not be empty".into()));
     }
-    check_arn(req, "ServiceRoleArn")?;
-    check_arn(req, "DefaultInstanceProfileArn")?;
-    check_custom_json(req)?;
-    if let Some(os) = str_member(req, "DefaultOs")
+    check_arn(m.service_role_arn.as_deref(), "ServiceRoleArn")?;
+    check_arn(
+        m.default_instance_profile_arn.as_deref(),
+        "DefaultInstanceProfileArn",
+    )?;
+    check_custom_json(m.custom_json.as_deref())?;
+    if let Some(os) = m.default_os.as_deref()
         && catalog::operating_system(os).is_none()
     {
         return Err(ApiError::Validation(format!("Invalid DefaultOs: {os}")));
     }
-    if let Some(theme) = str_member(req, "HostnameTheme")
+    if let Some(theme) = m.hostname_theme.as_deref()
         && !themes::is_theme(theme)
     {
         return Err(ApiError::Validation(format!(
@@ -76,9 +99,9 @@ fn check_stack_members(req: &Req) -> Result<(), ApiError> {
             themes::THEME_NAMES.join(", ")
         )));
     }
-    if let Some(cm) = req.get("ConfigurationManager") {
-        let name = cm.get("Name").and_then(Value::as_str).unwrap_or("Chef");
-        let version = cm.get("Version").and_then(Value::as_str).unwrap_or("12");
+    if let Some(cm) = &m.configuration_manager {
+        let name = cm.name.as_deref().unwrap_or("Chef");
+        let version = cm.version.as_deref().unwrap_or("12");
         if !name.eq_ignore_ascii_case("chef") {
             return Err(ApiError::Validation(format!(
                 "Unsupported configuration manager: {name}"
@@ -91,25 +114,25 @@ fn check_stack_members(req: &Req) -> Result<(), ApiError> {
             )));
         }
     }
-    if str_member(req, "VpcId").is_some_and(|v| !v.is_empty())
-        && str_member(req, "DefaultSubnetId").is_none_or(str::is_empty)
+    if m.vpc_id.as_deref().is_some_and(|v| !v.is_empty())
+        && m.default_subnet_id.as_deref().is_none_or(str::is_empty)
     {
         return Err(ApiError::Validation(
             "DefaultSubnetId is required when you specify a VpcId: instances of a VPC stack launch into a subnet".into(),
         ));
     }
-    if let Some(src) = req.get("CustomCookbooksSource")
-        && let Some(url) = src.get("Url").and_then(Value::as_str)
-        && url.trim().is_empty()
+    if let Some(src) = &m.custom_cookbooks_source
+        && src.url.as_deref().is_some_and(|u| u.trim().is_empty())
     {
         return Err(ApiError::Validation(
             "CustomCookbooksSource.Url must not be empty".into(),
         ));
     }
-    if let Some(color) = req
-        .get("Attributes")
+    if let Some(color) = m
+        .attributes
+        .as_ref()
         .and_then(|a| a.get("Color"))
-        .and_then(Value::as_str)
+        .and_then(|c| c.as_deref())
         && !color.is_empty()
         && !(color.starts_with("rgb(") && color.ends_with(')'))
     {
@@ -117,23 +140,25 @@ fn check_stack_members(req: &Req) -> Result<(), ApiError> {
             "Invalid Color attribute: {color}; expected rgb(r, g, b)"
         )));
     }
+    if let Some(r) = m.default_root_device_type.as_deref()
+        && r.parse::<opsworks_model::resource::RootDeviceType>()
+            .is_err()
+    {
+        return Err(ApiError::Validation(format!(
+            "Invalid DefaultRootDeviceType: {r}"
+        )));
+    }
     Ok(())
 }
 
 /// The stack's OS must support its Chef version (12.2 is Windows's, the others Linux's).
-fn check_os_and_chef(doc: &Value) -> Result<(), ApiError> {
-    let os_name = doc
-        .get("DefaultOs")
-        .and_then(Value::as_str)
-        .unwrap_or(catalog::DEFAULT_OS);
-    let version = doc
-        .pointer("/ConfigurationManager/Version")
-        .and_then(Value::as_str)
-        .unwrap_or("12");
-    match catalog::operating_system(os_name) {
+fn check_os_and_chef(stack: &Stack) -> Result<(), ApiError> {
+    let version = stack.chef_version();
+    match catalog::operating_system(&stack.default_os) {
         Some(os) if !os.chef_versions.contains(&version) && version != "0.9" => {
             Err(ApiError::Validation(format!(
-                "Chef {version} is not available on {os_name}; it supports Chef {}",
+                "Chef {version} is not available on {}; it supports Chef {}",
+                stack.default_os,
                 os.chef_versions.join(", ")
             )))
         }
@@ -141,272 +166,377 @@ fn check_os_and_chef(doc: &Value) -> Result<(), ApiError> {
     }
 }
 
-fn chef_major(doc: &Value) -> Option<&str> {
-    let v = doc.pointer("/ConfigurationManager/Version")?.as_str()?;
-    v.split('.').next()
+fn stored_source(s: shapes::Source) -> Source {
+    Source {
+        r#type: s.r#type,
+        url: s.url,
+        username: s.username,
+        password: s.password,
+        ssh_key: s.ssh_key,
+        revision: s.revision,
+    }
 }
 
-/// Builds a new stack document from a request, with the original's defaults.
-fn new_stack(app: &App, req: &Req, id: &str) -> Value {
-    let mut doc = Map::new();
-    copy_members(req, &mut doc, "Stack", &["StackId", "Arn", "CreatedAt"]);
-    let region = str_member(req, "Region")
-        .unwrap_or(app.region())
-        .to_string();
-    doc.insert("StackId".into(), json!(id));
-    doc.insert(
-        "Arn".into(),
-        json!(Arn::new(&region, app.account_id(), ResourceKind::Stack, id).to_string()),
+/// Applies the members given to `stack`: each given member replaces the stored one; a secret
+/// echoed as FILTERED keeps the stored secret.
+fn apply_members(stack: &mut Stack, m: Members) {
+    macro_rules! set {
+        ($($field:ident),*) => {$( if let Some(v) = m.$field { stack.$field = v; } )*};
+    }
+    macro_rules! set_opt {
+        ($($field:ident),*) => {$( if m.$field.is_some() { stack.$field = m.$field; } )*};
+    }
+    set!(
+        name,
+        service_role_arn,
+        default_instance_profile_arn,
+        default_os,
+        hostname_theme,
+        agent_version
     );
-    doc.entry("DefaultOs").or_insert(json!(catalog::DEFAULT_OS));
-    doc.entry("HostnameTheme")
-        .or_insert(json!("Layer_Dependent"));
-    doc.entry("ConfigurationManager")
-        .or_insert(json!({"Name": "Chef", "Version": "12"}));
-    doc.entry("UseCustomCookbooks").or_insert(json!(false));
-    doc.entry("UseOpsworksSecurityGroups")
-        .or_insert(json!(true));
-    doc.entry("DefaultRootDeviceType")
-        .or_insert(json!("instance-store"));
-    doc.entry("AgentVersion").or_insert(json!("LATEST"));
-    doc.entry("Attributes").or_insert(json!({"Color": null}));
-    doc.entry("DefaultAvailabilityZone")
-        .or_insert(json!(format!("{region}a")));
-    doc.entry("ChefConfiguration").or_insert(json!({}));
-    doc.insert("CreatedAt".into(), json!(now()));
-    Value::Object(doc)
+    set_opt!(
+        custom_json,
+        vpc_id,
+        default_subnet_id,
+        default_availability_zone,
+        default_ssh_key_name
+    );
+    if let Some(a) = m.attributes {
+        stack.attributes = a;
+    }
+    if let Some(cm) = m.configuration_manager {
+        stack.configuration_manager = ConfigurationManager {
+            name: cm.name.unwrap_or_else(|| "Chef".into()),
+            version: cm.version.unwrap_or_else(|| "12".into()),
+        };
+    }
+    if let Some(c) = m.chef_configuration {
+        stack.chef_configuration = ChefConfiguration {
+            manage_berkshelf: c.manage_berkshelf,
+            berkshelf_version: c.berkshelf_version,
+        };
+    }
+    if let Some(r) = m.default_root_device_type.and_then(|r| r.parse().ok()) {
+        stack.default_root_device_type = r;
+    }
+    if let Some(b) = m.use_custom_cookbooks {
+        stack.use_custom_cookbooks = b;
+    }
+    if let Some(b) = m.use_opsworks_security_groups {
+        stack.use_opsworks_security_groups = b;
+    }
+    if let Some(src) = m.custom_cookbooks_source {
+        let old = stack.custom_cookbooks_source.take().unwrap_or_default();
+        let mut new = stored_source(src);
+        new.password = keep_secret(new.password, old.password.as_ref());
+        new.ssh_key = keep_secret(new.ssh_key, old.ssh_key.as_ref());
+        stack.custom_cookbooks_source = Some(new);
+    }
+}
+
+/// A new stack with the original's defaults, then the members given.
+fn new_stack(cx: &Ctx<'_>, id: &str, region: &str, m: Members) -> Stack {
+    let mut stack = Stack {
+        stack_id: id.to_string(),
+        name: String::new(),
+        arn: Arn::new(region, cx.core.account_id(), ResourceKind::Stack, id).to_string(),
+        region: region.to_string(),
+        vpc_id: None,
+        attributes: [("Color".to_string(), None)].into(),
+        service_role_arn: String::new(),
+        default_instance_profile_arn: String::new(),
+        default_os: catalog::DEFAULT_OS.into(),
+        hostname_theme: "Layer_Dependent".into(),
+        default_availability_zone: Some(format!("{region}a")),
+        default_subnet_id: None,
+        custom_json: None,
+        configuration_manager: ConfigurationManager::default(),
+        chef_configuration: ChefConfiguration::default(),
+        use_custom_cookbooks: false,
+        use_opsworks_security_groups: true,
+        custom_cookbooks_source: None,
+        default_ssh_key_name: None,
+        created_at: now(),
+        default_root_device_type: Default::default(),
+        agent_version: "LATEST".into(),
+    };
+    apply_members(&mut stack, m);
+    stack
 }
 
 /// CreateStack.
-pub async fn create_stack(app: &App, _caller: &Caller, req: Req) -> OpResult {
-    required_str(&req, "Name")?;
-    check_region(required_str(&req, "Region")?)?;
-    required_str(&req, "ServiceRoleArn")?;
-    required_str(&req, "DefaultInstanceProfileArn")?;
-    check_stack_members(&req)?;
+pub async fn create_stack(cx: Ctx<'_>, req: shapes::CreateStackRequest) -> OpResult {
+    required(&Some(req.name.clone()), "Name")?;
+    check_region(&req.region)?;
+    required(&Some(req.service_role_arn.clone()), "ServiceRoleArn")?;
+    required(
+        &Some(req.default_instance_profile_arn.clone()),
+        "DefaultInstanceProfileArn",
+    )?;
+    let m = members!(
+        req,
+        name,
+        service_role_arn,
+        default_instance_profile_arn,
+        custom_json,
+        default_os,
+        hostname_theme,
+        configuration_manager,
+        chef_configuration,
+        vpc_id,
+        default_subnet_id,
+        default_availability_zone,
+        default_ssh_key_name,
+        default_root_device_type,
+        custom_cookbooks_source,
+        use_custom_cookbooks,
+        use_opsworks_security_groups,
+        attributes,
+        agent_version
+    );
+    check_members(&m)?;
     let id = new_id();
-    let doc = new_stack(app, &req, &id);
-    check_os_and_chef(&doc)?;
-    apply(app, vec![put(Kind::Stack, &id, &id, None, doc)]).await?;
-    Ok(json!({ "StackId": id }))
+    let stack = new_stack(&cx, &id, &req.region, m);
+    check_os_and_chef(&stack)?;
+    let mut w = cx.core.write().await?;
+    w.put(&stack).await?;
+    w.commit().await?;
+    Reply::json(&json!({ "StackId": id }))
 }
 
 /// DescribeStacks: all stacks, or those named (each must exist).
-pub async fn describe_stacks(app: &App, req: Req) -> OpResult {
-    let stacks = match str_list(&req, "StackIds") {
+pub async fn describe_stacks(cx: Ctx<'_>, req: shapes::DescribeStacksRequest) -> OpResult {
+    let stacks = match req.stack_ids {
         Some(ids) if ids.is_empty() => {
             return Err(ApiError::Validation(
                 "Please provide no arguments or, one or more stack IDs".into(),
             ));
         }
-        Some(ids) => load_all(app, Kind::Stack, "stack", &ids).await?,
-        None => list(app, Kind::Stack, Filter::All).await?,
+        Some(ids) => cx.core.get_all::<Stack>(&ids).await?,
+        None => {
+            let mut all = cx.core.list::<Stack>(Filter::All).await?;
+            if !cx.principal.is_root() {
+                // Only the stacks the caller may see.
+                all.retain(|s| authz::may(&cx, "DescribeStacks", s));
+            }
+            all
+        }
     };
-    Ok(json!({ "Stacks": stacks.into_iter().map(view).collect::<Vec<_>>() }))
+    Ok(Reply::list(
+        "Stacks",
+        stacks
+            .iter()
+            .map(|s| s.wire(|s| wire::bytes(&wire::stack(s)))),
+    ))
 }
 
 /// UpdateStack: changes the members given; Region and VpcId cannot change.
-pub async fn update_stack(app: &App, req: Req) -> OpResult {
-    let id = required_str(&req, "StackId")?.to_string();
-    check_stack_members(&req)?;
-    let _guard = app.write_lock().await;
-    let old = load_stack(app, &id).await?;
-    let mut doc = old.clone();
-    if let Some(m) = doc.as_object_mut() {
-        copy_members(&req, m, "UpdateStackRequest", &["StackId"]);
-    }
-    if let Some((a, b)) = chef_major(&old).zip(chef_major(&doc))
-        && a != b
-    {
+pub async fn update_stack(cx: Ctx<'_>, req: shapes::UpdateStackRequest) -> OpResult {
+    let m = members!(
+        req,
+        name,
+        service_role_arn,
+        default_instance_profile_arn,
+        custom_json,
+        default_os,
+        hostname_theme,
+        configuration_manager,
+        chef_configuration,
+        default_subnet_id,
+        default_availability_zone,
+        default_ssh_key_name,
+        default_root_device_type,
+        custom_cookbooks_source,
+        use_custom_cookbooks,
+        use_opsworks_security_groups,
+        attributes,
+        agent_version
+    );
+    check_members(&m)?;
+    let mut w = cx.core.write().await?;
+    let old: Stack = w.get(&req.stack_id).await?;
+    let mut stack = old.clone();
+    apply_members(&mut stack, m);
+    if old.chef_major() != stack.chef_major() {
         return Err(ApiError::Validation(format!(
-            "A stack cannot move between Chef {a} and Chef {b}; clone it into a new stack instead"
+            "A stack cannot move between Chef {} and Chef {}; clone it into a new stack instead",
+            old.chef_major(),
+            stack.chef_major()
         )));
     }
-    let version = |d: &Value| {
-        d.pointer("/ConfigurationManager/Version")
-            .and_then(Value::as_str)
-            .map(String::from)
-    };
-    if version(&old) != version(&doc) && super::apps::stack_has_app_environment(app, &id).await? {
-        return Err(ApiError::Validation(
-            "The configuration manager version of a stack whose apps have environment variables cannot change".into(),
-        ));
+    if old.chef_version() != stack.chef_version() {
+        let apps: Vec<App> = w.list(Filter::Stack(&req.stack_id)).await?;
+        if apps.iter().any(|a| !a.environment.is_empty()) {
+            return Err(ApiError::Validation(
+                "The configuration manager version of a stack whose apps have environment variables cannot change".into(),
+            ));
+        }
     }
-    check_os_and_chef(&doc)?;
-    keep_filtered_secret(&mut doc, &old, &["CustomCookbooksSource", "Password"]);
-    keep_filtered_secret(&mut doc, &old, &["CustomCookbooksSource", "SshKey"]);
-    apply(app, vec![put(Kind::Stack, &id, &id, None, doc)]).await?;
-    Ok(json!({}))
+    check_os_and_chef(&stack)?;
+    w.put(&stack).await?;
+    w.commit().await?;
+    Ok(Reply::empty())
 }
 
-/// DeleteStack: only an empty stack (no instances, layers or apps) can go.
-pub async fn delete_stack(app: &App, req: Req) -> OpResult {
-    let id = required_str(&req, "StackId")?.to_string();
-    let _guard = app.write_lock().await;
-    let stack = load_stack(app, &id).await?;
-    let mut counts = [0u64; 3];
-    for (n, kind) in counts
-        .iter_mut()
-        .zip([Kind::Instance, Kind::Layer, Kind::App])
-    {
-        *n = app
-            .store()
-            .count(kind, Filter::Stack(&id))
-            .await
-            .map_err(super::store_error)?;
-    }
-    let [instances, layers, apps] = counts;
+/// DeleteStack: only an empty stack (no instances, layers or apps) can go; its deployments,
+/// commands, service errors and tags go with it.
+pub async fn delete_stack(cx: Ctx<'_>, req: shapes::DeleteStackRequest) -> OpResult {
+    let id = req.stack_id;
+    let mut w = cx.core.write().await?;
+    let stack: Stack = w.get(&id).await?;
+    let instances = w.count::<Instance>(Filter::Stack(&id)).await?;
+    let layers = w.count::<Layer>(Filter::Stack(&id)).await?;
+    let apps = w.count::<App>(Filter::Stack(&id)).await?;
     if instances + layers + apps > 0 {
         return Err(ApiError::Validation(format!(
             "Cannot delete stack {id}: it still has {instances} instance(s), {layers} layer(s) and {apps} app(s); delete them first"
         )));
     }
-    let mut writes = vec![Write::Delete {
-        kind: Kind::Stack,
-        id: id.clone(),
-    }];
-    if let Some(arn) = stack.get("Arn").and_then(Value::as_str) {
-        writes.push(Write::Delete {
-            kind: Kind::Tags,
-            id: arn.to_string(),
-        });
+    w.delete(Kind::Stack, &id).await?;
+    w.delete(Kind::Tags, &stack.arn).await?;
+    let deployments: Vec<Deployment> = w.list(Filter::Stack(&id)).await?;
+    for d in deployments {
+        w.delete(Kind::Deployment, &d.deployment_id).await?;
     }
-    // Deployments, commands and service errors of the stack go with it.
-    for kind in [Kind::Deployment, Kind::Command, Kind::ServiceError] {
-        for d in list(app, kind, Filter::Stack(&id)).await? {
-            let key = match kind {
-                Kind::Deployment => "DeploymentId",
-                Kind::Command => "CommandId",
-                _ => "ServiceErrorId",
-            };
-            if let Some(did) = d.get(key).and_then(Value::as_str) {
-                writes.push(Write::Delete {
-                    kind,
-                    id: did.to_string(),
-                });
-            }
-        }
+    let commands: Vec<opsworks_model::resource::Command> = w.list(Filter::Stack(&id)).await?;
+    for c in commands {
+        w.delete(Kind::Command, &c.command_id).await?;
     }
-    apply(app, writes).await?;
-    Ok(json!({}))
+    let errors: Vec<opsworks_model::resource::ServiceError> = w.list(Filter::Stack(&id)).await?;
+    for e in errors {
+        w.delete(Kind::ServiceError, &e.service_error_id).await?;
+    }
+    w.commit().await?;
+    Ok(Reply::empty())
 }
 
 /// CloneStack: a new stack with the source's settings (overridden by the request), its layers,
 /// optionally some of its apps; never its instances.
-pub async fn clone_stack(app: &App, _caller: &Caller, req: Req) -> OpResult {
-    let source_id = required_str(&req, "SourceStackId")?.to_string();
-    required_str(&req, "ServiceRoleArn")?;
-    check_stack_members(&req)?;
-    if let Some(region) = str_member(&req, "Region") {
+pub async fn clone_stack(cx: Ctx<'_>, req: shapes::CloneStackRequest) -> OpResult {
+    required(&Some(req.service_role_arn.clone()), "ServiceRoleArn")?;
+    if let Some(region) = req.region.as_deref() {
         check_region(region)?;
     }
-    let _guard = app.write_lock().await;
-    let source = load_stack(app, &source_id).await?;
-    let mut base: Req = source.as_object().cloned().unwrap_or_default();
-    for (k, v) in &req {
-        if !v.is_null() {
-            base.insert(k.clone(), v.clone());
-        }
+    let m = members!(
+        req,
+        name,
+        service_role_arn,
+        default_instance_profile_arn,
+        custom_json,
+        default_os,
+        hostname_theme,
+        configuration_manager,
+        chef_configuration,
+        vpc_id,
+        default_subnet_id,
+        default_availability_zone,
+        default_ssh_key_name,
+        default_root_device_type,
+        custom_cookbooks_source,
+        use_custom_cookbooks,
+        use_opsworks_security_groups,
+        attributes,
+        agent_version
+    );
+    check_members(&m)?;
+    let mut w = cx.core.write().await?;
+    let source: Stack = w.get(&req.source_stack_id).await?;
+    let id = new_id();
+    let region = req.region.clone().unwrap_or_else(|| source.region.clone());
+    // The clone starts as the source (its secrets included), then takes the request's members.
+    let mut stack = source.clone();
+    stack.stack_id = id.clone();
+    stack.region = region.clone();
+    stack.arn = Arn::new(&region, cx.core.account_id(), ResourceKind::Stack, &id).to_string();
+    stack.created_at = now();
+    if let Some(v) = req.vpc_id.clone() {
+        stack.vpc_id = Some(v);
     }
-    if let (Some(a), Some(b)) = (
-        chef_major(&source),
-        chef_major(&Value::Object(base.clone())),
-    ) && a != b
-    {
+    apply_members(&mut stack, m);
+    if source.chef_major() != stack.chef_major() {
         return Err(ApiError::Validation(format!(
-            "A stack cannot be cloned from Chef {a} to Chef {b}"
+            "A stack cannot be cloned from Chef {} to Chef {}",
+            source.chef_major(),
+            stack.chef_major()
         )));
     }
-    let source_family = source
-        .get("DefaultOs")
-        .and_then(Value::as_str)
-        .and_then(catalog::operating_system)
-        .map(|o| o.family);
-    let new_family = base
-        .get("DefaultOs")
-        .and_then(Value::as_str)
-        .and_then(catalog::operating_system)
-        .map(|o| o.family);
-    if source_family != new_family {
+    let family = |s: &Stack| catalog::operating_system(&s.default_os).map(|o| o.family);
+    if family(&source) != family(&stack) {
         return Err(ApiError::Validation(
             "A stack cannot be cloned between Linux and Windows".into(),
         ));
     }
-    let id = new_id();
-    let mut stack = new_stack(app, &base, &id);
     check_os_and_chef(&stack)?;
-    keep_filtered_secret(&mut stack, &source, &["CustomCookbooksSource", "Password"]);
-    keep_filtered_secret(&mut stack, &source, &["CustomCookbooksSource", "SshKey"]);
-    let mut writes = vec![put(Kind::Stack, &id, &id, None, stack)];
-
-    let region = base
-        .get("Region")
-        .and_then(Value::as_str)
-        .unwrap_or(app.region())
-        .to_string();
-    for layer in list(app, Kind::Layer, Filter::Stack(&source_id)).await? {
+    w.put(&stack).await?;
+    let layers: Vec<Layer> = w.list(Filter::Stack(&req.source_stack_id)).await?;
+    for mut layer in layers {
         let lid = new_id();
-        let mut l = layer;
-        l["LayerId"] = json!(lid);
-        l["StackId"] = json!(id);
-        l["Arn"] =
-            json!(Arn::new(&region, app.account_id(), ResourceKind::Layer, &lid).to_string());
-        l["CreatedAt"] = json!(now());
-        writes.push(put(Kind::Layer, &lid, &id, None, l));
+        layer.arn = Arn::new(&region, cx.core.account_id(), ResourceKind::Layer, &lid).to_string();
+        layer.layer_id = lid;
+        layer.stack_id = id.clone();
+        layer.created_at = now();
+        layer.last_scaling = None;
+        w.put(&layer).await?;
     }
-    if let Some(app_ids) = str_list(&req, "CloneAppIds") {
-        let apps = load_all(app, Kind::App, "app", &app_ids).await?;
-        for a in apps {
-            if a.get("StackId").and_then(Value::as_str) != Some(source_id.as_str()) {
-                let aid = a.get("AppId").and_then(Value::as_str).unwrap_or_default();
+    if let Some(app_ids) = &req.clone_app_ids {
+        for mut app in w.get_all::<App>(app_ids).await? {
+            if app.stack_id != req.source_stack_id {
                 return Err(ApiError::Validation(format!(
-                    "App {aid} does not belong to stack {source_id}"
+                    "App {} does not belong to stack {}",
+                    app.app_id, req.source_stack_id
                 )));
             }
-            let aid = new_id();
-            let mut a = a;
-            a["AppId"] = json!(aid);
-            a["StackId"] = json!(id);
-            a["CreatedAt"] = json!(now());
+            app.app_id = new_id();
+            app.stack_id = id.clone();
+            app.created_at = now();
             // A data source names a database of the source stack; the clone starts without it.
-            if let Some(m) = a.as_object_mut() {
-                m.remove("DataSources");
-            }
-            writes.push(put(Kind::App, &aid, &id, None, a));
+            app.data_sources.clear();
+            w.put(&app).await?;
         }
     }
-    // Permissions are not kept by this server yet, so ClonePermissions has nothing to copy.
-    apply(app, writes).await?;
-    Ok(json!({ "StackId": id }))
+    if req.clone_permissions == Some(true) {
+        let perms: Vec<opsworks_model::resource::Permission> =
+            w.list(Filter::Stack(&req.source_stack_id)).await?;
+        for mut p in perms {
+            p.permission_id = opsworks_model::resource::Permission::id_of(&id, &p.iam_user_arn);
+            p.stack_id = id.clone();
+            w.put(&p).await?;
+        }
+    }
+    w.commit().await?;
+    Reply::json(&json!({ "StackId": id }))
 }
 
 /// DescribeStackSummary: counts of layers and apps, and instances per status.
-pub async fn describe_stack_summary(app: &App, req: Req) -> OpResult {
-    let id = required_str(&req, "StackId")?;
-    let stack = load_stack(app, id).await?;
-    let instances = list(app, Kind::Instance, Filter::Stack(id)).await?;
-    let mut counts = Map::new();
+pub async fn describe_stack_summary(
+    cx: Ctx<'_>,
+    req: shapes::DescribeStackSummaryRequest,
+) -> OpResult {
+    let id = req.stack_id.as_str();
+    let stack = cx.core.get::<Stack>(id).await?;
+    let instances = cx.core.list::<Instance>(Filter::Stack(id)).await?;
+    let mut counts = serde_json::Map::new();
     for status in InstanceStatus::ALL {
-        let n = instances
-            .iter()
-            .filter(|i| i.get("Status").and_then(Value::as_str) == Some(status.as_str()))
-            .count();
+        let n = instances.iter().filter(|i| i.status == status).count();
         counts.insert(status.counter_name(), json!(n));
     }
-    let store = app.store();
-    let layers = store
-        .count(Kind::Layer, Filter::Stack(id))
+    let layers = cx
+        .core
+        .store()
+        .count::<Layer>(Filter::Stack(id))
         .await
-        .map_err(super::store_error)?;
-    let apps = store
-        .count(Kind::App, Filter::Stack(id))
+        .map_err(CoreError::from)?;
+    let apps = cx
+        .core
+        .store()
+        .count::<App>(Filter::Stack(id))
         .await
-        .map_err(super::store_error)?;
-    Ok(json!({
+        .map_err(CoreError::from)?;
+    Reply::json(&json!({
         "StackSummary": {
             "StackId": id,
-            "Name": stack.get("Name"),
-            "Arn": stack.get("Arn"),
+            "Name": stack.name,
+            "Arn": stack.arn,
             "LayersCount": layers,
             "AppsCount": apps,
             "InstancesCount": counts,
@@ -415,63 +545,56 @@ pub async fn describe_stack_summary(app: &App, req: Req) -> OpResult {
 }
 
 /// StartStack: starts every stopped 24/7 instance (time- and load-based ones follow their rules).
-pub async fn start_stack(app: &App, req: Req) -> OpResult {
-    let id = required_str(&req, "StackId")?;
-    load_stack(app, id).await?;
-    for inst in list(app, Kind::Instance, Filter::Stack(id)).await? {
-        let stopped = inst.get("Status").and_then(Value::as_str) == Some("stopped");
-        let scaled = inst.get("AutoScalingType").is_some_and(|v| !v.is_null());
-        if stopped
-            && !scaled
-            && let Some(iid) = inst.get("InstanceId").and_then(Value::as_str)
-        {
+pub async fn start_stack(cx: Ctx<'_>, req: shapes::StartStackRequest) -> OpResult {
+    cx.core.get::<Stack>(&req.stack_id).await?;
+    for inst in cx
+        .core
+        .list::<Instance>(Filter::Stack(&req.stack_id))
+        .await?
+    {
+        if inst.status == InstanceStatus::Stopped && inst.auto_scaling_type.is_none() {
             // The path of StartInstance, so the machine is launched too.
-            super::instances::start(app, iid).await?;
+            instances::start(cx.core, &inst.instance_id).await?;
         }
     }
-    Ok(json!({}))
+    Ok(Reply::empty())
 }
 
 /// StopStack: stops every instance that is not stopped.
-pub async fn stop_stack(app: &App, req: Req) -> OpResult {
-    let id = required_str(&req, "StackId")?;
-    load_stack(app, id).await?;
-    for inst in list(app, Kind::Instance, Filter::Stack(id)).await? {
-        let status = inst
-            .get("Status")
-            .and_then(Value::as_str)
-            .unwrap_or("stopped");
-        if status != "stopped"
-            && let Some(iid) = inst.get("InstanceId").and_then(Value::as_str)
-        {
+pub async fn stop_stack(cx: Ctx<'_>, req: shapes::StopStackRequest) -> OpResult {
+    cx.core.get::<Stack>(&req.stack_id).await?;
+    for inst in cx
+        .core
+        .list::<Instance>(Filter::Stack(&req.stack_id))
+        .await?
+    {
+        if inst.status != InstanceStatus::Stopped {
             // The path of StopInstance (Shutdown, then the machine halts); an instance already on
             // its way down simply carries on.
-            match super::instances::stop(app, iid, false).await {
-                Ok(()) | Err(ApiError::Validation(_)) => {}
-                Err(e) => return Err(e),
+            match instances::stop(cx.core, &inst.instance_id, false).await {
+                Ok(()) | Err(CoreError::Invalid(_)) => {}
+                Err(e) => return Err(e.into()),
             }
         }
     }
-    Ok(json!({}))
+    Ok(Reply::empty())
 }
 
 /// DescribeStackProvisioningParameters: what a machine needs to join the stack as a registered
 /// instance. Registration (RegisterInstance) is not supported yet, so the installer the URL serves
 /// says so and exits non-zero rather than pretending.
-pub async fn describe_stack_provisioning_parameters(app: &App, req: Req) -> OpResult {
-    let id = required_str(&req, "StackId")?;
-    let stack = load_stack(app, id).await?;
-    let region = stack
-        .get("Region")
-        .and_then(Value::as_str)
-        .unwrap_or(app.region());
-    let endpoint = app.endpoint().unwrap_or("http://127.0.0.1:9730");
-    Ok(json!({
+pub async fn describe_stack_provisioning_parameters(
+    cx: Ctx<'_>,
+    req: shapes::DescribeStackProvisioningParametersRequest,
+) -> OpResult {
+    let stack = cx.core.get::<Stack>(&req.stack_id).await?;
+    let endpoint = cx.core.endpoint().unwrap_or("http://127.0.0.1:9730");
+    Reply::json(&json!({
         "AgentInstallerUrl": format!("{endpoint}/agent/installer"),
         "Parameters": {
-            "stack_id": id,
-            "stack_region": region,
-            "agent_version": stack.get("AgentVersion").and_then(Value::as_str).unwrap_or("LATEST"),
+            "stack_id": req.stack_id,
+            "stack_region": stack.region,
+            "agent_version": stack.agent_version,
             "ops_works_endpoint": endpoint,
             "instance_service_endpoint": endpoint,
             "wait_between_runs": "0",

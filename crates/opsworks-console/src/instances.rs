@@ -1,0 +1,187 @@
+//! Instance pages: the instance form (started at once when asked), the instance's page (facts,
+//! charts, command history) and its actions (start, stop, reboot, delete).
+
+use std::collections::HashMap;
+
+use axum::extract::{Path, Query, State};
+use axum::response::Response;
+use serde_json::{Value, json};
+
+use opsworks_model::catalog::OPERATING_SYSTEMS;
+
+use crate::form::{SignedForm, error_ctx, s};
+use crate::monitoring::{CHARTED, PERIODS, period};
+use crate::render::{failure, first, list, not_found, safe_path, see_other};
+use crate::{Console, Signed};
+
+/// The instance members an API error may name, for pointing at the form field.
+const INSTANCE_FIELDS: &[&str] = &[
+    "LayerIds",
+    "InstanceType",
+    "Hostname",
+    "AutoScalingType",
+    "RootDeviceType",
+    "Os",
+];
+
+/// The instance form, the layers to choose from and a hostname suggested by the first layer.
+async fn instance_form(
+    console: &Console,
+    signed: &Signed,
+    stack_id: &str,
+    v: Value,
+    error: Option<Value>,
+) -> Response {
+    let layers = list(
+        console,
+        "DescribeLayers",
+        json!({ "StackId": stack_id }),
+        "Layers",
+    )
+    .await;
+    let suggestion = match layers.first() {
+        Some(l) => console
+            .call(
+                "GetHostnameSuggestion",
+                json!({ "LayerId": s(l, "LayerId") }),
+            )
+            .await
+            .ok()
+            .map(|v| s(&v, "Hostname").to_string()),
+        None => None,
+    };
+    console.render(
+        "instance_form.html",
+        json!({ "csrf": signed.csrf, "stack_id": stack_id, "layers": layers, "suggestion": suggestion,
+                "os": OPERATING_SYSTEMS.iter().filter(|o| o.supported).map(|o| o.name).collect::<Vec<_>>(),
+                "v": v, "error": error }),
+    )
+}
+
+/// `GET /console/stacks/{id}/instances/new`: the instance form with a suggested hostname.
+pub async fn new_instance(
+    State(console): State<Console>,
+    signed: Signed,
+    Path(stack_id): Path<String>,
+) -> Response {
+    instance_form(
+        &console,
+        &signed,
+        &stack_id,
+        json!({ "InstanceType": "c5.large", "RootDeviceType": "instance-store", "AutoScalingType": "" }),
+        None,
+    )
+    .await
+}
+
+/// `POST /console/stacks/{id}/instances/new`: CreateInstance, then StartInstance when "start it
+/// now" is ticked.
+pub async fn create_instance(
+    State(console): State<Console>,
+    Path(stack_id): Path<String>,
+    SignedForm(signed, form): SignedForm,
+) -> Response {
+    let mut input = json!({
+        "StackId": stack_id,
+        "LayerIds": form.all("LayerIds"),
+        "InstanceType": form.get("InstanceType"),
+    });
+    for key in ["Hostname", "AutoScalingType", "RootDeviceType", "Os"] {
+        let v = form.get(key);
+        if !v.is_empty() {
+            input[key] = v.into();
+        }
+    }
+    let result = console.call("CreateInstance", input).await;
+    let result = match (result, form.checked("StartNow")) {
+        (Ok(v), true) => console
+            .call(
+                "StartInstance",
+                json!({ "InstanceId": s(&v, "InstanceId") }),
+            )
+            .await
+            .map(|_| v),
+        (other, _) => other,
+    };
+    match result {
+        Ok(_) => see_other(&format!("/console/stacks/{stack_id}")),
+        Err(e) => {
+            let error = error_ctx(&e, INSTANCE_FIELDS);
+            let mut v = form.values();
+            v.insert("LayerIds".into(), json!(form.all("LayerIds")));
+            instance_form(&console, &signed, &stack_id, Value::Object(v), Some(error)).await
+        }
+    }
+}
+
+/// `GET /console/instances/{id}?Period=..`: the instance's facts, charts and commands, followed
+/// live.
+pub async fn instance(
+    State(console): State<Console>,
+    signed: Signed,
+    Path(id): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    let Some(inst) = first(
+        &console,
+        "DescribeInstances",
+        "InstanceIds",
+        &id,
+        "Instances",
+    )
+    .await
+    else {
+        return not_found(&console, &signed, "That instance");
+    };
+    let layers = list(
+        &console,
+        "DescribeLayers",
+        json!({ "StackId": s(&inst, "StackId") }),
+        "Layers",
+    )
+    .await;
+    let names: Vec<Value> = layers
+        .iter()
+        .filter(|l| {
+            inst.get("LayerIds")
+                .and_then(Value::as_array)
+                .is_some_and(|ids| ids.iter().any(|x| x.as_str() == Some(s(l, "LayerId"))))
+        })
+        .map(|l| json!({ "id": s(l, "LayerId"), "name": s(l, "Name") }))
+        .collect();
+    let mut commands = list(
+        &console,
+        "DescribeCommands",
+        json!({ "InstanceId": id }),
+        "Commands",
+    )
+    .await;
+    commands.sort_by(|a, b| s(b, "CreatedAt").cmp(s(a, "CreatedAt")));
+    console.render(
+        "instance.html",
+        json!({ "csrf": signed.csrf, "i": inst, "layers": names, "commands": commands,
+                "period": period(&q), "periods": PERIODS, "metrics": CHARTED }),
+    )
+}
+
+/// `POST /console/instances/{id}/do/{start|stop|reboot|delete}`; back to the page the form names (a
+/// console page) or the stack.
+pub async fn instance_action(
+    State(console): State<Console>,
+    Path((id, action)): Path<(String, String)>,
+    SignedForm(signed, form): SignedForm,
+) -> Response {
+    let op = match action.as_str() {
+        "start" => "StartInstance",
+        "stop" => "StopInstance",
+        "reboot" => "RebootInstance",
+        "delete" => "DeleteInstance",
+        _ => return not_found(&console, &signed, "That action"),
+    };
+    let back = form.get("back");
+    match console.call(op, json!({ "InstanceId": id })).await {
+        Ok(_) if safe_path(&back) == back && op != "DeleteInstance" => see_other(&back),
+        Ok(_) => see_other(&format!("/console/stacks/{}", form.get("StackId"))),
+        Err(e) => failure(&console, &signed, e),
+    }
+}

@@ -1,0 +1,76 @@
+//! The watchdog: an instance whose agent has been silent past the healing timeout becomes
+//! `connection_lost`, recorded as a service error; when every one of its layers has
+//! `EnableAutoHealing`, it is healed — stopped and started again, as the original did. An agent
+//! that speaks again before the timeout simply carries on.
+
+use opsworks_model::resource::{Instance, Layer};
+use opsworks_model::{InstanceEvent, InstanceStatus};
+use opsworks_store::Filter;
+
+use crate::core::instances::change_status;
+use crate::core::{Core, CoreResult, machines, service_errors};
+
+/// How often the watchdog looks: a quarter of the healing timeout, between 0.5 s and 15 s.
+pub fn period(core: &Core) -> std::time::Duration {
+    (core.healing_timeout() / 4).clamp(
+        std::time::Duration::from_millis(500),
+        std::time::Duration::from_secs(15),
+    )
+}
+
+/// One pass over every instance whose agent should be speaking.
+pub async fn check(core: &Core) -> CoreResult<()> {
+    let timeout = core.healing_timeout();
+    for inst in core.list::<Instance>(Filter::All).await? {
+        let watched = matches!(
+            inst.status,
+            InstanceStatus::Online
+                | InstanceStatus::RunningSetup
+                | InstanceStatus::Booting
+                | InstanceStatus::Rebooting
+        );
+        let id = inst.instance_id.as_str();
+        if !watched || core.presence().silence(id) < timeout {
+            continue;
+        }
+        let heals = auto_heals(core, &inst).await? && core.machines().is_some();
+        let mut w = core.write().await?;
+        // Another path (a stop, the agent's return) may have moved the instance meanwhile.
+        if change_status(&mut w, id, InstanceEvent::AgentLost)
+            .await
+            .is_err()
+        {
+            continue;
+        }
+        let host = &inst.hostname;
+        let message = format!(
+            "The agent of instance {host} has not been heard from for {} s",
+            timeout.as_secs()
+        );
+        service_errors::record(
+            &mut w,
+            &inst.stack_id,
+            Some(id),
+            "connection_lost",
+            &message,
+        )
+        .await?;
+        if heals {
+            let message =
+                format!("Instance {host} is being healed: it is stopped and started again");
+            service_errors::record(&mut w, &inst.stack_id, Some(id), "auto_healing", &message)
+                .await?;
+        }
+        w.commit().await?;
+        if heals {
+            machines::heal(core, id);
+        }
+    }
+    Ok(())
+}
+
+/// Whether every layer of the instance has auto-healing on (one layer off stops a heal).
+async fn auto_heals(core: &Core, inst: &Instance) -> CoreResult<bool> {
+    let layers = core.list::<Layer>(Filter::Ids(&inst.layer_ids)).await?;
+    Ok(!layers.is_empty() && layers.iter().all(|l| l.enable_auto_healing))
+}
