@@ -203,7 +203,7 @@ pub fn attributes(snap: &StackSnapshot<'_>, ctx: &RunContext<'_>) -> Value {
                 "migrate": migrate,
                 "user": "deploy",
                 "group": "www-data",
-                "deploying": ctx.deploy_app_ids.iter().any(|id| *id == app.app_id),
+                "deploying": ctx.deploy_app_ids.contains(&app.app_id),
             }),
         );
     }
