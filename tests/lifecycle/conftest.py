@@ -32,6 +32,7 @@ class Server:
         self.log_path = log_path
         self.port = free_port()
         self.proc = None
+        self.started_at = None
         self.extra_args = list(extra_args)
         self.env = dict(env or {})
         self.endpoint = f"http://127.0.0.1:{self.port}"
@@ -40,6 +41,7 @@ class Server:
         env = dict(os.environ, OPSWORKS_ROOT_ACCESS_KEY_ID=AKID, OPSWORKS_ROOT_SECRET_ACCESS_KEY=SECRET,
                    **self.env)
         log = open(self.log_path, "ab")
+        self.started_at = time.monotonic()
         self.proc = subprocess.Popen(
             [self.binary, "server", "--listen", f"127.0.0.1:{self.port}", "--data-dir", str(self.data_dir), "--local-instances", *self.extra_args],
             stdout=subprocess.PIPE, stderr=log, env=env,

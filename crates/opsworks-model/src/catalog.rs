@@ -147,9 +147,39 @@ pub fn agent_versions(chef_version: &str) -> Vec<&'static str> {
 }
 
 /// Whether `v` may be given as a stack's `AgentVersion` (`LATEST` or a version of
-/// [`agent_versions`]); instances may also say `INHERIT`.
+/// [`agent_versions`]); instances may also say `INHERIT`. The server also offers the releases an
+/// operator added; it checks those against its store.
 pub fn is_agent_version(v: &str) -> bool {
     v == "LATEST" || v == AGENT_VERSION
+}
+
+/// Orders agent versions as people read them: dot- and dash-separated parts compared as numbers
+/// where both are numbers, as text otherwise (`0.10.0` > `0.9.1`, `4042-2023` > `4041-2024`);
+/// a version that is a prefix of another comes first.
+pub fn compare_versions(a: &str, b: &str) -> std::cmp::Ordering {
+    let mut left = a.split(['.', '-', '+']);
+    let mut right = b.split(['.', '-', '+']);
+    loop {
+        match (left.next(), right.next()) {
+            (None, None) => return std::cmp::Ordering::Equal,
+            (None, Some(_)) => return std::cmp::Ordering::Less,
+            (Some(_), None) => return std::cmp::Ordering::Greater,
+            (Some(x), Some(y)) => {
+                let order = match (x.parse::<u64>(), y.parse::<u64>()) {
+                    (Ok(x), Ok(y)) => x.cmp(&y),
+                    _ => x.cmp(y),
+                };
+                if order != std::cmp::Ordering::Equal {
+                    return order;
+                }
+            }
+        }
+    }
+}
+
+/// The newest of `versions` by [`compare_versions`] (what `LATEST` means).
+pub fn newest<'a>(versions: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    versions.into_iter().max_by(|a, b| compare_versions(a, b))
 }
 
 #[cfg(test)]
@@ -199,5 +229,17 @@ mod tests {
         assert!(agent_versions("13").is_empty());
         assert!(is_agent_version("LATEST") && is_agent_version(AGENT_VERSION));
         assert!(!is_agent_version("4042-20230222112402"));
+    }
+
+    #[test]
+    fn versions_order_by_their_numbers() {
+        use std::cmp::Ordering::*;
+        assert_eq!(compare_versions("0.10.0", "0.9.1"), Greater);
+        assert_eq!(compare_versions("0.1.0", "0.1.0"), Equal);
+        assert_eq!(compare_versions("0.1.0", "0.1.0-test.2"), Less);
+        assert_eq!(compare_versions("4042-20230222", "4041-20240101"), Greater);
+        assert_eq!(compare_versions("1.a", "1.b"), Less);
+        assert_eq!(newest(["0.1.0", "0.2.0", "0.1.9"]), Some("0.2.0"));
+        assert_eq!(newest(Vec::<&str>::new()), None);
     }
 }

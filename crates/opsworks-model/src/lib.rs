@@ -24,6 +24,6 @@ mod serde_str;
 
 pub use command::CommandName;
 pub use event::EventKind;
-pub use ids::{Arn, ResourceKind, new_id, timestamp};
+pub use ids::{Arn, ResourceKind, ec2_id, new_id, timestamp};
 pub use instance::{InstanceEvent, InstanceStatus, TransitionError};
 pub use resource::{Kind, Resource};

@@ -7,16 +7,20 @@
 //! these types in one place per resource on the server side (secrets filtered, private members
 //! left out); this crate knows no wire shape.
 
+mod agent;
 mod app;
 mod deployment;
+mod ec2;
 mod identity;
 mod instance;
 mod layer;
 mod misc;
 mod stack;
 
+pub use agent::AgentRelease;
 pub use app::{App, AppSource, AppType, DataSource, EnvironmentVariable, SslConfiguration};
 pub use deployment::{Command, Deployment, DeploymentCommand, LifecycleStep};
+pub use ec2::{Ec2Tag, Ec2Volume, ElasticIp, Volume};
 pub use identity::{
     AccessKey, IamGroup, IamPolicy, IamTag, IamUser, KeyLastUsed, LoginProfile, Permission,
     PolicyVersion, TemporaryAccess, UserProfile,
@@ -66,11 +70,19 @@ pub enum Kind {
     Permission,
     /// A temporary login GrantAccess made on an instance.
     TemporaryAccess,
+    /// An Elastic IP (ID: the address).
+    ElasticIp,
+    /// An EC2 volume (ID: `vol-...`).
+    Ec2Volume,
+    /// An EC2 volume's registration with a stack (parent: the EC2 volume).
+    Volume,
+    /// An agent release an operator added (ID: its version).
+    AgentRelease,
 }
 
 impl Kind {
     /// Every kind.
-    pub const ALL: [Kind; 16] = [
+    pub const ALL: [Kind; 20] = [
         Self::Stack,
         Self::Layer,
         Self::Instance,
@@ -87,6 +99,10 @@ impl Kind {
         Self::UserProfile,
         Self::Permission,
         Self::TemporaryAccess,
+        Self::ElasticIp,
+        Self::Ec2Volume,
+        Self::Volume,
+        Self::AgentRelease,
     ];
 
     /// The name the store keeps it under.
@@ -108,6 +124,10 @@ impl Kind {
             Self::UserProfile => "user_profile",
             Self::Permission => "permission",
             Self::TemporaryAccess => "temporary_access",
+            Self::ElasticIp => "elastic_ip",
+            Self::Ec2Volume => "ec2_volume",
+            Self::Volume => "volume",
+            Self::AgentRelease => "agent_release",
         }
     }
 
@@ -117,6 +137,9 @@ impl Kind {
             Self::ServiceError => "service error",
             Self::UserProfile => "user profile",
             Self::TemporaryAccess => "temporary access",
+            Self::ElasticIp => "Elastic IP",
+            Self::Ec2Volume => "EC2 volume",
+            Self::AgentRelease => "agent version",
             other => other.as_str(),
         }
     }

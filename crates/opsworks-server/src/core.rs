@@ -6,8 +6,10 @@
 //! The core knows nothing of HTTP or of the wire: it speaks typed resources and returns
 //! [`CoreError`]; the edge maps that to the API's error codes.
 
+pub mod agent_releases;
 pub mod audit;
 pub mod commands;
+pub mod elastic_ips;
 mod error;
 pub mod events;
 pub mod identity;
@@ -19,10 +21,12 @@ pub mod machines;
 pub mod metrics;
 pub mod presence;
 pub mod proxy;
+pub mod registration;
 pub mod scheduler;
 pub mod service_errors;
 mod state;
 pub mod users;
+pub mod volumes;
 pub mod watchdog;
 pub mod workers;
 

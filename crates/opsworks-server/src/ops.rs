@@ -9,14 +9,18 @@ pub mod apps;
 pub mod authz;
 pub mod catalog;
 pub mod deployments;
+pub mod ec2;
+pub mod elastic_ips;
 pub mod iam;
 pub mod instances;
 pub mod layers;
+pub mod registration;
 pub mod scaling;
 pub mod stacks;
 pub mod sts;
 pub mod tags;
 pub mod users;
+pub mod volumes;
 pub mod wire;
 
 use std::net::IpAddr;
@@ -260,6 +264,10 @@ async fn run(cx: Ctx<'_>, operation: &str, input: Value) -> OpResult {
         "StartInstance" => instances::start_instance,
         "StopInstance" => instances::stop_instance,
         "RebootInstance" => instances::reboot_instance,
+        "RegisterInstance" => registration::register_instance,
+        "AssignInstance" => registration::assign_instance,
+        "UnassignInstance" => registration::unassign_instance,
+        "DeregisterInstance" => registration::deregister_instance,
         "CreateApp" => apps::create_app,
         "DescribeApps" => apps::describe_apps,
         "UpdateApp" => apps::update_app,
@@ -286,6 +294,19 @@ async fn run(cx: Ctx<'_>, operation: &str, input: Value) -> OpResult {
         "SetPermission" => users::set_permission,
         "DescribePermissions" => users::describe_permissions,
         "GrantAccess" => users::grant_access,
+        "RegisterElasticIp" => elastic_ips::register_elastic_ip,
+        "AssociateElasticIp" => elastic_ips::associate_elastic_ip,
+        "DisassociateElasticIp" => elastic_ips::disassociate_elastic_ip,
+        "UpdateElasticIp" => elastic_ips::update_elastic_ip,
+        "DescribeElasticIps" => elastic_ips::describe_elastic_ips,
+        "DeregisterElasticIp" => elastic_ips::deregister_elastic_ip,
+        "RegisterVolume" => volumes::register_volume,
+        "UpdateVolume" => volumes::update_volume,
+        "AssignVolume" => volumes::assign_volume,
+        "UnassignVolume" => volumes::unassign_volume,
+        "DescribeVolumes" => volumes::describe_volumes,
+        "DeregisterVolume" => volumes::deregister_volume,
+        "DescribeRaidArrays" => volumes::describe_raid_arrays,
     })
 }
 
@@ -356,5 +377,7 @@ pub fn capitalized(e: impl std::fmt::Display) -> String {
         .unwrap_or_default()
 }
 
+#[cfg(test)]
+mod resource_tests;
 #[cfg(test)]
 mod tests;

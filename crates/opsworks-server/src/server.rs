@@ -15,7 +15,9 @@ use crate::core::keys::RootKey;
 use crate::core::machines::Machines;
 use crate::core::scheduler::{self, AgentMetrics};
 use crate::core::workers::{Workers, every};
-use crate::core::{Core, audit, events, keys, metrics, proxy, users, watchdog};
+use crate::core::{
+    Core, audit, elastic_ips, events, keys, metrics, proxy, users, volumes, watchdog,
+};
 use crate::{ServerError, edge};
 
 /// Whether local instances run, and how agents reach the server.
@@ -95,6 +97,14 @@ impl Server {
             }
         };
 
+        // The host's addresses and disks as the store says: after a restart (or a host reboot)
+        // addresses are reserved and placed again, leftovers of a crash removed.
+        if let Err(e) = elastic_ips::reconcile(&core).await {
+            tracing::warn!("putting Elastic IPs back in place failed: {e}");
+        }
+        if let Err(e) = volumes::sweep(&core).await {
+            tracing::warn!("sweeping volume leftovers failed: {e}");
+        }
         let mut router = edge::router(core.clone());
         let mut on_shutdown = Vec::new();
         for mount in &config.mounts {
@@ -104,6 +114,11 @@ impl Server {
         }
         http.spawn(edge::listener::serve(listener, router, stopped()));
         start_workers(&core, &mut workers);
+        // The own build is hashed now, so the first agent to ask for its release does not wait.
+        let releases = core.agent_releases().clone();
+        core.spawn(async move {
+            releases.own().await;
+        });
         tracing::info!(%endpoint, data_dir = %config.data_dir.display(), workers = ?workers.names(), "server started");
         Ok(Self {
             core,
@@ -255,7 +270,9 @@ async fn attach_local_machines(
 ) -> Result<(TcpListener, String, Vec<String>), ServerError> {
     use opsworks_sandbox::{LocalConfig, LocalProvider};
     let unavailable = |e: &dyn std::fmt::Display| ServerError::Instances(e.to_string());
-    let local_config = LocalConfig::new(config.data_dir.join("machines"));
+    let mut local_config = LocalConfig::new(config.data_dir.join("machines"));
+    // Elastic IPs come from addresses no machine is given as its own.
+    local_config.network.reserved = Some(config.elastic_ip_pool);
     // The proxy serves the machines only: clients from the bridge's subnet.
     let bridge: Vec<ipnet::IpNet> = local_config.network.subnet().parse().into_iter().collect();
     let provider = LocalProvider::new(local_config).map_err(|e| unavailable(&e))?;

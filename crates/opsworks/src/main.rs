@@ -3,6 +3,7 @@
 
 mod cli;
 mod exec;
+mod registration;
 mod serve;
 
 use std::process::ExitCode;
@@ -12,6 +13,11 @@ use clap::Parser;
 
 use cli::{Cli, Command};
 use opsworks_server::Instances;
+
+/// Every role of the binary allocates through mimalloc: the server's request path is
+/// allocation-heavy, and glibc's malloc showed at the top of its profile.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> anyhow::Result<ExitCode> {
     // A local instance's PID 1: the provider re-executes this binary with its own private
@@ -37,6 +43,17 @@ fn main() -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::SUCCESS);
         }
         Command::Exec(args) => return exec::run(args),
+        Command::Register(args) => return registration::register(args),
+        Command::AgentVersion(cli::AgentVersionCommand::Add(args)) => {
+            return registration::add_version(args);
+        }
+        Command::AgentInstall(args) => return registration::install(args),
+        Command::AgentUninstall => return registration::uninstall(),
+        Command::AgentGuard(args) => {
+            serve::init_logging(cli.log_format);
+            opsworks_agent::preconfig::run_guard(args)?;
+            return Ok(ExitCode::SUCCESS);
+        }
         Command::AgentCli(args) => {
             opsworks_agent::run_cli(&args.state_dir, args.command)?;
             return Ok(ExitCode::SUCCESS);

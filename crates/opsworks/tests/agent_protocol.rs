@@ -239,6 +239,8 @@ async fn hello(client: &Client, id: &str) -> HelloReply {
             version: "12".into(),
         },
         addresses: vec![],
+        release: None,
+        rolled_back: None,
     };
     send(client, "hello", &msg).await
 }

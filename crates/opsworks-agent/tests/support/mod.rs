@@ -149,6 +149,7 @@ pub async fn call(
                 heartbeat_seconds: 1,
                 poll_seconds: 1,
                 metrics_seconds: srv.metrics_seconds,
+                agent_release: None,
             })
             .into_response()
         }
@@ -166,7 +167,11 @@ pub async fn call(
                     let mut srv = shared.srv.lock().unwrap();
                     if !srv.pending.is_empty() {
                         let commands = std::mem::take(&mut srv.pending);
-                        return axum::Json(PollReply { commands }).into_response();
+                        return axum::Json(PollReply {
+                            commands,
+                            ..PollReply::default()
+                        })
+                        .into_response();
                     }
                 }
                 if tokio::time::timeout_at(deadline, shared.notify.notified())
@@ -413,6 +418,7 @@ echo "converged"
             converge_exe: Some(self.path("converge.sh")),
             builtin_cookbooks: None,
             www_root: self.www(),
+            install_dir: None,
         }
     }
 

@@ -136,6 +136,14 @@ pub struct Instance {
         skip_serializing_if = "Option::is_none"
     )]
     pub auto_scaling_schedule: Option<BTreeMap<String, BTreeMap<String, String>>>,
+    /// Whether the machine was registered (RegisterInstance) rather than created: the server
+    /// never starts, stops, reboots or heals it, and it leaves through DeregisterInstance.
+    #[serde(
+        rename = "_Registered",
+        default,
+        skip_serializing_if = "std::ops::Not::not"
+    )]
+    pub registered: bool,
 }
 
 fn x86_64() -> String {

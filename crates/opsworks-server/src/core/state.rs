@@ -12,6 +12,7 @@ use opsworks_store::{Cached, EventRecord, Filter, NewEvent, Store, Txn};
 
 use crate::ServerError;
 use crate::config::{MetricsConfig, ServerConfig};
+use crate::core::agent_releases::AgentReleases;
 use crate::core::events::EventHub;
 use crate::core::identity::AccessCache;
 use crate::core::keys::{KeyRing, RootKey, Sealer};
@@ -51,6 +52,10 @@ struct Inner {
     /// Background work started by requests (a machine booting, a stop running Shutdown), so the
     /// server can wait for it at shutdown.
     tasks: TaskTracker,
+    /// See [`ServerConfig::elastic_ip_pool`].
+    elastic_ip_pool: opsworks_sandbox::AddressRange,
+    /// The agent releases installed agents can be told to run.
+    agent_releases: Arc<AgentReleases>,
 }
 
 impl Core {
@@ -114,6 +119,15 @@ impl Core {
                 server_metrics: ServerMetrics::default(),
                 access: AccessCache::default(),
                 tasks: TaskTracker::new(),
+                elastic_ip_pool: config.elastic_ip_pool,
+                agent_releases: AgentReleases::new(
+                    config
+                        .agent_program
+                        .clone()
+                        .or_else(|| std::env::current_exe().ok()),
+                    dir,
+                    config.agent_update_deadline,
+                ),
             }),
         };
         Ok((core, root))
@@ -189,9 +203,19 @@ impl Core {
         &self.inner.access
     }
 
+    /// See [`ServerConfig::elastic_ip_pool`].
+    pub fn elastic_ip_pool(&self) -> opsworks_sandbox::AddressRange {
+        self.inner.elastic_ip_pool
+    }
+
     /// Background work started by requests; the server waits for it at shutdown.
     pub fn tasks(&self) -> &TaskTracker {
         &self.inner.tasks
+    }
+
+    /// The agent releases installed agents can be told to run.
+    pub fn agent_releases(&self) -> &Arc<AgentReleases> {
+        &self.inner.agent_releases
     }
 
     /// Records the server's base URL (`http://127.0.0.1:9730`) once it listens.

@@ -1,7 +1,7 @@
 //! The audit log over HTTP: `GET /api/audit?Principal=ARN&StackId=ID&StartTime=T&EndTime=T&After=SEQ&MaxResults=N`,
 //! SigV4-signed like the API. The root reads everything; an IAM user needs a policy allowing
 //! `opsworks:DescribeAuditLog` (on the stack's ARN with `StackId`, on `*` without): no
-//! permission level grants it.
+//! permission level grants it. The console's audit view reads through the same [`read`].
 
 use axum::Router;
 use axum::extract::{Query, State};
@@ -17,7 +17,7 @@ use opsworks_store::{AuditQuery, AuditRecord};
 
 use crate::core::{Core, audit};
 use crate::edge::{auth, render};
-use crate::ops::authz;
+use crate::ops::{Principal, authz};
 
 /// The most entries one call answers with.
 pub const PAGE: u32 = 1000;
@@ -30,20 +30,27 @@ pub fn routes() -> Router<Core> {
     Router::new().route("/api/audit", get(list))
 }
 
-#[derive(Debug, Deserialize)]
-struct AuditParams {
+/// The endpoint's query (the console's audit view takes the same).
+#[derive(Debug, Default, Deserialize)]
+pub struct AuditParams {
+    /// Only this principal's entries (an ARN).
     #[serde(rename = "Principal")]
-    principal: Option<String>,
+    pub principal: Option<String>,
+    /// Only this stack's.
     #[serde(rename = "StackId")]
-    stack_id: Option<String>,
+    pub stack_id: Option<String>,
+    /// Only from this time on (RFC 3339 or Unix seconds).
     #[serde(rename = "StartTime")]
-    start_time: Option<String>,
+    pub start_time: Option<String>,
+    /// Only before this time.
     #[serde(rename = "EndTime")]
-    end_time: Option<String>,
+    pub end_time: Option<String>,
+    /// Only entries after this sequence number.
     #[serde(rename = "After")]
-    after: Option<String>,
+    pub after: Option<String>,
+    /// At most this many (up to [`PAGE`]).
     #[serde(rename = "MaxResults")]
-    max_results: Option<String>,
+    pub max_results: Option<String>,
 }
 
 /// An entry as the endpoint shows it.
@@ -125,13 +132,19 @@ async fn answer(
     let principal = auth::authenticate_from(core, method, uri, headers, b"", peer)
         .await?
         .user("read the audit log")?;
+    read(core, &principal, q).await
+}
+
+/// The entries `q` asks for, for `principal` (an IAM user needs a policy allowing [`ACTION`]):
+/// `{"Entries": [...], "LastSeq": n}`, oldest first.
+pub async fn read(core: &Core, principal: &Principal, q: &AuditParams) -> Result<Value, ApiError> {
     if let Some(user) = &principal.user {
         let resource = match &q.stack_id {
             Some(id) => core.get::<Stack>(id).await?.arn.clone(),
             None => "*".to_string(),
         };
         authz::decide(
-            &principal,
+            principal,
             user,
             core.account_id(),
             ACTION,

@@ -70,7 +70,7 @@ struct EventQuery {
 }
 
 /// The operation whose permission reading a stack's events takes (any level from Show up).
-const READ_EVENTS: &str = "DescribeStacks";
+pub const READ_EVENTS: &str = "DescribeStacks";
 
 /// Checks the request's SigV4 signature (as the API does; the body of a GET is empty), that the
 /// caller may read events (an instance's credential may not) and, for an IAM user, may see the

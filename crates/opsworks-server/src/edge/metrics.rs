@@ -88,7 +88,7 @@ async fn authorize(
 
 /// The operation whose permission reading an instance's, layer's or stack's metrics takes (any
 /// level from Show up, as the original's monitoring pages).
-const READ_METRICS: &str = "DescribeInstances";
+pub const READ_METRICS: &str = "DescribeInstances";
 
 /// Refuses an IAM user who may not read the metrics of `stack_id`.
 async fn may_read(core: &Core, who: &Option<Principal>, stack_id: &str) -> Result<(), Response> {

@@ -9,6 +9,7 @@ use opsworks_model::resource::{Instance, ServiceError, Stack};
 use opsworks_store::Filter;
 
 use super::{Ctx, OpResult, Reply, at_most_one, wire};
+use crate::core::agent_releases;
 
 /// DescribeOperatingSystems: what instances can run. A server that runs local instances lists
 /// the one they really run (the host's own); the original's names stay accepted in requests. A
@@ -43,7 +44,8 @@ pub async fn describe_operating_systems(cx: Ctx<'_>, _req: serde_json::Value) ->
 
 /// DescribeAgentVersions: the agent versions for a stack (its configuration manager) or for a
 /// configuration manager. Exactly one of the two is given ("You must specify a stack ID or a
-/// configuration manager"). This server ships one agent, its own version, for every Chef version.
+/// configuration manager"). The server hands out its own build and the releases an operator
+/// added (`opsworks agent-version add`); each serves every Chef version.
 pub async fn describe_agent_versions(
     cx: Ctx<'_>,
     req: shapes::DescribeAgentVersionsRequest,
@@ -85,13 +87,17 @@ pub async fn describe_agent_versions(
         Some(v) => vec![v],
         None => catalog::CHEF_VERSIONS.to_vec(),
     };
+    let offered = agent_releases::versions(cx.core).await?;
     let agents: Vec<shapes::AgentVersion> = versions
         .into_iter()
         .flat_map(|cv| {
+            let offered = &offered;
             catalog::agent_versions(cv)
                 .into_iter()
+                .map(str::to_string)
+                .chain(offered.iter().skip(1).cloned())
                 .map(move |av| shapes::AgentVersion {
-                    version: Some(av.to_string()),
+                    version: Some(av),
                     configuration_manager: Some(shapes::StackConfigurationManager {
                         name: Some("Chef".into()),
                         version: Some(cv.to_string()),

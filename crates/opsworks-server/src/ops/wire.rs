@@ -12,7 +12,8 @@ use serde::de::DeserializeOwned;
 use opsworks_api::{FILTERED, shapes};
 use opsworks_model::layer::full_attributes;
 use opsworks_model::resource::{
-    App, Command, Deployment, Instance, Layer, ServiceError, Source, Stack,
+    App, Command, Deployment, Ec2Volume, ElasticIp, Instance, Layer, ServiceError, Source, Stack,
+    Volume,
 };
 
 /// A stored value object as its wire shape, the two having the same members by construction.
@@ -137,7 +138,8 @@ pub fn instance(i: &Instance) -> shapes::Instance {
         install_updates_on_boot: Some(i.install_updates_on_boot),
         instance_id: Some(i.instance_id.clone()),
         instance_profile_arn: i.instance_profile_arn.clone(),
-        instance_type: Some(i.instance_type.clone()),
+        // Registered machines have no instance type.
+        instance_type: Some(i.instance_type.clone()).filter(|t| !t.is_empty()),
         last_service_error_id: i.last_service_error_id.clone(),
         layer_ids: Some(i.layer_ids.clone()),
         os: Some(i.os.clone()),
@@ -287,6 +289,45 @@ pub fn service_error(e: &ServiceError) -> shapes::ServiceError {
         service_error_id: Some(e.service_error_id.clone()),
         stack_id: Some(e.stack_id.clone()),
         r#type: Some(e.r#type.clone()),
+    }
+}
+
+/// A registered Elastic IP.
+pub fn elastic_ip(e: &ElasticIp) -> shapes::ElasticIp {
+    shapes::ElasticIp {
+        domain: Some(e.domain.clone()),
+        instance_id: e.instance_id.clone(),
+        ip: Some(e.ip.clone()),
+        name: e.name.clone(),
+        region: Some(e.region.clone()),
+    }
+}
+
+/// A registered volume, with what its EC2 volume says of it (`Status` is EC2's: `in-use` while
+/// assigned, else `available`).
+pub fn volume(v: &Volume, ec2: Option<&Ec2Volume>, region: &str) -> shapes::Volume {
+    shapes::Volume {
+        availability_zone: ec2.map(|e| e.availability_zone.clone()),
+        device: v.device.clone(),
+        ec2_volume_id: Some(v.ec2_volume_id.clone()),
+        encrypted: Some(false),
+        instance_id: v.instance_id.clone(),
+        iops: ec2.and_then(|e| e.iops),
+        mount_point: v.mount_point.clone(),
+        name: v.name.clone(),
+        raid_array_id: v.raid_array_id.clone(),
+        region: Some(region.to_string()),
+        size: ec2.map(|e| e.size),
+        status: Some(
+            if v.instance_id.is_some() {
+                "in-use"
+            } else {
+                "available"
+            }
+            .into(),
+        ),
+        volume_id: Some(v.volume_id.clone()),
+        volume_type: ec2.map(|e| e.volume_type.clone()),
     }
 }
 
