@@ -124,7 +124,7 @@ def test_secrets_are_filtered_in_the_api(client, stack):
 
 
 def test_layers_not_built_yet_refuse_to_start(client, stack):
-    lid = client.create_layer(StackId=stack["stack"], Type="java-app", Name="Java", Shortname="java-app")["LayerId"]
+    lid = client.create_layer(StackId=stack["stack"], Type="aws-flow-ruby", Name="Flow", Shortname="aws-flow-ruby")["LayerId"]
     iid = client.create_instance(StackId=stack["stack"], LayerIds=[lid], InstanceType="t3.micro")["InstanceId"]
     with pytest.raises(ClientError) as e:
         client.start_instance(InstanceId=iid)

@@ -2,6 +2,12 @@
 //! <YYYYmmddHHMMSS>`, a `current` link switched atomically, `shared/{config,log,pids,system}`,
 //! five releases kept, the app's environment in `shared/config/environment{,.json}`; rollback
 //! and undeploy. Blocking code.
+//!
+//! A deploy has two halves around the converge, as Chef's deploy resource had its callbacks
+//! around the symlink: [`deploy`] fetches the new release without touching `current`; the
+//! recipes then run the app's hooks and migrations against the release and switch `current`
+//! (`deploy` cookbook, `release.star`); [`finish_deploy`] then keeps a release that went live,
+//! switches to it when no recipe did, or removes one that never went live.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -25,8 +31,25 @@ pub struct Deployed {
     pub deploy_to: PathBuf,
     /// The new release's directory.
     pub release: PathBuf,
+    /// The release `current` pointed at before (none on a first deploy).
+    pub previous: Option<PathBuf>,
     /// The git commit deployed, for git sources.
     pub revision: Option<String>,
+}
+
+/// How a deploy ended, once the converge that was to switch `current` is over.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Finished {
+    /// The recipes made the new release current.
+    Live,
+    /// The converge succeeded without switching (no deploy recipe in the run list): the agent
+    /// switched `current` itself.
+    SwitchedByAgent,
+    /// The deployment failed before the release went live: it was removed, `current` is as it
+    /// was (the path it points at, if any).
+    Discarded(Option<PathBuf>),
+    /// The deployment failed after the release went live (a late hook or the restart): it stays.
+    FailedLive,
 }
 
 /// `<root>/<shortname>`, after checking that the short name is one path component.
@@ -73,8 +96,9 @@ pub fn current_release(deploy_to: &Path) -> Option<String> {
         .and_then(|t| t.file_name().map(|n| n.to_string_lossy().into_owned()))
 }
 
-/// Deploys `app` under `root` as a new release named after `now` (a second later than the
-/// newest release when that name is taken, so names always sort in deploy order).
+/// Fetches `app` under `root` as a new release named after `now` (a second later than the
+/// newest release when that name is taken, so names always sort in deploy order), with the
+/// shared links and the environment files, leaving `current` where it was.
 pub fn deploy(
     app: &AppSpec,
     root: &Path,
@@ -129,15 +153,44 @@ pub fn deploy(
         std::fs::write(&path, format!("{rev}\n"))
             .map_err(|e| AgentError::io("cannot write", &path, e))?;
     }
-    link_shared(&deploy_to, &release)?;
-    write_environment(&deploy_to.join("shared/config"), &app.environment)?;
-    switch_current(&deploy_to, &release)?;
-    prune(&deploy_to)?;
+    let prepared = link_shared(&deploy_to, &release)
+        .and_then(|()| write_environment(&deploy_to.join("shared/config"), &app.environment));
+    if let Err(e) = prepared {
+        let _ = std::fs::remove_dir_all(&release);
+        return Err(e);
+    }
     Ok(Deployed {
+        previous: current_release(&deploy_to).map(|n| releases_dir.join(n)),
         deploy_to,
         release,
         revision: fetched.revision,
     })
+}
+
+/// Ends a deploy [`deploy`] began, after the converge: `succeeded` says whether it did. Keeps a
+/// release the recipes made current, makes it current when they did not and all went well,
+/// removes it when it never went live; then prunes old releases.
+pub fn finish_deploy(deployed: &Deployed, succeeded: bool) -> Result<Finished> {
+    let deploy_to = &deployed.deploy_to;
+    let live = std::fs::read_link(deploy_to.join("current")).ok();
+    let finished = if live.as_deref() == Some(deployed.release.as_path()) {
+        if succeeded {
+            Finished::Live
+        } else {
+            Finished::FailedLive
+        }
+    } else if succeeded {
+        switch_current(deploy_to, &deployed.release)?;
+        Finished::SwitchedByAgent
+    } else {
+        if deployed.release.exists() {
+            std::fs::remove_dir_all(&deployed.release)
+                .map_err(|e| AgentError::io("cannot remove", &deployed.release, e))?;
+        }
+        Finished::Discarded(live)
+    };
+    prune(deploy_to)?;
+    Ok(finished)
 }
 
 /// Points `current` at the release before the current one and removes the one rolled back
@@ -176,7 +229,7 @@ pub fn undeploy(app: &AppSpec, root: &Path) -> Result<bool> {
 
 /// Switches `current` to `release` atomically: a new link under a temporary name renamed over
 /// the old one, so a reader sees the old release or the new one, never neither.
-fn switch_current(deploy_to: &Path, release: &Path) -> Result<()> {
+pub fn switch_current(deploy_to: &Path, release: &Path) -> Result<()> {
     let tmp = deploy_to.join(format!(".current.tmp{}", std::process::id()));
     let _ = std::fs::remove_file(&tmp);
     std::os::unix::fs::symlink(release, &tmp)

@@ -72,6 +72,19 @@ pub enum AgentCli {
     },
     /// The last command with the stack, layers, instance and apps it saw.
     StackState,
+    /// Runs an app's deploy hook (`deploy/<hook>.star` in its new release) for the command being
+    /// run; the `deploy` cookbook's recipes call it at each step of a deploy.
+    DeployHook {
+        /// The app's short name.
+        #[arg(long)]
+        app: String,
+        /// before_migrate, before_symlink, before_restart or after_restart.
+        #[arg(long)]
+        hook: String,
+        /// The command's directory (the agent gives it to the converge).
+        #[arg(long = "command-dir", env = opsworks_env::OPSWORKS_COMMAND_DIR)]
+        command_dir: PathBuf,
+    },
     /// The 16 metrics as the agent samples them on this instance, taken over a few seconds,
     /// and what they are read from (the instance's control group, or the host's /proc).
     Metrics {
@@ -91,24 +104,25 @@ pub fn run_cli(state_dir: &Path, cmd: AgentCli) -> anyhow::Result<()> {
 
 /// Runs an inspection command, writing to `out`.
 pub fn run_cli_to(state_dir: &Path, cmd: AgentCli, out: &mut dyn Write) -> anyhow::Result<()> {
-    // The only command that needs no agent state.
+    // Metrics reads the machine, not the agent's state.
     if let AgentCli::Metrics { seconds } = cmd {
         return metrics(seconds, out);
     }
-    let state = StateDir::existing(state_dir)?;
+    // Opened by the commands that read the history; a hook works in its command's directory.
+    let open = || StateDir::existing(state_dir);
     match cmd {
-        AgentCli::AgentReport => agent_report(&state, out),
-        AgentCli::InstanceReport => instance_report(&state, out),
-        AgentCli::ListCommands => list_commands(&state, out),
+        AgentCli::AgentReport => agent_report(&open()?, out),
+        AgentCli::InstanceReport => instance_report(&open()?, out),
+        AgentCli::ListCommands => list_commands(&open()?, out),
         AgentCli::ShowLog { command } => {
-            let entry = select(&state, &command)?;
+            let entry = select(&open()?, &command)?;
             let log = std::fs::read(entry.log_path())
                 .with_context(|| format!("no log for {}", entry.name()))?;
             out.write_all(&log)?;
             Ok(())
         }
         AgentCli::GetJson { command, internal } => {
-            let entry = select(&state, &command)?;
+            let entry = select(&open()?, &command)?;
             let value: Value = if internal {
                 let mut v = serde_json::to_value(entry.command()?)?;
                 hide_source_secrets(&mut v);
@@ -127,14 +141,24 @@ pub fn run_cli_to(state_dir: &Path, cmd: AgentCli, out: &mut dyn Write) -> anyho
             builtin_cookbooks,
             www_root,
         } => run_command(
-            &state,
+            &open()?,
             &command,
             converge_exe,
             builtin_cookbooks,
             www_root,
             out,
         ),
-        AgentCli::StackState => stack_state(&state, out),
+        AgentCli::StackState => stack_state(&open()?, out),
+        AgentCli::DeployHook {
+            app,
+            hook,
+            command_dir,
+        } => Ok(crate::hooks::run_deploy_hook(
+            &command_dir,
+            &app,
+            &hook,
+            out,
+        )?),
         AgentCli::Metrics { seconds } => metrics(seconds, out),
     }
 }
@@ -416,6 +440,7 @@ fn run_command(
     };
     let settings = RunSettings {
         converge_exe,
+        server_url: info.server.clone(),
         builtin_cookbooks: builtin_cookbooks.or(info.builtin_cookbooks),
         www_root: www_root
             .or((!info.www_root.as_os_str().is_empty()).then_some(info.www_root))

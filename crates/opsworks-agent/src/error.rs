@@ -65,6 +65,18 @@ pub enum AgentError {
         /// The other agent's pid, as it recorded it (0 when unknown).
         pid: u32,
     },
+    /// An app's deploy hook (`deploy/<hook>.star`) failed.
+    #[error(
+        "deploy hook {hook} of app {app} failed ({status}); its output is in the command's log"
+    )]
+    HookFailed {
+        /// The app's short name.
+        app: String,
+        /// The hook.
+        hook: String,
+        /// How the converge ended.
+        status: String,
+    },
     /// No stored command matches.
     #[error("no stored command matches `{0}`")]
     NoSuchCommand(String),

@@ -5,13 +5,13 @@
 //!
 //! Module map: [`client`] signs and retries protocol calls; [`agent`] is the loop and the
 //! exactly-once bookkeeping; [`runner`] runs one command; [`apps`] and [`sources`] lay out
-//! releases and fetch code; [`archive`] unpacks archives without letting them out; [`state`] owns
-//! the state directory; [`cli`] reads it back; [`facts`] describes the host; [`metrics`] samples
-//! the machine (its control group, or `/proc`) and sends the samples. Registered machines:
-//! [`register`] is `opsworks register` (the operator's side: the machine reached over SSH or
-//! itself), [`install`] puts the agent on the machine and takes it off again, [`preconfig`] reads
-//! what `aws opsworks register` hands the installer, and [`update`] moves an installed agent to
-//! the release the server names, and back when it does not report in.
+//! releases and fetch code; [`archive`] unpacks archives without letting them out; [`hooks`] runs
+//! an app's deploy hooks; [`state`] owns the state directory; [`cli`] reads it back; [`facts`]
+//! describes the host; [`metrics`] samples the machine (its control group, or `/proc`) and sends
+//! the samples. Registered machines: [`register`] is `opsworks register` (the operator's side: the
+//! machine reached over SSH or itself), [`install`] puts the agent on the machine and takes it off
+//! again, [`preconfig`] reads what `aws opsworks register` hands the installer, and [`update`]
+//! moves an installed agent to the release the server names, and back when it does not report in.
 
 pub mod agent;
 pub mod apps;
@@ -20,6 +20,7 @@ pub mod cli;
 pub mod client;
 pub mod error;
 pub mod facts;
+pub mod hooks;
 pub mod install;
 pub mod metrics;
 pub mod preconfig;
@@ -129,6 +130,7 @@ pub async fn run_until(args: AgentArgs, shutdown: impl Future<Output = ()>) -> a
     state.write_info(&info)?;
     let settings = runner::RunSettings {
         converge_exe,
+        server_url: args.server.clone(),
         builtin_cookbooks: Some(builtin_cookbooks),
         www_root: args.www_root.clone(),
         state,

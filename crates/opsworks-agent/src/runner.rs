@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use opsworks_model::CommandName;
 use opsworks_protocol::{AgentCommand, CommandOutcome, SourceSpec};
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 
 use crate::apps;
 use crate::error::{AgentError, Result};
@@ -27,8 +27,12 @@ const KILL_GRACE: Duration = Duration::from_secs(3);
 /// What a run needs beyond the command.
 #[derive(Debug, Clone)]
 pub struct RunSettings {
-    /// The executable whose `converge` subcommand runs the recipes.
+    /// The executable whose `converge` subcommand runs the recipes (the `opsworks` binary, whose
+    /// `agent-cli deploy-hook` the deploy recipes call as `$OPSWORKS_AGENT_EXE`).
     pub converge_exe: PathBuf,
+    /// The server's URL as this instance reaches it (`node["opsworks"]["agent"]["server_url"]`,
+    /// where the monitoring layer finds the control plane's `/metrics`).
+    pub server_url: String,
     /// Built-in cookbooks, searched before the custom ones.
     pub builtin_cookbooks: Option<PathBuf>,
     /// Where apps are deployed (`/srv/www`).
@@ -76,7 +80,8 @@ impl CmdLog {
         let _ = writeln!(&self.file, "[{ts}] agent: {}", message.as_ref());
     }
 
-    fn handle(&self) -> std::io::Result<File> {
+    /// Another handle on the log, for a child process's output.
+    pub(crate) fn handle(&self) -> std::io::Result<File> {
         self.file.try_clone()
     }
 }
@@ -109,8 +114,19 @@ pub async fn execute(
     let started = Instant::now();
     log.line(format!("command {} ({}) starts", cmd.command_id, cmd.kind));
     let mut report = json!({});
+    let mut prepared = Vec::new();
     let mut app_revisions = BTreeMap::new();
-    let exit_code = match steps(settings, cmd, entry, log, &mut report, &mut app_revisions).await {
+    let mut exit_code = match steps(
+        settings,
+        cmd,
+        entry,
+        log,
+        &mut report,
+        &mut prepared,
+        &mut app_revisions,
+    )
+    .await
+    {
         Ok(code) => code,
         Err(e) => {
             log.line(format!("error: {e}"));
@@ -118,6 +134,9 @@ pub async fn execute(
             1
         }
     };
+    if !prepared.is_empty() && !finish_releases(prepared, exit_code == 0, log).await {
+        exit_code = exit_code.max(1);
+    }
     report["duration_ms"] = json!(started.elapsed().as_millis() as u64);
     let outcome = if exit_code == 0 {
         CommandOutcome::Successful
@@ -152,6 +171,7 @@ async fn steps(
     entry: &Entry,
     log: &CmdLog,
     report: &mut Value,
+    prepared: &mut Vec<apps::Deployed>,
     app_revisions: &mut BTreeMap<String, String>,
 ) -> Result<i32> {
     // Custom cookbooks: fetched at setup and update_custom_cookbooks, and whenever the cache
@@ -174,7 +194,17 @@ async fn steps(
 
     // The app step comes before the recipes, so they find the release in place.
     let mut attributes = cmd.attributes.clone();
-    app_step(settings, cmd, log, &mut attributes, report, app_revisions).await?;
+    app_step(
+        settings,
+        cmd,
+        log,
+        &mut attributes,
+        report,
+        prepared,
+        app_revisions,
+    )
+    .await?;
+    agent_attributes(settings, &mut attributes);
 
     write_json(&entry.attribs_path(), &attributes)?;
     write_data_bags(cmd, &entry.data_bags_dir())?;
@@ -190,7 +220,82 @@ async fn steps(
             .map_err(|e| AgentError::io("cannot create directory", &dir, e))?;
         cookbook_paths.push(dir);
     }
+    // What `agent-cli deploy-hook` converges a hook with, besides the hook's own cookbook.
+    write_json(
+        &entry.dir.join(HOOK_CONTEXT_FILE),
+        &HookContext {
+            converge_exe: settings.converge_exe.clone(),
+            cookbook_paths: cookbook_paths.clone(),
+        },
+    )?;
     converge(settings, cmd, entry, log, &cookbook_paths).await
+}
+
+/// The file of a command's directory that says how its converge ran, for the deploy hooks.
+pub const HOOK_CONTEXT_FILE: &str = "hook_context.json";
+
+/// How a command's converge ran: a deploy hook converges the same way.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct HookContext {
+    /// The executable whose `converge` subcommand runs recipes.
+    pub converge_exe: PathBuf,
+    /// The cookbook directories, in search order.
+    pub cookbook_paths: Vec<PathBuf>,
+}
+
+/// What the recipes learn of the agent itself: `node["opsworks"]["agent"]`.
+fn agent_attributes(settings: &RunSettings, attributes: &mut Value) {
+    let Some(obj) = attributes.as_object_mut() else {
+        return;
+    };
+    let opsworks = obj.entry("opsworks").or_insert_with(|| json!({}));
+    if let Some(opsworks) = opsworks.as_object_mut() {
+        opsworks.insert(
+            "agent".into(),
+            json!({
+                "server_url": settings.server_url,
+                "version": crate::VERSION,
+            }),
+        );
+    }
+}
+
+/// Ends the deploys the app step began, now that the converge is over: a release that went live
+/// stays, one that did not is removed (or made current, when the run succeeded without a deploy
+/// recipe switching it). False when the end itself failed.
+async fn finish_releases(prepared: Vec<apps::Deployed>, succeeded: bool, log: &CmdLog) -> bool {
+    let mut ok = true;
+    for d in prepared {
+        let name = d
+            .deploy_to
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let release = d.release.display().to_string();
+        match tokio::task::spawn_blocking(move || apps::finish_deploy(&d, succeeded)).await {
+            Ok(Ok(apps::Finished::Live)) => {}
+            Ok(Ok(apps::Finished::SwitchedByAgent)) => log.line(format!(
+                "app {name}: no deploy recipe switched current; the agent made {release} current"
+            )),
+            Ok(Ok(apps::Finished::Discarded(live))) => log.line(format!(
+                "app {name}: the deployment failed before {release} went live: removed; current {}",
+                live.map(|p| format!("stays on {}", p.display()))
+                    .unwrap_or_else(|| "does not exist yet".into())
+            )),
+            Ok(Ok(apps::Finished::FailedLive)) => log.line(format!(
+                "app {name}: the deployment failed after {release} went live: it stays current"
+            )),
+            Ok(Err(e)) => {
+                log.line(format!("app {name}: error: {e}"));
+                ok = false;
+            }
+            Err(e) => {
+                log.line(format!("app {name}: error: {e}"));
+                ok = false;
+            }
+        }
+    }
+    ok
 }
 
 /// The custom cookbooks directory for `src`, fetched when `refresh` or when the cache holds
@@ -249,7 +354,9 @@ async fn custom_cookbooks(
 }
 
 /// Deploys, rolls back or undeploys the command's apps, and tells the recipes where they are
-/// (`deploy.<shortname>.{deploy_to,current_path,release_path}` in the attributes). The commit
+/// (`deploy.<shortname>.{deploy_to,current_path,release_path,previous_release_path}` in the
+/// attributes). A deployed release is not current yet: the recipes switch to it (and
+/// [`finish_releases`] ends what `prepared` lists, also when a later app fails here). The commit
 /// each git app was deployed at goes into the log, the report and `app_revisions`.
 async fn app_step(
     settings: &RunSettings,
@@ -257,6 +364,7 @@ async fn app_step(
     log: &CmdLog,
     attributes: &mut Value,
     report: &mut Value,
+    prepared: &mut Vec<apps::Deployed>,
     app_revisions: &mut BTreeMap<String, String>,
 ) -> Result<()> {
     let action = match cmd.kind {
@@ -273,23 +381,27 @@ async fn app_step(
             settings.state.downloads(),
         );
         log.line(format!("app {}: {action}", app.shortname));
-        let step =
-            tokio::task::spawn_blocking(move || -> Result<(Option<PathBuf>, Option<String>)> {
-                match action {
-                    "deploy" => {
-                        let d = apps::deploy(&app2, &root, &scratch, jiff::Timestamp::now())?;
-                        Ok((Some(d.release), d.revision))
-                    }
-                    "rollback" => Ok((Some(apps::rollback(&app2, &root)?), None)),
-                    _ => {
-                        apps::undeploy(&app2, &root)?;
-                        Ok((None, None))
-                    }
+        type Step = (Option<PathBuf>, Option<String>, Option<apps::Deployed>);
+        let step = tokio::task::spawn_blocking(move || -> Result<Step> {
+            match action {
+                "deploy" => {
+                    let d = apps::deploy(&app2, &root, &scratch, jiff::Timestamp::now())?;
+                    Ok((Some(d.release.clone()), d.revision.clone(), Some(d)))
                 }
-            })
-            .await
-            .map_err(|e| AgentError::invalid("app step", e.to_string()))?;
-        let (release, revision) = step?;
+                "rollback" => Ok((Some(apps::rollback(&app2, &root)?), None, None)),
+                _ => {
+                    apps::undeploy(&app2, &root)?;
+                    Ok((None, None, None))
+                }
+            }
+        })
+        .await
+        .map_err(|e| AgentError::invalid("app step", e.to_string()))?;
+        let (release, revision, deployed) = step?;
+        let previous = deployed.as_ref().and_then(|d| d.previous.clone());
+        if let Some(d) = deployed {
+            prepared.push(d);
+        }
         let deploy_to = apps::app_dir(app, &settings.www_root)?;
         if let (Some(commit), Some(src)) = (&revision, &app.source) {
             log.line(format!(
@@ -302,8 +414,13 @@ async fn app_step(
             app_revisions.insert(app.app_id.clone(), commit.clone());
         }
         if let Some(release) = &release {
+            let what = if action == "deploy" {
+                "release"
+            } else {
+                "current is"
+            };
             log.line(format!(
-                "app {}: current is {}{}",
+                "app {}: {what} {}{}",
                 app.shortname,
                 release.display(),
                 revision
@@ -311,26 +428,50 @@ async fn app_step(
                     .map(|r| format!(" (revision {r})"))
                     .unwrap_or_default()
             ));
-            if let Some(obj) = attributes.as_object_mut() {
-                let deploy = obj.entry("deploy").or_insert_with(|| json!({}));
-                if let Some(deploy) = deploy.as_object_mut() {
-                    let this = deploy
-                        .entry(app.shortname.clone())
-                        .or_insert_with(|| json!({}));
-                    if let Some(this) = this.as_object_mut() {
-                        this.insert("deploy_to".into(), json!(deploy_to));
-                        this.insert("current_path".into(), json!(deploy_to.join("current")));
-                        this.insert("release_path".into(), json!(release));
-                    }
-                }
+        }
+        // Where the recipes find the app; an undeployed app may be gone from the stack (DeleteApp),
+        // so its entry says what it was.
+        let mut fields = Map::new();
+        fields.insert("deploy_to".into(), json!(deploy_to));
+        fields.insert("current_path".into(), json!(deploy_to.join("current")));
+        match &release {
+            Some(release) => {
+                fields.insert("release_path".into(), json!(release));
+                fields.insert("previous_release_path".into(), json!(previous));
+            }
+            None => {
+                fields.insert("undeployed".into(), json!(true));
             }
         }
+        set_app_attributes(attributes, &app.shortname, &app.kind, fields);
         done.push(json!({"shortname": app.shortname, "action": action, "release": release, "revision": revision}));
     }
     if !done.is_empty() {
         report["apps"] = Value::Array(done);
     }
     Ok(())
+}
+
+/// Sets `fields` in `attributes["deploy"][shortname]` (made when missing, with the app's type).
+fn set_app_attributes(
+    attributes: &mut Value,
+    shortname: &str,
+    kind: &str,
+    fields: Map<String, Value>,
+) {
+    let Some(root) = attributes.as_object_mut() else {
+        return;
+    };
+    let deploy = root.entry("deploy").or_insert_with(|| json!({}));
+    let Some(deploy) = deploy.as_object_mut() else {
+        return;
+    };
+    let this = deploy
+        .entry(shortname.to_string())
+        .or_insert_with(|| json!({"application_type": kind}));
+    if let Some(this) = this.as_object_mut() {
+        this.extend(fields);
+    }
 }
 
 /// Writes `data_bags/<bag>/<item>.json`.
@@ -400,6 +541,13 @@ async fn converge(
         .current_dir(&entry.dir)
         .env(opsworks_env::OPSWORKS_COMMAND_ID, &cmd.command_id)
         .env(opsworks_env::OPSWORKS_COMMAND_TYPE, cmd.kind.as_str())
+        // For the deploy recipes' `agent-cli deploy-hook` calls.
+        .env(opsworks_env::OPSWORKS_AGENT_EXE, &settings.converge_exe)
+        .env(
+            opsworks_env::OPSWORKS_AGENT_STATE_DIR,
+            settings.state.root(),
+        )
+        .env(opsworks_env::OPSWORKS_COMMAND_DIR, &entry.dir)
         .stdin(Stdio::null())
         .stdout(out)
         .stderr(err)

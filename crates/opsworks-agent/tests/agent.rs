@@ -444,9 +444,17 @@ fn apps_deploy_roll_back_and_undeploy_from_git() {
     let current = || std::fs::read_link(deploy_to.join("current")).unwrap();
 
     deploy("d-1", 1);
-    // The release is in place before the recipes run.
+    // The release is in place before the recipes run, `current` not switched yet (the deploy
+    // recipes do that); with no recipe switching it, the agent does after a successful run.
     assert!(
-        shared.log("d-1").contains("app says: v1"),
+        shared.log("d-1").contains("app says: v1; current: \n"),
+        "{}",
+        shared.log("d-1")
+    );
+    assert!(
+        shared
+            .log("d-1")
+            .contains("no deploy recipe switched current"),
         "{}",
         shared.log("d-1")
     );
@@ -518,7 +526,13 @@ fn apps_deploy_roll_back_and_undeploy_from_git() {
     std::fs::write(repo.join("index.html"), "v2\n").unwrap();
     let v2 = commit_all(&repo, "v2");
     deploy("d-2", 2);
-    assert!(shared.log("d-2").contains("app says: v2"));
+    assert!(
+        shared
+            .log("d-2")
+            .contains(&format!("app says: v2; current: {}\n", first.display())),
+        "{}",
+        shared.log("d-2")
+    );
     let second = current();
     assert_ne!(second, first);
     assert_eq!(
@@ -537,8 +551,34 @@ fn apps_deploy_roll_back_and_undeploy_from_git() {
         Some(BTreeMap::from([("app-1".to_string(), v2.clone())]))
     );
 
+    // A deploy whose run fails never goes live: its release is removed, `current` stays.
+    std::fs::write(repo.join("index.html"), "broken\n").unwrap();
+    commit_all(&repo, "broken");
+    let mut bad = command("d-bad", "deploy", 3, &["mycb::showapp", "mycb::fail"]);
+    bad.custom_cookbooks = Some(env.cookbooks());
+    bad.apps = vec![app.clone()];
+    shared.push(vec![bad]);
+    let failed = wait_completion(&shared, "d-bad");
+    assert_eq!(failed.outcome, CommandOutcome::Failed);
+    assert!(
+        shared.log("d-bad").contains("app says: broken"),
+        "{}",
+        shared.log("d-bad")
+    );
+    assert!(
+        shared.log("d-bad").contains("failed before"),
+        "{}",
+        shared.log("d-bad")
+    );
+    assert_eq!(current(), second);
+    assert_eq!(
+        opsworks_agent::apps::releases(&deploy_to).unwrap().len(),
+        2,
+        "the failed release is gone"
+    );
+
     // Five releases are kept, the oldest go.
-    for i in 3..=7 {
+    for i in 4..=8 {
         deploy(&format!("d-{i}"), i);
     }
     let releases = opsworks_agent::apps::releases(&deploy_to).unwrap();
@@ -548,7 +588,7 @@ fn apps_deploy_roll_back_and_undeploy_from_git() {
     assert_eq!(newest.file_name().unwrap().to_string_lossy(), releases[4]);
 
     // Rollback: current goes back one release and the newer one is removed.
-    let mut rb = command("r-1", "rollback", 8, &[]);
+    let mut rb = command("r-1", "rollback", 9, &[]);
     rb.apps = vec![app.clone()];
     shared.push(vec![rb]);
     assert_eq!(
@@ -563,7 +603,7 @@ fn apps_deploy_roll_back_and_undeploy_from_git() {
     assert_eq!(opsworks_agent::apps::releases(&deploy_to).unwrap().len(), 4);
 
     // Undeploy removes the app; a rollback then has nothing to go back to.
-    let mut un = command("u-1", "undeploy", 9, &[]);
+    let mut un = command("u-1", "undeploy", 10, &[]);
     un.apps = vec![app.clone()];
     shared.push(vec![un]);
     assert_eq!(
@@ -571,7 +611,7 @@ fn apps_deploy_roll_back_and_undeploy_from_git() {
         CommandOutcome::Successful
     );
     assert!(!deploy_to.exists());
-    let mut rb = command("r-2", "rollback", 10, &[]);
+    let mut rb = command("r-2", "rollback", 11, &[]);
     rb.apps = vec![app];
     shared.push(vec![rb]);
     let failed = wait_completion(&shared, "r-2");

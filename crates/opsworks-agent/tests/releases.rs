@@ -66,15 +66,22 @@ impl Site {
             environment: BTreeMap::new(),
         }
     }
+    /// A deploy as the agent runs it: the release fetched, then (the converge between them having
+    /// succeeded without a deploy recipe switching `current`) finished, which makes it current.
     fn deploy(&mut self, revision: &str) -> opsworks_agent::error::Result<Deployed> {
         self.tick += 1;
         let now = jiff::Timestamp::from_second(1_800_000_000 + self.tick).unwrap();
-        apps::deploy(
+        let deployed = apps::deploy(
             &self.app(revision),
             &self.www(),
             &self.tmp.path().join("scratch"),
             now,
-        )
+        )?;
+        assert_eq!(
+            apps::finish_deploy(&deployed, true)?,
+            apps::Finished::SwitchedByAgent
+        );
+        Ok(deployed)
     }
     fn current(&self) -> PathBuf {
         std::fs::read_link(self.www().join("site/current")).unwrap()

@@ -78,19 +78,18 @@ mod tests {
         for t in [
             LayerType::Lb,
             LayerType::NodejsApp,
+            LayerType::Web,
+            LayerType::PhpApp,
+            LayerType::RailsApp,
+            LayerType::JavaApp,
             LayerType::DbMaster,
             LayerType::Memcached,
+            LayerType::MonitoringMaster,
             LayerType::Custom,
         ] {
             assert_eq!(missing(t), Vec::<&str>::new(), "{t}");
         }
-        for t in [
-            LayerType::RailsApp,
-            LayerType::JavaApp,
-            LayerType::MonitoringMaster,
-            LayerType::EcsCluster,
-            LayerType::AwsFlowRuby,
-        ] {
+        for t in [LayerType::EcsCluster, LayerType::AwsFlowRuby] {
             assert!(!missing(t).is_empty(), "{t} should not be startable yet");
         }
     }

@@ -71,6 +71,16 @@ pub const OPSWORKS_BUILTIN_COOKBOOKS: &str = "OPSWORKS_BUILTIN_COOKBOOKS";
 pub const OPSWORKS_COMMAND_TYPE: &str = "OPSWORKS_COMMAND_TYPE";
 /// Set by the agent for a converge: the command's ID.
 pub const OPSWORKS_COMMAND_ID: &str = "OPSWORKS_COMMAND_ID";
+/// Set by the agent for a converge: the command's history directory (`agent-cli deploy-hook`
+/// reads the command's node and apps there).
+pub const OPSWORKS_COMMAND_DIR: &str = "OPSWORKS_COMMAND_DIR";
+/// Set by the agent for a converge: the agent's executable (the deploy recipes call its
+/// `agent-cli deploy-hook`).
+pub const OPSWORKS_AGENT_EXE: &str = "OPSWORKS_AGENT_EXE";
+/// Set by the agent for a deploy hook's converge: the hook's name.
+pub const OPSWORKS_DEPLOY_HOOK: &str = "OPSWORKS_DEPLOY_HOOK";
+/// Set by the agent for a deploy hook's converge: the release the hook runs in.
+pub const OPSWORKS_RELEASE_PATH: &str = "OPSWORKS_RELEASE_PATH";
 /// The service supervisor's program (the `opsworks` binary).
 pub const OPSWORKS_SUPERVISOR_EXE: &str = "OPSWORKS_SUPERVISOR_EXE";
 /// The service supervisor's state dir.

@@ -184,6 +184,11 @@ pub fn attributes(snap: &StackSnapshot<'_>, ctx: &RunContext<'_>) -> Value {
     instance["layers"] = json!(mine.iter().map(|l| &l.shortname).collect::<Vec<_>>());
 
     let cache = services::memcached(&snap.layers, &snap.instances);
+    // `deploy` with `{"migrate": ["true"]}` (the console's "Migrate database" for Rails apps).
+    let migrate = ctx
+        .args
+        .and_then(|a| a.get("migrate"))
+        .is_some_and(|v| v.iter().any(|x| x == "true"));
     let mut deploy = Map::new();
     for app in &snap.apps {
         let short = app.shortname.as_str();
@@ -211,9 +216,12 @@ pub fn attributes(snap: &StackSnapshot<'_>, ctx: &RunContext<'_>) -> Value {
                 "ssl_certificate_key": ssl.map(|s| &s.private_key),
                 "ssl_certificate_ca": ssl.and_then(|s| s.chain.as_ref()),
                 "keep_releases": 5,
+                "rails_env": app.attribute("RailsEnv").unwrap_or("production"),
+                "auto_bundle_on_deploy": app.attribute("AutoBundleOnDeploy") != Some("false"),
+                "migrate": migrate,
                 "user": "deploy",
                 "group": "www-data",
-                "deploying": ctx.deploy_app_ids.iter().any(|id| *id == app.app_id),
+                "deploying": ctx.deploy_app_ids.contains(&app.app_id),
             }),
         );
     }
@@ -492,6 +500,26 @@ mod tests {
         assert_eq!(a["deploy"]["shop"]["deploy_to"], "/srv/www/shop");
         assert_eq!(a["deploy"]["shop"]["environment_variables"]["K"], "v");
         assert_eq!(a["deploy"]["shop"]["scm"]["password"], "pw");
+    }
+
+    #[test]
+    fn rails_settings_come_from_the_app_and_the_deployment() {
+        let mut o = owned();
+        let a = attributes(&o.snap(), &ctx("i1", &[], None));
+        assert_eq!(a["deploy"]["shop"]["rails_env"], "production");
+        assert_eq!(a["deploy"]["shop"]["auto_bundle_on_deploy"], true);
+        assert_eq!(a["deploy"]["shop"]["migrate"], false);
+        o.apps[0].attributes = BTreeMap::from([
+            ("RailsEnv".to_string(), Some("staging".to_string())),
+            ("AutoBundleOnDeploy".to_string(), Some("false".to_string())),
+        ]);
+        let args = BTreeMap::from([("migrate".to_string(), vec!["true".to_string()])]);
+        let mut c = ctx("i1", &[], None);
+        c.args = Some(&args);
+        let a = attributes(&o.snap(), &c);
+        assert_eq!(a["deploy"]["shop"]["rails_env"], "staging");
+        assert_eq!(a["deploy"]["shop"]["auto_bundle_on_deploy"], false);
+        assert_eq!(a["deploy"]["shop"]["migrate"], true);
     }
 
     #[test]

@@ -1,10 +1,10 @@
 //! What the built-in service layers tell the others: the MySQL database of each app whose data
 //! source is the stack's db-master layer, the memcached server, and the settings of the layer an
 //! instance itself belongs to (HAProxy's health check and stats, MySQL's root password, memcached's
-//! memory).
+//! memory, the Rails and Java layers' versions and options, the monitoring layer's web login).
 //!
 //! Secrets reach only the instances that need them: the stats password only lb instances, the root
-//! password only db-master instances; an app's database password goes to every instance (the
+//! password only db-master instances, the monitoring password only monitoring-master instances; an app's database password goes to every instance (the
 //! apps need it, as in the original) but never through the API.
 
 use serde_json::{Map, Value, json};
@@ -148,6 +148,41 @@ pub fn layer_settings(
                     }),
                 );
             }
+            LayerType::RailsApp => {
+                out.insert(
+                    "opsworks_rails".into(),
+                    json!({
+                        "ruby_version": a("RubyVersion"),
+                        "rubygems_version": a("RubygemsVersion"),
+                        "manage_bundler": a("ManageBundler") != Some("false"),
+                        "bundler_version": a("BundlerVersion"),
+                        "rails_stack": a("RailsStack"),
+                        "passenger_version": a("PassengerVersion"),
+                    }),
+                );
+            }
+            LayerType::JavaApp => {
+                out.insert(
+                    "opsworks_java".into(),
+                    json!({
+                        "jvm": a("Jvm"),
+                        "jvm_version": a("JvmVersion"),
+                        "jvm_options": a("JvmOptions"),
+                        "java_app_server": a("JavaAppServer"),
+                        "java_app_server_version": a("JavaAppServerVersion"),
+                    }),
+                );
+            }
+            LayerType::MonitoringMaster => {
+                out.insert(
+                    "prometheus".into(),
+                    json!({
+                        "url": a("GangliaUrl"),
+                        "user": a("GangliaUser").unwrap_or("opsworks"),
+                        "password": a("GangliaPassword"),
+                    }),
+                );
+            }
             LayerType::Memcached => {
                 let memory: u64 = a("MemcachedMemory")
                     .and_then(|m| m.parse().ok())
@@ -251,5 +286,34 @@ mod tests {
         assert!(db.get("haproxy").is_none());
         let mc = layer_settings(&ls, &[], &["mc".into()]);
         assert_eq!(mc["memcached"]["memory"], 64);
+    }
+
+    #[test]
+    fn app_and_monitoring_layers_pass_their_attributes_on() {
+        let layers = [
+            fixtures::layer(
+                json!({"LayerId": "r", "Type": "rails-app", "Shortname": "rails-app",
+                "Attributes": {"RubyVersion": "3.1", "ManageBundler": "false"}}),
+            ),
+            fixtures::layer(
+                json!({"LayerId": "j", "Type": "java-app", "Shortname": "java-app",
+                "Attributes": {"JvmOptions": "-Xmx256m"}}),
+            ),
+            fixtures::layer(
+                json!({"LayerId": "m", "Type": "monitoring-master", "Shortname": "monitoring-master",
+                "Attributes": {"GangliaUrl": "/ganglia", "GangliaPassword": "pw"}}),
+            ),
+        ];
+        let layers = refs(&layers);
+        let r = layer_settings(&layers, &[], &["r".into()]);
+        assert_eq!(r["opsworks_rails"]["ruby_version"], "3.1");
+        assert_eq!(r["opsworks_rails"]["manage_bundler"], false);
+        assert_eq!(r["opsworks_rails"]["rails_stack"], Value::Null);
+        assert!(r.get("prometheus").is_none());
+        let j = layer_settings(&layers, &[], &["j".into()]);
+        assert_eq!(j["opsworks_java"]["jvm_options"], "-Xmx256m");
+        let m = layer_settings(&layers, &[], &["m".into()]);
+        assert_eq!(m["prometheus"]["password"], "pw");
+        assert_eq!(m["prometheus"]["user"], "opsworks");
     }
 }

@@ -2,8 +2,9 @@
 //! names, the defaults of a new layer, and the rules on names, short names, attributes and volumes.
 //!
 //! The recipe names are those of this project's own built-in cookbooks. They follow the original's
-//! Chef 11 run lists (`shared/reference/opsworks.md` §1.2) minus what only made sense there: the
-//! Ganglia client on every instance, the MySQL client everywhere and the agent self-update recipe.
+//! Chef 11 run lists (`shared/reference/opsworks.md` §1.2) minus what only made sense there (the
+//! MySQL client everywhere and the agent self-update recipe), with Prometheus's node exporter in
+//! place of the Ganglia client on every instance.
 
 use std::fmt;
 use std::str::FromStr;
@@ -172,12 +173,13 @@ impl LayerType {
                 undeploy: &[],
                 shutdown: &["haproxy::stop"],
             },
+            // The original's Apache with Passenger (or nginx with Unicorn); ours nginx with Puma.
             Self::RailsApp => RecipeTable {
-                setup: &["apache2", "passenger_apache2::rails"],
-                configure: &["rails::configure"],
+                setup: &["nginx", "opsworks_rails"],
+                configure: &["opsworks_rails::configure"],
                 deploy: &["deploy::rails"],
                 undeploy: &["deploy::rails-undeploy"],
-                shutdown: &["apache2::stop"],
+                shutdown: &["deploy::rails-stop", "nginx::stop"],
             },
             // The original ran Apache with mod_php; ours is nginx with PHP-FPM, named honestly.
             Self::PhpApp => RecipeTable {
@@ -194,12 +196,13 @@ impl LayerType {
                 undeploy: &["deploy::nodejs-undeploy"],
                 shutdown: &["deploy::nodejs-stop"],
             },
+            // nginx in front of Tomcat on port 80, where the original had Apache.
             Self::JavaApp => RecipeTable {
-                setup: &["opsworks_java::setup"],
+                setup: &["nginx", "opsworks_java::setup"],
                 configure: &["opsworks_java::configure"],
                 deploy: &["deploy::java"],
                 undeploy: &["deploy::java-undeploy"],
-                shutdown: &["deploy::java-stop"],
+                shutdown: &["deploy::java-stop", "nginx::stop"],
             },
             Self::Web => RecipeTable {
                 setup: &["nginx"],
@@ -229,15 +232,13 @@ impl LayerType {
                 undeploy: &[],
                 shutdown: &["memcached::stop"],
             },
+            // The original's Ganglia master; ours Prometheus behind nginx.
             Self::MonitoringMaster => RecipeTable {
-                setup: &["opsworks_ganglia::server"],
-                configure: &["opsworks_ganglia::configure-server"],
-                deploy: &[
-                    "opsworks_ganglia::configure-server",
-                    "opsworks_ganglia::deploy",
-                ],
+                setup: &["nginx", "prometheus::server"],
+                configure: &["prometheus::configure"],
+                deploy: &["prometheus::configure"],
                 undeploy: &[],
-                shutdown: &["apache2::stop"],
+                shutdown: &["prometheus::stop", "nginx::stop"],
             },
             Self::EcsCluster => RecipeTable {
                 setup: &["opsworks_ecs::setup"],
@@ -345,7 +346,8 @@ struct RecipeTable {
 
 /// What every layer runs before its own recipes. `opsworks_stack_state_sync` rewrites `/etc/hosts`
 /// and the motd from the stack's state, so it runs on Setup and on every Configure; `dependencies`
-/// installs the layer's `Packages`.
+/// installs the layer's `Packages`; `prometheus::node_exporter` (the original's Ganglia client)
+/// runs the metrics exporter the monitoring layer scrapes, in stacks that have one.
 const COMMON_RECIPES: RecipeTable = RecipeTable {
     // As the original: sshd with the instance's own host keys, then the OpsWorks users'
     // accounts. The original also ran ebs here; EBS volumes are not managed by this server yet.
@@ -355,8 +357,9 @@ const COMMON_RECIPES: RecipeTable = RecipeTable {
         "ssh_users",
         "opsworks_stack_state_sync",
         "dependencies",
+        "prometheus::node_exporter",
     ],
-    configure: &["opsworks_stack_state_sync"],
+    configure: &["opsworks_stack_state_sync", "prometheus::node_exporter"],
     deploy: &["deploy::default"],
     undeploy: &[],
     shutdown: &[],
@@ -693,7 +696,11 @@ mod tests {
         assert_eq!(lb.setup.last(), Some(&"haproxy"));
         assert_eq!(
             lb.configure,
-            vec!["opsworks_stack_state_sync", "haproxy::configure"]
+            vec![
+                "opsworks_stack_state_sync",
+                "prometheus::node_exporter",
+                "haproxy::configure"
+            ]
         );
         assert_eq!(lb.shutdown, vec!["haproxy::stop"]);
         let web = LayerType::Web.default_recipes();

@@ -159,6 +159,7 @@ impl Kind {
                 "timeout",
                 "creates",
                 "input",
+                "live_stream",
             ],
             Kind::Bash => &[
                 "code",
@@ -170,6 +171,7 @@ impl Kind {
                 "timeout",
                 "creates",
                 "flags",
+                "live_stream",
             ],
             Kind::Log => &["message", "level"],
             Kind::Package => &["package_name", "version"],

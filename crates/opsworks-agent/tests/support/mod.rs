@@ -379,7 +379,8 @@ found=
 for d in $(echo "$cookbooks" | tr , ' '); do [ -d "$d/mycb/recipes" ] && found=$d; done
 [ -n "$found" ] || {{ echo "cookbook mycb not found in $cookbooks"; exit 94; }}
 for f in "$bags"/*/*.json; do [ -f "$f" ] && echo "data bag: ${{f#$bags/}}"; done
-case "$runlist" in *showapp*) echo "app says: $(cat '{www}/myapp/current/index.html')";; esac
+release=$(sed -n 's/^ *"release_path": "\(.*\)",\{{0,1\}}$/\1/p' "$json" | head -n 1)
+case "$runlist" in *showapp*) echo "app says: $(cat "$release/index.html"); current: $(readlink '{www}/myapp/current')";; esac
 case "$runlist" in *slow*) sleep 2;; esac
 case "$runlist" in *hang*) sleep 600 & echo $! > '{hangpid}'; wait;; esac
 case "$runlist" in *fail*) echo "recipe failed"; exit 3;; esac

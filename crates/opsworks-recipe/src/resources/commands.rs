@@ -1,7 +1,7 @@
 //! Command resources (`execute`, `bash`), `log`, and the shell runner that string guards use.
 
 use std::collections::BTreeMap;
-use std::io::{Read, Write};
+use std::io::{BufRead, Read, Write};
 use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -29,6 +29,9 @@ pub struct CommandSpec {
     pub timeout: Option<Duration>,
     /// Written to stdin.
     pub input: Option<String>,
+    /// Also copy the output, line by line, to this process's stdout as it comes (Chef's
+    /// `live_stream`): the converge's own output, which the agent keeps as the command's log.
+    pub live: bool,
 }
 
 /// A finished command.
@@ -72,11 +75,25 @@ pub fn run(spec: &CommandSpec) -> Result<CommandResult, String> {
         });
     }
     // Drain both pipes in threads so a chatty command cannot block on a full pipe.
+    let live = spec.live;
     let drain = |r: Option<Box<dyn Read + Send>>| {
         std::thread::spawn(move || {
             let mut buf = Vec::new();
-            if let Some(mut r) = r {
-                let _ = r.read_to_end(&mut buf);
+            if let Some(r) = r {
+                let mut r = std::io::BufReader::new(r);
+                let mut line = Vec::new();
+                while matches!(r.read_until(b'\n', &mut line), Ok(n) if n > 0) {
+                    if live {
+                        let mut out = std::io::stdout().lock();
+                        let _ = out.write_all(b"    | ");
+                        let _ = out.write_all(&line);
+                        if !line.ends_with(b"\n") {
+                            let _ = out.write_all(b"\n");
+                        }
+                        let _ = out.flush();
+                    }
+                    buf.append(&mut line);
+                }
             }
             String::from_utf8_lossy(&buf).into_owned()
         })
@@ -178,6 +195,8 @@ fn spec_from(res: &Resource, argv: Vec<String>) -> Result<CommandSpec, String> {
         gid,
         timeout,
         input: res.str_prop("input").map(str::to_string),
+        // A sensitive command's output stays out of the log, streamed or not.
+        live: res.bool_prop("live_stream", false) && !res.sensitive,
     })
 }
 
