@@ -16,10 +16,13 @@ export DEBIAN_FRONTEND=noninteractive
 # and its WebDriver for the console's browser tests; the built-in layers' servers, which local
 # instances see through their copy-on-write view of the host; OpenSSH and sudo for SSH users on
 # instances and, with iproute2, for the machines the registration suite registers over SSH; xfsprogs
-# for volumes; postgresql-15 for RDS database machines (and the store's PostgreSQL tests).
+# for volumes; postgresql-15 for RDS database machines (and the store's PostgreSQL tests); Ruby,
+# Puma and Rails, Tomcat 10 on OpenJDK 17, Prometheus and its node exporter for the rails-app,
+# java-app and monitoring-master layers.
 packages=(git cron procps ca-certificates curl chromium chromium-driver haproxy nginx nodejs
     php-fpm mariadb-server memcached openssh-server openssh-client sudo iproute2 xfsprogs
-    postgresql-15)
+    postgresql-15 ruby ruby-rack puma ruby-bundler ruby-rails ruby-mysql2 tomcat10
+    openjdk-17-jdk-headless libmariadb-java prometheus prometheus-node-exporter)
 missing=()
 for pkg in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
