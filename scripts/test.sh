@@ -54,6 +54,26 @@ export OPSWORKS_TEST_DATABASE_URL
 lock=/var/tmp/opsworks-instances.lock
 touch "$lock"
 
+# The machines' package proxy connects only to public addresses unless told otherwise. Hosts
+# whose apt mirrors resolve into a private or reserved range (a LAN mirror, a registry gateway)
+# allow exactly those addresses, as an operator would with --package-proxy-allow.
+if [ -z "${OPSWORKS_PACKAGE_PROXY_ALLOW:-}" ]; then
+    mirror_hosts="$(grep -rhoE '^(URIs:|deb) +[a-z+]+://[^/ ]+' /etc/apt/sources.list /etc/apt/sources.list.d/*.sources 2>/dev/null |
+        sed -E 's#.*://([^/ :]+).*#\1#' | sort -u)"
+    allow=()
+    for h in $mirror_hosts; do
+        for ip in $(getent ahostsv4 "$h" | awk '{print $1}' | sort -u); do
+            python3 -c 'import ipaddress,sys; sys.exit(0 if ipaddress.ip_address(sys.argv[1]).is_global else 1)' "$ip" ||
+                allow+=("$ip/32")
+        done
+    done
+    if [ "${#allow[@]}" -gt 0 ]; then
+        OPSWORKS_PACKAGE_PROXY_ALLOW="$(IFS=,; echo "${allow[*]}")"
+        export OPSWORKS_PACKAGE_PROXY_ALLOW
+        echo "== apt mirrors on non-public addresses, allowed to the package proxy: $OPSWORKS_PACKAGE_PROXY_ALLOW"
+    fi
+fi
+
 echo "== cargo test --workspace"
 flock "$lock" cargo test --workspace --no-fail-fast
 
