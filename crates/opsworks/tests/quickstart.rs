@@ -34,7 +34,7 @@ fn every_code_fence_of_the_readme_is_closed() {
         .filter(|(_, l)| l.starts_with("```"))
         .collect();
     assert!(
-        fences.len() % 2 == 0,
+        fences.len().is_multiple_of(2),
         "an unclosed code fence in README.md: {fences:?}"
     );
     // Openers may name a language; closers are bare.

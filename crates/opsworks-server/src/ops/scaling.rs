@@ -23,10 +23,11 @@ fn default_config() -> LoadBasedScaling {
     serde_json::from_value(default_config_json()).unwrap_or_default()
 }
 
+/// One day of the API's weekly schedule: hour ("0".."23") → "on".
+type DaySchedule = Option<BTreeMap<String, Option<String>>>;
+
 /// The weekday members of the API's schedule, in its spelling.
-fn schedule_days(
-    s: shapes::WeeklyAutoScalingSchedule,
-) -> [(&'static str, Option<BTreeMap<String, Option<String>>>); 7] {
+fn schedule_days(s: shapes::WeeklyAutoScalingSchedule) -> [(&'static str, DaySchedule); 7] {
     [
         ("Monday", s.monday),
         ("Tuesday", s.tuesday),

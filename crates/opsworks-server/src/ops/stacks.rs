@@ -43,9 +43,14 @@ struct Members {
 
 macro_rules! members {
     ($req:expr, $($field:ident),*) => {
-        Members {
-            $($field: $req.$field.clone().into(),)*
-            ..Members::default()
+        {
+            // Callers name some members; when they name all, the update is needless.
+            #[allow(clippy::needless_update)]
+            let m = Members {
+                $($field: $req.$field.clone().into(),)*
+                ..Members::default()
+            };
+            m
         }
     };
 }
