@@ -187,7 +187,10 @@ impl Store {
     }
 
     /// The resources of a kind matching `filter`, in insertion order.
-    pub async fn list<R: Resource>(&self, filter: Filter<'_>) -> Result<Vec<Cached<R>>, StoreError> {
+    pub async fn list<R: Resource>(
+        &self,
+        filter: Filter<'_>,
+    ) -> Result<Vec<Cached<R>>, StoreError> {
         let stamp = self.read_stamp(R::KIND).await?;
         let key = FilterKey::of(filter);
         if let Some(key) = &key
@@ -366,6 +369,12 @@ impl Txn<'_> {
     /// Deletes every access key of a principal; returns how many went.
     pub async fn delete_access_keys_of(&mut self, principal: &str) -> Result<u64, StoreError> {
         self.tx().delete_access_keys_of(principal).await
+    }
+
+    /// Notifies the servers listening on `channel` once this transaction commits (shared
+    /// databases; nothing otherwise).
+    pub async fn notify(&mut self, channel: &str, payload: &str) -> Result<(), StoreError> {
+        self.tx().notify(channel, payload).await
     }
 
     /// The store this transaction writes.
