@@ -146,18 +146,16 @@ pub async fn deployment(
         "Instances",
     )
     .await;
-    let rows: Vec<Value> = commands
-        .iter()
-        .map(|c| {
-            let host = instances
-                .iter()
-                .find(|i| s(i, "InstanceId") == s(c, "InstanceId"))
-                .map(|i| s(i, "Hostname"))
-                .unwrap_or("");
-            let log = read_log(&console, s(c, "CommandId"));
-            json!({ "c": c, "hostname": host, "log": log })
-        })
-        .collect();
+    let mut rows: Vec<Value> = Vec::with_capacity(commands.len());
+    for c in &commands {
+        let host = instances
+            .iter()
+            .find(|i| s(i, "InstanceId") == s(c, "InstanceId"))
+            .map(|i| s(i, "Hostname"))
+            .unwrap_or("");
+        let log = read_log(&console, s(c, "CommandId")).await;
+        rows.push(json!({ "c": c, "hostname": host, "log": log }));
+    }
     console.render(
         "deployment.html",
         json!({ "csrf": signed.csrf, "d": dep, "rows": rows }),
@@ -170,7 +168,7 @@ pub async fn command_log(
     _signed: Signed,
     Path(id): Path<String>,
 ) -> Response {
-    match read_log(&console, &id) {
+    match read_log(&console, &id).await {
         Some(text) => ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], text).into_response(),
         None => (StatusCode::NOT_FOUND, "no log for this command (yet)\n").into_response(),
     }
