@@ -77,7 +77,12 @@ impl CommandName {
     pub fn needs_app(self) -> bool {
         matches!(
             self,
-            Self::Deploy | Self::Undeploy | Self::Rollback | Self::Start | Self::Stop | Self::Restart
+            Self::Deploy
+                | Self::Undeploy
+                | Self::Rollback
+                | Self::Start
+                | Self::Stop
+                | Self::Restart
         )
     }
 

@@ -473,10 +473,7 @@ pub fn check_shortname(layer_type: LayerType, shortname: &str) -> Result<(), Lay
 /// Checks the `Attributes` of a layer of `layer_type`: known keys, and values of the right form
 /// (numbers, booleans as `"true"`/`"false"`, the health check method, an ECS cluster ARN).
 /// Null values are allowed: they clear an attribute, as in AWS's own output.
-pub fn check_attributes(
-    layer_type: LayerType,
-    attributes: &Attributes,
-) -> Result<(), LayerError> {
+pub fn check_attributes(layer_type: LayerType, attributes: &Attributes) -> Result<(), LayerError> {
     for (key, value) in attributes {
         if !ATTRIBUTE_KEYS.contains(&key.as_str()) {
             return Err(LayerError::UnknownAttribute(key.clone()));

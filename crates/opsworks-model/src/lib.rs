@@ -22,8 +22,8 @@ pub mod themes;
 
 mod serde_str;
 
-pub use ids::{Arn, ResourceKind, new_id, timestamp};
 pub use command::CommandName;
 pub use event::EventKind;
+pub use ids::{Arn, ResourceKind, new_id, timestamp};
 pub use instance::{InstanceEvent, InstanceStatus, TransitionError};
 pub use resource::{Kind, Resource};

@@ -64,6 +64,10 @@ pub struct HelloReply {
     /// Seconds between metric samples (absent from older servers: the agent's default then).
     #[serde(default)]
     pub metrics_seconds: Option<u64>,
+    /// The URLs agents reach every live server of the cluster at, this one first (several
+    /// servers on one database); empty when the server is alone.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub servers: Vec<String>,
 }
 
 /// `POST /agent/v1/poll`: waits up to `wait_seconds` for commands.
@@ -212,6 +216,14 @@ pub struct Heartbeat {
     pub instance_id: String,
     /// The command being run, if any.
     pub running: Option<String>,
+}
+
+/// The server's answer to a [`Heartbeat`].
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HeartbeatReply {
+    /// As [`HelloReply::servers`]: where the agent may go when this server stops answering.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub servers: Vec<String>,
 }
 
 /// The most samples one [`MetricsBatch`] may carry.

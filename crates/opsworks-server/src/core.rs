@@ -6,6 +6,7 @@
 //! The core knows nothing of HTTP or of the wire: it speaks typed resources and returns
 //! [`CoreError`]; the edge maps that to the API's error codes.
 
+pub mod cluster;
 pub mod commands;
 mod error;
 pub mod events;

@@ -15,7 +15,7 @@ use crate::core::keys::RootKey;
 use crate::core::machines::Machines;
 use crate::core::scheduler::{self, AgentMetrics};
 use crate::core::workers::{Workers, every};
-use crate::core::{Core, events, metrics, proxy, watchdog};
+use crate::core::{Core, cluster, events, machines, metrics, proxy, watchdog};
 use crate::{ServerError, edge};
 
 /// Whether local instances run, and how agents reach the server.
@@ -63,7 +63,13 @@ impl Server {
             path: "listener".into(),
             source,
         })?;
-        let endpoint = format!("http://{addr}");
+        let endpoint = match &config.advertise_url {
+            Some(url) => url.trim_end_matches('/').to_string(),
+            None => format!("http://{addr}"),
+        };
+        if addr.ip().is_unspecified() && config.advertise_url.is_none() {
+            tracing::warn!(%endpoint, "listening on every address: pass --advertise-url with the name clients use, for log links and the other servers");
+        }
         core.set_endpoint(&endpoint);
         let mut workers = Workers::default();
         let (stop_http, stop_rx) = tokio::sync::watch::channel(false);
@@ -77,18 +83,29 @@ impl Server {
 
         let local = match config.instances {
             Instances::Recorded => LocalInstances::Off,
-            wanted => match attach_local_machines(&core, &config, addr.port(), &mut workers).await
-            {
-                Ok((agent_listener, agent_url, reaped)) => {
-                    http.spawn(serve(agent_listener, edge::router(core.clone()), stopped()));
-                    LocalInstances::On { agent_url, reaped }
+            wanted => {
+                match attach_local_machines(&core, &config, addr.port(), &mut workers).await {
+                    Ok((agent_listener, agent_url, reaped)) => {
+                        http.spawn(serve(agent_listener, edge::router(core.clone()), stopped()));
+                        LocalInstances::On { agent_url, reaped }
+                    }
+                    Err(e) if wanted == Instances::LocalIfPossible => {
+                        LocalInstances::Unavailable(e.to_string())
+                    }
+                    Err(e) => return Err(e),
                 }
-                Err(e) if wanted == Instances::LocalIfPossible => {
-                    LocalInstances::Unavailable(e.to_string())
-                }
-                Err(e) => return Err(e),
-            },
+            }
         };
+
+        let agent_url = match &local {
+            LocalInstances::On { agent_url, .. } => agent_url.clone(),
+            _ => endpoint.clone(),
+        };
+        core.node().set_urls(&endpoint, &agent_url);
+        cluster::start(&core, &mut workers).await?;
+        if let Err(e) = machines::readopt(&core).await {
+            tracing::warn!("re-adopting this host's machines: {e}");
+        }
 
         let mut router = edge::router(core.clone());
         let mut on_shutdown = Vec::new();
@@ -99,7 +116,11 @@ impl Server {
         }
         http.spawn(serve(listener, router, stopped()));
         start_workers(&core, &mut workers);
-        tracing::info!(%endpoint, data_dir = %config.data_dir.display(), workers = ?workers.names(), "server started");
+        let database = config.database.as_ref().map_or_else(
+            || format!("sqlite://{}", config.data_dir.join("opsworks.db").display()),
+            |e| e.to_string(),
+        );
+        tracing::info!(%endpoint, %database, server_id = core.node().server_id(), data_dir = %config.data_dir.display(), workers = ?workers.names(), "server started");
         Ok(Self {
             core,
             endpoint,
@@ -154,6 +175,8 @@ impl Server {
             }
         }
         self.workers.stop(Duration::from_secs(5)).await;
+        // The background work goes to another server at once, not when the lease expires.
+        cluster::leave(&self.core).await;
         let tasks = self.core.tasks();
         tasks.close();
         if tokio::time::timeout(Duration::from_secs(10), tasks.wait())
@@ -182,14 +205,20 @@ async fn serve(
     .await
 }
 
-/// The workers every server runs.
+/// The workers every server runs; on a shared database only the leader's do their work.
 fn start_workers(core: &Core, workers: &mut Workers) {
     let c = core.clone();
     workers.spawn("watchdog", move |stop| {
         let c = c.clone();
         async move {
             let period = watchdog::period(&c);
-            every("watchdog", period, stop, || watchdog::check(&c)).await
+            every("watchdog", period, stop, || async {
+                if !c.node().leads() {
+                    return Ok(());
+                }
+                watchdog::check(&c).await
+            })
+            .await
         }
     });
     let c = core.clone();
@@ -199,6 +228,9 @@ fn start_workers(core: &Core, workers: &mut Workers) {
             let period = c.scheduler_interval();
             // Load-based scaling reads the layers' averages of the agents' metrics.
             every("scheduler", period, stop, || async {
+                if !c.node().leads() {
+                    return Ok(());
+                }
                 scheduler::tick(&c, &AgentMetrics, jiff::Timestamp::now())
                     .await
                     .map(drop)
@@ -210,9 +242,17 @@ fn start_workers(core: &Core, workers: &mut Workers) {
     workers.spawn("metrics-maintenance", move |stop| {
         let c = c.clone();
         async move {
-            every("metrics-maintenance", Duration::from_secs(60), stop, || {
-                metrics::maintain(&c, jiff::Timestamp::now().as_second())
-            })
+            every(
+                "metrics-maintenance",
+                Duration::from_secs(60),
+                stop,
+                || async {
+                    if !c.node().leads() {
+                        return Ok(());
+                    }
+                    metrics::maintain(&c, jiff::Timestamp::now().as_second()).await
+                },
+            )
             .await
         }
     });
@@ -221,6 +261,9 @@ fn start_workers(core: &Core, workers: &mut Workers) {
         let c = c.clone();
         async move {
             every("event-pruning", Duration::from_secs(300), stop, || async {
+                if !c.node().leads() {
+                    return Ok(());
+                }
                 events::prune(&c).await.map(drop)
             })
             .await

@@ -58,7 +58,10 @@ pub async fn stack_and_layer(core: &Core) -> (String, String) {
     )
     .await
     .expect("layer");
-    (sid, layer["LayerId"].as_str().expect("layer id").to_string())
+    (
+        sid,
+        layer["LayerId"].as_str().expect("layer id").to_string(),
+    )
 }
 
 /// A stack with one custom layer and one (stopped) instance: (stack ID, instance ID).
@@ -73,6 +76,9 @@ pub async fn stack_with_instance(core: &Core) -> (String, String) {
     .expect("instance");
     (
         sid,
-        inst["InstanceId"].as_str().expect("instance id").to_string(),
+        inst["InstanceId"]
+            .as_str()
+            .expect("instance id")
+            .to_string(),
     )
 }

@@ -73,6 +73,9 @@ pub trait Cluster: Send + Sync {
     /// Subscribes to `channels` on a connection of its own.
     async fn listen(&self, channels: &[&str]) -> Result<Box<dyn Listener>, StoreError>;
 
+    /// Sends a notification now, outside any transaction.
+    async fn notify(&self, channel: &str, payload: &str) -> Result<(), StoreError>;
+
     /// Registers (or refreshes) a server: it is alive now.
     async fn register_server(&self, server: &ServerRecord) -> Result<(), StoreError>;
     /// Removes a server that stops.

@@ -46,7 +46,11 @@ pub struct Deployment {
     #[serde(default)]
     pub instance_ids: Vec<String>,
     /// The link of the lifecycle chain it is, when the control plane made it itself.
-    #[serde(rename = "_Lifecycle", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "_Lifecycle",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub lifecycle: Option<LifecycleStep>,
     /// The app as it was, when it was deleted since (DeleteApp's Undeploy carries it).
     #[serde(rename = "_App", default, skip_serializing_if = "Option::is_none")]

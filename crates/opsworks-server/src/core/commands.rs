@@ -60,7 +60,11 @@ impl NewDeployment {
 /// Creates the deployment with one pending command per target (in order) and wakes their agents
 /// once `w` commits. A deployment without targets completes at once: `successful`, `Duration` 0,
 /// `CompletedAt` = `CreatedAt`, the original's outcome. Returns its ID.
-pub async fn create(w: &mut Write<'_>, new: NewDeployment, targets: &[String]) -> CoreResult<String> {
+pub async fn create(
+    w: &mut Write<'_>,
+    new: NewDeployment,
+    targets: &[String],
+) -> CoreResult<String> {
     let id = new_id();
     let created = now();
     let status = rules::deployment_status(targets.iter().map(|_| CommandStatus::Pending));

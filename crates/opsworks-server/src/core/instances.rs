@@ -75,9 +75,7 @@ pub async fn start(core: &Core, id: &str) -> CoreResult<()> {
 /// Refuses to start an instance whose layers' built-in recipes this server does not ship yet, so
 /// a layer type that is accepted but not built fails clearly instead of coming up half-configured.
 async fn check_builtin_recipes(w: &mut Write<'_>, inst: &Instance) -> CoreResult<()> {
-    let layers: Vec<Layer> = w
-        .list(opsworks_store::Filter::Ids(&inst.layer_ids))
-        .await?;
+    let layers: Vec<Layer> = w.list(opsworks_store::Filter::Ids(&inst.layer_ids)).await?;
     for layer in layers {
         let missing: Vec<&str> = layer
             .default_recipes

@@ -11,7 +11,9 @@ use std::collections::BTreeMap;
 use opsworks_lifecycle::config::RunContext;
 use opsworks_lifecycle::{Event, StackSnapshot};
 use opsworks_model::deployment::CommandStatus;
-use opsworks_model::resource::{App, Command, Deployment, Instance, Layer, LifecycleStep, Source, Stack};
+use opsworks_model::resource::{
+    App, Command, Deployment, Instance, Layer, LifecycleStep, Source, Stack,
+};
 use opsworks_model::{CommandName, InstanceEvent, InstanceStatus};
 use opsworks_protocol::{AgentCommand, AppSpec, CommandOutcome, Completion, SourceSpec};
 use opsworks_store::{Cached, Filter};
@@ -162,11 +164,17 @@ async fn build_command(core: &Core, snap: &Snapshot, cmd: &Command) -> CoreResul
     let carried = deployment.as_ref().and_then(|d| d.carried_app.as_deref());
     let apps: Vec<&App> = match (cmd.r#type, app_id) {
         (_, Some(_)) if carried.is_some() => carried.into_iter().collect(),
-        (_, Some(id)) => view.apps.iter().copied().filter(|a| a.app_id == id).collect(),
+        (_, Some(id)) => view
+            .apps
+            .iter()
+            .copied()
+            .filter(|a| a.app_id == id)
+            .collect(),
         (CommandName::Deploy, None) if is_setup_deploy => view.apps.clone(),
         _ => Vec::new(),
     };
-    let deploy_ids: Vec<String> = if matches!(cmd.r#type, CommandName::Deploy | CommandName::Setup) {
+    let deploy_ids: Vec<String> = if matches!(cmd.r#type, CommandName::Deploy | CommandName::Setup)
+    {
         apps.iter().map(|a| a.app_id.clone()).collect()
     } else {
         Vec::new()
@@ -192,7 +200,9 @@ async fn build_command(core: &Core, snap: &Snapshot, cmd: &Command) -> CoreResul
             .iter()
             .map(|l| l.shutdown_timeout())
             .max()
-            .unwrap_or(u64::from(opsworks_model::layer::DEFAULT_SHUTDOWN_TIMEOUT_SECS))
+            .unwrap_or(u64::from(
+                opsworks_model::layer::DEFAULT_SHUTDOWN_TIMEOUT_SECS,
+            ))
     });
     let stack = &*snap.stack;
     Ok(AgentCommand {
@@ -215,7 +225,11 @@ async fn build_command(core: &Core, snap: &Snapshot, cmd: &Command) -> CoreResul
 }
 
 /// The command `command_id`, which must be the instance's.
-pub async fn command_of(w: &mut Write<'_>, instance_id: &str, command_id: &str) -> CoreResult<Command> {
+pub async fn command_of(
+    w: &mut Write<'_>,
+    instance_id: &str,
+    command_id: &str,
+) -> CoreResult<Command> {
     let cmd: Command = w.get(command_id).await?;
     if cmd.instance_id != instance_id {
         return Err(CoreError::Forbidden(format!(
@@ -256,7 +270,13 @@ pub async fn complete(core: &Core, done: &Completion) -> CoreResult<()> {
         CommandOutcome::Failed => CommandStatus::Failed,
         CommandOutcome::Skipped => CommandStatus::Skipped,
     };
-    commands::finish(&mut w, &done.command_id, status, Some(i64::from(done.exit_code))).await?;
+    commands::finish(
+        &mut w,
+        &done.command_id,
+        status,
+        Some(i64::from(done.exit_code)),
+    )
+    .await?;
     if let Some(revisions) = done.app_revisions.as_ref().filter(|r| !r.is_empty()) {
         record_revisions(&mut w, &done.command_id, revisions).await?;
     }
@@ -267,7 +287,8 @@ pub async fn complete(core: &Core, done: &Completion) -> CoreResult<()> {
     let stack_id = deployment.stack_id.as_str();
     match (deployment.lifecycle, cmd.r#type) {
         (Some(LifecycleStep::Setup), CommandName::Setup) if ok => {
-            let new = NewDeployment::lifecycle(stack_id, CommandName::Deploy, LifecycleStep::SetupDeploy);
+            let new =
+                NewDeployment::lifecycle(stack_id, CommandName::Deploy, LifecycleStep::SetupDeploy);
             commands::create(&mut w, new, &[instance_id.to_string()]).await?;
         }
         (Some(LifecycleStep::Setup), CommandName::Setup)
@@ -279,8 +300,14 @@ pub async fn complete(core: &Core, done: &Completion) -> CoreResult<()> {
                 "{} failed on the instance (exit code {}); see the command's log",
                 cmd.r#type, done.exit_code
             );
-            service_errors::record(&mut w, stack_id, Some(instance_id), "setup_failed", &message)
-                .await?;
+            service_errors::record(
+                &mut w,
+                stack_id,
+                Some(instance_id),
+                "setup_failed",
+                &message,
+            )
+            .await?;
         }
         (Some(LifecycleStep::SetupDeploy), CommandName::Deploy) => {
             change_status(&mut w, instance_id, InstanceEvent::SetupSucceeded).await?;
@@ -324,7 +351,8 @@ pub async fn configure_stack(w: &mut Write<'_>, stack_id: &str) -> CoreResult<()
         .map(|i| i.instance_id)
         .collect();
     if !online.is_empty() {
-        let new = NewDeployment::lifecycle(stack_id, CommandName::Configure, LifecycleStep::Configure);
+        let new =
+            NewDeployment::lifecycle(stack_id, CommandName::Configure, LifecycleStep::Configure);
         commands::create(w, new, &online).await?;
     }
     Ok(())

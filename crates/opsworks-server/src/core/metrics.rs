@@ -10,10 +10,10 @@ pub mod prometheus;
 
 use std::collections::{BTreeMap, HashMap};
 
+use opsworks_model::InstanceStatus;
 use opsworks_model::metrics::{self as m, Metric};
 use opsworks_model::resource::{Instance, Layer, Stack};
 use opsworks_model::scaling::Sample;
-use opsworks_model::InstanceStatus;
 use opsworks_protocol::{MAX_METRICS_BATCH, MetricsBatch};
 use opsworks_store::Filter;
 use opsworks_store::metrics::{Point, ROLLUP_SECONDS, Resolution, Values};
@@ -214,7 +214,11 @@ pub async fn scope(core: &Core, q: &HashMap<String, String>) -> CoreResult<Scope
     let (name, stack_id, instances) = match kind {
         ScopeKind::Instance => {
             let inst = core.get::<Instance>(&id).await?;
-            (inst.hostname.clone(), inst.stack_id.clone(), vec![id.clone()])
+            (
+                inst.hostname.clone(),
+                inst.stack_id.clone(),
+                vec![id.clone()],
+            )
         }
         ScopeKind::Layer => {
             let layer = core.get::<Layer>(&id).await?;
@@ -346,8 +350,8 @@ pub async fn chart(core: &Core, q: &HashMap<String, String>) -> CoreResult<Strin
 
 #[cfg(test)]
 mod tests {
-    use super::*;
     use super::chart::{nice_scale, render_chart};
+    use super::*;
 
     fn point(id: &str, at: i64, idle: f64, used: f64, load: f64) -> Point {
         let mut values = [0.0; m::COUNT];

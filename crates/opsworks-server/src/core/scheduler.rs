@@ -283,7 +283,13 @@ mod tests {
     const MONDAY_0930: &str = "2026-11-23T09:30:00Z";
 
     /// An instance of the layer with the given scaling type (`None`: 24/7), put in `status`.
-    async fn instance(app: &Core, sid: &str, lid: &str, kind: Option<&str>, status: &str) -> String {
+    async fn instance(
+        app: &Core,
+        sid: &str,
+        lid: &str,
+        kind: Option<&str>,
+        status: &str,
+    ) -> String {
         let mut req = json!({"StackId": sid, "LayerIds": [lid], "InstanceType": "t2.micro"});
         if let Some(k) = kind {
             req["AutoScalingType"] = json!(k);
@@ -306,7 +312,12 @@ mod tests {
     }
 
     async fn status_of(app: &Core, id: &str) -> String {
-        app.get::<Instance>(id).await.expect("instance").status.as_str().to_string()
+        app.get::<Instance>(id)
+            .await
+            .expect("instance")
+            .status
+            .as_str()
+            .to_string()
     }
 
     async fn schedule(app: &Core, id: &str, schedule: Value) {
@@ -480,8 +491,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_short_scaling_minute_shortens_the_wait() {
-        let (_dir, app) =
-            open_with(|c| c.scaling_minute = std::time::Duration::from_secs(1)).await;
+        let (_dir, app) = open_with(|c| c.scaling_minute = std::time::Duration::from_secs(1)).await;
         let (sid, lid) = stack_and_layer(&app).await;
         call(
             &app,

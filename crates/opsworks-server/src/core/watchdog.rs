@@ -2,6 +2,10 @@
 //! `connection_lost`, recorded as a service error; when every one of its layers has
 //! `EnableAutoHealing`, it is healed — stopped and started again, as the original did. An agent
 //! that speaks again before the timeout simply carries on.
+//!
+//! With several servers on one database the watchdog runs on the leader, and an agent's silence
+//! is the shortest of what this server heard and what any server recorded in the database; an
+//! agent nobody ever heard from counts as silent since this server began to lead.
 
 use opsworks_model::resource::{Instance, Layer};
 use opsworks_model::{InstanceEvent, InstanceStatus};
@@ -21,6 +25,21 @@ pub fn period(core: &Core) -> std::time::Duration {
 /// One pass over every instance whose agent should be speaking.
 pub async fn check(core: &Core) -> CoreResult<()> {
     let timeout = core.healing_timeout();
+    let shared = match core.store().backend().cluster() {
+        Some(cluster) => Some(cluster.presence().await?),
+        None => None,
+    };
+    let silence = |id: &str| {
+        let here = core.presence().silence(id);
+        match &shared {
+            Some(seen) => here.min(
+                seen.get(id)
+                    .copied()
+                    .unwrap_or_else(|| core.node().leading_for()),
+            ),
+            None => here,
+        }
+    };
     for inst in core.list::<Instance>(Filter::All).await? {
         let watched = matches!(
             inst.status,
@@ -30,13 +49,16 @@ pub async fn check(core: &Core) -> CoreResult<()> {
                 | InstanceStatus::Rebooting
         );
         let id = inst.instance_id.as_str();
-        if !watched || core.presence().silence(id) < timeout {
+        if !watched || silence(id) < timeout {
             continue;
         }
         let heals = auto_heals(core, &inst).await? && core.machines().is_some();
         let mut w = core.write().await?;
         // Another path (a stop, the agent's return) may have moved the instance meanwhile.
-        if change_status(&mut w, id, InstanceEvent::AgentLost).await.is_err() {
+        if change_status(&mut w, id, InstanceEvent::AgentLost)
+            .await
+            .is_err()
+        {
             continue;
         }
         let host = &inst.hostname;
@@ -44,8 +66,14 @@ pub async fn check(core: &Core) -> CoreResult<()> {
             "The agent of instance {host} has not been heard from for {} s",
             timeout.as_secs()
         );
-        service_errors::record(&mut w, &inst.stack_id, Some(id), "connection_lost", &message)
-            .await?;
+        service_errors::record(
+            &mut w,
+            &inst.stack_id,
+            Some(id),
+            "connection_lost",
+            &message,
+        )
+        .await?;
         if heals {
             let message =
                 format!("Instance {host} is being healed: it is stopped and started again");

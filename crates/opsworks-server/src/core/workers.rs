@@ -16,7 +16,9 @@ use tokio_util::sync::CancellationToken;
 /// What a worker's run returns: `Ok` when it stopped as asked, an error to be restarted.
 pub type WorkerResult = Result<(), String>;
 
-type Factory = Box<dyn Fn(CancellationToken) -> Pin<Box<dyn Future<Output = WorkerResult> + Send>> + Send + Sync>;
+type Factory = Box<
+    dyn Fn(CancellationToken) -> Pin<Box<dyn Future<Output = WorkerResult> + Send>> + Send + Sync,
+>;
 
 /// A running worker.
 struct Running {
@@ -74,8 +76,16 @@ async fn supervise(name: &'static str, factory: Factory, stop: CancellationToken
         };
         match outcome {
             Ok(Ok(())) => return,
-            Ok(Err(e)) => tracing::error!(worker = name, "worker failed: {e}; restarting in {}s", pause.as_secs()),
-            Err(e) => tracing::error!(worker = name, "worker panicked: {e}; restarting in {}s", pause.as_secs()),
+            Ok(Err(e)) => tracing::error!(
+                worker = name,
+                "worker failed: {e}; restarting in {}s",
+                pause.as_secs()
+            ),
+            Err(e) => tracing::error!(
+                worker = name,
+                "worker panicked: {e}; restarting in {}s",
+                pause.as_secs()
+            ),
         }
         tokio::select! {
             _ = tokio::time::sleep(pause) => {}

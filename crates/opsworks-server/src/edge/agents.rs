@@ -17,11 +17,11 @@ use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
 use opsworks_api::ApiError;
-use opsworks_model::resource::{Command, Instance, ReportedOs};
 use opsworks_model::deployment::CommandStatus;
+use opsworks_model::resource::{Command, Instance, ReportedOs};
 use opsworks_protocol::{
-    Ack, Completion, Heartbeat, Hello, HelloReply, LogChunk, MAX_POLL_SECONDS, MetricsBatch,
-    PREFIX, PollReply, PollRequest, ProtocolError,
+    Ack, Completion, Heartbeat, HeartbeatReply, Hello, HelloReply, LogChunk, MAX_POLL_SECONDS,
+    MetricsBatch, PREFIX, PollReply, PollRequest, ProtocolError,
 };
 
 use crate::core::{Core, CoreError, lifecycle, logs, metrics};
@@ -182,15 +182,22 @@ fn reply<T: Serialize>(v: &T) -> Reply {
 }
 
 async fn hello(State(core): State<Core>, Agent(msg): Agent<Hello>) -> Reply {
-    let stack_id = {
+    let reported = ReportedOs {
+        family: Some(msg.reported_os.family.clone()),
+        name: Some(msg.reported_os.name.clone()),
+        version: Some(msg.reported_os.version.clone()),
+    };
+    let known = core.get::<Instance>(&msg.instance_id).await?;
+    // An agent says hello again whenever it moves to another server: only news is written.
+    let stack_id = if known.reported_agent_version.as_deref() == Some(msg.agent_version.as_str())
+        && known.reported_os.as_ref() == Some(&reported)
+    {
+        known.stack_id.clone()
+    } else {
         let mut w = core.write().await?;
         let mut inst: Instance = w.get(&msg.instance_id).await?;
         inst.reported_agent_version = Some(msg.agent_version.clone());
-        inst.reported_os = Some(ReportedOs {
-            family: Some(msg.reported_os.family.clone()),
-            name: Some(msg.reported_os.name.clone()),
-            version: Some(msg.reported_os.version.clone()),
-        });
+        inst.reported_os = Some(reported);
         w.put(&inst).await?;
         w.commit().await?;
         inst.stack_id
@@ -206,6 +213,7 @@ async fn hello(State(core): State<Core>, Agent(msg): Agent<Hello>) -> Reply {
         heartbeat_seconds: heartbeat_seconds(&core),
         poll_seconds: MAX_POLL_SECONDS,
         metrics_seconds: Some(core.metrics_config().interval_seconds),
+        servers: core.node().peers(),
     })
 }
 
@@ -255,7 +263,7 @@ async fn log(State(core): State<Core>, Agent(msg): Agent<LogChunk>) -> Reply {
             .as_deref()
             .and_then(|t| t.parse::<jiff::Timestamp>().ok())
             .is_none_or(|t| jiff::Timestamp::now().as_second() - t.as_second() > 60);
-    logs::append(&core, &msg.command_id, msg.offset, &msg.text, ended)?;
+    logs::append(&core, &msg.command_id, msg.offset, &msg.text, ended).await?;
     Ok(axum::Json(json!({})))
 }
 
@@ -266,7 +274,9 @@ async fn complete(State(core): State<Core>, Agent(msg): Agent<Completion>) -> Re
 
 async fn heartbeat(State(core): State<Core>, Agent(msg): Agent<Heartbeat>) -> Reply {
     lifecycle::agent_alive(&core, &msg.instance_id).await?;
-    Ok(axum::Json(json!({})))
+    reply(&HeartbeatReply {
+        servers: core.node().peers(),
+    })
 }
 
 async fn metrics(State(core): State<Core>, Agent(msg): Agent<MetricsBatch>) -> Reply {

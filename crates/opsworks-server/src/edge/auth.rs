@@ -69,7 +69,9 @@ pub async fn authenticate(
     let principal = credential.as_ref().map(|c| c.principal.clone());
     // The key the verifier parses must be the one looked up, or it is unknown.
     let verified = sigv4::verify(&parts, now, |akid| {
-        credential.filter(|_| claimed == Some(akid)).map(|c| c.secret)
+        credential
+            .filter(|_| claimed == Some(akid))
+            .map(|c| c.secret)
     })?;
     let principal = principal.unwrap_or_default();
     Ok(match principal.strip_prefix(INSTANCE_PRINCIPAL) {

@@ -121,7 +121,13 @@ async fn series_json(
                 "Average": series.rows.iter().map(|r| round(r.1[i])).collect::<Vec<_>>(),
             });
             if aggregate && def.combine == Combine::AverageAndSum {
-                m["Sum"] = json!(series.rows.iter().map(|r| round(r.2[i])).collect::<Vec<_>>());
+                m["Sum"] = json!(
+                    series
+                        .rows
+                        .iter()
+                        .map(|r| round(r.2[i]))
+                        .collect::<Vec<_>>()
+                );
             }
             m
         })
@@ -138,7 +144,11 @@ async fn series_json(
         "Timestamps": timestamps,
         "Metrics": shown,
     });
-    ([(header::CONTENT_TYPE, "application/json")], body.to_string()).into_response()
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        body.to_string(),
+    )
+        .into_response()
 }
 
 async fn chart_svg(

@@ -70,7 +70,9 @@ pub fn http_error(e: &ApiError) -> Response {
         other => StatusCode::from_u16(other.status()).unwrap_or(StatusCode::BAD_REQUEST),
     };
     let mut r = (status, e.body()).into_response();
-    r.headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     r
 }

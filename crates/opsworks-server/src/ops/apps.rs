@@ -95,7 +95,10 @@ fn check_members(m: &Members) -> Result<(), ApiError> {
         }
     }
     if let Some(ssl) = &m.ssl_configuration {
-        for (member, value) in [("Certificate", &ssl.certificate), ("PrivateKey", &ssl.private_key)] {
+        for (member, value) in [
+            ("Certificate", &ssl.certificate),
+            ("PrivateKey", &ssl.private_key),
+        ] {
             if !non_empty(value) {
                 return Err(ApiError::Validation(format!(
                     "SslConfiguration.{member} must not be empty"
@@ -169,7 +172,10 @@ fn apply_members(app: &mut App, m: Members) -> Result<(), ApiError> {
         app.enable_ssl = v;
     }
     if let Some(ssl) = m.ssl_configuration {
-        let old_key = app.ssl_configuration.as_ref().map(|s| s.private_key.clone());
+        let old_key = app
+            .ssl_configuration
+            .as_ref()
+            .map(|s| s.private_key.clone());
         app.ssl_configuration = Some(SslConfiguration {
             certificate: ssl.certificate.unwrap_or_default(),
             private_key: keep_secret(ssl.private_key, old_key.as_ref()).unwrap_or_default(),
@@ -324,7 +330,8 @@ async fn undeploy_deleted_app(w: &mut Write<'_>, deleted: App) -> Result<(), Api
         return Ok(());
     }
     let (app_id, stack_id) = (deleted.app_id.clone(), deleted.stack_id.clone());
-    let mut new = NewDeployment::lifecycle(&stack_id, CommandName::Undeploy, LifecycleStep::AppDeleted);
+    let mut new =
+        NewDeployment::lifecycle(&stack_id, CommandName::Undeploy, LifecycleStep::AppDeleted);
     new.app_id = Some(app_id.clone());
     new.carried_app = Some(deleted);
     commands::create(w, new, &online).await?;

@@ -11,10 +11,7 @@ use opsworks_store::Filter;
 use super::{Ctx, OpResult, Reply, at_most_one, wire};
 
 /// DescribeOperatingSystems: the catalog of operating systems.
-pub async fn describe_operating_systems(
-    _cx: Ctx<'_>,
-    _req: serde_json::Value,
-) -> OpResult {
+pub async fn describe_operating_systems(_cx: Ctx<'_>, _req: serde_json::Value) -> OpResult {
     let oses: Vec<shapes::OperatingSystem> = catalog::OPERATING_SYSTEMS
         .iter()
         .map(|os| shapes::OperatingSystem {
@@ -111,7 +108,12 @@ pub async fn describe_service_errors(
         ("InstanceId", req.instance_id.is_some()),
         ("ServiceErrorIds", req.service_error_ids.is_some()),
     ])?;
-    let errors = match (given, &req.stack_id, &req.instance_id, &req.service_error_ids) {
+    let errors = match (
+        given,
+        &req.stack_id,
+        &req.instance_id,
+        &req.service_error_ids,
+    ) {
         (Some("StackId"), Some(id), _, _) => {
             core.get::<Stack>(id).await?;
             core.list::<ServiceError>(Filter::Stack(id)).await?

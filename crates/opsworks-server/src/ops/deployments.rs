@@ -179,7 +179,12 @@ pub async fn describe_commands(cx: Ctx<'_>, req: shapes::DescribeCommandsRequest
         ("InstanceId", req.instance_id.is_some()),
         ("CommandIds", req.command_ids.is_some()),
     ])?;
-    let commands = match (given, &req.deployment_id, &req.instance_id, &req.command_ids) {
+    let commands = match (
+        given,
+        &req.deployment_id,
+        &req.instance_id,
+        &req.command_ids,
+    ) {
         (Some("DeploymentId"), Some(id), _, _) => {
             core.get::<Deployment>(id).await?;
             core.list::<Command>(Filter::Parent(id)).await?
@@ -191,9 +196,12 @@ pub async fn describe_commands(cx: Ctx<'_>, req: shapes::DescribeCommandsRequest
         (Some(_), _, _, Some(ids)) => core.get_all::<Command>(ids).await?,
         _ => core.list::<Command>(Filter::All).await?,
     };
+    let ids: Vec<String> = commands.iter().map(|c| c.command_id.clone()).collect();
+    let urls = logs::urls(core, &ids).await?;
     let shown: Vec<shapes::Command> = commands
         .iter()
-        .map(|c| wire::command(c, logs::url(core, &c.command_id)))
+        .zip(urls)
+        .map(|(c, url)| wire::command(c, url))
         .collect();
     Reply::json(&json!({ "Commands": shown }))
 }

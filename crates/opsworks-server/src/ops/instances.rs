@@ -84,9 +84,9 @@ fn check_hostname(
             "Invalid Hostname '{hostname}': use 1 to {max} lower-case letters, digits and '-', not starting or ending with '-'"
         )));
     }
-    let clash = instances
-        .iter()
-        .any(|i| Some(i.instance_id.as_str()) != except && i.hostname.eq_ignore_ascii_case(hostname));
+    let clash = instances.iter().any(|i| {
+        Some(i.instance_id.as_str()) != except && i.hostname.eq_ignore_ascii_case(hostname)
+    });
     if clash {
         return Err(ApiError::Validation(format!(
             "Hostname {hostname} is already in use in this stack"
@@ -97,7 +97,11 @@ fn check_hostname(
 
 /// Loads the layers of `ids` and checks they belong to `stack_id`, are not repeated, and can
 /// share an instance (an ecs-cluster layer only with custom layers). In the request's order.
-async fn check_layers(w: &mut Write<'_>, stack_id: &str, ids: &[String]) -> Result<Vec<Layer>, ApiError> {
+async fn check_layers(
+    w: &mut Write<'_>,
+    stack_id: &str,
+    ids: &[String],
+) -> Result<Vec<Layer>, ApiError> {
     if ids.is_empty() {
         return Err(ApiError::Validation(
             "LayerIds must name at least one layer".into(),
@@ -182,8 +186,16 @@ fn one_of(value: Option<&str>, name: &str, allowed: &[&str]) -> Result<(), ApiEr
 /// defaults for what the request leaves out and a hostname from the stack's theme.
 pub async fn create_instance(cx: Ctx<'_>, req: shapes::CreateInstanceRequest) -> OpResult {
     check_instance_type(&req.instance_type)?;
-    one_of(req.virtualization_type.as_deref(), "VirtualizationType", &["paravirtual", "hvm"])?;
-    one_of(req.tenancy.as_deref(), "Tenancy", &["default", "dedicated", "host"])?;
+    one_of(
+        req.virtualization_type.as_deref(),
+        "VirtualizationType",
+        &["paravirtual", "hvm"],
+    )?;
+    one_of(
+        req.tenancy.as_deref(),
+        "Tenancy",
+        &["default", "dedicated", "host"],
+    )?;
     if let Some(v) = req.agent_version.as_deref() {
         check_agent_version(v)?;
     }
@@ -255,7 +267,13 @@ pub async fn create_instance(cx: Ctx<'_>, req: shapes::CreateInstanceRequest) ->
         .or_else(|| Some(stack.default_instance_profile_arn.clone()).filter(|s| !s.is_empty()));
     let inst = Instance {
         instance_id: id.clone(),
-        arn: Arn::new(&stack.region, cx.core.account_id(), ResourceKind::Instance, &id).to_string(),
+        arn: Arn::new(
+            &stack.region,
+            cx.core.account_id(),
+            ResourceKind::Instance,
+            &id,
+        )
+        .to_string(),
         stack_id: req.stack_id.clone(),
         layer_ids: req.layer_ids.clone(),
         hostname,
@@ -266,9 +284,15 @@ pub async fn create_instance(cx: Ctx<'_>, req: shapes::CreateInstanceRequest) ->
         auto_scaling_type: scaling,
         root_device_type: root_device,
         architecture: req.architecture.clone().unwrap_or_else(|| "x86_64".into()),
-        virtualization_type: req.virtualization_type.clone().unwrap_or_else(|| "hvm".into()),
+        virtualization_type: req
+            .virtualization_type
+            .clone()
+            .unwrap_or_else(|| "hvm".into()),
         tenancy: req.tenancy.clone().unwrap_or_else(|| "default".into()),
-        agent_version: req.agent_version.clone().unwrap_or_else(|| "INHERIT".into()),
+        agent_version: req
+            .agent_version
+            .clone()
+            .unwrap_or_else(|| "INHERIT".into()),
         install_updates_on_boot: req.install_updates_on_boot.unwrap_or(true),
         ebs_optimized: req.ebs_optimized.unwrap_or(false),
         infrastructure_class: "ec2".into(),
@@ -277,12 +301,17 @@ pub async fn create_instance(cx: Ctx<'_>, req: shapes::CreateInstanceRequest) ->
         availability_zone: non_empty(&req.availability_zone)
             .or_else(|| non_empty(&stack.default_availability_zone)),
         subnet_id: non_empty(&req.subnet_id).or_else(|| non_empty(&stack.default_subnet_id)),
-        ssh_key_name: non_empty(&req.ssh_key_name).or_else(|| non_empty(&stack.default_ssh_key_name)),
+        ssh_key_name: non_empty(&req.ssh_key_name)
+            .or_else(|| non_empty(&stack.default_ssh_key_name)),
         instance_profile_arn: profile,
         block_device_mappings: req
             .block_device_mappings
             .as_ref()
-            .map(|b| b.iter().map(|m| serde_json::to_value(m).and_then(serde_json::from_value)).collect())
+            .map(|b| {
+                b.iter()
+                    .map(|m| serde_json::to_value(m).and_then(serde_json::from_value))
+                    .collect()
+            })
             .transpose()
             .map_err(|e| ApiError::Validation(format!("BlockDeviceMappings: {e}")))?,
         ec2_instance_id: None,
@@ -303,6 +332,7 @@ pub async fn create_instance(cx: Ctx<'_>, req: shapes::CreateInstanceRequest) ->
         ssh_host_dsa_key_fingerprint: None,
         ssh_host_rsa_key_fingerprint: None,
         auto_scaling_schedule: None,
+        server: None,
     };
     w.put(&inst).await?;
     w.commit().await?;
@@ -324,7 +354,10 @@ pub async fn describe_instances(cx: Ctx<'_>, req: shapes::DescribeInstancesReque
         }
         (None, Some(id), None) => {
             let layer = cx.core.get::<Layer>(id).await?;
-            let mut all = cx.core.list::<Instance>(Filter::Stack(&layer.stack_id)).await?;
+            let mut all = cx
+                .core
+                .list::<Instance>(Filter::Stack(&layer.stack_id))
+                .await?;
             all.retain(|i| i.in_layer(id));
             all
         }

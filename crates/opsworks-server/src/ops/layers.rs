@@ -243,10 +243,10 @@ fn apply_members(layer: &mut Layer, m: Members) {
     if let Some(l) = m.lifecycle_event_configuration {
         // A Shutdown section given without one of its members keeps the default of it.
         let defaults = LifecycleEventConfiguration::default().shutdown;
-        layer.lifecycle_event_configuration.shutdown.execution_timeout = l
+        layer
+            .lifecycle_event_configuration
             .shutdown
-            .execution_timeout
-            .or(defaults.execution_timeout);
+            .execution_timeout = l.shutdown.execution_timeout.or(defaults.execution_timeout);
         layer
             .lifecycle_event_configuration
             .shutdown
@@ -298,7 +298,13 @@ pub async fn create_layer(cx: Ctx<'_>, req: shapes::CreateLayerRequest) -> OpRes
         Some(&req.shortname),
     )?;
     let id = new_id();
-    let arn = Arn::new(&stack.region, cx.core.account_id(), ResourceKind::Layer, &id).to_string();
+    let arn = Arn::new(
+        &stack.region,
+        cx.core.account_id(),
+        ResourceKind::Layer,
+        &id,
+    )
+    .to_string();
     let mut layer = Layer::with_defaults(layer_type, id.clone(), req.stack_id.clone(), arn, now());
     let given_attributes = m.attributes.clone();
     apply_members(&mut layer, m);
@@ -386,7 +392,8 @@ pub fn suggest_hostname<I: std::ops::Deref<Target = Instance>>(
     instances: &[I],
 ) -> Result<String, ApiError> {
     let taken: Vec<&str> = instances.iter().map(|i| i.hostname.as_str()).collect();
-    let windows = catalog::operating_system(&stack.default_os).is_some_and(|os| os.family == "Windows");
+    let windows =
+        catalog::operating_system(&stack.default_os).is_some_and(|os| os.family == "Windows");
     let max = if windows {
         themes::MAX_WINDOWS_HOSTNAME_LEN
     } else {
@@ -407,7 +414,10 @@ pub async fn get_hostname_suggestion(
 ) -> OpResult {
     let layer = cx.core.get::<Layer>(&req.layer_id).await?;
     let stack = cx.core.get::<Stack>(&layer.stack_id).await?;
-    let instances = cx.core.list::<Instance>(Filter::Stack(&layer.stack_id)).await?;
+    let instances = cx
+        .core
+        .list::<Instance>(Filter::Stack(&layer.stack_id))
+        .await?;
     let hostname = suggest_hostname(&stack, &layer, &instances)?;
     Reply::json(&json!({ "LayerId": req.layer_id, "Hostname": hostname }))
 }
@@ -420,7 +430,10 @@ mod tests {
     fn attributes_merge_keeps_filtered_secrets_and_generates_missing_ones() {
         let current: Attributes = [
             ("MysqlRootPassword".to_string(), Some("old".to_string())),
-            ("MysqlRootPasswordUbiquitous".to_string(), Some("true".to_string())),
+            (
+                "MysqlRootPasswordUbiquitous".to_string(),
+                Some("true".to_string()),
+            ),
         ]
         .into();
         let given: Attributes = [

@@ -10,7 +10,9 @@ use std::collections::BTreeMap;
 use serde_json::json;
 
 use opsworks_api::{ApiError, shapes};
-use opsworks_model::resource::{AutoScalingType, Instance, Layer, LoadBasedScaling, ScalingThresholds};
+use opsworks_model::resource::{
+    AutoScalingType, Instance, Layer, LoadBasedScaling, ScalingThresholds,
+};
 use opsworks_model::scaling::{LoadConfig, WeeklySchedule, default_config_json};
 
 use super::{Ctx, OpResult, Reply};
@@ -22,7 +24,9 @@ fn default_config() -> LoadBasedScaling {
 }
 
 /// The weekday members of the API's schedule, in its spelling.
-fn schedule_days(s: shapes::WeeklyAutoScalingSchedule) -> [(&'static str, Option<BTreeMap<String, Option<String>>>); 7] {
+fn schedule_days(
+    s: shapes::WeeklyAutoScalingSchedule,
+) -> [(&'static str, Option<BTreeMap<String, Option<String>>>); 7] {
     [
         ("Monday", s.monday),
         ("Tuesday", s.tuesday),
@@ -145,7 +149,10 @@ pub async fn describe_load_based_auto_scaling(
     let configs: Vec<_> = layers
         .iter()
         .map(|l| {
-            let c = l.load_based_auto_scaling.clone().unwrap_or_else(default_config);
+            let c = l
+                .load_based_auto_scaling
+                .clone()
+                .unwrap_or_else(default_config);
             json!({
                 "LayerId": l.layer_id,
                 "Enable": c.enable,

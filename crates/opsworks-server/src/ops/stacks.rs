@@ -139,7 +139,8 @@ fn check_members(m: &Members) -> Result<(), ApiError> {
         )));
     }
     if let Some(r) = m.default_root_device_type.as_deref()
-        && r.parse::<opsworks_model::resource::RootDeviceType>().is_err()
+        && r.parse::<opsworks_model::resource::RootDeviceType>()
+            .is_err()
     {
         return Err(ApiError::Validation(format!(
             "Invalid DefaultRootDeviceType: {r}"
@@ -502,8 +503,18 @@ pub async fn describe_stack_summary(
         let n = instances.iter().filter(|i| i.status == status).count();
         counts.insert(status.counter_name(), json!(n));
     }
-    let layers = cx.core.store().count::<Layer>(Filter::Stack(id)).await.map_err(CoreError::from)?;
-    let apps = cx.core.store().count::<App>(Filter::Stack(id)).await.map_err(CoreError::from)?;
+    let layers = cx
+        .core
+        .store()
+        .count::<Layer>(Filter::Stack(id))
+        .await
+        .map_err(CoreError::from)?;
+    let apps = cx
+        .core
+        .store()
+        .count::<App>(Filter::Stack(id))
+        .await
+        .map_err(CoreError::from)?;
     Reply::json(&json!({
         "StackSummary": {
             "StackId": id,
@@ -519,7 +530,11 @@ pub async fn describe_stack_summary(
 /// StartStack: starts every stopped 24/7 instance (time- and load-based ones follow their rules).
 pub async fn start_stack(cx: Ctx<'_>, req: shapes::StartStackRequest) -> OpResult {
     cx.core.get::<Stack>(&req.stack_id).await?;
-    for inst in cx.core.list::<Instance>(Filter::Stack(&req.stack_id)).await? {
+    for inst in cx
+        .core
+        .list::<Instance>(Filter::Stack(&req.stack_id))
+        .await?
+    {
         if inst.status == InstanceStatus::Stopped && inst.auto_scaling_type.is_none() {
             // The path of StartInstance, so the machine is launched too.
             instances::start(cx.core, &inst.instance_id).await?;
@@ -531,7 +546,11 @@ pub async fn start_stack(cx: Ctx<'_>, req: shapes::StartStackRequest) -> OpResul
 /// StopStack: stops every instance that is not stopped.
 pub async fn stop_stack(cx: Ctx<'_>, req: shapes::StopStackRequest) -> OpResult {
     cx.core.get::<Stack>(&req.stack_id).await?;
-    for inst in cx.core.list::<Instance>(Filter::Stack(&req.stack_id)).await? {
+    for inst in cx
+        .core
+        .list::<Instance>(Filter::Stack(&req.stack_id))
+        .await?
+    {
         if inst.status != InstanceStatus::Stopped {
             // The path of StopInstance (Shutdown, then the machine halts); an instance already on
             // its way down simply carries on.

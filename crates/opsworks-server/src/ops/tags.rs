@@ -76,8 +76,7 @@ async fn resolve(w: &mut Write<'_>, given: &str) -> Result<Tagged, ApiError> {
 
 /// The own tags stored for `arn` (none when never tagged).
 async fn own_tags(w: &mut Write<'_>, arn: &str) -> Result<Tags, ApiError> {
-    Ok(w
-        .find::<TagSet>(arn)
+    Ok(w.find::<TagSet>(arn)
         .await?
         .map(|t| t.tags)
         .unwrap_or_default())

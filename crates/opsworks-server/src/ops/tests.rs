@@ -55,7 +55,10 @@ async fn secrets_are_filtered_and_echoed_secrets_kept_on_update() {
     assert_eq!(src.ssh_key.as_deref(), Some("key"));
     assert_eq!(stored.environment[0].value, "t0ken");
     assert_eq!(
-        stored.ssl_configuration.as_ref().map(|s| s.private_key.as_str()),
+        stored
+            .ssl_configuration
+            .as_ref()
+            .map(|s| s.private_key.as_str()),
         Some("pk")
     );
     assert_eq!(stored.name, "Renamed");
@@ -97,9 +100,13 @@ async fn layers_show_every_attribute_and_filter_their_secrets() {
     )
     .await
     .expect("layer");
-    let shown = call(&core, "DescribeLayers", json!({"LayerIds": [layer["LayerId"]]}))
-        .await
-        .expect("describe")["Layers"][0]
+    let shown = call(
+        &core,
+        "DescribeLayers",
+        json!({"LayerIds": [layer["LayerId"]]}),
+    )
+    .await
+    .expect("describe")["Layers"][0]
         .clone();
     assert_eq!(shown["Attributes"]["MysqlRootPassword"], json!(FILTERED));
     assert_eq!(shown["Attributes"]["RubyVersion"], Value::Null);
@@ -238,7 +245,11 @@ async fn arns(core: &crate::core::Core, sid: &str) -> (Value, Value) {
 }
 
 fn many(prefix: &str, n: usize) -> Value {
-    Value::Object((0..n).map(|i| (format!("{prefix}{i}"), json!("v"))).collect())
+    Value::Object(
+        (0..n)
+            .map(|i| (format!("{prefix}{i}"), json!("v")))
+            .collect(),
+    )
 }
 
 #[tokio::test]
@@ -316,9 +327,13 @@ async fn a_deployment_without_targets_completes_at_once() {
     .await
     .expect("create")["DeploymentId"]
         .clone();
-    let d = call(&core, "DescribeDeployments", json!({"DeploymentIds": [did]}))
-        .await
-        .expect("describe");
+    let d = call(
+        &core,
+        "DescribeDeployments",
+        json!({"DeploymentIds": [did]}),
+    )
+    .await
+    .expect("describe");
     let d = &d["Deployments"][0];
     assert_eq!(d["Status"], json!("successful"));
     assert_eq!(d["Duration"], json!(0));
@@ -380,13 +395,26 @@ async fn finished_commands_settle_their_deployment() {
         .await
         .expect("finish");
     assert_eq!(after_one, DeploymentStatus::Running);
-    let again = commands::finish(&mut w, &cmds[0].command_id, CommandStatus::Successful, Some(0)).await;
+    let again = commands::finish(
+        &mut w,
+        &cmds[0].command_id,
+        CommandStatus::Successful,
+        Some(0),
+    )
+    .await;
     assert!(again.is_err(), "a command ends once");
-    assert_eq!(commands::skip_pending(&mut w, &second).await.expect("skip"), 1);
+    assert_eq!(
+        commands::skip_pending(&mut w, &second).await.expect("skip"),
+        1
+    );
     w.commit().await.expect("commit");
-    let d = call(&core, "DescribeDeployments", json!({"DeploymentIds": [did]}))
-        .await
-        .expect("describe");
+    let d = call(
+        &core,
+        "DescribeDeployments",
+        json!({"DeploymentIds": [did]}),
+    )
+    .await
+    .expect("describe");
     let d = &d["Deployments"][0];
     assert_eq!(d["Status"], json!("failed"));
     assert!(d["Duration"].as_i64().is_some_and(|s| s >= 0));
@@ -437,16 +465,26 @@ async fn app_commands_need_an_app_of_the_stack() {
 async fn a_failed_step_leaves_nothing_half_made() {
     let (_dir, core) = open().await;
     let (sid, _) = stack_with_instance(&core).await;
-    let before = call(&core, "DescribeStacks", json!({})).await.expect("stacks");
+    let before = call(&core, "DescribeStacks", json!({}))
+        .await
+        .expect("stacks");
     // CloneStack with one app of another stack: the stack, its layers and the first app would
     // have been written before the refusal; none of it may remain.
     let (other, _) = stack_with_instance(&core).await;
-    let mine = call(&core, "CreateApp", json!({"StackId": sid, "Name": "a", "Type": "other"}))
-        .await
-        .expect("app");
-    let theirs = call(&core, "CreateApp", json!({"StackId": other, "Name": "b", "Type": "other"}))
-        .await
-        .expect("app");
+    let mine = call(
+        &core,
+        "CreateApp",
+        json!({"StackId": sid, "Name": "a", "Type": "other"}),
+    )
+    .await
+    .expect("app");
+    let theirs = call(
+        &core,
+        "CreateApp",
+        json!({"StackId": other, "Name": "b", "Type": "other"}),
+    )
+    .await
+    .expect("app");
     let refused = call(
         &core,
         "CloneStack",
@@ -454,8 +492,13 @@ async fn a_failed_step_leaves_nothing_half_made() {
                "CloneAppIds": [mine["AppId"], theirs["AppId"]]}),
     )
     .await;
-    assert!(matches!(refused, Err(ApiError::Validation(_))), "{refused:?}");
-    let after = call(&core, "DescribeStacks", json!({})).await.expect("stacks");
+    assert!(
+        matches!(refused, Err(ApiError::Validation(_))),
+        "{refused:?}"
+    );
+    let after = call(&core, "DescribeStacks", json!({}))
+        .await
+        .expect("stacks");
     assert_eq!(
         after["Stacks"].as_array().map(Vec::len),
         before["Stacks"].as_array().map(|s| s.len() + 1),

@@ -209,8 +209,7 @@ pub fn app(a: &App) -> shapes::App {
                 .as_ref()
                 .map(|s| shapes::SslConfiguration {
                     certificate: Some(s.certificate.clone()).filter(|c| !c.is_empty()),
-                    private_key: filtered(&Some(s.private_key.clone()))
-                        .filter(|k| !k.is_empty()),
+                    private_key: filtered(&Some(s.private_key.clone())).filter(|k| !k.is_empty()),
                     chain: s.chain.clone(),
                 })
                 .unwrap_or_default(),
@@ -228,7 +227,10 @@ pub struct DeploymentOut {
     #[serde(flatten)]
     pub base: shapes::Deployment,
     /// App ID → commit.
-    #[serde(rename = "Revisions", skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    #[serde(
+        rename = "Revisions",
+        skip_serializing_if = "std::collections::BTreeMap::is_empty"
+    )]
     pub revisions: std::collections::BTreeMap<String, String>,
 }
 

@@ -56,6 +56,17 @@ impl Cluster for PgCluster {
         Ok(Box::new(PgListen { inner }))
     }
 
+    async fn notify(&self, channel: &str, payload: &str) -> Result<(), StoreError> {
+        retry(self.retries, || {
+            sqlx::query("SELECT pg_notify($1, $2)")
+                .bind(channel)
+                .bind(payload)
+                .execute(&self.pool)
+        })
+        .await
+        .map(drop)
+    }
+
     async fn register_server(&self, server: &ServerRecord) -> Result<(), StoreError> {
         retry(self.retries, || {
             sqlx::query(

@@ -175,4 +175,3 @@ pub fn render_chart(
     out.push_str("</svg>\n");
     out
 }
-

@@ -187,4 +187,3 @@ pub async fn exposition(core: &Core) -> CoreResult<String> {
     );
     Ok(out)
 }
-
