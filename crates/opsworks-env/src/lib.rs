@@ -8,6 +8,8 @@ pub const OPSWORKS_LISTEN: &str = "OPSWORKS_LISTEN";
 pub const OPSWORKS_DATA_DIR: &str = "OPSWORKS_DATA_DIR";
 /// The database URL (`postgres://...`, or a SQLite path); the data dir's SQLite file by default.
 pub const OPSWORKS_DATABASE_URL: &str = "OPSWORKS_DATABASE_URL";
+/// The URL clients reach a server at (log links, the registry of servers on a shared database).
+pub const OPSWORKS_ADVERTISE_URL: &str = "OPSWORKS_ADVERTISE_URL";
 /// The region in ARNs.
 pub const OPSWORKS_REGION: &str = "OPSWORKS_REGION";
 /// Whether `server` runs local instances.
@@ -42,7 +44,7 @@ pub const OPSWORKS_CONSOLE_PASSWORD: &str = "OPSWORKS_CONSOLE_PASSWORD";
 pub const OPSWORKS_LOG: &str = "OPSWORKS_LOG";
 /// The log format: `text` or `json`.
 pub const OPSWORKS_LOG_FORMAT: &str = "OPSWORKS_LOG_FORMAT";
-/// The agent's server URL.
+/// The agent's server URL (several, comma-separated: the servers of one database).
 pub const OPSWORKS_SERVER: &str = "OPSWORKS_SERVER";
 /// The agent's instance ID.
 pub const OPSWORKS_INSTANCE_ID: &str = "OPSWORKS_INSTANCE_ID";
@@ -72,5 +74,8 @@ pub const OPSWORKS_SERVICE_BACKEND: &str = "OPSWORKS_SERVICE_BACKEND";
 /// The PostgreSQL the store's tests create their databases on
 /// (`scripts/postgres-test-setup.sh` prints it).
 pub const OPSWORKS_TEST_DATABASE_URL: &str = "OPSWORKS_TEST_DATABASE_URL";
+/// `postgres` to run the conformance and lifecycle suites' servers on PostgreSQL (each test
+/// session a database of its own on `OPSWORKS_TEST_DATABASE_URL`'s server); SQLite otherwise.
+pub const OPSWORKS_TEST_ENGINE: &str = "OPSWORKS_TEST_ENGINE";
 /// Rewrites the API crate's committed XML fixtures from what the writer produces now.
 pub const OPSWORKS_BLESS_XML: &str = "OPSWORKS_BLESS_XML";

@@ -2,6 +2,7 @@
 //! the converge tool and the supervisor are subcommands of the same binary.
 
 mod cli;
+mod db;
 mod exec;
 mod serve;
 
@@ -10,7 +11,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::Parser;
 
-use cli::{Cli, Command};
+use cli::{Cli, Command, DbCommand};
 use opsworks_server::Instances;
 
 fn main() -> anyhow::Result<ExitCode> {
@@ -37,6 +38,12 @@ fn main() -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::SUCCESS);
         }
         Command::Exec(args) => return exec::run(args),
+        Command::Db(DbCommand::Migrate { from, to }) => {
+            serve::init_logging(cli.log_format);
+            let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+            runtime.block_on(db::migrate(&from, &to))?;
+            return Ok(ExitCode::SUCCESS);
+        }
         Command::AgentCli(args) => {
             opsworks_agent::run_cli(&args.state_dir, args.command)?;
             return Ok(ExitCode::SUCCESS);
