@@ -14,8 +14,8 @@ use std::time::Duration;
 
 use opsworks_model::CommandName;
 use opsworks_protocol::{
-    Ack, AgentCommand, CommandOutcome, Completion, Heartbeat, Hello, HelloReply, LogChunk,
-    MAX_POLL_SECONDS, PollReply, PollRequest,
+    Ack, AgentCommand, CommandOutcome, Completion, Heartbeat, HeartbeatReply, Hello, HelloReply,
+    LogChunk, MAX_POLL_SECONDS, PollReply, PollRequest,
 };
 use serde_json::Value;
 
@@ -133,7 +133,8 @@ impl Agent {
                 .await
             {
                 Ok(reply) => {
-                    tracing::info!(stack_id = %reply.stack_id, "the server accepted the agent");
+                    tracing::info!(stack_id = %reply.stack_id, server = %self.client.server(), "the server accepted the agent");
+                    self.client.learn(&reply.servers);
                     self.touch(None);
                     return reply;
                 }
@@ -149,7 +150,9 @@ impl Agent {
     /// Runs a poll's commands in order; of several `configure`s only the newest runs, the older
     /// ones end as skipped.
     pub async fn handle_batch(&self, commands: Vec<AgentCommand>) {
-        let newest_configure = commands.iter().rposition(|c| c.kind == CommandName::Configure);
+        let newest_configure = commands
+            .iter()
+            .rposition(|c| c.kind == CommandName::Configure);
         for (i, cmd) in commands.iter().enumerate() {
             match newest_configure {
                 Some(last) if cmd.kind == CommandName::Configure && i < last => {
@@ -500,11 +503,13 @@ async fn heartbeats(
             instance_id: instance_id.clone(),
             running: running.lock().ok().and_then(|r| r.clone()),
         };
-        if let Err(e) = client
-            .call::<_, Value>("heartbeat", &beat, Duration::from_secs(10))
+        match client
+            .call::<_, Option<HeartbeatReply>>("heartbeat", &beat, Duration::from_secs(10))
             .await
         {
-            tracing::debug!(error = %e, "heartbeat failed");
+            // The servers of the control plane as they are now (some may have come or gone).
+            Ok(reply) => client.learn(&reply.unwrap_or_default().servers),
+            Err(e) => tracing::debug!(error = %e, "heartbeat failed"),
         }
     }
 }

@@ -501,7 +501,8 @@ Dirty:               148 kB
         // The real /proc works too.
         let real = Sampler::new("/proc").sample(0).unwrap();
         assert!(
-            real.values[Metric::MemoryTotal.index()] > 0.0 && real.values[Metric::Procs.index()] >= 1.0
+            real.values[Metric::MemoryTotal.index()] > 0.0
+                && real.values[Metric::Procs.index()] >= 1.0
         );
     }
 

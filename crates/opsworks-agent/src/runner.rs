@@ -158,7 +158,10 @@ async fn steps(
     // does not hold the stack's current source; otherwise the cache is used as it is.
     let mut cookbook_paths: Vec<PathBuf> = settings.builtin_cookbooks.iter().cloned().collect();
     if let Some(src) = &cmd.custom_cookbooks {
-        let refresh = matches!(cmd.kind, CommandName::Setup | CommandName::UpdateCustomCookbooks);
+        let refresh = matches!(
+            cmd.kind,
+            CommandName::Setup | CommandName::UpdateCustomCookbooks
+        );
         let dir = custom_cookbooks(settings, src, refresh, log).await?;
         if let Some(rev) = &dir.revision {
             report["cookbooks_revision"] = Value::String(rev.clone());

@@ -350,15 +350,26 @@ fn a_sampler_reads_a_v2_group_tree() {
     let s = sampler.sample(1_700_000_000).unwrap();
     assert_eq!(s.at, 1_700_000_000);
     // 0.1 s of CPU in a bit over 0.1 s on 2 CPUs: just under half, all of it user.
-    assert!(s.values[Metric::CpuUser.index()] > 30.0 && s.values[Metric::CpuUser.index()] <= 50.0, "{:?}", s.values);
+    assert!(
+        s.values[Metric::CpuUser.index()] > 30.0 && s.values[Metric::CpuUser.index()] <= 50.0,
+        "{:?}",
+        s.values
+    );
     assert_eq!(s.values[Metric::CpuSystem.index()], 0.0);
-    assert!((s.values[Metric::CpuIdle.index()] + s.values[Metric::CpuUser.index()] - 100.0).abs() < 1e-9);
+    assert!(
+        (s.values[Metric::CpuIdle.index()] + s.values[Metric::CpuUser.index()] - 100.0).abs()
+            < 1e-9
+    );
     assert_eq!(s.values[Metric::CpuSteal.index()], 0.0, "nothing waited");
     // Task 7 then waits 0.05 s for a CPU: steal.
     fs::write(proc_dir.join("7/schedstat"), "1000 50000000 2\n").unwrap();
     std::thread::sleep(Duration::from_millis(100));
     let s = sampler.sample(1_700_000_001).unwrap();
-    assert!(s.values[Metric::CpuSteal.index()] > 10.0 && s.values[Metric::CpuSteal.index()] <= 25.0, "{:?}", s.values);
+    assert!(
+        s.values[Metric::CpuSteal.index()] > 10.0 && s.values[Metric::CpuSteal.index()] <= 25.0,
+        "{:?}",
+        s.values
+    );
     assert_eq!(s.values[Metric::MemoryTotal.index()], 1024.0 * 1024.0);
     assert_eq!(s.values[Metric::MemoryUsed.index()], 150.0 * 1024.0);
     assert!(
