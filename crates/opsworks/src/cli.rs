@@ -294,7 +294,10 @@ mod tests {
     #[test]
     fn advertise_urls_are_http_with_a_host() {
         use super::parse_advertise_url as p;
-        assert_eq!(p("http://ops.example:9730/"), Ok("http://ops.example:9730".into()));
+        assert_eq!(
+            p("http://ops.example:9730/"),
+            Ok("http://ops.example:9730".into())
+        );
         assert_eq!(p("https://ops.example"), Ok("https://ops.example".into()));
         assert!(p("ops.example:9730").is_err());
         assert!(p("http://").is_err());

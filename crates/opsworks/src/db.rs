@@ -44,12 +44,16 @@ pub async fn migrate(from: &Path, to: &str) -> anyhow::Result<()> {
     let logs = copy_logs(&from.join("logs"), &*dest).await?;
     println!("copied {logs} command logs");
     println!();
-    println!("Next: start each server with --database-url (or OPSWORKS_DATABASE_URL) naming {target},");
+    println!(
+        "Next: start each server with --database-url (or OPSWORKS_DATABASE_URL) naming {target},"
+    );
     println!(
         "each with a data dir of its own holding a copy of {} (mode 0600):",
         from.join("master.key").display()
     );
-    println!("the access keys' secrets are sealed under it, and every server of the database needs it.");
+    println!(
+        "the access keys' secrets are sealed under it, and every server of the database needs it."
+    );
     Ok(())
 }
 
@@ -65,7 +69,9 @@ async fn copy_logs(dir: &Path, dest: &dyn opsworks_store::Backend) -> anyhow::Re
     };
     let mut copied = 0;
     for entry in entries {
-        let path = entry.with_context(|| format!("reading {}", dir.display()))?.path();
+        let path = entry
+            .with_context(|| format!("reading {}", dir.display()))?
+            .path();
         let Some(id) = path
             .file_name()
             .and_then(|n| n.to_str())

@@ -54,7 +54,10 @@ fn main() -> anyhow::Result<ExitCode> {
             } else {
                 Instances::Recorded
             };
-            (args.control.config(args.listen, args.data_dir, instances)?, false)
+            (
+                args.control.config(args.listen, args.data_dir, instances)?,
+                false,
+            )
         }
         Command::Up(args) => {
             let data_dir = match args.data_dir {

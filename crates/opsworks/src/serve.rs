@@ -32,7 +32,8 @@ pub async fn serve(mut config: ServerConfig, quickstart: bool) -> anyhow::Result
     let (password, password_source) = opsworks_console::Password::open(&config.data_dir)
         .context("setting up the console password")?;
     config.mounts.push(opsworks_console::mount(password));
-    config.agent_program = Some(std::env::current_exe().context("finding the opsworks executable")?);
+    config.agent_program =
+        Some(std::env::current_exe().context("finding the opsworks executable")?);
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("binding {}", config.listen))?;
@@ -178,4 +179,3 @@ async fn shutdown_signal() {
         () = term => {},
     }
 }
-

@@ -66,7 +66,10 @@ fn dependencies_point_up_the_architecture_map_only() {
     let root = workspace();
     let order = documented_order(&root);
     let deps = dependencies(&root);
-    assert!(!order.is_empty(), "ARCHITECTURE.md's code map lists no crate");
+    assert!(
+        !order.is_empty(),
+        "ARCHITECTURE.md's code map lists no crate"
+    );
     let position = |c: &str| order.iter().position(|o| o == c);
     let mut problems = Vec::new();
     for krate in deps.keys() {
@@ -146,7 +149,12 @@ fn no_source_file_outgrows_a_reader() {
             // Code before the unit tests counts.
             let code = text.split("#[cfg(test)]").next().unwrap_or(&text);
             let n = code.lines().count();
-            (n > LIMIT).then(|| format!("{} ({n} lines)", f.strip_prefix(&root).unwrap_or(f).display()))
+            (n > LIMIT).then(|| {
+                format!(
+                    "{} ({n} lines)",
+                    f.strip_prefix(&root).unwrap_or(f).display()
+                )
+            })
         })
         .collect();
     assert!(

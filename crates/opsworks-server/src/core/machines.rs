@@ -241,12 +241,19 @@ async fn boot_machine(core: &Core, machines: &Machines, id: &str) -> CoreResult<
         RootDeviceType::Ebs => RootDevice::Ebs,
         RootDeviceType::InstanceStore => RootDevice::InstanceStore,
     };
+    // Every server of the control plane, this one first: the agent moves on when it stops.
+    let peers = core.node().peers();
+    let servers = if peers.is_empty() {
+        machines.agent_url.clone()
+    } else {
+        peers.join(",")
+    };
     let main = MainProcess::new(
         machines.agent_program.clone(),
         [
             "agent",
             "--server",
-            machines.agent_url.as_str(),
+            servers.as_str(),
             "--instance-id",
             id,
             "--credentials",
