@@ -16,6 +16,39 @@ pub const AKID: &str = "AKIDCLUSTERTEST";
 pub const SECRET: &str = "cluster-test-secret";
 pub const OPSWORKS: &str = env!("CARGO_BIN_EXE_opsworks");
 
+static BINARY: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+
+/// The `opsworks` binary servers run as: the cargo-built one, copied to the disk when it lives
+/// where local instances cannot see it (their `/tmp`, `/run` and `/dev` are their own, and the
+/// server runs its agents as its own executable).
+pub fn binary() -> &'static Path {
+    BINARY.get_or_init(|| {
+        let built = std::fs::canonicalize(OPSWORKS).unwrap_or_else(|_| PathBuf::from(OPSWORKS));
+        if !["/tmp/", "/run/", "/dev/"]
+            .iter()
+            .any(|p| built.starts_with(p))
+        {
+            return built;
+        }
+        let dir = PathBuf::from(format!("/var/tmp/opsworks-test-bin-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let copy = dir.join("opsworks");
+        std::fs::copy(&built, &copy).unwrap();
+        copy
+    })
+}
+
+/// Removes the copy [`binary`] made, if any.
+pub fn remove_binary_copy() {
+    if let Some(b) = BINARY.get()
+        && b.to_string_lossy()
+            .starts_with("/var/tmp/opsworks-test-bin-")
+        && let Some(dir) = b.parent()
+    {
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}
+
 /// One server process; killed (SIGKILL) when dropped.
 pub struct Node {
     pub child: Option<Child>,
@@ -52,7 +85,7 @@ impl Node {
             .append(true)
             .open(&log)
             .unwrap();
-        let mut child = Command::new(OPSWORKS)
+        let mut child = Command::new(binary())
             .args(["server", "--listen", &format!("127.0.0.1:{port}")])
             .arg("--data-dir")
             .arg(dir)
