@@ -45,10 +45,14 @@ pub async fn migrate(from: &Path, to: &str) -> anyhow::Result<()> {
     println!("copied {logs} command logs");
     println!();
     println!(
-        "Next: start each server with --database-url (or OPSWORKS_DATABASE_URL) naming {target},"
+        "Next: start each server with --database-url (or OPSWORKS_DATABASE_URL) naming {target}."
     );
     println!(
-        "each with a data dir of its own holding a copy of {} (mode 0600):",
+        "One of them keeps {} as its data dir (it holds the machines of its local instances);",
+        from.display()
+    );
+    println!(
+        "every other one gets a data dir of its own with a copy of {} (mode 0600):",
         from.join("master.key").display()
     );
     println!(
