@@ -58,3 +58,9 @@ OPSWORKS_BIN="$target_dir/debug/opsworks" bash tests/conformance/run.sh
 
 echo "== lifecycle suite (local instances: root, Linux namespaces, overlayfs)"
 OPSWORKS_BIN="$target_dir/debug/opsworks" flock "$lock" bash tests/lifecycle/run.sh
+
+# The same two suites with every server on PostgreSQL (a database per data dir, dropped after).
+echo "== conformance suite on PostgreSQL"
+OPSWORKS_TEST_ENGINE=postgres OPSWORKS_BIN="$target_dir/debug/opsworks" bash tests/conformance/run.sh
+echo "== lifecycle suite on PostgreSQL"
+OPSWORKS_TEST_ENGINE=postgres OPSWORKS_BIN="$target_dir/debug/opsworks" flock "$lock" bash tests/lifecycle/run.sh
