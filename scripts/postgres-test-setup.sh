@@ -41,7 +41,8 @@ if [ -z "$(cluster_field 1)" ]; then
 fi
 if [ "$(cluster_field 4)" != "online" ]; then
     say "starting cluster $version/$cluster"
-    pg_ctlcluster "$version" "$cluster" start
+    # Its notes ("Removed stale pid file.") go to stderr: stdout is the URL alone.
+    pg_ctlcluster "$version" "$cluster" start >&2
 fi
 port="$(cluster_field 3)"
 

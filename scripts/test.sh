@@ -14,9 +14,10 @@ export DEBIAN_FRONTEND=noninteractive
 
 # Debian packages the tests use: git, cron and procps for the recipe engine's resources; chromium
 # and its WebDriver for the console's browser tests; the built-in layers' servers, which local
-# instances see through their copy-on-write view of the host; OpenSSH for SSH users on instances.
+# instances see through their copy-on-write view of the host; OpenSSH and sudo for SSH users on
+# instances and, with iproute2, for the machines the registration suite registers over SSH.
 packages=(git cron procps ca-certificates curl chromium chromium-driver haproxy nginx nodejs
-    php-fpm mariadb-server memcached openssh-server openssh-client)
+    php-fpm mariadb-server memcached openssh-server openssh-client sudo iproute2)
 missing=()
 for pkg in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
@@ -40,7 +41,7 @@ fi
 # PostgreSQL for the store's second engine: installed, started and given a test role if absent.
 if [ -z "${OPSWORKS_TEST_DATABASE_URL:-}" ]; then
     echo "== PostgreSQL (scripts/postgres-test-setup.sh)"
-    OPSWORKS_TEST_DATABASE_URL="$(scripts/postgres-test-setup.sh)"
+    OPSWORKS_TEST_DATABASE_URL="$(scripts/postgres-test-setup.sh | tail -n 1)"
 fi
 export OPSWORKS_TEST_DATABASE_URL
 
@@ -58,6 +59,9 @@ OPSWORKS_BIN="$target_dir/debug/opsworks" bash tests/conformance/run.sh
 
 echo "== lifecycle suite (local instances: root, Linux namespaces, overlayfs)"
 OPSWORKS_BIN="$target_dir/debug/opsworks" flock "$lock" bash tests/lifecycle/run.sh
+
+echo "== registration suite (machines of its own: root, network namespaces, overlayfs, OpenSSH)"
+OPSWORKS_BIN="$target_dir/debug/opsworks" bash tests/register/run.sh
 
 # The same two suites with every server on PostgreSQL (a database per data dir, dropped after).
 echo "== conformance suite on PostgreSQL"

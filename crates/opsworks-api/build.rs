@@ -62,7 +62,10 @@ fn reachable_from_outputs(
     seen
 }
 
-fn generate(shapes: &BTreeMap<String, Value>, outputs: &std::collections::BTreeSet<String>) -> String {
+fn generate(
+    shapes: &BTreeMap<String, Value>,
+    outputs: &std::collections::BTreeSet<String>,
+) -> String {
     let mut out = String::new();
     for (name, shape) in shapes {
         if shape["type"] != "structure" || shape["exception"] == true {
@@ -146,7 +149,8 @@ fn field_name(member: &str) -> String {
     let mut out = String::new();
     for (i, c) in chars.iter().enumerate() {
         if c.is_ascii_uppercase() {
-            let prev_lower = i > 0 && (chars[i - 1].is_ascii_lowercase() || chars[i - 1].is_ascii_digit());
+            let prev_lower =
+                i > 0 && (chars[i - 1].is_ascii_lowercase() || chars[i - 1].is_ascii_digit());
             let acronym_end = i > 0
                 && chars[i - 1].is_ascii_uppercase()
                 && chars.get(i + 1).is_some_and(|n| n.is_ascii_lowercase());

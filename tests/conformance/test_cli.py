@@ -167,3 +167,38 @@ def test_cli_app_exists_waiter(cli):
     missing = cli.run("wait", "app-exists", "--app-ids", "00000000-0000-4000-8000-000000000000")
     assert missing.returncode != 0
     assert "AppExists failed" in missing.stderr
+
+
+def test_aws_cli_documentation_examples_work_as_written(cli):
+    # The AWS CLI reference's own examples: a php-app layer with a short name of its choosing, and
+    # an instance of the original's older OS name, "Amazon Linux".
+    sid = cli(
+        "create-stack",
+        "--name",
+        unique("cli-docs"),
+        "--stack-region",
+        "us-east-1",
+        "--service-role-arn",
+        SERVICE_ROLE,
+        "--default-instance-profile-arn",
+        INSTANCE_PROFILE,
+    )["StackId"]
+    lid = cli(
+        "create-layer", "--stack-id", sid, "--type", "php-app", "--name", "MyPHPLayer", "--shortname", "myphplayer"
+    )["LayerId"]
+    layer = cli("describe-layers", "--layer-ids", lid)["Layers"][0]
+    assert (layer["Type"], layer["Shortname"]) == ("php-app", "myphplayer")
+    iid = cli(
+        "create-instance",
+        "--stack-id",
+        sid,
+        "--layer-ids",
+        lid,
+        "--hostname",
+        "myinstance1",
+        "--instance-type",
+        "m1.large",
+        "--os",
+        "Amazon Linux",
+    )["InstanceId"]
+    assert cli("describe-instances", "--instance-ids", iid)["Instances"][0]["Os"] == "Amazon Linux"

@@ -10,7 +10,7 @@ from harness import aws_error, load_model, minimal_input, raw_call
 MODEL = load_model()
 ALL_OPERATIONS = sorted(MODEL["operations"])
 
-# The operations the control-plane issue asks for; the other 40 may answer UnsupportedOperationException.
+# The operations the control-plane issue and issue 15 ask for; the other 36 may answer UnsupportedOperationException.
 LISTED = {
     # stacks
     "CreateStack", "DescribeStacks", "UpdateStack", "DeleteStack", "CloneStack", "DescribeStackSummary",
@@ -20,6 +20,8 @@ LISTED = {
     # instances
     "CreateInstance", "DescribeInstances", "UpdateInstance", "DeleteInstance", "StartInstance", "StopInstance",
     "RebootInstance",
+    # registered instances (issue 15)
+    "RegisterInstance", "AssignInstance", "UnassignInstance", "DeregisterInstance",
     # apps
     "CreateApp", "DescribeApps", "UpdateApp", "DeleteApp",
     # deployments

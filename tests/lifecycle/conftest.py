@@ -38,6 +38,7 @@ class Server:
         self.log_path = log_path
         self.port = free_port()
         self.proc = None
+        self.started_at = None
         self.extra_args = list(extra_args)
         self.env = dict(env or {})
         self.endpoint = f"http://127.0.0.1:{self.port}"
@@ -48,6 +49,7 @@ class Server:
         env.pop("OPSWORKS_DATABASE_URL", None)
         env.update(engine.server_env(self.data_dir))
         log = open(self.log_path, "ab")
+        self.started_at = time.monotonic()
         self.proc = subprocess.Popen(
             [self.binary, "server", "--listen", f"127.0.0.1:{self.port}", "--data-dir", str(self.data_dir), "--local-instances", *self.extra_args],
             stdout=subprocess.PIPE, stderr=log, env=env,

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from conftest import Server, client_for, eventually
+from conftest import client_for, eventually, running_server
 
 FAST = {"Delay": 1, "MaxAttempts": 120}
 TIMEOUT = 4  # seconds of silence before connection_lost (the server's --healing-timeout)
@@ -17,16 +17,8 @@ TIMEOUT = 4  # seconds of silence before connection_lost (the server's --healing
 
 @pytest.fixture(scope="module")
 def healing_server(workdir):
-    srv = Server(workdir / "heal-data", workdir / "heal-server.log", ["--healing-timeout", str(TIMEOUT)])
-    srv.start()
-    yield srv
-    c = client_for(srv)
-    for stack in c.describe_stacks()["Stacks"]:
-        for inst in c.describe_instances(StackId=stack["StackId"])["Instances"]:
-            if inst["Status"] != "stopped":
-                c.stop_instance(InstanceId=inst["InstanceId"], Force=True)
-    time.sleep(2)
-    srv.stop()
+    # Its instances are stopped, and waited for, before the server stops.
+    yield from running_server(workdir, "heal", ["--healing-timeout", str(TIMEOUT)])
 
 
 def kill_agent(instance_id):
@@ -103,6 +95,7 @@ def test_a_healed_instance_back_online_makes_the_others_configure(healing_server
         eventually(lambda: c.describe_instances(InstanceIds=[victim])["Instances"][0]["Status"]
                  in ("requested", "pending", "booting", "running_setup", "online"))
         c.get_waiter("instance_online").wait(InstanceIds=[victim], WaiterConfig=FAST)
+        assert service_error_types(c, victim).count("auto_healing") == 1, "one heal, not one per boot"
         assert c.describe_instances(InstanceIds=[other])["Instances"][0]["Status"] == "online", \
             "the other instance is never touched by the heal"
 
@@ -118,6 +111,38 @@ def test_a_healed_instance_back_online_makes_the_others_configure(healing_server
             return None
 
         eventually(configure_with_victim)
+    finally:
+        stop_and_delete(c, stack)
+
+
+def service_error_types(c, iid):
+    return [e["Type"] for e in c.describe_service_errors(InstanceId=iid)["ServiceErrors"]]
+
+
+def test_instances_booting_on_a_server_older_than_the_timeout_are_not_taken_for_lost(healing_server):
+    """An agent gets a whole healing timeout from its boot to speak. The watchdog used to count a
+    booting instance's silence from the agent's last word before the boot (or from the server's
+    start for a new instance): on a server up for longer than the timeout, a watchdog pass between
+    the boot and the new agent's first request took the instance for lost (and healed it again),
+    which made the heal test above fail now and then."""
+    c = client_for(healing_server)
+    eventually(lambda: time.monotonic() - healing_server.started_at > TIMEOUT + 1, seconds=TIMEOUT + 2,
+               what="the server to be older than the healing timeout")
+    stack = c.create_stack(Name="boot", Region="us-east-1", ServiceRoleArn="arn:aws:iam::123456789012:role/r",
+                           DefaultInstanceProfileArn="arn:aws:iam::123456789012:instance-profile/p")["StackId"]
+    layer = c.create_layer(StackId=stack, Type="custom", Name="Boot", Shortname="boot",
+                           EnableAutoHealing=False)["LayerId"]
+    ids = [c.create_instance(StackId=stack, LayerIds=[layer], InstanceType="t3.micro")["InstanceId"]
+           for _ in range(4)]
+    try:
+        # The watchdog looks once a second (TIMEOUT / 4); starts spread over that second put a
+        # boot-to-first-request gap across every phase of it, so one of them meets a pass.
+        for iid in ids:
+            c.start_instance(InstanceId=iid)
+            time.sleep(TIMEOUT / 4 / len(ids))
+        c.get_waiter("instance_online").wait(InstanceIds=ids, WaiterConfig=FAST)
+        lost = {iid: service_error_types(c, iid) for iid in ids}
+        assert all("connection_lost" not in types for types in lost.values()), lost
     finally:
         stop_and_delete(c, stack)
 

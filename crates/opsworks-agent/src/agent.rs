@@ -14,8 +14,8 @@ use std::time::Duration;
 
 use opsworks_model::CommandName;
 use opsworks_protocol::{
-    Ack, AgentCommand, CommandOutcome, Completion, Heartbeat, HeartbeatReply, Hello, HelloReply,
-    LogChunk, MAX_POLL_SECONDS, PollReply, PollRequest,
+    Ack, AgentCommand, AgentRelease, CommandOutcome, Completion, Goodbye, Heartbeat,
+    HeartbeatReply, Hello, HelloReply, LogChunk, MAX_POLL_SECONDS, PollReply, PollRequest,
 };
 use serde_json::Value;
 
@@ -23,6 +23,7 @@ use crate::client::{Backoff, Client};
 use crate::error::{AgentError, Result};
 use crate::runner::{self, CmdLog, RunSettings};
 use crate::state::{AgentInfo, Entry, StateDir, StoredResult, now_rfc3339};
+use crate::update::Installed;
 
 /// How often a running command's new log output is sent.
 const LOG_INTERVAL: Duration = Duration::from_millis(200);
@@ -44,6 +45,8 @@ pub struct Agent {
     /// One command at a time in this process (the run lock file covers other processes).
     run_lock: tokio::sync::Mutex<()>,
     info: Mutex<AgentInfo>,
+    /// The installation it runs from (registered machines), which it updates and removes.
+    installed: Option<Installed>,
 }
 
 impl Agent {
@@ -62,7 +65,15 @@ impl Agent {
             running: Arc::new(Mutex::new(None)),
             run_lock: tokio::sync::Mutex::new(()),
             info: Mutex::new(info),
+            installed: None,
         }
+    }
+
+    /// The agent of an installation (a registered machine's): it reports its release, updates
+    /// itself to the one the server names and uninstalls itself when deregistered.
+    pub fn with_installation(mut self, installed: Option<Installed>) -> Agent {
+        self.installed = installed;
+        self
     }
 
     /// Runs forever: the server being away or refusing is retried, never fatal.
@@ -82,6 +93,7 @@ impl Agent {
                 .metrics_seconds
                 .map_or(crate::metrics::DEFAULT_INTERVAL, Duration::from_secs),
         )));
+        self.follow_release(hello.agent_release.as_ref()).await;
         let poll_seconds = hello.poll_seconds.min(MAX_POLL_SECONDS);
         let mut backoff = Backoff::default();
         loop {
@@ -101,6 +113,10 @@ impl Agent {
                     backoff.reset();
                     self.touch(None);
                     self.handle_batch(reply.commands).await;
+                    if reply.deregistered {
+                        self.leave().await;
+                    }
+                    self.follow_release(reply.agent_release.as_ref()).await;
                 }
                 Err(e) => {
                     let delay = backoff.next_delay();
@@ -116,14 +132,63 @@ impl Agent {
         }
     }
 
+    /// Moves to the release the server names, when this agent is installed and runs another.
+    async fn follow_release(&self, wanted: Option<&AgentRelease>) {
+        let (Some(installed), Some(wanted)) = (&self.installed, wanted) else {
+            return;
+        };
+        if !installed.wants(wanted) {
+            return;
+        }
+        // Returns only when the update could not be made; this agent carries on.
+        if let Err(e) = installed.apply(&self.client, wanted).await {
+            tracing::error!(version = %wanted.version, error = %e, "cannot update the agent");
+        }
+    }
+
+    /// The machine was deregistered: say goodbye, then uninstall (from a process outside the
+    /// service, which removing the service does not end). Waits to be stopped.
+    async fn leave(&self) {
+        tracing::info!("the machine was deregistered: uninstalling the agent");
+        let bye = Goodbye {
+            instance_id: self.instance_id.clone(),
+        };
+        if let Err(e) = self
+            .client
+            .call_retrying::<_, Value>("goodbye", &bye, Some(5))
+            .await
+        {
+            tracing::warn!(error = %e, "the server did not take the goodbye; uninstalling anyway");
+        }
+        if self.installed.is_none() {
+            tracing::error!(
+                "this agent was not installed (no --install-dir): nothing to uninstall; stop it"
+            );
+            return;
+        }
+        let started = std::env::current_exe()
+            .and_then(|exe| crate::update::detach("uninstall", &exe, &["agent-uninstall".into()]));
+        match started {
+            Ok(()) => std::future::pending::<()>().await,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot start the uninstaller; remove the agent with `opsworks agent-uninstall`")
+            }
+        }
+    }
+
     /// Says hello until the server accepts it.
     async fn hello(&self) -> HelloReply {
+        let installed = self.installed.as_ref();
         let hello = Hello {
             instance_id: self.instance_id.clone(),
-            agent_version: crate::VERSION.to_string(),
+            agent_version: installed
+                .and_then(|i| i.release())
+                .map_or_else(|| crate::VERSION.to_string(), |r| r.version.clone()),
             hostname: crate::facts::hostname(),
             reported_os: crate::facts::reported_os(),
             addresses: crate::facts::addresses(),
+            release: installed.and_then(|i| i.release()).cloned(),
+            rolled_back: installed.and_then(|i| i.rolled_back()),
         };
         let mut backoff = Backoff::default();
         loop {
@@ -135,6 +200,12 @@ impl Agent {
                 Ok(reply) => {
                     tracing::info!(stack_id = %reply.stack_id, server = %self.client.server(), "the server accepted the agent");
                     self.client.learn(&reply.servers);
+                    if let Some(i) = &self.installed {
+                        i.reported_in();
+                    }
+                    if let Ok(mut info) = self.info.lock() {
+                        info.reported_in_at = Some(now_rfc3339());
+                    }
                     self.touch(None);
                     return reply;
                 }

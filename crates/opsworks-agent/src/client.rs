@@ -311,6 +311,72 @@ impl Client {
         serde_json::from_slice(bytes).map_err(|e| AgentError::json(format!("{name} answer"), e))
     }
 
+    /// Downloads `path` (a release on the server, no signature needed) to `dest`, checking its
+    /// size and SHA-256 as it arrives; a file that does not match is removed and refused.
+    /// A server that does not answer is left for the next, as for calls.
+    pub async fn download(&self, path: &str, dest: &Path, sha256: &str, size: u64) -> Result<()> {
+        let (index, server) = self.endpoint();
+        let result = self.download_from(&server, path, dest, sha256, size).await;
+        if let Err(AgentError::Unavailable(why)) = &result {
+            self.failed(index, why);
+        }
+        result
+    }
+
+    async fn download_from(
+        &self,
+        server: &Endpoint,
+        path: &str,
+        dest: &Path,
+        sha256: &str,
+        size: u64,
+    ) -> Result<()> {
+        use sha2::Digest as _;
+        use std::io::Write as _;
+        let url = format!("{}{path}", server.base);
+        let unavailable = |e: &reqwest::Error| {
+            AgentError::Unavailable(format!("download {url}: {}", error_chain(e)))
+        };
+        let mut response = self
+            .http
+            .get(&url)
+            .timeout(Duration::from_secs(600))
+            .send()
+            .await
+            .map_err(|e| unavailable(&e))?;
+        if !response.status().is_success() {
+            return Err(AgentError::Unavailable(format!(
+                "download {url}: HTTP {}",
+                response.status()
+            )));
+        }
+        let mut file =
+            std::fs::File::create(dest).map_err(|e| AgentError::io("cannot create", dest, e))?;
+        let mut hasher = sha2::Sha256::new();
+        let mut got = 0u64;
+        while let Some(chunk) = response.chunk().await.map_err(|e| unavailable(&e))? {
+            got += chunk.len() as u64;
+            if got > size {
+                break;
+            }
+            hasher.update(&chunk);
+            file.write_all(&chunk)
+                .map_err(|e| AgentError::io("cannot write", dest, e))?;
+        }
+        let actual = hex::encode(hasher.finalize());
+        if got != size || actual != sha256 {
+            let _ = std::fs::remove_file(dest);
+            return Err(AgentError::invalid(
+                "agent release",
+                format!(
+                    "{url} is not the release announced ({got} bytes with SHA-256 {actual}; expected {size} bytes with SHA-256 {sha256})"
+                ),
+            ));
+        }
+        file.sync_all()
+            .map_err(|e| AgentError::io("cannot write", dest, e))
+    }
+
     /// [`Client::call`] with the ordinary timeout, retried on transient failures up to
     /// `attempts` times (`None`: until it gets through). A refusal is returned at once.
     pub async fn call_retrying<Req: Serialize, Resp: DeserializeOwned>(
@@ -336,6 +402,11 @@ impl Client {
             }
         }
     }
+}
+
+/// A reqwest error with its causes, on one line.
+pub fn describe(e: &reqwest::Error) -> String {
+    error_chain(e)
 }
 
 /// The error and its sources, one line (reqwest's own message hides the cause).

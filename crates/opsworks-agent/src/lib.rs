@@ -7,7 +7,11 @@
 //! exactly-once bookkeeping; [`runner`] runs one command; [`apps`] and [`sources`] lay out
 //! releases and fetch code; [`archive`] unpacks archives without letting them out; [`state`] owns
 //! the state directory; [`cli`] reads it back; [`facts`] describes the host; [`metrics`] samples
-//! the machine (its control group, or `/proc`) and sends the samples.
+//! the machine (its control group, or `/proc`) and sends the samples. Registered machines:
+//! [`register`] is `opsworks register` (the operator's side: the machine reached over SSH or
+//! itself), [`install`] puts the agent on the machine and takes it off again, [`preconfig`] reads
+//! what `aws opsworks register` hands the installer, and [`update`] moves an installed agent to
+//! the release the server names, and back when it does not report in.
 
 pub mod agent;
 pub mod apps;
@@ -16,10 +20,14 @@ pub mod cli;
 pub mod client;
 pub mod error;
 pub mod facts;
+pub mod install;
 pub mod metrics;
+pub mod preconfig;
+pub mod register;
 pub mod runner;
 pub mod sources;
 pub mod state;
+pub mod update;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -66,6 +74,10 @@ pub struct AgentArgs {
         default_value = "/srv/www"
     )]
     pub www_root: PathBuf,
+    /// The installation the agent runs from (`/opt/opsworks` on registered machines): it then
+    /// updates itself to the release the server names. Without it the agent never updates.
+    #[arg(long = "install-dir")]
+    pub install_dir: Option<PathBuf>,
 }
 
 /// Runs the agent until SIGINT or SIGTERM. The server being unreachable is never a reason to
@@ -114,6 +126,7 @@ pub async fn run_until(args: AgentArgs, shutdown: impl Future<Output = ()>) -> a
         builtin_cookbooks: Some(builtin_cookbooks.clone()),
         www_root: args.www_root.clone(),
         running: None,
+        reported_in_at: None,
     };
     state.write_info(&info)?;
     let settings = runner::RunSettings {
@@ -130,12 +143,19 @@ pub async fn run_until(args: AgentArgs, shutdown: impl Future<Output = ()>) -> a
         Ok(Err(e)) => tracing::warn!("could not start the enabled services: {e}"),
         Err(e) => tracing::warn!("could not start the enabled services: {e}"),
     }
-    let agent = Arc::new(agent::Agent::new(
-        client,
-        args.instance_id.clone(),
-        settings,
-        info,
-    ));
+    let installed = args.install_dir.as_deref().map(update::Installed::detect);
+    if let Some(i) = &installed {
+        match i.release() {
+            Some(r) => tracing::info!(version = %r.version, sha256 = %r.sha256, "agent release"),
+            None => tracing::warn!(
+                "the agent does not run from a release of its install dir; it will not update itself"
+            ),
+        }
+    }
+    let agent = Arc::new(
+        agent::Agent::new(client, args.instance_id.clone(), settings, info)
+            .with_installation(installed),
+    );
     tokio::select! {
         _ = agent.run() => {}
         _ = shutdown => tracing::info!("agent stopping"),

@@ -48,6 +48,9 @@ pub struct AgentInfo {
     pub www_root: PathBuf,
     /// The command it runs right now.
     pub running: Option<String>,
+    /// When the server last answered its hello (the installer waits for this).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reported_in_at: Option<String>,
 }
 
 /// A command's result, as kept in `result.json`.

@@ -41,6 +41,9 @@ pub enum ApiError {
     /// The server cannot take the request now (a full disk, a busy database); clients retry.
     #[error("{0}")]
     ServiceUnavailable(String),
+    /// The request's body is larger than the server takes.
+    #[error("{0}")]
+    RequestTooLarge(String),
 }
 
 impl ApiError {
@@ -59,6 +62,7 @@ impl ApiError {
             Self::UnsupportedOperation(_) => "UnsupportedOperationException",
             Self::Internal(_) => "InternalFailure",
             Self::ServiceUnavailable(_) => "ServiceUnavailable",
+            Self::RequestTooLarge(_) => "RequestEntityTooLarge",
         }
     }
 
@@ -67,6 +71,7 @@ impl ApiError {
         match self {
             Self::Internal(_) => 500,
             Self::ServiceUnavailable(_) => 503,
+            Self::RequestTooLarge(_) => 413,
             _ => 400,
         }
     }
@@ -85,7 +90,8 @@ impl ApiError {
             | Self::Serialization(m)
             | Self::UnsupportedOperation(m)
             | Self::Internal(m)
-            | Self::ServiceUnavailable(m) => m,
+            | Self::ServiceUnavailable(m)
+            | Self::RequestTooLarge(m) => m,
         }
     }
 

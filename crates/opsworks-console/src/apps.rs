@@ -1,13 +1,14 @@
 //! App pages: the app form (source, document root, domains, data source, environment with
 //! write-only secure values, SSL) and deleting an app.
 
-use axum::extract::{Path, State};
+use axum::extract::Path;
 use axum::response::Response;
 use serde_json::{Map, Value, json};
 
+use crate::Signed;
 use crate::form::{Form, SignedForm, error_ctx, join, s, split_list};
-use crate::render::{failure, first, not_found, see_other};
-use crate::{Console, Signed};
+use crate::render::{failure, found, see_other};
+use crate::stacks::STACK_OPERATIONS;
 
 /// The app members an API error may name, for pointing at the form field.
 const APP_FIELDS: &[&str] = &[
@@ -37,17 +38,17 @@ const ENV_ROWS: usize = 4;
 
 /// The app form with values `v` and, after a refusal, the error.
 async fn app_form(
-    console: &Console,
     signed: &Signed,
     stack_id: &str,
     app_id: Option<&str>,
     v: Value,
     error: Option<Value>,
 ) -> Response {
-    console.render(
+    let can = signed.can(stack_id, STACK_OPERATIONS).await;
+    signed.render(
         "app_form.html",
-        json!({ "csrf": signed.csrf, "stack_id": stack_id, "app_id": app_id, "types": APP_TYPES,
-                "v": v, "error": error }),
+        json!({ "stack_id": stack_id, "app_id": app_id, "types": APP_TYPES,
+                "v": v, "error": error, "can": can }),
     )
 }
 
@@ -146,13 +147,8 @@ fn form_env_rows(form: &Form) -> Vec<Value> {
 }
 
 /// `GET /console/stacks/{id}/apps/new`: an empty app form.
-pub async fn new_app(
-    State(console): State<Console>,
-    signed: Signed,
-    Path(stack_id): Path<String>,
-) -> Response {
+pub async fn new_app(signed: Signed, Path(stack_id): Path<String>) -> Response {
     app_form(
-        &console,
         &signed,
         &stack_id,
         None,
@@ -164,7 +160,6 @@ pub async fn new_app(
 
 /// `POST /console/stacks/{id}/apps/new`: CreateApp.
 pub async fn create_app(
-    State(console): State<Console>,
     Path(stack_id): Path<String>,
     SignedForm(signed, form): SignedForm,
 ) -> Response {
@@ -174,13 +169,12 @@ pub async fn create_app(
     if !shortname.is_empty() {
         input.insert("Shortname".into(), shortname.into());
     }
-    match console.call("CreateApp", Value::Object(input)).await {
+    match signed.call("CreateApp", Value::Object(input)).await {
         Ok(_) => see_other(&format!("/console/stacks/{stack_id}")),
         Err(e) => {
             let mut v = form.values();
             v.insert("env".into(), Value::Array(form_env_rows(&form)));
             app_form(
-                &console,
                 &signed,
                 &stack_id,
                 None,
@@ -194,13 +188,10 @@ pub async fn create_app(
 
 /// `GET /console/apps/{id}/edit`: the app form, filled in (secure values and the private key left
 /// empty: they keep their value).
-pub async fn edit_app(
-    State(console): State<Console>,
-    signed: Signed,
-    Path(id): Path<String>,
-) -> Response {
-    let Some(app) = first(&console, "DescribeApps", "AppIds", &id, "Apps").await else {
-        return not_found(&console, &signed, "That app");
+pub async fn edit_app(signed: Signed, Path(id): Path<String>) -> Response {
+    let app = match found(&signed, "DescribeApps", "AppIds", &id, "Apps", "That app").await {
+        Ok(v) => v,
+        Err(r) => return r,
     };
     let src = app.get("AppSource").cloned().unwrap_or(Value::Null);
     let ds = app
@@ -224,25 +215,20 @@ pub async fn edit_app(
         "SslChain": app.pointer("/SslConfiguration/Chain").and_then(Value::as_str).unwrap_or(""),
         "env": env_rows(&env),
     });
-    app_form(&console, &signed, s(&app, "StackId"), Some(&id), v, None).await
+    app_form(&signed, s(&app, "StackId"), Some(&id), v, None).await
 }
 
 /// `POST /console/apps/{id}/edit`: UpdateApp.
-pub async fn update_app(
-    State(console): State<Console>,
-    Path(id): Path<String>,
-    SignedForm(signed, form): SignedForm,
-) -> Response {
+pub async fn update_app(Path(id): Path<String>, SignedForm(signed, form): SignedForm) -> Response {
     let stack_id = form.get("StackId");
     let mut input = app_input(&form);
     input.insert("AppId".into(), id.clone().into());
-    match console.call("UpdateApp", Value::Object(input)).await {
+    match signed.call("UpdateApp", Value::Object(input)).await {
         Ok(_) => see_other(&format!("/console/stacks/{stack_id}")),
         Err(e) => {
             let mut v = form.values();
             v.insert("env".into(), Value::Array(form_env_rows(&form)));
             app_form(
-                &console,
                 &signed,
                 &stack_id,
                 Some(&id),
@@ -255,13 +241,9 @@ pub async fn update_app(
 }
 
 /// `POST /console/apps/{id}/delete`: DeleteApp.
-pub async fn delete_app(
-    State(console): State<Console>,
-    Path(id): Path<String>,
-    SignedForm(signed, form): SignedForm,
-) -> Response {
-    match console.call("DeleteApp", json!({ "AppId": id })).await {
+pub async fn delete_app(Path(id): Path<String>, SignedForm(signed, form): SignedForm) -> Response {
+    match signed.call("DeleteApp", json!({ "AppId": id })).await {
         Ok(_) => see_other(&format!("/console/stacks/{}", form.get("StackId"))),
-        Err(e) => failure(&console, &signed, e),
+        Err(e) => failure(&signed, e),
     }
 }

@@ -1,6 +1,7 @@
 //! Sign-in for the console: the root user's console password (an argon2 hash on disk), checked
-//! by a small fixed pool of hashers; sessions held in memory, and the CSRF token every form
-//! carries.
+//! by a small fixed pool of hashers (IAM users' login-profile hashes in the same pool and
+//! buffers); sessions held in memory, each the root's or an IAM user's, and the CSRF token every
+//! form carries.
 //!
 //! One argon2 check with the default parameters works through 19 MiB. Checks run at most
 //! [`HASHINGS`] at a time, on blocking threads, each in one of the pool's buffers (wiped after
@@ -192,6 +193,23 @@ impl Password {
     /// Whether `attempt` is the password: checked on a blocking thread once one of the pool's
     /// [`HASHINGS`] turns is free.
     pub async fn verify(&self, attempt: String) -> bool {
+        self.check_in_pool(self.stored.clone(), attempt).await
+    }
+
+    /// Whether `attempt` is the password an argon2 PHC `hash` holds (an IAM user's login
+    /// profile), checked in the same pool as the root's: every console sign-in together stays
+    /// within `HASHINGS × 19 MiB`. A hash that does not parse matches nothing.
+    pub async fn verify_hash(&self, hash: &str, attempt: String) -> bool {
+        match Stored::parse(hash) {
+            Ok(stored) => self.check_in_pool(Arc::new(stored), attempt).await,
+            Err(e) => {
+                tracing::error!("a login profile's password hash does not parse: {e}");
+                false
+            }
+        }
+    }
+
+    async fn check_in_pool(&self, stored: Arc<Stored>, attempt: String) -> bool {
         let Ok(_turn) = self.pool.permits.acquire().await else {
             return false;
         };
@@ -202,7 +220,6 @@ impl Password {
             .unwrap_or_else(|e| e.into_inner())
             .pop()
             .unwrap_or_default();
-        let stored = self.stored.clone();
         let checked = tokio::task::spawn_blocking(move || {
             let ok = stored.check(attempt.as_bytes(), &mut memory);
             (ok, memory)
@@ -261,11 +278,33 @@ pub fn same(a: &str, b: &str) -> bool {
     bool::from(a.as_bytes().ct_eq(b.as_bytes()))
 }
 
+/// The IAM user a session signed in, as the session remembers them: who, and which password
+/// they proved (a mark of their login profile), so a replaced or removed profile ends it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionUser {
+    /// The user's ID (`AIDA...`): a rename keeps the session, a deleted user ends it.
+    pub user_id: String,
+    /// [`profile_mark`] of the login profile signed in with.
+    pub mark: u64,
+}
+
+/// A mark of a login profile: changes when the profile is made again or its password changes
+/// (never the password itself: a hash of its hash and creation date, kept in memory only).
+pub fn profile_mark(create_date: &str, password_hash: &str) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::hash::DefaultHasher::new();
+    create_date.hash(&mut h);
+    password_hash.hash(&mut h);
+    h.finish()
+}
+
 /// A signed-in browser.
 #[derive(Debug, Clone)]
 pub struct Session {
     /// The token its forms carry.
     pub csrf: String,
+    /// The IAM user signed in; `None` for the account's root.
+    pub user: Option<SessionUser>,
     last_used: Instant,
 }
 
@@ -276,11 +315,12 @@ pub struct Sessions {
 }
 
 impl Sessions {
-    /// Starts a session; returns its cookie value.
-    pub fn create(&self) -> String {
+    /// Starts a session of `user` (`None`: the root); returns its cookie value.
+    pub fn create(&self, user: Option<SessionUser>) -> String {
         let token = random_token(32);
         let session = Session {
             csrf: random_token(16),
+            user,
             last_used: Instant::now(),
         };
         let mut map = self.by_token.lock().unwrap_or_else(|e| e.into_inner());
@@ -301,12 +341,31 @@ impl Sessions {
         Some(session.clone())
     }
 
+    /// Notes the new mark of a session's login profile (after the user changed their own
+    /// password in it, so that change does not end it).
+    pub fn remark(&self, token: &str, mark: u64) {
+        let mut map = self.by_token.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(SessionUser { mark: m, .. }) = map.get_mut(token).and_then(|s| s.user.as_mut())
+        {
+            *m = mark;
+        }
+    }
+
     /// Ends a session.
     pub fn remove(&self, token: &str) {
         self.by_token
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .remove(token);
+    }
+
+    /// Ends every session of the user `user_id` (deleted, or their login profile gone); returns
+    /// how many there were.
+    pub fn end_user(&self, user_id: &str) -> usize {
+        let mut map = self.by_token.lock().unwrap_or_else(|e| e.into_inner());
+        let before = map.len();
+        map.retain(|_, s| s.user.as_ref().is_none_or(|u| u.user_id != user_id));
+        before - map.len()
     }
 }
 
@@ -386,11 +445,25 @@ mod tests {
     #[test]
     fn sessions_start_and_end() {
         let sessions = Sessions::default();
-        let token = sessions.create();
+        let token = sessions.create(None);
         let s = sessions.get(&token).unwrap();
         assert_eq!(s.csrf.len(), 32);
+        assert!(s.user.is_none());
         assert!(sessions.get("nope").is_none());
         sessions.remove(&token);
         assert!(sessions.get(&token).is_none());
+        let alice = SessionUser {
+            user_id: "AIDAALICE".into(),
+            mark: profile_mark("2026-12-07T10:00:00Z", "$argon2id$x"),
+        };
+        let a1 = sessions.create(Some(alice.clone()));
+        let a2 = sessions.create(Some(alice.clone()));
+        let root = sessions.create(None);
+        sessions.remark(&a1, 7);
+        assert_eq!(sessions.get(&a1).unwrap().user.unwrap().mark, 7);
+        assert_eq!(sessions.get(&a2).unwrap().user, Some(alice));
+        assert_eq!(sessions.end_user("AIDAALICE"), 2);
+        assert!(sessions.get(&a1).is_none() && sessions.get(&a2).is_none());
+        assert!(sessions.get(&root).is_some(), "the root's session stays");
     }
 }

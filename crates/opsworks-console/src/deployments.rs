@@ -1,15 +1,17 @@
 //! Deployment pages: the deploy form of an app, the stack's deployments (newest first), one
 //! deployment with each instance's command and its log, and a command's raw log.
 
-use axum::extract::{Path, State};
+use axum::extract::Path;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
+use opsworks_api::ApiError;
+
+use crate::Signed;
 use crate::form::{SignedForm, error_ctx, s};
 use crate::live::read_log;
-use crate::render::{first, list, not_found, see_other};
-use crate::{Console, Signed};
+use crate::render::{found, list, see_other};
 
 /// Orders deployments newest first. `CreatedAt` is to the second, so deployments of the same
 /// second keep the API's order reversed (it lists them oldest first).
@@ -19,53 +21,41 @@ pub fn newest_first(deployments: &mut [Value]) {
 }
 
 /// The deploy form of `app`: its stack's instances and layers to choose from.
-async fn deploy_form(
-    console: &Console,
-    signed: &Signed,
-    app: &Value,
-    error: Option<Value>,
-) -> Response {
+async fn deploy_form(signed: &Signed, app: &Value, error: Option<Value>) -> Response {
     let stack_id = s(app, "StackId");
     let instances = list(
-        console,
+        signed,
         "DescribeInstances",
         json!({ "StackId": stack_id }),
         "Instances",
     )
     .await;
     let layers = list(
-        console,
+        signed,
         "DescribeLayers",
         json!({ "StackId": stack_id }),
         "Layers",
     )
     .await;
-    console.render(
+    signed.render(
         "deploy_form.html",
-        json!({ "csrf": signed.csrf, "app": app, "instances": instances, "layers": layers, "error": error }),
+        json!({ "app": app, "instances": instances, "layers": layers, "error": error }),
     )
 }
 
 /// `GET /console/apps/{id}/deploy`: the deploy form of an app.
-pub async fn deploy_page(
-    State(console): State<Console>,
-    signed: Signed,
-    Path(id): Path<String>,
-) -> Response {
-    match first(&console, "DescribeApps", "AppIds", &id, "Apps").await {
-        Some(app) => deploy_form(&console, &signed, &app, None).await,
-        None => not_found(&console, &signed, "That app"),
+pub async fn deploy_page(signed: Signed, Path(id): Path<String>) -> Response {
+    match found(&signed, "DescribeApps", "AppIds", &id, "Apps", "That app").await {
+        Ok(app) => deploy_form(&signed, &app, None).await,
+        Err(r) => r,
     }
 }
 
 /// `POST /console/apps/{id}/deploy`: CreateDeployment of the app, then its page.
-pub async fn deploy(
-    State(console): State<Console>,
-    Path(id): Path<String>,
-    SignedForm(signed, form): SignedForm,
-) -> Response {
-    let Some(app) = first(&console, "DescribeApps", "AppIds", &id, "Apps").await else {
-        return not_found(&console, &signed, "That app");
+pub async fn deploy(Path(id): Path<String>, SignedForm(signed, form): SignedForm) -> Response {
+    let app = match found(&signed, "DescribeApps", "AppIds", &id, "Apps", "That app").await {
+        Ok(v) => v,
+        Err(r) => return r,
     };
     let name = form.get("Command");
     let mut input =
@@ -82,65 +72,68 @@ pub async fn deploy(
     if !comment.is_empty() {
         input["Comment"] = comment.into();
     }
-    match console.call("CreateDeployment", input).await {
+    match signed.call("CreateDeployment", input).await {
         Ok(v) => see_other(&format!("/console/deployments/{}", s(&v, "DeploymentId"))),
         Err(e) => {
             let error = error_ctx(&e, &["InstanceIds", "LayerIds", "Command", "Comment"]);
-            deploy_form(&console, &signed, &app, Some(error)).await
+            deploy_form(&signed, &app, Some(error)).await
         }
     }
 }
 
 /// `GET /console/stacks/{id}/deployments`: the stack's deployments, newest first.
-pub async fn deployments(
-    State(console): State<Console>,
-    signed: Signed,
-    Path(stack_id): Path<String>,
-) -> Response {
-    let Some(stack) = first(&console, "DescribeStacks", "StackIds", &stack_id, "Stacks").await
-    else {
-        return not_found(&console, &signed, "That stack");
+pub async fn deployments(signed: Signed, Path(stack_id): Path<String>) -> Response {
+    let stack = match found(
+        &signed,
+        "DescribeStacks",
+        "StackIds",
+        &stack_id,
+        "Stacks",
+        "That stack",
+    )
+    .await
+    {
+        Ok(v) => v,
+        Err(r) => return r,
     };
     let mut deployments = list(
-        &console,
+        &signed,
         "DescribeDeployments",
         json!({ "StackId": stack_id }),
         "Deployments",
     )
     .await;
     newest_first(&mut deployments);
-    console.render(
+    signed.render(
         "deployments.html",
-        json!({ "csrf": signed.csrf, "stack": stack, "deployments": deployments }),
+        json!({ "stack": stack, "deployments": deployments }),
     )
 }
 
 /// `GET /console/deployments/{id}`: a deployment, each instance's command and log, followed live.
-pub async fn deployment(
-    State(console): State<Console>,
-    signed: Signed,
-    Path(id): Path<String>,
-) -> Response {
-    let Some(dep) = first(
-        &console,
+pub async fn deployment(signed: Signed, Path(id): Path<String>) -> Response {
+    let dep = match found(
+        &signed,
         "DescribeDeployments",
         "DeploymentIds",
         &id,
         "Deployments",
+        "That deployment",
     )
     .await
-    else {
-        return not_found(&console, &signed, "That deployment");
+    {
+        Ok(v) => v,
+        Err(r) => return r,
     };
     let commands = list(
-        &console,
+        &signed,
         "DescribeCommands",
         json!({ "DeploymentId": id }),
         "Commands",
     )
     .await;
     let instances = list(
-        &console,
+        &signed,
         "DescribeInstances",
         json!({ "StackId": s(&dep, "StackId") }),
         "Instances",
@@ -153,22 +146,28 @@ pub async fn deployment(
             .find(|i| s(i, "InstanceId") == s(c, "InstanceId"))
             .map(|i| s(i, "Hostname"))
             .unwrap_or("");
-        let log = read_log(&console, s(c, "CommandId")).await;
+        let log = read_log(signed.console(), s(c, "CommandId")).await;
         rows.push(json!({ "c": c, "hostname": host, "log": log }));
     }
-    console.render(
-        "deployment.html",
-        json!({ "csrf": signed.csrf, "d": dep, "rows": rows }),
-    )
+    signed.render("deployment.html", json!({ "d": dep, "rows": rows }))
 }
 
-/// `GET /console/commands/{id}/log`: a command's log as plain text.
-pub async fn command_log(
-    State(console): State<Console>,
-    _signed: Signed,
-    Path(id): Path<String>,
-) -> Response {
-    match read_log(&console, &id).await {
+/// `GET /console/commands/{id}/log`: a command's log as plain text, for a principal who may
+/// describe the command (the authorizer finds its stack, as for the API's log links).
+pub async fn command_log(signed: Signed, Path(id): Path<String>) -> Response {
+    match signed
+        .call("DescribeCommands", json!({ "CommandIds": [id] }))
+        .await
+    {
+        Ok(_) => {}
+        Err(e @ ApiError::AccessDenied(_)) => {
+            return (StatusCode::FORBIDDEN, format!("{e}\n")).into_response();
+        }
+        Err(_) => {
+            return (StatusCode::NOT_FOUND, "no such command\n").into_response();
+        }
+    }
+    match read_log(signed.console(), &id).await {
         Some(text) => ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], text).into_response(),
         None => (StatusCode::NOT_FOUND, "no log for this command (yet)\n").into_response(),
     }

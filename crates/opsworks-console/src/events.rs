@@ -1,21 +1,25 @@
 //! The stack's events in the console: status changes, deployments, service errors and scaling as
 //! readable lines ("web1: booting → online", "deploy on web1: successful"), linked by hostname,
-//! command and layer name; the page follows new ones live.
+//! command and layer name; the page follows new ones live. Both the page and its stream are for a
+//! principal who may see the stack (the events endpoints' rule), checked again for every event
+//! the stream sends.
 
 use std::collections::HashMap;
 use std::convert::Infallible;
 
-use axum::extract::{Path, Query, State};
-use axum::response::Response;
+use axum::extract::{Path, Query};
 use axum::response::sse::{Event, KeepAlive, Sse};
-use futures_util::stream::{self, Stream};
+use axum::response::{IntoResponse, Response};
+use futures_util::stream;
 use serde_json::{Value, json};
 
-use opsworks_server::edge::events;
+use opsworks_model::resource::Stack;
+use opsworks_server::edge::events::{self, READ_EVENTS};
+use opsworks_server::ops::authz;
 
+use crate::Signed;
 use crate::form::s;
 use crate::render::{failure, list};
-use crate::{Console, Signed};
 
 /// How many events the events page starts with.
 const EVENTS_SHOWN: u32 = 200;
@@ -30,16 +34,16 @@ pub struct Names {
 
 impl Names {
     /// The names of a stack's instances, layers and deployments.
-    pub async fn of_stack(console: &Console, stack_id: &str) -> Names {
+    pub async fn of_stack(signed: &Signed, stack_id: &str) -> Names {
         let mut names = Names::default();
         let by_stack = json!({ "StackId": stack_id });
-        for i in list(console, "DescribeInstances", by_stack.clone(), "Instances").await {
+        for i in list(signed, "DescribeInstances", by_stack.clone(), "Instances").await {
             names.add_instance(&i);
         }
-        for l in list(console, "DescribeLayers", by_stack.clone(), "Layers").await {
+        for l in list(signed, "DescribeLayers", by_stack.clone(), "Layers").await {
             names.add_layer(&l);
         }
-        for d in list(console, "DescribeDeployments", by_stack, "Deployments").await {
+        for d in list(signed, "DescribeDeployments", by_stack, "Deployments").await {
             names.add_deployment(&d);
         }
         names
@@ -66,7 +70,7 @@ impl Names {
 
     /// Looks up what `event` concerns that is not known yet (an instance or deployment made
     /// after the page was); what is gone is remembered as unknown and shown by its ID.
-    pub async fn learn(&mut self, console: &Console, event: &Value) {
+    pub async fn learn(&mut self, signed: &Signed, event: &Value) {
         let mut ids = vec![s(event, "InstanceId").to_string()];
         if let Some(more) = event
             .pointer("/Detail/InstanceIds")
@@ -77,7 +81,7 @@ impl Names {
         for id in ids {
             if !id.is_empty() && !self.instances.contains_key(&id) {
                 let found = list(
-                    console,
+                    signed,
                     "DescribeInstances",
                     json!({ "InstanceIds": [id] }),
                     "Instances",
@@ -91,7 +95,7 @@ impl Names {
         let id = s(event, "DeploymentId");
         if !id.is_empty() && !self.deployments.contains_key(id) {
             let found = list(
-                console,
+                signed,
                 "DescribeDeployments",
                 json!({ "DeploymentIds": [id] }),
                 "Deployments",
@@ -103,7 +107,7 @@ impl Names {
         let id = s(event, "LayerId");
         if !id.is_empty() && !self.layers.contains_key(id) {
             let found = list(
-                console,
+                signed,
                 "DescribeLayers",
                 json!({ "LayerIds": [id] }),
                 "Layers",
@@ -215,20 +219,17 @@ pub fn readable(mut view: Value, names: &Names) -> Value {
 }
 
 /// `GET /console/stacks/{id}/events`: the stack's latest events; the page follows new ones live.
-pub async fn stack_events_page(
-    State(console): State<Console>,
-    signed: Signed,
-    Path(id): Path<String>,
-) -> Response {
-    let stack = match console
+pub async fn stack_events_page(signed: Signed, Path(id): Path<String>) -> Response {
+    let stack = match signed
         .call("DescribeStacks", json!({ "StackIds": [id] }))
         .await
     {
         Ok(v) => v["Stacks"][0].clone(),
-        Err(e) => return failure(&console, &signed, e),
+        Err(e) => return failure(&signed, e),
     };
-    let names = Names::of_stack(&console, &id).await;
-    let mut shown: Vec<Value> = match console
+    let names = Names::of_stack(&signed, &id).await;
+    let mut shown: Vec<Value> = match signed
+        .console()
         .app()
         .store()
         .backend()
@@ -246,45 +247,71 @@ pub async fn stack_events_page(
     };
     let last = shown.last().and_then(|e| e["Seq"].as_i64()).unwrap_or(0);
     shown.reverse();
-    console.render(
+    signed.render(
         "events.html",
-        json!({ "csrf": signed.csrf, "stack": stack, "events": shown, "last": last }),
+        json!({ "stack": stack, "events": shown, "last": last }),
     )
+}
+
+/// Whether the session may still read the stack's events, as it is now (`None`: signed out, the
+/// stack gone, or no longer allowed).
+async fn still_allowed(signed: &Signed, stack_id: &str) -> Option<Signed> {
+    let now = signed.refreshed().await?;
+    let core = now.console().app();
+    let stack = core.find::<Stack>(stack_id).await.ok()??;
+    authz::allowed_on(&now.principal, core.account_id(), READ_EVENTS, &stack).then_some(now)
 }
 
 /// What a live events stream carries between two events.
 struct Follow {
-    console: Console,
+    signed: Signed,
     stack_id: String,
     after: i64,
     rx: tokio::sync::broadcast::Receiver<std::sync::Arc<opsworks_store::EventRecord>>,
     closed: tokio::sync::watch::Receiver<bool>,
     pending: Vec<Value>,
     names: Names,
+    /// When the session was last found still allowed.
+    checked: Option<std::time::Instant>,
 }
 
+/// How long a stream trusts its last check of the session (a burst of events costs one check).
+const RECHECK: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// `GET /console/stacks/{id}/events/live?after=SEQ`: every event of the stack recorded after
-/// `SEQ`, readable, as server-sent `event` messages, as they happen.
+/// `SEQ`, readable, as server-sent `event` messages, as they happen; for a principal who may see
+/// the stack, checked before each event (the stream ends when that no longer holds).
 pub async fn stack_events_live(
-    State(console): State<Console>,
-    _signed: Signed,
+    signed: Signed,
     Path(id): Path<String>,
     Query(q): Query<HashMap<String, String>>,
-) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
+) -> Response {
     let after: i64 = q.get("after").and_then(|a| a.parse().ok()).unwrap_or(0);
+    let core = signed.console().app();
+    match core.get::<Stack>(&id).await {
+        Ok(stack) => {
+            if let Err(e) =
+                authz::require_on(&signed.principal, core.account_id(), READ_EVENTS, &stack)
+            {
+                return failure(&signed, e);
+            }
+        }
+        Err(_) => return crate::render::not_found(&signed, "That stack"),
+    }
     // Subscribe before reading the table, so nothing recorded in between is lost; what both
     // deliver is dropped by sequence number.
-    let rx = console.app().events().subscribe();
-    let closed = console.closed();
-    let names = Names::of_stack(&console, &id).await;
+    let rx = core.events().subscribe();
+    let closed = signed.console().closed();
+    let names = Names::of_stack(&signed, &id).await;
     let state = Follow {
-        console,
+        signed,
         stack_id: id,
         after,
         rx,
         closed,
         pending: Vec::new(),
         names,
+        checked: None,
     };
     let stream = stream::unfold(state, |mut f| async move {
         loop {
@@ -296,17 +323,22 @@ pub async fn stack_events_live(
                 if seq <= f.after {
                     continue;
                 }
+                if f.checked.is_none_or(|t| t.elapsed() >= RECHECK) {
+                    f.signed = still_allowed(&f.signed, &f.stack_id).await?;
+                    f.checked = Some(std::time::Instant::now());
+                }
                 f.after = seq;
-                f.names.learn(&f.console, &e).await;
+                f.names.learn(&f.signed, &e).await;
                 let event = Event::default()
                     .event("event")
                     .id(seq.to_string())
                     .data(readable(e, &f.names).to_string());
-                return Some((Ok(event), f));
+                return Some((Ok::<_, Infallible>(event), f));
             }
             // Catch up from the table (first time, and after falling behind the broadcast).
             if let Ok(list) = f
-                .console
+                .signed
+                .console()
                 .app()
                 .store()
                 .backend()
@@ -330,7 +362,9 @@ pub async fn stack_events_live(
             }
         }
     });
-    Sse::new(stream).keep_alive(KeepAlive::default())
+    Sse::new(stream)
+        .keep_alive(KeepAlive::default())
+        .into_response()
 }
 
 #[cfg(test)]

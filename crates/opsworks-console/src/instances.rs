@@ -3,16 +3,17 @@
 
 use std::collections::HashMap;
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, Query};
 use axum::response::Response;
 use serde_json::{Value, json};
 
 use opsworks_model::catalog::OPERATING_SYSTEMS;
 
+use crate::Signed;
 use crate::form::{SignedForm, error_ctx, s};
 use crate::monitoring::{CHARTED, PERIODS, period};
-use crate::render::{failure, first, list, not_found, safe_path, see_other};
-use crate::{Console, Signed};
+use crate::render::{failure, found, list, not_found, safe_path, see_other};
+use crate::stacks::STACK_OPERATIONS;
 
 /// The instance members an API error may name, for pointing at the form field.
 const INSTANCE_FIELDS: &[&str] = &[
@@ -26,21 +27,20 @@ const INSTANCE_FIELDS: &[&str] = &[
 
 /// The instance form, the layers to choose from and a hostname suggested by the first layer.
 async fn instance_form(
-    console: &Console,
     signed: &Signed,
     stack_id: &str,
     v: Value,
     error: Option<Value>,
 ) -> Response {
     let layers = list(
-        console,
+        signed,
         "DescribeLayers",
         json!({ "StackId": stack_id }),
         "Layers",
     )
     .await;
     let suggestion = match layers.first() {
-        Some(l) => console
+        Some(l) => signed
             .call(
                 "GetHostnameSuggestion",
                 json!({ "LayerId": s(l, "LayerId") }),
@@ -50,23 +50,17 @@ async fn instance_form(
             .map(|v| s(&v, "Hostname").to_string()),
         None => None,
     };
-    console.render(
+    signed.render(
         "instance_form.html",
-        json!({ "csrf": signed.csrf, "stack_id": stack_id, "layers": layers, "suggestion": suggestion,
+        json!({ "stack_id": stack_id, "layers": layers, "suggestion": suggestion,
                 "os": OPERATING_SYSTEMS.iter().filter(|o| o.supported).map(|o| o.name).collect::<Vec<_>>(),
                 "v": v, "error": error }),
     )
 }
 
 /// `GET /console/stacks/{id}/instances/new`: the instance form with a suggested hostname.
-pub async fn new_instance(
-    State(console): State<Console>,
-    signed: Signed,
-    Path(stack_id): Path<String>,
-) -> Response {
-    instance_form(
-        &console,
-        &signed,
+pub async fn new_instance(signed: Signed, Path(stack_id): Path<String>) -> Response {
+    instance_form(&signed,
         &stack_id,
         json!({ "InstanceType": "c5.large", "RootDeviceType": "instance-store", "AutoScalingType": "" }),
         None,
@@ -77,7 +71,6 @@ pub async fn new_instance(
 /// `POST /console/stacks/{id}/instances/new`: CreateInstance, then StartInstance when "start it
 /// now" is ticked.
 pub async fn create_instance(
-    State(console): State<Console>,
     Path(stack_id): Path<String>,
     SignedForm(signed, form): SignedForm,
 ) -> Response {
@@ -92,9 +85,9 @@ pub async fn create_instance(
             input[key] = v.into();
         }
     }
-    let result = console.call("CreateInstance", input).await;
+    let result = signed.call("CreateInstance", input).await;
     let result = match (result, form.checked("StartNow")) {
-        (Ok(v), true) => console
+        (Ok(v), true) => signed
             .call(
                 "StartInstance",
                 json!({ "InstanceId": s(&v, "InstanceId") }),
@@ -109,7 +102,7 @@ pub async fn create_instance(
             let error = error_ctx(&e, INSTANCE_FIELDS);
             let mut v = form.values();
             v.insert("LayerIds".into(), json!(form.all("LayerIds")));
-            instance_form(&console, &signed, &stack_id, Value::Object(v), Some(error)).await
+            instance_form(&signed, &stack_id, Value::Object(v), Some(error)).await
         }
     }
 }
@@ -117,24 +110,26 @@ pub async fn create_instance(
 /// `GET /console/instances/{id}?Period=..`: the instance's facts, charts and commands, followed
 /// live.
 pub async fn instance(
-    State(console): State<Console>,
     signed: Signed,
     Path(id): Path<String>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
-    let Some(inst) = first(
-        &console,
+    let inst = match found(
+        &signed,
         "DescribeInstances",
         "InstanceIds",
         &id,
         "Instances",
+        "That instance",
     )
     .await
-    else {
-        return not_found(&console, &signed, "That instance");
+    {
+        Ok(v) => v,
+        Err(r) => return r,
     };
+    let can = signed.can(s(&inst, "StackId"), STACK_OPERATIONS).await;
     let layers = list(
-        &console,
+        &signed,
         "DescribeLayers",
         json!({ "StackId": s(&inst, "StackId") }),
         "Layers",
@@ -150,16 +145,16 @@ pub async fn instance(
         .map(|l| json!({ "id": s(l, "LayerId"), "name": s(l, "Name") }))
         .collect();
     let mut commands = list(
-        &console,
+        &signed,
         "DescribeCommands",
         json!({ "InstanceId": id }),
         "Commands",
     )
     .await;
     commands.sort_by(|a, b| s(b, "CreatedAt").cmp(s(a, "CreatedAt")));
-    console.render(
+    signed.render(
         "instance.html",
-        json!({ "csrf": signed.csrf, "i": inst, "layers": names, "commands": commands,
+        json!({ "i": inst, "layers": names, "commands": commands, "can": can,
                 "period": period(&q), "periods": PERIODS, "metrics": CHARTED }),
     )
 }
@@ -167,7 +162,6 @@ pub async fn instance(
 /// `POST /console/instances/{id}/do/{start|stop|reboot|delete}`; back to the page the form names (a
 /// console page) or the stack.
 pub async fn instance_action(
-    State(console): State<Console>,
     Path((id, action)): Path<(String, String)>,
     SignedForm(signed, form): SignedForm,
 ) -> Response {
@@ -176,12 +170,12 @@ pub async fn instance_action(
         "stop" => "StopInstance",
         "reboot" => "RebootInstance",
         "delete" => "DeleteInstance",
-        _ => return not_found(&console, &signed, "That action"),
+        _ => return not_found(&signed, "That action"),
     };
     let back = form.get("back");
-    match console.call(op, json!({ "InstanceId": id })).await {
+    match signed.call(op, json!({ "InstanceId": id })).await {
         Ok(_) if safe_path(&back) == back && op != "DeleteInstance" => see_other(&back),
         Ok(_) => see_other(&format!("/console/stacks/{}", form.get("StackId"))),
-        Err(e) => failure(&console, &signed, e),
+        Err(e) => failure(&signed, e),
     }
 }

@@ -1,16 +1,17 @@
 //! Layer pages: the layer form (type, names, recipes per lifecycle event, packages, attributes,
 //! auto healing, shutdown timeout) and deleting a layer.
 
-use axum::extract::{Path, State};
+use axum::extract::Path;
 use axum::response::Response;
 use serde_json::{Map, Value, json};
 
 use opsworks_api::ApiError;
 use opsworks_model::layer::LayerType;
 
+use crate::Signed;
 use crate::form::{Form, SignedForm, error_ctx, join, s, split_list};
-use crate::render::{failure, first, not_found, see_other};
-use crate::{Console, Signed};
+use crate::render::{failure, found, see_other};
+use crate::stacks::STACK_OPERATIONS;
 
 /// The layer members an API error may name, for pointing at the form field.
 pub const LAYER_FIELDS: &[&str] = &[
@@ -112,35 +113,30 @@ fn layer_input(form: &Form, new: bool) -> Result<Map<String, Value>, ApiError> {
 }
 
 /// `GET /console/stacks/{id}/layers/new`: an empty layer form.
-pub async fn new_layer(
-    State(console): State<Console>,
-    signed: Signed,
-    Path(stack_id): Path<String>,
-) -> Response {
-    console.render(
+pub async fn new_layer(signed: Signed, Path(stack_id): Path<String>) -> Response {
+    signed.render(
         "layer_form.html",
-        json!({ "csrf": signed.csrf, "new": true, "stack_id": stack_id, "choices": layer_choices(),
+        json!({ "new": true, "stack_id": stack_id, "choices": layer_choices(),
                 "v": { "Type": "custom", "EnableAutoHealing": "on", "ShutdownTimeout": "120" } }),
     )
 }
 
 /// `POST /console/stacks/{id}/layers/new`: CreateLayer.
 pub async fn create_layer(
-    State(console): State<Console>,
     Path(stack_id): Path<String>,
     SignedForm(signed, form): SignedForm,
 ) -> Response {
     let result = async {
         let mut input = layer_input(&form, true)?;
         input.insert("StackId".into(), stack_id.clone().into());
-        console.call("CreateLayer", Value::Object(input)).await
+        signed.call("CreateLayer", Value::Object(input)).await
     }
     .await;
     match result {
         Ok(_) => see_other(&format!("/console/stacks/{stack_id}")),
-        Err(e) => console.render(
+        Err(e) => signed.render(
             "layer_form.html",
-            json!({ "csrf": signed.csrf, "new": true, "stack_id": stack_id, "choices": layer_choices(),
+            json!({ "new": true, "stack_id": stack_id, "choices": layer_choices(),
                     "v": form.values(), "error": error_ctx(&e, LAYER_FIELDS) }),
         ),
     }
@@ -148,14 +144,21 @@ pub async fn create_layer(
 
 /// `GET /console/layers/{id}/edit`: the layer form, filled in (secret attributes left empty: they
 /// keep their value).
-pub async fn edit_layer(
-    State(console): State<Console>,
-    signed: Signed,
-    Path(id): Path<String>,
-) -> Response {
-    let Some(layer) = first(&console, "DescribeLayers", "LayerIds", &id, "Layers").await else {
-        return not_found(&console, &signed, "That layer");
+pub async fn edit_layer(signed: Signed, Path(id): Path<String>) -> Response {
+    let layer = match found(
+        &signed,
+        "DescribeLayers",
+        "LayerIds",
+        &id,
+        "Layers",
+        "That layer",
+    )
+    .await
+    {
+        Ok(v) => v,
+        Err(r) => return r,
     };
+    let can = signed.can(s(&layer, "StackId"), STACK_OPERATIONS).await;
     let mut v = Map::new();
     for key in ["Type", "Name", "Shortname", "CustomJson"] {
         v.insert(key.into(), s(&layer, key).into());
@@ -188,16 +191,15 @@ pub async fn edit_layer(
             }
         }
     }
-    console.render(
+    signed.render(
         "layer_form.html",
-        json!({ "csrf": signed.csrf, "new": false, "layer_id": id, "stack_id": s(&layer, "StackId"),
-                "choices": layer_choices(), "v": v }),
+        json!({ "new": false, "layer_id": id, "stack_id": s(&layer, "StackId"),
+                "choices": layer_choices(), "v": v, "can": can }),
     )
 }
 
 /// `POST /console/layers/{id}/edit`: UpdateLayer.
 pub async fn update_layer(
-    State(console): State<Console>,
     Path(id): Path<String>,
     SignedForm(signed, form): SignedForm,
 ) -> Response {
@@ -205,27 +207,29 @@ pub async fn update_layer(
     let result = async {
         let mut input = layer_input(&form, false)?;
         input.insert("LayerId".into(), id.clone().into());
-        console.call("UpdateLayer", Value::Object(input)).await
+        signed.call("UpdateLayer", Value::Object(input)).await
     }
     .await;
     match result {
         Ok(_) => see_other(&format!("/console/stacks/{stack_id}")),
-        Err(e) => console.render(
-            "layer_form.html",
-            json!({ "csrf": signed.csrf, "new": false, "layer_id": id, "stack_id": stack_id,
-                    "choices": layer_choices(), "v": form.values(), "error": error_ctx(&e, LAYER_FIELDS) }),
-        ),
+        Err(e) => {
+            let can = signed.can(&stack_id, STACK_OPERATIONS).await;
+            signed.render(
+                "layer_form.html",
+                json!({ "new": false, "layer_id": id, "stack_id": stack_id, "can": can,
+                        "choices": layer_choices(), "v": form.values(), "error": error_ctx(&e, LAYER_FIELDS) }),
+            )
+        }
     }
 }
 
 /// `POST /console/layers/{id}/delete`: DeleteLayer.
 pub async fn delete_layer(
-    State(console): State<Console>,
     Path(id): Path<String>,
     SignedForm(signed, form): SignedForm,
 ) -> Response {
-    match console.call("DeleteLayer", json!({ "LayerId": id })).await {
+    match signed.call("DeleteLayer", json!({ "LayerId": id })).await {
         Ok(_) => see_other(&format!("/console/stacks/{}", form.get("StackId"))),
-        Err(e) => failure(&console, &signed, e),
+        Err(e) => failure(&signed, e),
     }
 }

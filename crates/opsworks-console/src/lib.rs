@@ -1,50 +1,64 @@
 //! The web console: server-rendered pages over the same operations the API serves.
 //!
-//! A page flows: the router ([`routes`], under `/console`) → [`Signed`], the extractor that finds
-//! the session cookie (or redirects to the sign-in page) → a handler in the module of its
-//! resource family ([`stacks`], [`layers`], [`instances`], [`apps`], [`deployments`],
-//! [`monitoring`], [`events`]) that calls the operations through [`Console::call`] exactly as
-//! the API would (validated against the service model, then dispatched as root) → a minijinja
-//! template. The console holds no rules of its own. Forms are plain HTML forms that work without
-//! script; each carries the session's CSRF token, checked by [`form::SignedForm`] before anything
-//! changes. A little hand-written script follows server-sent events ([`live`], [`events`]) to
-//! update pages in place. Every response carries the headers of [`security`].
+//! A page flows: the router ([`routes`], under `/console`) → [`Signed`] ([`session`]), the
+//! extractor that finds the session cookie (or redirects to the sign-in page) and settles whom
+//! it acts for — the root, or an IAM user with their policies and permissions as they are now →
+//! a handler in the module of its resource family ([`stacks`], [`layers`], [`instances`],
+//! [`apps`], [`deployments`], [`monitoring`], [`events`], the IAM pages [`users`], [`groups`],
+//! [`settings`], [`audit`]) that calls the operations through [`Signed::call`] and
+//! [`Signed::iam`] exactly as the API would (validated against the service model, then
+//! dispatched for that principal: authorized, and audited under their ARN with the browser's
+//! address) → a minijinja template. The console holds no rules of its own: what a page offers is
+//! what the authorizer allows ([`Signed::may`]), and every change is an operation call. Forms
+//! are plain HTML forms that work without script; each carries the session's CSRF token, checked
+//! by [`form::SignedForm`] before anything changes. A little hand-written script follows
+//! server-sent events ([`live`], [`events`]) to update pages in place. Every response carries
+//! the headers of [`security`].
 //!
-//! Modules import only downward: `routes` → the page modules → `form`, `render`, `live` → the
-//! crate root (the [`Console`] and its extractors); `signin` → `auth`, `limits`.
+//! Modules import only downward: `routes` → the page modules → `form`, `render`, `live` →
+//! `session` → the crate root (the [`Console`]); `signin` → `session`, `auth`, `limits`.
 
 pub mod apps;
 pub mod assets;
+pub mod audit;
 pub mod auth;
 pub mod deployments;
 pub mod events;
 pub mod form;
+pub mod groups;
+pub mod iam;
 pub mod instances;
 pub mod layers;
 pub mod limits;
 pub mod live;
 pub mod monitoring;
+pub mod password;
 pub mod render;
 pub mod routes;
 pub mod security;
+pub mod session;
+pub mod settings;
 pub mod signin;
 pub mod stacks;
+pub mod user_actions;
+pub mod users;
 
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::FromRequestParts;
-use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode, header};
-use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::response::{Html, IntoResponse, Response};
 use minijinja::Environment;
 use serde_json::Value;
 
+use opsworks_api::query::{self, AwsError};
+use opsworks_api::service::Service;
 use opsworks_api::{ApiError, model};
 use opsworks_server::Core as App;
 use opsworks_server::ops::{self, Ctx, Principal};
 
 pub use auth::{AuthError, Password, PasswordSource};
+pub use session::Signed;
 
 /// The session cookie's name.
 pub const COOKIE: &str = "opsworks_session";
@@ -95,6 +109,13 @@ impl Console {
             "error.html",
             "monitoring.html",
             "events.html",
+            "users.html",
+            "user.html",
+            "group.html",
+            "new_key.html",
+            "settings.html",
+            "password.html",
+            "audit.html",
         );
         env.add_filter("status_class", status_class);
         Console {
@@ -139,16 +160,48 @@ impl Console {
         &self.inner.limits
     }
 
-    /// Runs an operation as the root user, as the API would: the input is validated against the
-    /// service model first, so the console gets the API's own error messages.
-    pub async fn call(&self, operation: &str, input: Value) -> Result<Value, ApiError> {
+    /// Runs an OpsWorks operation for `principal`, as the API would: the input is validated against
+    /// the service model first (so the console gets the API's own error messages), then the
+    /// operation is authorized for the principal and, when it may change something, audited.
+    pub async fn call_as(
+        &self,
+        principal: &Principal,
+        operation: &str,
+        input: Value,
+    ) -> Result<Value, ApiError> {
         model().validate_input(operation, &input)?;
-        let principal = Principal::root(self.inner.app.region());
         let cx = Ctx {
             core: &self.inner.app,
-            principal: &principal,
+            principal,
         };
         ops::dispatch(cx, operation, input).await?.into_value()
+    }
+
+    /// Runs an IAM operation for `principal`, as the Query endpoint would: `params` (member names
+    /// as the Query protocol spells them) are parsed and validated against IAM's model by the
+    /// same code, then the operation is authorized, run and audited.
+    pub async fn iam_as(
+        &self,
+        principal: &Principal,
+        operation: &str,
+        params: &[(&str, &str)],
+    ) -> Result<Value, AwsError> {
+        // (The serializer is not `Send`: it must be gone before the first await.)
+        let body = {
+            let mut body = form_urlencoded::Serializer::new(String::new());
+            body.append_pair("Action", operation)
+                .append_pair("Version", &Service::Iam.model().metadata.api_version);
+            for (k, v) in params {
+                body.append_pair(k, v);
+            }
+            body.finish()
+        };
+        let request = query::parse_request(Service::Iam, "", body.as_bytes())?;
+        let cx = Ctx {
+            core: &self.inner.app,
+            principal,
+        };
+        ops::iam::dispatch(cx, &request.operation, request.input).await
     }
 
     /// Renders a template; a template error becomes a 500 page (and a log line).
@@ -223,36 +276,6 @@ pub fn mount(password: Password) -> opsworks_server::Mount {
             on_shutdown: Some(Box::new(move || closing.close())),
         })
     })
-}
-
-/// A signed-in request: the session's CSRF token, for forms.
-pub struct Signed {
-    /// The token forms must carry.
-    pub csrf: String,
-}
-
-impl FromRequestParts<Console> for Signed {
-    type Rejection = Response;
-
-    async fn from_request_parts(parts: &mut Parts, console: &Console) -> Result<Self, Response> {
-        let session = cookie(&parts.headers, COOKIE).and_then(|t| console.sessions().get(&t));
-        match session {
-            Some(s) => Ok(Signed { csrf: s.csrf }),
-            None => {
-                let next = parts
-                    .uri
-                    .path_and_query()
-                    .map(|p| p.as_str())
-                    .unwrap_or("/console/");
-                let target = if parts.method == axum::http::Method::GET {
-                    format!("/console/sign-in?next={}", encode(next))
-                } else {
-                    "/console/sign-in".to_string()
-                };
-                Err(Redirect::to(&target).into_response())
-            }
-        }
-    }
 }
 
 /// The value of cookie `name` in a request.

@@ -1,17 +1,26 @@
 //! Live updates for the console: server-sent events carrying instance states and command logs.
 //!
 //! Each stream looks at the store once a second and sends an event only when what the page
-//! shows changed, so an idle page costs one small query a second and no traffic.
+//! shows changed, so an idle page costs one small query a second and no traffic. Each look is
+//! made for the session's principal settled again, so a policy change applies to an open stream
+//! at once, and a stream ends when its session does.
 
 use std::convert::Infallible;
 use std::time::Duration;
 
-use axum::extract::{Path, State};
+use axum::extract::Path;
 use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
 use futures_util::stream::{self, Stream};
 use serde_json::{Value, json};
 
+use opsworks_api::ApiError;
+
+use crate::render::failure;
 use crate::{Console, Signed};
+
+/// What a stream looks at: the session, settled again before each look.
+type Look<Fut> = std::sync::Arc<dyn Fn(Signed) -> Fut + Send + Sync>;
 
 /// How often a stream looks for changes.
 const PERIOD: Duration = Duration::from_secs(1);
@@ -37,29 +46,32 @@ pub async fn read_log(console: &Console, command_id: &str) -> Option<String> {
     }
 }
 
-/// A stream of `update` events, one each time `snapshot` gives something new.
-fn changes<F, Fut>(console: Console, snapshot: F) -> impl Stream<Item = Result<Event, Infallible>>
+/// A stream of `update` events, one each time `snapshot` (made for the session as it is then)
+/// gives something new; it ends when the session does, or the console closes.
+fn changes<F, Fut>(signed: Signed, snapshot: F) -> impl Stream<Item = Result<Event, Infallible>>
 where
-    F: Fn(Console) -> Fut + Send + Sync + 'static,
+    F: Fn(Signed) -> Fut + Send + Sync + 'static,
     Fut: std::future::Future<Output = Option<Value>> + Send,
 {
-    let snapshot = std::sync::Arc::new(snapshot);
-    let closed = console.closed();
+    let snapshot: Look<Fut> = std::sync::Arc::new(snapshot);
+    let closed = signed.console().closed();
     stream::unfold(
-        (console, None::<Value>, closed),
-        move |(console, mut last, mut closed)| {
+        (signed, None::<Value>, closed),
+        move |(signed, mut last, mut closed)| {
             let snapshot = snapshot.clone();
             async move {
                 loop {
                     if *closed.borrow() {
                         return None;
                     }
-                    if let Some(now) = snapshot(console.clone()).await
+                    // Signed out, deleted, or the profile gone: the stream ends with the session.
+                    let now_signed = signed.refreshed().await?;
+                    if let Some(now) = snapshot(now_signed).await
                         && Some(&now) != last.as_ref()
                     {
                         let event = Event::default().event("update").data(now.to_string());
                         last = Some(now);
-                        return Some((Ok(event), (console, last, closed)));
+                        return Some((Ok(event), (signed, last, closed)));
                     }
                     tokio::select! {
                         _ = tokio::time::sleep(PERIOD) => {}
@@ -72,15 +84,17 @@ where
 }
 
 /// `GET /console/stacks/{id}/live`: the stack's instances (status, addresses) whenever they change.
-pub async fn stack_events(
-    State(console): State<Console>,
-    _signed: Signed,
-    Path(stack_id): Path<String>,
-) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
-    let stream = changes(console, move |console| {
+pub async fn stack_events(signed: Signed, Path(stack_id): Path<String>) -> Response {
+    if let Err(e @ ApiError::AccessDenied(_)) = signed
+        .call("DescribeInstances", json!({ "StackId": stack_id }))
+        .await
+    {
+        return failure(&signed, e);
+    }
+    let stream = changes(signed, move |signed| {
         let stack_id = stack_id.clone();
         async move {
-            let v = console
+            let v = signed
                 .call("DescribeInstances", json!({ "StackId": stack_id }))
                 .await
                 .ok()?;
@@ -100,20 +114,27 @@ pub async fn stack_events(
             Some(json!({ "instances": instances }))
         }
     });
-    Sse::new(stream).keep_alive(KeepAlive::default())
+    Sse::new(stream)
+        .keep_alive(KeepAlive::default())
+        .into_response()
 }
 
 /// `GET /console/deployments/{id}/live`: the deployment's status and each command's status and
 /// log whenever they change.
-pub async fn deployment_events(
-    State(console): State<Console>,
-    _signed: Signed,
-    Path(deployment_id): Path<String>,
-) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
-    let stream = changes(console, move |console| {
+pub async fn deployment_events(signed: Signed, Path(deployment_id): Path<String>) -> Response {
+    if let Err(e @ ApiError::AccessDenied(_)) = signed
+        .call(
+            "DescribeDeployments",
+            json!({ "DeploymentIds": [deployment_id] }),
+        )
+        .await
+    {
+        return failure(&signed, e);
+    }
+    let stream = changes(signed, move |signed| {
         let deployment_id = deployment_id.clone();
         async move {
-            let d = console
+            let d = signed
                 .call(
                     "DescribeDeployments",
                     json!({ "DeploymentIds": [deployment_id] }),
@@ -121,7 +142,7 @@ pub async fn deployment_events(
                 .await
                 .ok()?;
             let dep = d.get("Deployments")?.as_array()?.first()?.clone();
-            let c = console
+            let c = signed
                 .call("DescribeCommands", json!({ "DeploymentId": deployment_id }))
                 .await
                 .ok()?;
@@ -131,11 +152,13 @@ pub async fn deployment_events(
                 commands.push(json!({
                     "CommandId": id,
                     "Status": cmd.get("Status"),
-                    "Log": read_log(&console, id).await,
+                    "Log": read_log(signed.console(), id).await,
                 }));
             }
             Some(json!({ "Status": dep.get("Status"), "commands": commands }))
         }
     });
-    Sse::new(stream).keep_alive(KeepAlive::default())
+    Sse::new(stream)
+        .keep_alive(KeepAlive::default())
+        .into_response()
 }

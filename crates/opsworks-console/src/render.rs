@@ -1,5 +1,6 @@
 //! What every page does the same way: redirects that can only stay inside the console, the
-//! not-found and error pages, and reading one resource or a list through [`Console::call`].
+//! not-found and error pages (a refusal keeps the authorizer's AccessDenied words), and reading
+//! one resource or a list through [`Signed::call`].
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -7,7 +8,7 @@ use serde_json::{Value, json};
 
 use opsworks_api::ApiError;
 
-use crate::{Console, Signed};
+use crate::Signed;
 
 /// Where a redirect goes when the asked-for place is not a console page.
 pub const HOME: &str = "/console/";
@@ -39,33 +40,58 @@ pub fn see_other(to: &str) -> Response {
 }
 
 /// The 404 page for a resource that is gone.
-pub fn not_found(console: &Console, signed: &Signed, what: &str) -> Response {
-    let mut r = console.render(
+pub fn not_found(signed: &Signed, what: &str) -> Response {
+    let mut r = signed.render(
         "error.html",
-        json!({ "csrf": signed.csrf, "title": "Not found",
-                "message": format!("{what} does not exist (any more).") }),
+        json!({ "title": "Not found", "message": format!("{what} does not exist (any more).") }),
     );
     *r.status_mut() = StatusCode::NOT_FOUND;
     r
 }
 
-/// The error page for a failed action.
-pub fn failure(console: &Console, signed: &Signed, error: ApiError) -> Response {
-    console.render(
+/// The error page for a failed action: 403 with the authorizer's words when it was refused.
+pub fn failure(signed: &Signed, error: ApiError) -> Response {
+    let denied = matches!(error, ApiError::AccessDenied(_));
+    let title = if denied {
+        "Not allowed"
+    } else {
+        "That did not work"
+    };
+    let mut r = signed.render(
         "error.html",
-        json!({ "csrf": signed.csrf, "title": "That did not work", "message": error.to_string() }),
-    )
+        json!({ "title": title, "message": error.to_string(), "denied": denied }),
+    );
+    if denied {
+        *r.status_mut() = StatusCode::FORBIDDEN;
+    }
+    r
 }
 
-/// The one resource `op` describes for `{key: [id]}`, when it exists.
-pub async fn first(console: &Console, op: &str, key: &str, id: &str, list: &str) -> Option<Value> {
-    let reply = console.call(op, json!({ key: [id] })).await.ok()?;
-    reply.get(list)?.as_array()?.first().cloned()
+/// The one resource `op` describes for `{key: [id]}`; else the page to answer with instead: not
+/// found (`what` does not exist), or the refusal when the principal may not see it.
+pub async fn found(
+    signed: &Signed,
+    op: &str,
+    key: &str,
+    id: &str,
+    list: &str,
+    what: &str,
+) -> Result<Value, Response> {
+    match signed.call(op, json!({ key: [id] })).await {
+        Ok(reply) => reply
+            .get(list)
+            .and_then(Value::as_array)
+            .and_then(|a| a.first())
+            .cloned()
+            .ok_or_else(|| not_found(signed, what)),
+        Err(e @ ApiError::AccessDenied(_)) => Err(failure(signed, e)),
+        Err(_) => Err(not_found(signed, what)),
+    }
 }
 
 /// The list `op` answers with under `key`; empty when the call fails (a page shows what it can).
-pub async fn list(console: &Console, op: &str, input: Value, key: &str) -> Vec<Value> {
-    match console.call(op, input).await {
+pub async fn list(signed: &Signed, op: &str, input: Value, key: &str) -> Vec<Value> {
+    match signed.call(op, input).await {
         Ok(v) => v
             .get(key)
             .and_then(Value::as_array)

@@ -6,7 +6,7 @@ use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 
 use crate::{Console, apps, assets, deployments, events, instances, layers, live, monitoring};
-use crate::{signin, stacks};
+use crate::{audit, groups, password, settings, signin, stacks, user_actions, users};
 
 /// The console's routes (state: [`Console`]).
 pub fn routes() -> Router<Console> {
@@ -19,7 +19,12 @@ pub fn routes() -> Router<Console> {
             get(signin::sign_in_page).post(signin::sign_in),
         )
         .route("/console/sign-out", post(signin::sign_out))
+        .route(
+            "/console/password",
+            get(password::password_page).post(password::change_password),
+        )
         .merge(stack_routes())
+        .merge(iam_routes())
         .merge(resource_routes())
         .route("/console/{*rest}", get(nothing_here).post(nothing_here))
 }
@@ -54,6 +59,27 @@ fn stack_routes() -> Router<Console> {
             "/console/stacks/{id}/events/live",
             get(events::stack_events_live),
         )
+}
+
+fn iam_routes() -> Router<Console> {
+    Router::new()
+        .route("/console/users", get(users::users).post(users::create_user))
+        .route("/console/users/{name}", get(users::user))
+        .route(
+            "/console/users/{name}/do/{action}",
+            post(user_actions::user_action),
+        )
+        .route("/console/groups", post(groups::create_group))
+        .route("/console/groups/{name}", get(groups::group))
+        .route(
+            "/console/groups/{name}/do/{action}",
+            post(groups::group_action),
+        )
+        .route(
+            "/console/settings",
+            get(settings::settings).post(settings::update_settings),
+        )
+        .route("/console/audit", get(audit::audit_page))
 }
 
 fn resource_routes() -> Router<Console> {

@@ -12,16 +12,38 @@ use opsworks_model::themes::THEME_NAMES;
 
 use crate::deployments::newest_first;
 use crate::form::{Form, SignedForm, error_ctx, s, split_list};
-use crate::render::{failure, first, list, not_found, see_other};
+use crate::render::{failure, found, list, not_found, see_other};
 use crate::{Console, Signed};
 
+/// The operations a stack's pages offer as buttons and forms, each shown only when the signed-in
+/// principal may run it on the stack.
+pub const STACK_OPERATIONS: &[&str] = &[
+    "UpdateStack",
+    "StartStack",
+    "StopStack",
+    "CloneStack",
+    "DeleteStack",
+    "CreateLayer",
+    "UpdateLayer",
+    "DeleteLayer",
+    "CreateInstance",
+    "StartInstance",
+    "StopInstance",
+    "RebootInstance",
+    "DeleteInstance",
+    "CreateApp",
+    "UpdateApp",
+    "DeleteApp",
+    "CreateDeployment",
+];
+
 /// `GET /console/`: every stack with its counts of layers, apps and instances by status.
-pub async fn stacks(State(console): State<Console>, signed: Signed) -> Response {
-    let stacks = list(&console, "DescribeStacks", json!({}), "Stacks").await;
+pub async fn stacks(signed: Signed) -> Response {
+    let stacks = list(&signed, "DescribeStacks", json!({}), "Stacks").await;
     let mut rows = Vec::new();
     for stack in stacks {
         let id = s(&stack, "StackId");
-        let summary = console
+        let summary = signed
             .call("DescribeStackSummary", json!({ "StackId": id }))
             .await
             .ok()
@@ -29,7 +51,11 @@ pub async fn stacks(State(console): State<Console>, signed: Signed) -> Response 
             .unwrap_or(Value::Null);
         rows.push(json!({ "stack": stack, "summary": summary }));
     }
-    console.render("stacks.html", json!({ "csrf": signed.csrf, "rows": rows }))
+    let can_create = signed.may_account("CreateStack");
+    signed.render(
+        "stacks.html",
+        json!({ "rows": rows, "can_create": can_create }),
+    )
 }
 
 /// The choices of the stack form.
@@ -41,10 +67,10 @@ fn stack_choices() -> Value {
 }
 
 /// `GET /console/stacks/new`: an empty stack form.
-pub async fn new_stack(State(console): State<Console>, signed: Signed) -> Response {
-    console.render(
+pub async fn new_stack(signed: Signed) -> Response {
+    signed.render(
         "stack_form.html",
-        json!({ "csrf": signed.csrf, "new": true, "choices": stack_choices(),
+        json!({ "new": true, "choices": stack_choices(),
                 "v": { "DefaultOs": opsworks_model::catalog::DEFAULT_OS, "HostnameTheme": "Layer_Dependent",
                        "DefaultRootDeviceType": "instance-store" } }),
     )
@@ -121,27 +147,33 @@ pub async fn create_stack(
             "DefaultInstanceProfileArn".into(),
             format!("arn:aws:iam::{account}:instance-profile/aws-opsworks-ec2-role").into(),
         );
-        console.call("CreateStack", Value::Object(input)).await
+        signed.call("CreateStack", Value::Object(input)).await
     }
     .await;
     match result {
         Ok(v) => see_other(&format!("/console/stacks/{}", s(&v, "StackId"))),
-        Err(e) => console.render(
+        Err(e) => signed.render(
             "stack_form.html",
-            json!({ "csrf": signed.csrf, "new": true, "choices": stack_choices(),
+            json!({ "new": true, "choices": stack_choices(),
                     "v": form.values(), "error": error_ctx(&e, STACK_FIELDS) }),
         ),
     }
 }
 
 /// `GET /console/stacks/{id}/edit`: the stack form, filled in.
-pub async fn edit_stack(
-    State(console): State<Console>,
-    signed: Signed,
-    Path(id): Path<String>,
-) -> Response {
-    let Some(stack) = first(&console, "DescribeStacks", "StackIds", &id, "Stacks").await else {
-        return not_found(&console, &signed, "That stack");
+pub async fn edit_stack(signed: Signed, Path(id): Path<String>) -> Response {
+    let stack = match found(
+        &signed,
+        "DescribeStacks",
+        "StackIds",
+        &id,
+        "Stacks",
+        "That stack",
+    )
+    .await
+    {
+        Ok(v) => v,
+        Err(r) => return r,
     };
     let src = stack
         .get("CustomCookbooksSource")
@@ -153,22 +185,21 @@ pub async fn edit_stack(
         "DefaultRootDeviceType": s(&stack, "DefaultRootDeviceType"),
         "CookbooksType": s(&src, "Type"), "CookbooksUrl": s(&src, "Url"), "CookbooksRevision": s(&src, "Revision"),
     });
-    console.render(
+    signed.render(
         "stack_form.html",
-        json!({ "csrf": signed.csrf, "new": false, "choices": stack_choices(), "v": v }),
+        json!({ "new": false, "choices": stack_choices(), "v": v }),
     )
 }
 
 /// `POST /console/stacks/{id}/edit`: UpdateStack.
 pub async fn update_stack(
-    State(console): State<Console>,
     Path(id): Path<String>,
     SignedForm(signed, form): SignedForm,
 ) -> Response {
     let result = async {
         let mut input = stack_input(&form)?;
         input.insert("StackId".into(), id.clone().into());
-        console.call("UpdateStack", Value::Object(input)).await
+        signed.call("UpdateStack", Value::Object(input)).await
     }
     .await;
     match result {
@@ -176,9 +207,9 @@ pub async fn update_stack(
         Err(e) => {
             let mut v = form.values();
             v.insert("StackId".into(), id.into());
-            console.render(
+            signed.render(
                 "stack_form.html",
-                json!({ "csrf": signed.csrf, "new": false, "choices": stack_choices(),
+                json!({ "new": false, "choices": stack_choices(),
                         "v": v, "error": error_ctx(&e, STACK_FIELDS) }),
             )
         }
@@ -186,31 +217,38 @@ pub async fn update_stack(
 }
 
 /// `GET /console/stacks/{id}`: the stack's dashboard, followed live.
-pub async fn stack(
-    State(console): State<Console>,
-    signed: Signed,
-    Path(id): Path<String>,
-) -> Response {
-    let Some(stack) = first(&console, "DescribeStacks", "StackIds", &id, "Stacks").await else {
-        return not_found(&console, &signed, "That stack");
+pub async fn stack(signed: Signed, Path(id): Path<String>) -> Response {
+    let stack = match found(
+        &signed,
+        "DescribeStacks",
+        "StackIds",
+        &id,
+        "Stacks",
+        "That stack",
+    )
+    .await
+    {
+        Ok(v) => v,
+        Err(r) => return r,
     };
+    let can = signed.can(&id, STACK_OPERATIONS).await;
     let layers = list(
-        &console,
+        &signed,
         "DescribeLayers",
         json!({ "StackId": id }),
         "Layers",
     )
     .await;
     let instances = list(
-        &console,
+        &signed,
         "DescribeInstances",
         json!({ "StackId": id }),
         "Instances",
     )
     .await;
-    let apps = list(&console, "DescribeApps", json!({ "StackId": id }), "Apps").await;
+    let apps = list(&signed, "DescribeApps", json!({ "StackId": id }), "Apps").await;
     let mut deployments = list(
-        &console,
+        &signed,
         "DescribeDeployments",
         json!({ "StackId": id }),
         "Deployments",
@@ -233,9 +271,9 @@ pub async fn stack(
             json!({ "layer": layer, "instances": members })
         })
         .collect();
-    console.render(
+    signed.render(
         "stack.html",
-        json!({ "csrf": signed.csrf, "stack": stack, "layers": layers, "apps": apps,
+        json!({ "stack": stack, "layers": layers, "apps": apps, "can": can,
                 "deployments": deployments, "has_instances": !instances.is_empty() }),
     )
 }
@@ -248,15 +286,15 @@ pub async fn stack_action(
 ) -> Response {
     let back = format!("/console/stacks/{id}");
     let result = match action.as_str() {
-        "start" => console
+        "start" => signed
             .call("StartStack", json!({ "StackId": id }))
             .await
             .map(|_| back.clone()),
-        "stop" => console
+        "stop" => signed
             .call("StopStack", json!({ "StackId": id }))
             .await
             .map(|_| back.clone()),
-        "delete" => console
+        "delete" => signed
             .call("DeleteStack", json!({ "StackId": id }))
             .await
             .map(|_| "/console/".to_string()),
@@ -271,7 +309,7 @@ pub async fn stack_action(
             if !name.is_empty() {
                 input["Name"] = name.into();
             }
-            console
+            signed
                 .call("CloneStack", input)
                 .await
                 .map(|v| format!("/console/stacks/{}", s(&v, "StackId")))
@@ -287,15 +325,15 @@ pub async fn stack_action(
             if !comment.is_empty() {
                 input["Comment"] = comment.into();
             }
-            console
+            signed
                 .call("CreateDeployment", input)
                 .await
                 .map(|v| format!("/console/deployments/{}", s(&v, "DeploymentId")))
         }
-        _ => return not_found(&console, &signed, "That action"),
+        _ => return not_found(&signed, "That action"),
     };
     match result {
         Ok(to) => see_other(&to),
-        Err(e) => failure(&console, &signed, e),
+        Err(e) => failure(&signed, e),
     }
 }

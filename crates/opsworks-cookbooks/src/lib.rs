@@ -42,6 +42,8 @@ mod tests {
     fn the_common_recipes_are_built_in_and_extract() {
         for r in [
             "opsworks_initial_setup",
+            "ssh_host_keys",
+            "ssh_users",
             "opsworks_stack_state_sync",
             "dependencies",
             "deploy::default",

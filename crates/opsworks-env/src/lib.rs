@@ -16,10 +16,17 @@ pub const OPSWORKS_REGION: &str = "OPSWORKS_REGION";
 pub const OPSWORKS_LOCAL_INSTANCES: &str = "OPSWORKS_LOCAL_INSTANCES";
 /// Seconds of agent silence before an instance is `connection_lost`.
 pub const OPSWORKS_HEALING_TIMEOUT: &str = "OPSWORKS_HEALING_TIMEOUT";
+/// Networks the machines' package proxy may reach besides public addresses (comma-separated CIDRs).
+pub const OPSWORKS_PACKAGE_PROXY_ALLOW: &str = "OPSWORKS_PACKAGE_PROXY_ALLOW";
 /// How often scaling is applied.
 pub const OPSWORKS_SCHEDULER_INTERVAL: &str = "OPSWORKS_SCHEDULER_INTERVAL";
 /// How long one minute of the load-based thresholds lasts.
 pub const OPSWORKS_SCALING_MINUTE: &str = "OPSWORKS_SCALING_MINUTE";
+/// How long a registered machine's updated agent has to report in before the old one is put
+/// back (default `60s`).
+pub const OPSWORKS_AGENT_UPDATE_DEADLINE: &str = "OPSWORKS_AGENT_UPDATE_DEADLINE";
+/// How long one minute of GrantAccess's `ValidForInMinutes` lasts.
+pub const OPSWORKS_ACCESS_MINUTE: &str = "OPSWORKS_ACCESS_MINUTE";
 /// How long events are kept.
 pub const OPSWORKS_EVENT_RETENTION: &str = "OPSWORKS_EVENT_RETENTION";
 /// How many events are kept.
@@ -68,6 +75,25 @@ pub const OPSWORKS_SUPERVISOR_EXE: &str = "OPSWORKS_SUPERVISOR_EXE";
 pub const OPSWORKS_SUPERVISOR_DIR: &str = "OPSWORKS_SUPERVISOR_DIR";
 /// Forces the service backend (`systemd` or `supervisor`) instead of detecting it.
 pub const OPSWORKS_SERVICE_BACKEND: &str = "OPSWORKS_SERVICE_BACKEND";
+
+// What `opsworks register` reads: the caller's AWS credentials as the AWS tools find them, and
+// the SSH client's configuration.
+
+/// The caller's access key ID.
+pub const AWS_ACCESS_KEY_ID: &str = "AWS_ACCESS_KEY_ID";
+/// The caller's secret access key.
+pub const AWS_SECRET_ACCESS_KEY: &str = "AWS_SECRET_ACCESS_KEY";
+/// The profile of the shared credentials file (default `default`).
+pub const AWS_PROFILE: &str = "AWS_PROFILE";
+/// The shared credentials file (default `~/.aws/credentials`).
+pub const AWS_SHARED_CREDENTIALS_FILE: &str = "AWS_SHARED_CREDENTIALS_FILE";
+/// The region requests are signed for.
+pub const AWS_REGION: &str = "AWS_REGION";
+/// The region requests are signed for, when `AWS_REGION` is not set.
+pub const AWS_DEFAULT_REGION: &str = "AWS_DEFAULT_REGION";
+/// An OpenSSH client configuration file `opsworks register` passes to `ssh -F` (known hosts,
+/// jump hosts, ports).
+pub const OPSWORKS_SSH_CONFIG: &str = "OPSWORKS_SSH_CONFIG";
 
 // What the tests read.
 

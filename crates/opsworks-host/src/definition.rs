@@ -190,4 +190,3 @@ pub(crate) fn check_name(name: &str) -> Result<()> {
         ))
     }
 }
-

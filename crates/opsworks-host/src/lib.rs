@@ -4,8 +4,8 @@
 //! recipe language here.
 
 mod cmd;
-pub mod definition;
 pub mod cron;
+pub mod definition;
 mod error;
 pub mod fetch;
 pub mod git;

@@ -5,9 +5,9 @@ mod systemd;
 
 use std::path::Path;
 
-use crate::error::{HostError, Result};
 pub use crate::definition::{ServiceDef, parse_signal};
 pub(crate) use crate::definition::{check_name, signal_name};
+use crate::error::{HostError, Result};
 use crate::supervisor::client::{self, Client};
 use crate::supervisor::protocol::{ErrorCode, Request, Response};
 

@@ -399,23 +399,35 @@ mod tests {
 
     fn owned() -> Owned {
         Owned {
-            stack: fixtures::stack(json!({"StackId": "s1", "Name": "shop", "Region": "us-east-1",
-                "CustomJson": "{\"color\": \"red\", \"deep\": {\"a\": 1, \"b\": 1}}"})),
+            stack: fixtures::stack(
+                json!({"StackId": "s1", "Name": "shop", "Region": "us-east-1",
+                "CustomJson": "{\"color\": \"red\", \"deep\": {\"a\": 1, \"b\": 1}}"}),
+            ),
             layers: vec![
-                fixtures::layer(json!({"LayerId": "l1", "Name": "App", "Shortname": "app", "Type": "custom",
-                    "CustomJson": "{\"deep\": {\"b\": 2}}"})),
-                fixtures::layer(json!({"LayerId": "l2", "Name": "DB", "Shortname": "db", "Type": "custom"})),
+                fixtures::layer(
+                    json!({"LayerId": "l1", "Name": "App", "Shortname": "app", "Type": "custom",
+                    "CustomJson": "{\"deep\": {\"b\": 2}}"}),
+                ),
+                fixtures::layer(
+                    json!({"LayerId": "l2", "Name": "DB", "Shortname": "db", "Type": "custom"}),
+                ),
             ],
             instances: vec![
-                fixtures::instance(json!({"InstanceId": "i1", "Hostname": "app1", "LayerIds": ["l1"], "Status": "online", "PrivateIp": "10.0.0.2"})),
-                fixtures::instance(json!({"InstanceId": "i2", "Hostname": "app2", "LayerIds": ["l1"], "Status": "booting"})),
-                fixtures::instance(json!({"InstanceId": "i3", "Hostname": "db1", "LayerIds": ["l2"], "Status": "online"})),
+                fixtures::instance(
+                    json!({"InstanceId": "i1", "Hostname": "app1", "LayerIds": ["l1"], "Status": "online", "PrivateIp": "10.0.0.2"}),
+                ),
+                fixtures::instance(
+                    json!({"InstanceId": "i2", "Hostname": "app2", "LayerIds": ["l1"], "Status": "booting"}),
+                ),
+                fixtures::instance(
+                    json!({"InstanceId": "i3", "Hostname": "db1", "LayerIds": ["l2"], "Status": "online"}),
+                ),
             ],
-            apps: vec![
-                fixtures::app(json!({"AppId": "a1", "Name": "Shop", "Shortname": "shop", "Type": "nodejs",
+            apps: vec![fixtures::app(
+                json!({"AppId": "a1", "Name": "Shop", "Shortname": "shop", "Type": "nodejs",
                 "AppSource": {"Type": "git", "Url": "/repo", "Password": "pw"},
-                "Environment": [{"Key": "K", "Value": "v", "Secure": true}]})),
-            ],
+                "Environment": [{"Key": "K", "Value": "v", "Secure": true}]}),
+            )],
         }
     }
 

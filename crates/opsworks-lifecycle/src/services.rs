@@ -66,10 +66,11 @@ fn app_password(root_password: &str, app_id: &str) -> String {
 /// The database an app gets on the db-master layer, without the host: `None` when the app has no
 /// OpsWorks MySQL data source, or the stack no db-master layer with a root password.
 pub fn app_database(layers: &[&Layer], app: &App) -> Option<Value> {
-    let source = app
-        .data_sources
-        .iter()
-        .find(|d| d.r#type.as_deref().is_some_and(|t| OPSWORKS_MYSQL.contains(&t)))?;
+    let source = app.data_sources.iter().find(|d| {
+        d.r#type
+            .as_deref()
+            .is_some_and(|t| OPSWORKS_MYSQL.contains(&t))
+    })?;
     let db_layer = layer_of_type(layers, LayerType::DbMaster)?;
     let root = db_layer.attribute("MysqlRootPassword")?;
     let database = match source.database_name.as_deref().unwrap_or_default() {
@@ -105,7 +106,11 @@ pub fn memcached(layers: &[&Layer], instances: &[&Instance]) -> Option<Value> {
 
 /// The attributes of the built-in layers `my_layers` (the instance's own): `haproxy`, `mysql`,
 /// `memcached`, as the layers' recipes read them.
-pub fn layer_settings(layers: &[&Layer], apps: &[&App], my_layers: &[String]) -> Map<String, Value> {
+pub fn layer_settings(
+    layers: &[&Layer],
+    apps: &[&App],
+    my_layers: &[String],
+) -> Map<String, Value> {
     let mut out = Map::new();
     for layer in layers.iter().filter(|l| my_layers.contains(&l.layer_id)) {
         let a = |k: &str| layer.attribute(k);
@@ -167,10 +172,14 @@ mod tests {
 
     fn layers() -> Vec<Layer> {
         vec![
-            fixtures::layer(json!({"LayerId": "db", "Type": "db-master", "Shortname": "db-master",
-                "Attributes": {"MysqlRootPassword": "rootpw"}})),
-            fixtures::layer(json!({"LayerId": "mc", "Type": "memcached", "Shortname": "memcached",
-                "Attributes": {"MemcachedMemory": "64"}})),
+            fixtures::layer(
+                json!({"LayerId": "db", "Type": "db-master", "Shortname": "db-master",
+                "Attributes": {"MysqlRootPassword": "rootpw"}}),
+            ),
+            fixtures::layer(
+                json!({"LayerId": "mc", "Type": "memcached", "Shortname": "memcached",
+                "Attributes": {"MemcachedMemory": "64"}}),
+            ),
             fixtures::layer(json!({"LayerId": "lb", "Type": "lb", "Shortname": "lb",
                 "Attributes": {"EnableHaproxyStats": "true", "HaproxyStatsPassword": "statspw",
                     "HaproxyHealthCheckMethod": "GET"}})),
@@ -213,8 +222,12 @@ mod tests {
     fn the_host_is_the_first_online_db_master_instance() {
         let ls = layers();
         let mut instances = vec![
-            fixtures::instance(json!({"Hostname": "db2", "LayerIds": ["db"], "Status": "online", "PrivateIp": "10.0.0.9"})),
-            fixtures::instance(json!({"Hostname": "db1", "LayerIds": ["db"], "Status": "booting", "PrivateIp": "10.0.0.8"})),
+            fixtures::instance(
+                json!({"Hostname": "db2", "LayerIds": ["db"], "Status": "online", "PrivateIp": "10.0.0.9"}),
+            ),
+            fixtures::instance(
+                json!({"Hostname": "db1", "LayerIds": ["db"], "Status": "booting", "PrivateIp": "10.0.0.8"}),
+            ),
         ];
         let c = app_connection(&refs(&ls), &refs(&instances), &app()).unwrap();
         assert_eq!(c["host"], "10.0.0.9");

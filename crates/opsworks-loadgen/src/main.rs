@@ -82,6 +82,16 @@ enum Cmd {
         #[arg(long, default_value_t = 5.0)]
         rate: f64,
     },
+    /// Creates an IAM user (through the server's IAM) whose inline policy has N statements, the
+    /// last of which allows `opsworks:Describe*`; prints its access key ID and secret.
+    IamUser {
+        /// The user's name.
+        #[arg(long, default_value = "loadgen")]
+        name: String,
+        /// How many statements its policy has (1..=10: IAM's 2,048-character quota).
+        #[arg(long, default_value_t = 10)]
+        statements: usize,
+    },
     /// Sends one operation repeatedly from concurrent clients and reports the figures as JSON.
     Run {
         /// The operation (`DescribeStacks`).
@@ -239,6 +249,7 @@ async fn main() -> anyhow::Result<()> {
             };
             agents::simulate(sim, &identities, signers).await
         }
+        Cmd::IamUser { name, statements } => iam_user(&signer, &name, statements).await,
         Cmd::Run {
             operation,
             body,
@@ -267,6 +278,120 @@ async fn main() -> anyhow::Result<()> {
             .await
         }
     }
+}
+
+impl Signer {
+    /// One IAM Query call (`Action=...&Version=2010-05-08&...`, scope `iam`); the XML answer.
+    async fn iam(
+        &self,
+        client: &reqwest::Client,
+        params: &[(&str, &str)],
+    ) -> anyhow::Result<String> {
+        let mut form = form_urlencoded::Serializer::new(String::new());
+        form.append_pair("Version", "2010-05-08");
+        for (k, v) in params {
+            form.append_pair(k, v);
+        }
+        let body = form.finish();
+        let ctype = "application/x-www-form-urlencoded; charset=utf-8";
+        let headers = [("content-type", ctype), ("host", self.host.as_str())];
+        let parts = RequestParts {
+            method: "POST",
+            path: "/",
+            query: "",
+            headers: &headers,
+            body: body.as_bytes(),
+        };
+        let (date, auth) = sigv4::sign_for(
+            &parts,
+            &self.akid,
+            &self.secret,
+            "us-east-1",
+            "iam",
+            jiff::Timestamp::now().as_second(),
+        );
+        let resp = client
+            .post(format!("{}/", self.endpoint))
+            .header("content-type", ctype)
+            .header("x-amz-date", date)
+            .header("authorization", auth)
+            .body(body)
+            .send()
+            .await?;
+        let status = resp.status();
+        let text = resp.text().await?;
+        if !status.is_success() {
+            bail!("IAM {params:?} failed with {status}: {text}");
+        }
+        Ok(text)
+    }
+}
+
+/// The text of the first `<name>` element of an XML answer.
+fn element<'a>(xml: &'a str, name: &str) -> Option<&'a str> {
+    let open = format!("<{name}>");
+    let start = xml.find(&open)? + open.len();
+    let end = start + xml[start..].find(&format!("</{name}>"))?;
+    Some(&xml[start..end])
+}
+
+/// The policy of the benchmark's IAM user: `n` statements of the kinds real policies have
+/// (other services, NotAction, resource patterns, conditions), none of which decides a
+/// DescribeStacks but the last.
+fn bench_policy(n: usize) -> serde_json::Value {
+    let fillers = [
+        json!({"Effect": "Allow", "Action": ["ec2:Describe*", "elasticloadbalancing:Describe*"], "Resource": "*"}),
+        json!({"Effect": "Deny", "Action": "opsworks:DeleteStack", "Resource": "arn:aws:opsworks:*:*:stack/00000000-0000-0000-0000-000000000000/"}),
+        json!({"Effect": "Allow", "Action": "iam:GetUser", "Resource": "arn:aws:iam::*:user/${aws:username}"}),
+        json!({"Effect": "Allow", "Action": "opsworks:CreateDeployment", "Resource": "*", "Condition": {"IpAddress": {"aws:SourceIp": "10.0.0.0/8"}}}),
+        json!({"Effect": "Deny", "NotAction": "opsworks:*", "NotResource": "*"}),
+        json!({"Effect": "Allow", "Action": "cloudwatch:GetMetricStatistics", "Resource": "*"}),
+        json!({"Effect": "Deny", "Action": "opsworks:*", "Resource": "*", "Condition": {"DateGreaterThan": {"aws:CurrentTime": "2099-01-01T00:00:00Z"}}}),
+        json!({"Effect": "Allow", "Action": "opsworks:UpdateApp", "Resource": "arn:aws:opsworks:us-east-1:*:stack/*/"}),
+        json!({"Effect": "Allow", "Action": "sts:GetCallerIdentity", "Resource": "*"}),
+    ];
+    let mut statements: Vec<serde_json::Value> = fillers
+        .iter()
+        .cycle()
+        .take(n.saturating_sub(1))
+        .cloned()
+        .collect();
+    statements.push(json!({"Effect": "Allow", "Action": "opsworks:Describe*", "Resource": "*"}));
+    json!({"Version": "2012-10-17", "Statement": statements})
+}
+
+async fn iam_user(signer: &Signer, name: &str, statements: usize) -> anyhow::Result<()> {
+    if !(1..=10).contains(&statements) {
+        bail!(
+            "--statements must be 1..=10 (IAM's 2,048-character quota of a user's inline policies)"
+        );
+    }
+    let client = reqwest::Client::new();
+    signer
+        .iam(&client, &[("Action", "CreateUser"), ("UserName", name)])
+        .await?;
+    let doc = bench_policy(statements).to_string();
+    signer
+        .iam(
+            &client,
+            &[
+                ("Action", "PutUserPolicy"),
+                ("UserName", name),
+                ("PolicyName", "bench"),
+                ("PolicyDocument", &doc),
+            ],
+        )
+        .await?;
+    let key = signer
+        .iam(
+            &client,
+            &[("Action", "CreateAccessKey"), ("UserName", name)],
+        )
+        .await?;
+    let id = element(&key, "AccessKeyId").context("no AccessKeyId")?;
+    let secret = element(&key, "SecretAccessKey").context("no SecretAccessKey")?;
+    println!("{id} {secret}");
+    Ok(())
 }
 
 async fn populate(signer: &Signer, instances: usize) -> anyhow::Result<String> {

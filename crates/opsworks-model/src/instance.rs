@@ -170,8 +170,21 @@ pub enum InstanceEvent {
     Rebooted,
     /// The agent has been silent past the healing timeout.
     AgentLost,
-    /// A silent agent spoke again.
+    /// A silent agent spoke again (an instance in layers: back online).
     AgentBack,
+    /// A silent agent of a registered instance in no layer spoke again: back to registered.
+    AgentBackUnassigned,
+    /// The agent of a machine being registered said hello: the machine is registered.
+    AgentRegistered,
+    /// `AssignInstance`: a registered machine joins layers; Setup follows.
+    Assign,
+    /// `UnassignInstance`: a registered machine leaves its layers (Shutdown runs, the machine
+    /// keeps running).
+    Unassign,
+    /// The unassigned machine's Shutdown ended (or timed out): it is registered, in no layer.
+    Unassigned,
+    /// `DeregisterInstance`: the agent uninstalls itself and the record goes.
+    Deregister,
 }
 
 /// A change the state machine does not allow.
@@ -202,6 +215,14 @@ impl InstanceEvent {
             Self::Rebooted => "finish rebooting",
             Self::AgentLost => "lose its agent",
             Self::AgentBack => "regain its agent",
+            Self::AgentBackUnassigned => "regain its agent",
+            Self::AgentRegistered => "finish registering",
+            Self::Assign => "be assigned to layers (only a registered instance in no layer can)",
+            Self::Unassign => {
+                "be unassigned (only an online, setup_failed or connection_lost registered instance can)"
+            }
+            Self::Unassigned => "finish unassigning",
+            Self::Deregister => "be deregistered",
         }
     }
 }
@@ -217,9 +238,10 @@ pub fn transition(
         (E::Start, S::Stopped | S::StartFailed) => S::Requested,
         (E::Provisioning, S::Requested) => S::Pending,
         (E::Booted, S::Pending | S::Requested) => S::Booting,
-        (E::SetupStarted, S::Booting | S::Online | S::SetupFailed | S::ConnectionLost) => {
-            S::RunningSetup
-        }
+        (
+            E::SetupStarted,
+            S::Booting | S::Assigning | S::Online | S::SetupFailed | S::ConnectionLost,
+        ) => S::RunningSetup,
         (E::SetupSucceeded, S::RunningSetup) => S::Online,
         (E::SetupFailed, S::RunningSetup) => S::SetupFailed,
         (E::ProvisionFailed, S::Requested | S::Pending | S::Booting) => S::StartFailed,
@@ -242,10 +264,28 @@ pub fn transition(
         (E::StopFailed, S::Stopping | S::ShuttingDown | S::Terminating) => S::StopFailed,
         (E::Reboot, S::Online | S::SetupFailed | S::ConnectionLost) => S::Rebooting,
         (E::Rebooted, S::Rebooting) => S::Online,
-        (E::AgentLost, S::Online | S::Rebooting | S::RunningSetup | S::Booting) => {
+        (E::AgentLost, S::Online | S::Rebooting | S::RunningSetup | S::Booting | S::Registered) => {
             S::ConnectionLost
         }
         (E::AgentBack, S::ConnectionLost) => S::Online,
+        // Registered instances (`opsworks register`, RegisterInstance): the server never starts,
+        // stops or heals their machines; they join and leave layers, and go.
+        (E::AgentBackUnassigned, S::ConnectionLost) => S::Registered,
+        (E::AgentRegistered, S::Registering) => S::Registered,
+        (E::Assign, S::Registered) => S::Assigning,
+        (E::Unassign, S::Online | S::SetupFailed | S::ConnectionLost) => S::Unassigning,
+        (E::Unassigned, S::Unassigning) => S::Registered,
+        (
+            E::Deregister,
+            S::Registering
+            | S::Registered
+            | S::Assigning
+            | S::RunningSetup
+            | S::Online
+            | S::SetupFailed
+            | S::ConnectionLost
+            | S::Unassigning,
+        ) => S::Deregistering,
         _ => {
             return Err(TransitionError {
                 from,
@@ -315,6 +355,88 @@ mod tests {
         // Every status refuses at least one event: no status is a wildcard.
         for s in S::ALL {
             assert!(transition(s, E::Rebooted).is_err() || s == S::Rebooting);
+        }
+    }
+
+    #[test]
+    fn a_registered_machine_joins_leaves_and_goes() {
+        assert_eq!(
+            run(
+                S::Registering,
+                &[
+                    E::AgentRegistered,
+                    E::Assign,
+                    E::SetupStarted,
+                    E::SetupSucceeded
+                ]
+            ),
+            Ok(S::Online)
+        );
+        assert_eq!(
+            run(S::Online, &[E::Unassign, E::Unassigned]),
+            Ok(S::Registered)
+        );
+        assert_eq!(
+            run(
+                S::Registered,
+                &[E::Assign, E::SetupStarted, E::SetupFailed, E::Unassign]
+            ),
+            Ok(S::Unassigning)
+        );
+        for from in [
+            S::Registering,
+            S::Registered,
+            S::Online,
+            S::ConnectionLost,
+            S::Unassigning,
+        ] {
+            assert_eq!(
+                transition(from, E::Deregister),
+                Ok(S::Deregistering),
+                "{from}"
+            );
+        }
+        // A silent registered machine is connection_lost; back, it returns where it was.
+        assert_eq!(
+            run(S::Registered, &[E::AgentLost, E::AgentBackUnassigned]),
+            Ok(S::Registered)
+        );
+        assert_eq!(
+            run(S::Online, &[E::AgentLost, E::Unassign]),
+            Ok(S::Unassigning)
+        );
+    }
+
+    #[test]
+    fn registered_statuses_refuse_what_does_not_apply() {
+        // Only a registered machine in no layer is assigned; twice is refused.
+        for from in [
+            S::Stopped,
+            S::Registering,
+            S::Assigning,
+            S::Online,
+            S::Deregistering,
+        ] {
+            assert!(transition(from, E::Assign).is_err(), "{from}");
+        }
+        let err = transition(S::Registered, E::Unassign).unwrap_err();
+        assert!(err.to_string().contains("cannot be unassigned"), "{err}");
+        // Deregistering is final: nothing but the record's removal follows.
+        for e in [
+            E::Deregister,
+            E::Assign,
+            E::Unassign,
+            E::AgentBack,
+            E::AgentLost,
+            E::Start,
+            E::Stop,
+        ] {
+            assert!(transition(S::Deregistering, e).is_err(), "{e:?}");
+        }
+        // The EC2 statuses are not registration statuses.
+        for from in [S::Stopped, S::Requested, S::Booting, S::Stopping] {
+            assert!(transition(from, E::Deregister).is_err(), "{from}");
+            assert!(transition(from, E::AgentRegistered).is_err(), "{from}");
         }
     }
 

@@ -56,16 +56,6 @@ pub enum LayerError {
         "Shortname '{0}' is invalid: it must be 1 to 32 characters of lower-case letters, digits, '-', '_' and '.'"
     )]
     BadShortname(String),
-    /// A built-in layer's short name is set by its type.
-    #[error("the short name of a {layer_type} layer is {fixed}; it cannot be '{given}'")]
-    FixedShortname {
-        /// The layer type.
-        layer_type: LayerType,
-        /// Its fixed short name.
-        fixed: &'static str,
-        /// What the request asked for.
-        given: String,
-    },
     /// A key of `Attributes` that `LayerAttributesKeys` does not have.
     #[error("unknown layer attribute {0}")]
     UnknownAttribute(String),
@@ -139,12 +129,6 @@ impl LayerType {
     /// any number of `custom` layers.
     pub fn is_builtin(self) -> bool {
         self != Self::Custom
-    }
-
-    /// The short name a built-in layer always has (its type name); `None` for `custom`, whose
-    /// short name the user chooses.
-    pub fn fixed_shortname(self) -> Option<&'static str> {
-        self.is_builtin().then(|| self.as_str())
     }
 
     /// The name of the layer's built-in security group (`AWS-OpsWorks-LB-Server`).
@@ -363,10 +347,12 @@ struct RecipeTable {
 /// and the motd from the stack's state, so it runs on Setup and on every Configure; `dependencies`
 /// installs the layer's `Packages`.
 const COMMON_RECIPES: RecipeTable = RecipeTable {
-    // The original also ran ssh_host_keys, ssh_users and ebs here; SSH users and EBS volumes are
-    // not managed by this server yet, so their recipes are not part of the run.
+    // As the original: sshd with the instance's own host keys, then the OpsWorks users'
+    // accounts. The original also ran ebs here; EBS volumes are not managed by this server yet.
     setup: &[
         "opsworks_initial_setup",
+        "ssh_host_keys",
+        "ssh_users",
         "opsworks_stack_state_sync",
         "dependencies",
     ],
@@ -450,8 +436,10 @@ pub fn check_name(name: &str) -> Result<(), LayerError> {
 
 /// Checks a `Shortname` for a layer of `layer_type`: 1 to 32 characters of `[a-z0-9-_.]` (the
 /// form AWS documents on UpdateLayer; upper case is refused because the short name becomes part
-/// of hostnames and directory names), and, for built-in types, the type's fixed short name.
-pub fn check_shortname(layer_type: LayerType, shortname: &str) -> Result<(), LayerError> {
+/// of hostnames and directory names). A built-in layer's short name is the caller's to choose, as
+/// in the original (AWS's own CLI example names a php-app layer `myphplayer`); the built-in
+/// recipes find layers by type.
+pub fn check_shortname(_layer_type: LayerType, shortname: &str) -> Result<(), LayerError> {
     let ok_char =
         |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '-' | '_' | '.');
     if shortname.is_empty()
@@ -460,14 +448,7 @@ pub fn check_shortname(layer_type: LayerType, shortname: &str) -> Result<(), Lay
     {
         return Err(LayerError::BadShortname(shortname.to_string()));
     }
-    match layer_type.fixed_shortname() {
-        Some(fixed) if fixed != shortname => Err(LayerError::FixedShortname {
-            layer_type,
-            fixed,
-            given: shortname.to_string(),
-        }),
-        _ => Ok(()),
-    }
+    Ok(())
 }
 
 /// Checks the `Attributes` of a layer of `layer_type`: known keys, and values of the right form
@@ -770,11 +751,8 @@ mod tests {
         assert!(check_shortname(LayerType::Custom, "Upper").is_err());
         assert!(check_shortname(LayerType::Custom, "").is_err());
         assert!(check_shortname(LayerType::PhpApp, "php-app").is_ok());
-        let err = check_shortname(LayerType::PhpApp, "php-two").unwrap_err();
-        assert_eq!(
-            err.to_string(),
-            "the short name of a php-app layer is php-app; it cannot be 'php-two'"
-        );
+        // A built-in layer's short name is the caller's choice, as AWS's own CLI example shows.
+        assert!(check_shortname(LayerType::PhpApp, "myphplayer").is_ok());
     }
 
     #[test]

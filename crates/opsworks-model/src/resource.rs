@@ -7,15 +7,22 @@
 //! these types in one place per resource on the server side (secrets filtered, private members
 //! left out); this crate knows no wire shape.
 
+mod agent;
 mod app;
 mod deployment;
+mod identity;
 mod instance;
 mod layer;
 mod misc;
 mod stack;
 
+pub use agent::AgentRelease;
 pub use app::{App, AppSource, AppType, DataSource, EnvironmentVariable, SslConfiguration};
 pub use deployment::{Command, Deployment, DeploymentCommand, LifecycleStep};
+pub use identity::{
+    AccessKey, IamGroup, IamPolicy, IamTag, IamUser, KeyLastUsed, LoginProfile, Permission,
+    PolicyVersion, TemporaryAccess, UserProfile,
+};
 pub use instance::{AutoScalingType, BlockDeviceMapping, EbsBlockDevice, Instance, ReportedOs};
 pub use layer::{
     CloudWatchLogsConfiguration, CloudWatchLogsLogStream, LastScalingRecord, Layer,
@@ -46,11 +53,28 @@ pub enum Kind {
     Tags,
     /// A recorded instance status change (parent: the instance).
     Transition,
+    /// An IAM user.
+    IamUser,
+    /// An IAM group.
+    IamGroup,
+    /// A customer managed IAM policy (ID: its ARN).
+    IamPolicy,
+    /// What IAM shows of a user's access key (parent: the user). Its generation is also raised
+    /// by every change of the store's key table, so key caches of several servers stay correct.
+    AccessKey,
+    /// An OpsWorks user profile (ID: the IAM user ARN).
+    UserProfile,
+    /// A user's permissions on a stack (parent: the IAM user ARN).
+    Permission,
+    /// A temporary login GrantAccess made on an instance.
+    TemporaryAccess,
+    /// An agent release an operator added (ID: its version).
+    AgentRelease,
 }
 
 impl Kind {
     /// Every kind.
-    pub const ALL: [Kind; 9] = [
+    pub const ALL: [Kind; 17] = [
         Self::Stack,
         Self::Layer,
         Self::Instance,
@@ -60,6 +84,14 @@ impl Kind {
         Self::ServiceError,
         Self::Tags,
         Self::Transition,
+        Self::IamUser,
+        Self::IamGroup,
+        Self::IamPolicy,
+        Self::AccessKey,
+        Self::UserProfile,
+        Self::Permission,
+        Self::TemporaryAccess,
+        Self::AgentRelease,
     ];
 
     /// The name the store keeps it under.
@@ -74,6 +106,14 @@ impl Kind {
             Self::ServiceError => "service_error",
             Self::Tags => "tags",
             Self::Transition => "transition",
+            Self::IamUser => "iam_user",
+            Self::IamGroup => "iam_group",
+            Self::IamPolicy => "iam_policy",
+            Self::AccessKey => "access_key",
+            Self::UserProfile => "user_profile",
+            Self::Permission => "permission",
+            Self::TemporaryAccess => "temporary_access",
+            Self::AgentRelease => "agent_release",
         }
     }
 
@@ -81,6 +121,9 @@ impl Kind {
     pub fn noun(self) -> &'static str {
         match self {
             Self::ServiceError => "service error",
+            Self::UserProfile => "user profile",
+            Self::TemporaryAccess => "temporary access",
+            Self::AgentRelease => "agent version",
             other => other.as_str(),
         }
     }
@@ -104,5 +147,17 @@ pub trait Resource:
     /// The instance it concerns, for the store's instance index (commands), if any.
     fn instance_id(&self) -> Option<&str> {
         None
+    }
+    /// Its secrets (passwords, keys, secure values), which the store keeps sealed at rest.
+    fn secrets_mut(&mut self) -> Vec<&mut String> {
+        Vec::new()
+    }
+}
+
+/// The secrets of a source (cookbooks, an app's code): its password and SSH key.
+pub(crate) fn source_secrets(source: Option<&mut Source>) -> Vec<&mut String> {
+    match source {
+        Some(s) => s.password.iter_mut().chain(s.ssh_key.iter_mut()).collect(),
+        None => Vec::new(),
     }
 }

@@ -11,6 +11,11 @@
 //! idempotent on the server (a repeated ack or completion of the same command changes nothing), so
 //! an agent may retry any of them after a network fault without a command running or counting
 //! twice.
+//!
+//! Registered machines (`opsworks register`) run an installed agent that also updates itself:
+//! the hello and poll answers name the [`AgentRelease`] it should run (downloaded from
+//! [`RELEASES_PATH`], checked against its SHA-256), and a poll answer says when the machine was
+//! [deregistered](PollReply::deregistered); the agent then says [`Goodbye`] and uninstalls itself.
 
 use std::collections::BTreeMap;
 
@@ -25,6 +30,73 @@ pub const PREFIX: &str = "/agent/v1";
 
 /// The longest a poll may wait on the server, in seconds.
 pub const MAX_POLL_SECONDS: u64 = 25;
+
+/// Where agent executables are downloaded: `GET <RELEASES_PATH>/<sha256>` (no signature: the
+/// file is public, and its SHA-256 comes over the signed protocol).
+pub const RELEASES_PATH: &str = "/agent/releases";
+
+/// The installer tarball `DescribeStackProvisioningParameters` names (`AgentInstallerUrl`): it
+/// holds `opsworks-agent-installer/boot-registration`, which `aws opsworks register` runs.
+pub const INSTALLER_PATH: &str = "/agent/installer";
+
+/// The member of RegisterInstance's answer (besides `InstanceId`) that carries the registered
+/// instance's own access key, to the caller that registered it and only then: the key the
+/// machine's agent signs with, never the caller's.
+pub const REGISTERED_CREDENTIALS: &str = "AgentCredentials";
+
+/// What RegisterInstance's `InstanceIdentity.Document` carries for a machine this project's
+/// installer registers: the facts the server records at once (the hello confirms them).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MachineIdentity {
+    /// The machine's hostname.
+    #[serde(default)]
+    pub hostname: String,
+    /// `uname -m` (`x86_64`, `aarch64`).
+    #[serde(default)]
+    pub architecture: String,
+    /// The OS, from `/etc/os-release`.
+    #[serde(default)]
+    pub os: ReportedOs,
+    /// `on-premises` or `ec2`.
+    #[serde(default)]
+    pub infrastructure_class: String,
+}
+
+/// An agent executable the server hands out.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AgentRelease {
+    /// The version the agent reports when it runs it.
+    pub version: String,
+    /// The executable's SHA-256, lowercase hex: checked before it is run.
+    pub sha256: String,
+    /// Its size in bytes.
+    pub size: u64,
+    /// Where to download it on the server (`/agent/releases/<sha256>`).
+    pub path: String,
+    /// How long the new agent has to report in before the old one is put back, in seconds.
+    pub confirm_seconds: u64,
+}
+
+/// The release an installed agent runs (absent for agents run from elsewhere, such as local
+/// instances', which run the server's own executable and never update themselves).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunningRelease {
+    /// The version.
+    pub version: String,
+    /// The executable's SHA-256.
+    pub sha256: String,
+}
+
+/// An update the agent undid because the new release did not report in.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RolledBack {
+    /// The release that failed.
+    pub version: String,
+    /// Its SHA-256.
+    pub sha256: String,
+    /// Why it was undone.
+    pub reason: String,
+}
 
 /// How an agent reports its host (like the API's `ReportedOs`).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -50,6 +122,12 @@ pub struct Hello {
     pub reported_os: ReportedOs,
     /// The host's IPv4 addresses, loopback excluded.
     pub addresses: Vec<String>,
+    /// The installed release the agent runs, when it was installed (registered machines).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub release: Option<RunningRelease>,
+    /// An update undone since the last hello.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rolled_back: Option<RolledBack>,
 }
 
 /// The server's answer to [`Hello`]: the cadence it expects.
@@ -68,6 +146,9 @@ pub struct HelloReply {
     /// servers on one database); empty when the server is alone.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub servers: Vec<String>,
+    /// The release the agent should run (an installed agent updates itself when it differs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent_release: Option<AgentRelease>,
 }
 
 /// `POST /agent/v1/poll`: waits up to `wait_seconds` for commands.
@@ -84,6 +165,21 @@ pub struct PollRequest {
 pub struct PollReply {
     /// The commands to run, in order.
     pub commands: Vec<AgentCommand>,
+    /// The release the agent should run (an installed agent updates itself between commands).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent_release: Option<AgentRelease>,
+    /// The machine was deregistered: the agent says [`Goodbye`] and uninstalls itself (the
+    /// machine keeps running, and keeps its files).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub deregistered: bool,
+}
+
+/// `POST /agent/v1/goodbye`: a deregistered machine's agent is uninstalling itself; the server
+/// forgets the instance (and its key).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Goodbye {
+    /// The instance.
+    pub instance_id: String,
 }
 
 /// A custom cookbooks source, as the stack's `CustomCookbooksSource`.
@@ -284,6 +380,25 @@ mod tests {
         assert_eq!(serde_json::from_str::<AgentCommand>(&text).unwrap(), cmd);
         let outcome: CommandOutcome = serde_json::from_str("\"skipped\"").unwrap();
         assert_eq!(outcome, CommandOutcome::Skipped);
+    }
+
+    #[test]
+    fn older_messages_parse_and_new_members_stay_out_when_empty() {
+        let hello = r#"{"instance_id":"i","agent_version":"1","hostname":"h","reported_os":{"family":"debian","name":"debian","version":"12"},"addresses":[]}"#;
+        let parsed: Hello = serde_json::from_str(hello).unwrap();
+        assert_eq!((parsed.release, parsed.rolled_back), (None, None));
+        let reply: PollReply = serde_json::from_str(r#"{"commands":[]}"#).unwrap();
+        assert!(!reply.deregistered && reply.agent_release.is_none());
+        assert_eq!(serde_json::to_string(&reply).unwrap(), r#"{"commands":[]}"#);
+        let gone = PollReply {
+            deregistered: true,
+            ..PollReply::default()
+        };
+        assert!(
+            serde_json::to_string(&gone)
+                .unwrap()
+                .contains(r#""deregistered":true"#)
+        );
     }
 
     #[test]

@@ -33,6 +33,9 @@ pub struct ServerConfig {
     /// How long one of the scaling settings' minutes (ThresholdsWaitTime, IgnoreMetricsTime)
     /// lasts: 60 s; shorten only for tests and demos.
     pub scaling_minute: std::time::Duration,
+    /// How long one of GrantAccess's `ValidForInMinutes` lasts: 60 s; shorten only for tests and
+    /// demos.
+    pub access_minute: std::time::Duration,
     /// Events older than this are dropped (default 7 days).
     pub event_retention: std::time::Duration,
     /// At most this many events are kept, the newest (default 100 000).
@@ -41,8 +44,15 @@ pub struct ServerConfig {
     pub metrics: MetricsConfig,
     /// Whether instances run on this host.
     pub instances: Instances,
-    /// The program agents run as (`opsworks agent ...`): the server's own executable.
+    /// Non-public networks the machines' package proxy may reach (a mirror on the LAN); by default
+    /// it reaches public addresses only.
+    pub package_proxy_allow: Vec<ipnet::IpNet>,
+    /// The program agents run as (`opsworks agent ...`): the server's own executable. It is
+    /// also the agent release the server hands out as its own build.
     pub agent_program: Option<PathBuf>,
+    /// How long an installed agent's new release has to report in before the agent puts the
+    /// old one back (default 60 s).
+    pub agent_update_deadline: std::time::Duration,
     /// What else the server's port serves (the web console), mounted at start.
     pub mounts: Vec<Mount>,
 }
@@ -133,11 +143,14 @@ impl ServerConfig {
             healing_timeout: std::time::Duration::from_secs(300),
             scheduler_interval: std::time::Duration::from_secs(15),
             scaling_minute: std::time::Duration::from_secs(60),
+            access_minute: std::time::Duration::from_secs(60),
             event_retention: std::time::Duration::from_secs(7 * 24 * 3600),
             event_max_rows: 100_000,
             metrics: MetricsConfig::default(),
             instances: Instances::Recorded,
+            package_proxy_allow: Vec::new(),
             agent_program: None,
+            agent_update_deadline: std::time::Duration::from_secs(60),
             mounts: Vec::new(),
         }
     }

@@ -6,10 +6,13 @@
 //! The core knows nothing of HTTP or of the wire: it speaks typed resources and returns
 //! [`CoreError`]; the edge maps that to the API's error codes.
 
+pub mod agent_releases;
+pub mod audit;
 pub mod cluster;
 pub mod commands;
 mod error;
 pub mod events;
+pub mod identity;
 pub mod instances;
 pub mod keys;
 pub mod lifecycle;
@@ -18,9 +21,11 @@ pub mod machines;
 pub mod metrics;
 pub mod presence;
 pub mod proxy;
+pub mod registration;
 pub mod scheduler;
 pub mod service_errors;
 mod state;
+pub mod users;
 pub mod watchdog;
 pub mod workers;
 

@@ -1,15 +1,21 @@
 //! The edge: everything that speaks HTTP. The OpsWorks API (`api`), the agent protocol
-//! (`agents`), the event log (`events`), monitoring (`metrics`) and signed log links (`logs`),
+//! (`agents`), what machines download to join (`installer`) and the agent releases operators
+//! add (`releases`), the event log (`events`), monitoring (`metrics`) and signed log links (`logs`),
 //! with one authentication ([`auth`], answering a [`auth::Caller`]) and one renderer of errors
 //! ([`render`]) for all of them. Handlers here parse and authenticate, then call the operations or
 //! the core; they hold no rules of their own.
 
 pub mod agents;
 pub mod api;
+pub mod audit;
 pub mod auth;
 pub mod events;
+pub mod installer;
+pub mod listener;
 pub mod logs;
 pub mod metrics;
+pub mod query;
+pub mod releases;
 pub mod render;
 
 use axum::Router;
@@ -21,8 +27,11 @@ pub fn router(core: Core) -> Router {
     Router::new()
         .merge(api::routes())
         .merge(agents::routes())
+        .merge(installer::routes())
+        .merge(releases::routes())
         .merge(logs::routes())
         .merge(events::routes())
         .merge(metrics::routes())
+        .merge(audit::routes())
         .with_state(core)
 }

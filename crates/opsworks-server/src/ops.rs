@@ -6,14 +6,22 @@
 //! the answer is made from typed resources in one place per resource ([`wire`]).
 
 pub mod apps;
+pub mod authz;
 pub mod catalog;
 pub mod deployments;
+pub mod iam;
 pub mod instances;
 pub mod layers;
+pub mod registration;
 pub mod scaling;
 pub mod stacks;
+pub mod sts;
 pub mod tags;
+pub mod users;
 pub mod wire;
+
+use std::net::IpAddr;
+use std::sync::Arc;
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -21,17 +29,25 @@ use serde_json::Value;
 
 use opsworks_api::ApiError;
 
-use crate::core::Core;
+use crate::core::identity::UserAccess;
+use crate::core::{Core, audit};
 
-/// Who is calling: a user of the API (today the account's root).
+/// Who is calling: the account's root or an IAM user, and what the policies evaluated for each
+/// request need to know of the call (where it came from, over what).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Principal {
-    /// The access key that signed the request.
+    /// The access key that signed the request (empty for the console's root).
     pub access_key_id: String,
     /// Whom the key belongs to (`root`, or a user's ARN).
     pub name: String,
     /// The region of the signature's scope.
     pub region: String,
+    /// The IAM user and what they may do; `None` for the account's root, which may do anything.
+    pub user: Option<Arc<UserAccess>>,
+    /// The address the request came from (`aws:SourceIp`), when known.
+    pub source_ip: Option<IpAddr>,
+    /// Whether the request came over TLS (`aws:SecureTransport`).
+    pub secure_transport: bool,
 }
 
 impl Principal {
@@ -41,7 +57,33 @@ impl Principal {
             access_key_id: String::new(),
             name: crate::core::keys::ROOT.to_string(),
             region: region.to_string(),
+            user: None,
+            source_ip: None,
+            secure_transport: false,
         }
+    }
+
+    /// An IAM user, signing with `access_key_id`.
+    pub fn iam_user(access: Arc<UserAccess>, access_key_id: &str, region: &str) -> Self {
+        Self {
+            access_key_id: access_key_id.to_string(),
+            name: access.arn.clone(),
+            region: region.to_string(),
+            user: Some(access),
+            source_ip: None,
+            secure_transport: false,
+        }
+    }
+
+    /// The same caller, seen coming from `ip`.
+    pub fn from_ip(mut self, ip: Option<IpAddr>) -> Self {
+        self.source_ip = ip;
+        self
+    }
+
+    /// Whether this is the account's root.
+    pub fn is_root(&self) -> bool {
+        self.user.is_none()
     }
 
     /// The ARN a deployment records as `IamUserArn`: the account's root for the root key, the
@@ -124,8 +166,79 @@ macro_rules! operations {
     };
 }
 
-/// Runs the operation named `operation` (known to the model) with its validated input.
+/// Runs the operation named `operation` (known to the model) with its validated input, for the
+/// caller if their policies and permission levels allow it ([`authz`]); a call that may change
+/// something is written to the audit log with its outcome, refused or not.
 pub async fn dispatch(cx: Ctx<'_>, operation: &str, input: Value) -> OpResult {
+    let mutating = audit::is_mutating(operation);
+    if cx.principal.is_root() && !mutating {
+        // The root's reads: nothing to decide, nothing to record.
+        return run(cx, operation, input).await;
+    }
+    let targets = authz::targets(cx.core, &input).await?;
+    let result = match authz::check(&cx, operation, &targets) {
+        Ok(()) => run(cx, operation, input).await,
+        Err(e) => Err(e),
+    };
+    if mutating {
+        record(cx, "opsworks", operation, &targets, &result).await;
+    }
+    result
+}
+
+/// Writes a call of `service` to the audit log.
+async fn record(
+    cx: Ctx<'_>,
+    service: &str,
+    operation: &str,
+    targets: &authz::Targets,
+    result: &OpResult,
+) {
+    let created = match (&targets.target, result) {
+        (None, Ok(reply)) => serde_json::from_slice::<Value>(&reply.0)
+            .ok()
+            .and_then(|v| {
+                v.as_object()?
+                    .values()
+                    .find_map(|x| x.as_str().map(str::to_string))
+            }),
+        _ => None,
+    };
+    let principal = cx
+        .principal
+        .arn(cx.core.account_id())
+        .unwrap_or_else(|| cx.principal.name.clone());
+    let mut detail = serde_json::Map::new();
+    if !cx.principal.access_key_id.is_empty() {
+        detail.insert(
+            "AccessKeyId".into(),
+            cx.principal.access_key_id.clone().into(),
+        );
+    }
+    if let Err(e) = result {
+        detail.insert("Message".into(), e.message().to_string().into());
+    }
+    audit::record(
+        cx.core,
+        audit::Call {
+            principal: &principal,
+            source_ip: authz::source(cx.principal),
+            service,
+            operation,
+            stack_id: targets.stack_id(),
+            target: targets.target.as_deref().or(created.as_deref()),
+            outcome: match result {
+                Ok(_) => "Success",
+                Err(e) => e.code(),
+            },
+            detail: Value::Object(detail),
+        },
+    )
+    .await;
+}
+
+/// Runs the handler of `operation`.
+async fn run(cx: Ctx<'_>, operation: &str, input: Value) -> OpResult {
     operations!(cx, operation, input, {
         "CreateStack" => stacks::create_stack,
         "DescribeStacks" => stacks::describe_stacks,
@@ -148,6 +261,10 @@ pub async fn dispatch(cx: Ctx<'_>, operation: &str, input: Value) -> OpResult {
         "StartInstance" => instances::start_instance,
         "StopInstance" => instances::stop_instance,
         "RebootInstance" => instances::reboot_instance,
+        "RegisterInstance" => registration::register_instance,
+        "AssignInstance" => registration::assign_instance,
+        "UnassignInstance" => registration::unassign_instance,
+        "DeregisterInstance" => registration::deregister_instance,
         "CreateApp" => apps::create_app,
         "DescribeApps" => apps::describe_apps,
         "UpdateApp" => apps::update_app,
@@ -165,6 +282,15 @@ pub async fn dispatch(cx: Ctx<'_>, operation: &str, input: Value) -> OpResult {
         "TagResource" => tags::tag_resource,
         "UntagResource" => tags::untag_resource,
         "ListTags" => tags::list_tags,
+        "CreateUserProfile" => users::create_user_profile,
+        "DescribeUserProfiles" => users::describe_user_profiles,
+        "UpdateUserProfile" => users::update_user_profile,
+        "DeleteUserProfile" => users::delete_user_profile,
+        "DescribeMyUserProfile" => users::describe_my_user_profile,
+        "UpdateMyUserProfile" => users::update_my_user_profile,
+        "SetPermission" => users::set_permission,
+        "DescribePermissions" => users::describe_permissions,
+        "GrantAccess" => users::grant_access,
     })
 }
 

@@ -15,7 +15,7 @@ use crate::core::keys::RootKey;
 use crate::core::machines::Machines;
 use crate::core::scheduler::{self, AgentMetrics};
 use crate::core::workers::{Workers, every};
-use crate::core::{Core, cluster, events, machines, metrics, proxy, watchdog};
+use crate::core::{Core, audit, cluster, events, keys, machines, metrics, proxy, users, watchdog};
 use crate::{ServerError, edge};
 
 /// Whether local instances run, and how agents reach the server.
@@ -86,7 +86,11 @@ impl Server {
             wanted => {
                 match attach_local_machines(&core, &config, addr.port(), &mut workers).await {
                     Ok((agent_listener, agent_url, reaped)) => {
-                        http.spawn(serve(agent_listener, edge::router(core.clone()), stopped()));
+                        http.spawn(edge::listener::serve(
+                            agent_listener,
+                            edge::router(core.clone()),
+                            stopped(),
+                        ));
                         LocalInstances::On { agent_url, reaped }
                     }
                     Err(e) if wanted == Instances::LocalIfPossible => {
@@ -114,8 +118,13 @@ impl Server {
             router = router.merge(mounted.router);
             on_shutdown.extend(mounted.on_shutdown);
         }
-        http.spawn(serve(listener, router, stopped()));
+        http.spawn(edge::listener::serve(listener, router, stopped()));
         start_workers(&core, &mut workers);
+        // The own build is hashed now, so the first agent to ask for its release does not wait.
+        let releases = core.agent_releases().clone();
+        core.spawn(async move {
+            releases.own().await;
+        });
         let database = config.database.as_ref().map_or_else(
             || format!("sqlite://{}", config.data_dir.join("opsworks.db").display()),
             |e| e.to_string(),
@@ -190,22 +199,8 @@ impl Server {
     }
 }
 
-async fn serve(
-    listener: TcpListener,
-    router: axum::Router,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    // Each request knows its peer's address (`ConnectInfo<SocketAddr>`): the console limits
-    // failed sign-ins per client address.
-    axum::serve(
-        listener,
-        router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await
-}
-
-/// The workers every server runs; on a shared database only the leader's do their work.
+/// The workers every server runs; on a shared database only the leader's do their work (but
+/// each server writes down the uses of keys it saw itself).
 fn start_workers(core: &Core, workers: &mut Workers) {
     let c = core.clone();
     workers.spawn("watchdog", move |stop| {
@@ -257,6 +252,34 @@ fn start_workers(core: &Core, workers: &mut Workers) {
         }
     });
     let c = core.clone();
+    workers.spawn("identity-upkeep", move |stop| {
+        let c = c.clone();
+        async move {
+            // Temporary logins expire within seconds of their time.
+            every("identity-upkeep", Duration::from_secs(5), stop, || async {
+                if !c.node().leads() {
+                    return Ok(());
+                }
+                users::expire(&c, jiff::Timestamp::now().as_second())
+                    .await
+                    .map(drop)
+            })
+            .await
+        }
+    });
+    let c = core.clone();
+    workers.spawn("key-last-used", move |stop| {
+        let c = c.clone();
+        async move {
+            // Each write changes the keys' generation (every server reads its keys again), so
+            // the keys' last use is written down once a minute; memory answers meanwhile.
+            every("key-last-used", Duration::from_secs(60), stop, || {
+                keys::write_last_used(&c)
+            })
+            .await
+        }
+    });
+    let c = core.clone();
     workers.spawn("event-pruning", move |stop| {
         let c = c.clone();
         async move {
@@ -264,7 +287,8 @@ fn start_workers(core: &Core, workers: &mut Workers) {
                 if !c.node().leads() {
                     return Ok(());
                 }
-                events::prune(&c).await.map(drop)
+                events::prune(&c).await?;
+                audit::prune(&c).await.map(drop)
             })
             .await
         }
@@ -282,10 +306,19 @@ async fn attach_local_machines(
 ) -> Result<(TcpListener, String, Vec<String>), ServerError> {
     use opsworks_sandbox::{LocalConfig, LocalProvider};
     let unavailable = |e: &dyn std::fmt::Display| ServerError::Instances(e.to_string());
-    let provider = LocalProvider::new(LocalConfig::new(config.data_dir.join("machines")))
-        .map_err(|e| unavailable(&e))?;
+    let local_config = LocalConfig::new(config.data_dir.join("machines"));
+    // The proxy serves the machines only: clients from the bridge's subnet.
+    let bridge: Vec<ipnet::IpNet> = local_config.network.subnet().parse().into_iter().collect();
+    let provider = LocalProvider::new(local_config).map_err(|e| unavailable(&e))?;
     provider.check_host().map_err(|e| unavailable(&e))?;
     let gateway = provider.prepare().map_err(|e| unavailable(&e))?;
+    // Local instances run the host's own OS: that is what they report and what the catalog lists.
+    if let Some((name, id, version)) = std::fs::read_to_string("/etc/os-release")
+        .ok()
+        .and_then(|t| opsworks_model::catalog::from_os_release(&t))
+    {
+        opsworks_model::catalog::set_local(&name, &id, &version);
+    }
     let reaper = provider.clone();
     let reaped = tokio::task::spawn_blocking(move || reaper.reap_orphans())
         .await
@@ -313,14 +346,19 @@ async fn attach_local_machines(
         .map_err(|e| unavailable(&format!("binding the machines' package proxy: {e}")))?;
     let proxy_url = local(&proxy_listener)?;
     let proxy_listener = Arc::new(tokio::sync::Mutex::new(Some(proxy_listener)));
+    let policy = proxy::Policy {
+        clients: bridge,
+        allow: config.package_proxy_allow.clone(),
+    };
     workers.spawn("package-proxy", move |stop| {
         let slot = proxy_listener.clone();
+        let policy = policy.clone();
         async move {
             // The listener is handed to the first run; a restart after a failure has none left.
             let Some(l) = slot.lock().await.take() else {
                 return Err("the package proxy's listener is gone".to_string());
             };
-            proxy::serve(l, stop).await;
+            proxy::serve_with(l, policy, stop).await;
             Ok(())
         }
     });

@@ -25,6 +25,8 @@ pub struct CopyReport {
     pub access_keys: u64,
     /// Events (with their sequence numbers).
     pub events: u64,
+    /// Audit entries (with their sequence numbers).
+    pub audit: u64,
     /// Instances with metrics.
     pub metric_series: u64,
     /// Raw metric samples.
@@ -50,7 +52,7 @@ impl std::fmt::Display for CopyReport {
             .collect();
         write!(
             f,
-            "copied {} resources ({}), {} settings, {} access keys, {} events, metrics of {} instances ({} samples, {} averages)",
+            "copied {} resources ({}), {} settings, {} access keys, {} events, {} audit entries, metrics of {} instances ({} samples, {} averages)",
             self.total_resources(),
             if kinds.is_empty() {
                 "none".to_string()
@@ -60,6 +62,7 @@ impl std::fmt::Display for CopyReport {
             self.settings,
             self.access_keys,
             self.events,
+            self.audit,
             self.metric_series,
             self.metric_samples,
             self.metric_rollups
@@ -117,6 +120,22 @@ pub async fn copy_all(from: &dyn Backend, to: &dyn Backend) -> Result<CopyReport
     }
     tx.raise_event_seq(from.event_seq_high_water().await?.max(after))
         .await?;
+    let mut after = 0;
+    loop {
+        let page = from
+            .audit(crate::AuditQuery {
+                after,
+                limit: EVENT_PAGE,
+                ..Default::default()
+            })
+            .await?;
+        let Some(last) = page.last() else { break };
+        after = last.seq;
+        for record in &page {
+            tx.import_audit(record).await?;
+        }
+        report.audit += page.len() as u64;
+    }
     tx.commit().await?;
     Ok(report)
 }

@@ -15,6 +15,7 @@
 //! [`Engine`] names the engines and [`open`] opens one; [`copy_all`] moves one database's contents
 //! into another (`opsworks db migrate`). A conformance suite in `tests/` runs against each engine.
 
+mod audit;
 pub mod cluster;
 mod copy;
 pub mod metrics;
@@ -32,7 +33,7 @@ pub use metrics::MetricsStore;
 pub use opsworks_model::{EventKind, Kind, Resource};
 pub use postgres::{PostgresBackend, PostgresOptions};
 pub use sqlite::SqliteBackend;
-pub use typed::{Cached, Store, Txn};
+pub use typed::{Cached, SEALED_PREFIX, Sealing, Store, Txn};
 
 /// Errors of the store.
 #[derive(Debug, thiserror::Error)]
@@ -79,6 +80,16 @@ pub enum StoreError {
         id: String,
         /// The error.
         source: serde_json::Error,
+    },
+    /// A sealed secret that this server's master key does not open (another data dir's key).
+    #[error(
+        "the secrets of {kind} {id} were sealed with another master key; every server on one database needs the same master.key"
+    )]
+    Sealed {
+        /// Kind of the resource.
+        kind: &'static str,
+        /// Its ID.
+        id: String,
     },
     /// The data dir is in use by another server process.
     #[error("{0}")]
@@ -229,6 +240,57 @@ pub struct EventRecord {
     pub event: NewEvent,
 }
 
+/// An entry of the audit log to record: one mutating call, who made it, from where, on what,
+/// and how it ended.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewAudit {
+    /// When the call ended (an AWS timestamp, RFC 3339 UTC).
+    pub at: String,
+    /// The caller's ARN (`arn:aws:iam::ACCOUNT:root`, a user's ARN).
+    pub principal: String,
+    /// The address the call came from, when known.
+    pub source_ip: Option<String>,
+    /// The service (`opsworks`, `iam`).
+    pub service: String,
+    /// The operation (`CreateLayer`).
+    pub operation: String,
+    /// The stack concerned, if any.
+    pub stack_id: Option<String>,
+    /// What the call acted on (an ID, a name or an ARN), if known.
+    pub target: Option<String>,
+    /// `Success`, or the error code it ended with.
+    pub outcome: String,
+    /// More (a JSON object: the error's message, the access key used, ...).
+    pub detail: Value,
+}
+
+/// A recorded audit entry.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AuditRecord {
+    /// Its sequence number: increasing, never reused.
+    pub seq: i64,
+    /// The entry.
+    pub entry: NewAudit,
+}
+
+/// Which audit entries to read: those after `after`, oldest first, at most `limit`, narrowed by
+/// the members given.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct AuditQuery<'a> {
+    /// Only this principal's.
+    pub principal: Option<&'a str>,
+    /// Only this stack's.
+    pub stack_id: Option<&'a str>,
+    /// Only at or after this time (an AWS timestamp).
+    pub since: Option<&'a str>,
+    /// Only before this time (an AWS timestamp).
+    pub until: Option<&'a str>,
+    /// Only entries with a higher sequence number.
+    pub after: i64,
+    /// At most this many.
+    pub limit: u32,
+}
+
 /// What an engine implements. Listing returns documents in insertion order, so Describe calls
 /// are stable.
 #[async_trait]
@@ -252,6 +314,18 @@ pub trait Backend: Send + Sync + 'static {
     async fn generation(&self, kind: Kind) -> Result<Option<i64>, StoreError> {
         let _ = kind;
         Ok(None)
+    }
+    /// The generations of several kinds at once (one round trip where the database keeps them),
+    /// in the order asked; `None` as for [`generation`](Backend::generation).
+    async fn generations(&self, kinds: &[Kind]) -> Result<Option<Vec<i64>>, StoreError> {
+        let mut out = Vec::with_capacity(kinds.len());
+        for kind in kinds {
+            match self.generation(*kind).await? {
+                Some(g) => out.push(g),
+                None => return Ok(None),
+            }
+        }
+        Ok(Some(out))
     }
     /// A setting.
     async fn setting(&self, key: &str) -> Result<Option<String>, StoreError>;
@@ -278,6 +352,11 @@ pub trait Backend: Send + Sync + 'static {
     /// Drops events recorded before `before` (an AWS timestamp) and all but the newest
     /// `keep_rows`; returns how many went.
     async fn prune_events(&self, before: &str, keep_rows: u64) -> Result<u64, StoreError>;
+    /// Audit entries, oldest first, as `query` narrows them.
+    async fn audit(&self, query: AuditQuery<'_>) -> Result<Vec<AuditRecord>, StoreError>;
+    /// Drops audit entries recorded before `before` and all but the newest `keep_rows`; returns
+    /// how many went.
+    async fn prune_audit(&self, before: &str, keep_rows: u64) -> Result<u64, StoreError>;
     /// The instance metrics kept beside the documents.
     fn metrics(&self) -> &dyn MetricsStore;
     /// What servers sharing this database coordinate through; `None` for an engine only one
@@ -320,6 +399,12 @@ pub trait BackendTx: Send {
     async fn put_access_key(&mut self, key: &AccessKeyRecord) -> Result<(), StoreError>;
     /// Deletes every access key of a principal; returns how many went.
     async fn delete_access_keys_of(&mut self, principal: &str) -> Result<u64, StoreError>;
+    /// Deletes one access key (absent is fine).
+    async fn delete_access_key(&mut self, access_key_id: &str) -> Result<(), StoreError>;
+    /// Appends an audit entry; returns its sequence number.
+    async fn append_audit(&mut self, entry: &NewAudit) -> Result<i64, StoreError>;
+    /// Stores an audit entry under the sequence number it already has (copying between engines).
+    async fn import_audit(&mut self, record: &AuditRecord) -> Result<(), StoreError>;
     /// Raises the generation of the kinds written (engines shared by several processes).
     async fn bump_generations(&mut self, kinds: &[Kind]) -> Result<(), StoreError> {
         let _ = kinds;

@@ -22,8 +22,8 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{QueryBuilder, Row as _, Sqlite, SqlitePool};
 
 use crate::{
-    AccessKeyRecord, Backend, BackendTx, EventRecord, Filter, Kind, NewEvent, Row, StoreError,
-    StoredRow,
+    AccessKeyRecord, AuditQuery, AuditRecord, Backend, BackendTx, EventRecord, Filter, Kind,
+    NewAudit, NewEvent, Row, StoreError, StoredRow,
 };
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -301,6 +301,14 @@ impl Backend for SqliteBackend {
         Ok(done.rows_affected())
     }
 
+    async fn audit(&self, query: AuditQuery<'_>) -> Result<Vec<AuditRecord>, StoreError> {
+        crate::audit::sqlite::list(&self.pool, query).await
+    }
+
+    async fn prune_audit(&self, before: &str, keep_rows: u64) -> Result<u64, StoreError> {
+        crate::audit::sqlite::prune(&self.pool, before, keep_rows).await
+    }
+
     fn metrics(&self) -> &dyn crate::MetricsStore {
         &*self.metrics
     }
@@ -469,6 +477,24 @@ impl BackendTx for SqliteTx {
             .execute(&mut **self.conn())
             .await;
         self.fail(r).map(|done| done.rows_affected())
+    }
+
+    async fn delete_access_key(&mut self, access_key_id: &str) -> Result<(), StoreError> {
+        let r = sqlx::query("DELETE FROM access_keys WHERE access_key_id = ?")
+            .bind(access_key_id)
+            .execute(&mut **self.conn())
+            .await;
+        self.fail(r).map(drop)
+    }
+
+    async fn append_audit(&mut self, entry: &NewAudit) -> Result<i64, StoreError> {
+        let r = crate::audit::sqlite::append(self.conn(), None, entry).await;
+        self.fail(r)
+    }
+
+    async fn import_audit(&mut self, record: &AuditRecord) -> Result<(), StoreError> {
+        let r = crate::audit::sqlite::append(self.conn(), Some(record.seq), &record.entry).await;
+        self.fail(r).map(drop)
     }
 
     async fn import_event(&mut self, record: &EventRecord) -> Result<(), StoreError> {

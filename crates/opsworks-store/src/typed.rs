@@ -17,8 +17,8 @@ use std::ops::Deref;
 use std::sync::{Arc, Mutex, OnceLock};
 
 use crate::{
-    AccessKeyRecord, Backend, BackendTx, EventRecord, Filter, Kind, MetricsStore, NewEvent,
-    Resource, Row, StoreError,
+    AccessKeyRecord, Backend, BackendTx, EventRecord, Filter, Kind, MetricsStore, NewAudit,
+    NewEvent, Resource, Row, StoreError,
 };
 
 /// A resource as the cache shares it: the value, and its serialized form once someone made it.
@@ -117,9 +117,23 @@ struct KindCache {
 /// keeps memory in check without bookkeeping on every hit).
 const MAX_ENTRIES_PER_KIND: usize = 200_000;
 
+/// What seals secrets at rest (the server's master key): the store seals every resource's
+/// secrets ([`Resource::secrets_mut`]) as it writes them and opens them as it reads.
+pub trait Sealing: Send + Sync {
+    /// The sealed form of a secret (opaque text).
+    fn seal(&self, plain: &str) -> String;
+    /// The secret of a sealed form, or `None` when this key did not seal it.
+    fn open(&self, sealed: &str) -> Option<String>;
+}
+
+/// Marks a sealed secret in a stored resource, so plain values from before sealing existed read
+/// as they are (and are sealed at the next write).
+pub const SEALED_PREFIX: &str = "sealed:v1:";
+
 /// The store: typed reads through the cache, typed writes in transactions.
 pub struct Store {
     backend: Arc<dyn Backend>,
+    sealing: Option<Arc<dyn Sealing>>,
     cache: Mutex<HashMap<Kind, KindCache>>,
     /// Writers of this process queue here (fairly) before taking the database's write lock.
     writers: tokio::sync::Mutex<()>,
@@ -130,9 +144,55 @@ impl Store {
     pub fn new(backend: Arc<dyn Backend>) -> Self {
         Self {
             backend,
+            sealing: None,
             cache: Mutex::new(HashMap::new()),
             writers: tokio::sync::Mutex::new(()),
         }
+    }
+
+    /// Seals resources' secrets at rest with `sealing`.
+    pub fn with_sealing(mut self, sealing: Arc<dyn Sealing>) -> Self {
+        self.sealing = Some(sealing);
+        self
+    }
+
+    fn decode<R: Resource>(&self, id: &str, text: &str) -> Result<R, StoreError> {
+        let mut r: R = serde_json::from_str(text).map_err(|source| StoreError::Corrupt {
+            kind: R::KIND.as_str(),
+            id: id.to_string(),
+            source,
+        })?;
+        if let Some(sealing) = &self.sealing {
+            for secret in r.secrets_mut() {
+                if let Some(sealed) = secret.strip_prefix(SEALED_PREFIX) {
+                    *secret = sealing.open(sealed).ok_or_else(|| StoreError::Sealed {
+                        kind: R::KIND.as_str(),
+                        id: id.to_string(),
+                    })?;
+                }
+            }
+        }
+        Ok(r)
+    }
+
+    fn encode<R: Resource>(&self, resource: &R) -> Result<String, StoreError> {
+        let encode = |r: &R| {
+            serde_json::to_string(r).map_err(|source| StoreError::Encode {
+                kind: R::KIND.as_str(),
+                id: r.id().to_string(),
+                source,
+            })
+        };
+        let Some(sealing) = &self.sealing else {
+            return encode(resource);
+        };
+        let mut sealed = resource.clone();
+        for secret in sealed.secrets_mut() {
+            if !secret.is_empty() && !secret.starts_with(SEALED_PREFIX) {
+                *secret = format!("{SEALED_PREFIX}{}", sealing.seal(secret));
+            }
+        }
+        encode(&sealed)
     }
 
     /// The backend, for what is not resources (settings, keys, events, metrics).
@@ -165,6 +225,30 @@ impl Store {
         Ok(k.local_gen)
     }
 
+    /// A stamp per kind that changes whenever a transaction touching the kind commits (here, or
+    /// on another server sharing the database): what a cache derived from several kinds (a
+    /// user's policies, the access keys in memory) compares to know it is still right. One
+    /// round trip to a shared database for all of them.
+    pub async fn stamps(&self, kinds: &[Kind]) -> Result<Vec<u64>, StoreError> {
+        let backend = self.backend.generations(kinds).await?;
+        let mut cache = self.lock();
+        Ok(kinds
+            .iter()
+            .enumerate()
+            .map(|(i, kind)| {
+                let k = cache.entry(*kind).or_default();
+                let backend_gen = backend.as_ref().map(|g| g[i]);
+                if backend_gen.is_some() && k.backend_gen != backend_gen {
+                    k.by_id.clear();
+                    k.lists.clear();
+                    k.local_gen += 1;
+                    k.backend_gen = backend_gen;
+                }
+                k.local_gen
+            })
+            .collect())
+    }
+
     /// One resource.
     pub async fn get<R: Resource>(&self, id: &str) -> Result<Option<Cached<R>>, StoreError> {
         let stamp = self.read_stamp(R::KIND).await?;
@@ -174,7 +258,7 @@ impl Store {
         let Some(text) = self.backend.get(R::KIND, id).await? else {
             return Ok(None);
         };
-        let entry = Cached::new(decode::<R>(id, &text)?);
+        let entry = Cached::new(self.decode::<R>(id, &text)?);
         let mut cache = self.lock();
         let k = cache.entry(R::KIND).or_default();
         if k.local_gen == stamp {
@@ -207,7 +291,7 @@ impl Store {
             for (id, text) in &rows {
                 let entry = match known.and_then(|k| k.by_id.get(id)) {
                     Some(e) => downcast::<R>(e.clone()),
-                    None => Cached::new(decode::<R>(id, text)?),
+                    None => Cached::new(self.decode::<R>(id, text)?),
                 };
                 out.push(entry);
             }
@@ -279,14 +363,6 @@ fn downcast<R: Resource>(e: AnyEntry) -> Cached<R> {
     }
 }
 
-fn decode<R: Resource>(id: &str, text: &str) -> Result<R, StoreError> {
-    serde_json::from_str(text).map_err(|source| StoreError::Corrupt {
-        kind: R::KIND.as_str(),
-        id: id.to_string(),
-        source,
-    })
-}
-
 /// A write transaction. Reads see its own writes; [`commit`](Txn::commit) makes everything
 /// durable at once and returns the events it recorded, in order, for broadcasting. Dropped
 /// without commit (an error on the way), it changes nothing.
@@ -307,7 +383,7 @@ impl Txn<'_> {
     /// One resource, as of this transaction.
     pub async fn get<R: Resource>(&mut self, id: &str) -> Result<Option<R>, StoreError> {
         match self.tx().get(R::KIND, id).await? {
-            Some(text) => Ok(Some(decode(id, &text)?)),
+            Some(text) => Ok(Some(self.store.decode(id, &text)?)),
             None => Ok(None),
         }
     }
@@ -315,7 +391,9 @@ impl Txn<'_> {
     /// The resources of a kind matching `filter`, as of this transaction.
     pub async fn list<R: Resource>(&mut self, filter: Filter<'_>) -> Result<Vec<R>, StoreError> {
         let rows = self.tx().list(R::KIND, filter).await?;
-        rows.iter().map(|(id, text)| decode(id, text)).collect()
+        rows.iter()
+            .map(|(id, text)| self.store.decode(id, text))
+            .collect()
     }
 
     /// How many resources of a kind match `filter`, as of this transaction.
@@ -325,11 +403,7 @@ impl Txn<'_> {
 
     /// Inserts or replaces a resource.
     pub async fn put<R: Resource>(&mut self, resource: &R) -> Result<(), StoreError> {
-        let doc = serde_json::to_string(resource).map_err(|source| StoreError::Encode {
-            kind: R::KIND.as_str(),
-            id: resource.id().to_string(),
-            source,
-        })?;
+        let doc = self.store.encode(resource)?;
         let row = Row {
             kind: R::KIND,
             id: resource.id(),
@@ -361,14 +435,35 @@ impl Txn<'_> {
         Ok(seq)
     }
 
-    /// Inserts or replaces an access key.
+    /// Inserts or replaces an access key. Raises the generation of [`Kind::AccessKey`], so key
+    /// caches (of this server and others) look again.
     pub async fn put_access_key(&mut self, key: &AccessKeyRecord) -> Result<(), StoreError> {
-        self.tx().put_access_key(key).await
+        self.tx().put_access_key(key).await?;
+        self.touched
+            .push((Kind::AccessKey, key.access_key_id.clone()));
+        Ok(())
     }
 
-    /// Deletes every access key of a principal; returns how many went.
+    /// Deletes every access key of a principal; returns how many went. Raises the generation of
+    /// [`Kind::AccessKey`].
     pub async fn delete_access_keys_of(&mut self, principal: &str) -> Result<u64, StoreError> {
-        self.tx().delete_access_keys_of(principal).await
+        let n = self.tx().delete_access_keys_of(principal).await?;
+        // No document has this ID: the entry only raises the kind's generation.
+        self.touched.push((Kind::AccessKey, String::new()));
+        Ok(n)
+    }
+
+    /// Deletes one access key (absent is fine). Raises the generation of [`Kind::AccessKey`].
+    pub async fn delete_access_key(&mut self, access_key_id: &str) -> Result<(), StoreError> {
+        self.tx().delete_access_key(access_key_id).await?;
+        self.touched
+            .push((Kind::AccessKey, access_key_id.to_string()));
+        Ok(())
+    }
+
+    /// Appends an entry to the audit log.
+    pub async fn record_audit(&mut self, entry: &NewAudit) -> Result<i64, StoreError> {
+        self.tx().append_audit(entry).await
     }
 
     /// Notifies the servers listening on `channel` once this transaction commits (shared

@@ -49,6 +49,20 @@ pub enum Command {
     Db(DbCommand),
     /// Run a command (a shell by default) inside a local instance (root only).
     Exec(ExecArgs),
+    /// Register a machine (over SSH, or this one) in a stack: install the agent and start it.
+    Register(opsworks_agent::register::RegisterArgs),
+    /// Agent releases the server hands out to registered machines.
+    #[command(subcommand)]
+    AgentVersion(AgentVersionCommand),
+    /// Install the agent on this machine (run by `opsworks register` and `boot-registration`).
+    #[command(hide = true)]
+    AgentInstall(opsworks_agent::preconfig::InstallArgs),
+    /// Remove the agent from this machine (run by the agent once the machine is deregistered).
+    #[command(hide = true)]
+    AgentUninstall,
+    /// Put the previous agent back when an update does not report in (run by the agent).
+    #[command(hide = true)]
+    AgentGuard(opsworks_agent::preconfig::GuardArgs),
     /// The service supervisor (internal).
     #[command(hide = true)]
     Supervisor(opsworks_host::supervisor::SupervisorArgs),
@@ -128,12 +142,24 @@ pub struct ControlArgs {
     /// How long one minute of the load-based thresholds lasts (shorten only for tests and demos).
     #[arg(long, default_value = "60s", env = env::OPSWORKS_SCALING_MINUTE, value_parser = parse_duration)]
     pub scaling_minute: std::time::Duration,
+    /// How long one minute of GrantAccess's ValidForInMinutes lasts (shorten only for tests and
+    /// demos).
+    #[arg(long, default_value = "60s", env = env::OPSWORKS_ACCESS_MINUTE, value_parser = parse_duration)]
+    pub access_minute: std::time::Duration,
+    /// How long a registered machine's updated agent has to report in before the agent puts the
+    /// previous release back.
+    #[arg(long, default_value = "60s", env = env::OPSWORKS_AGENT_UPDATE_DEADLINE, value_parser = parse_duration)]
+    pub agent_update_deadline: std::time::Duration,
     /// How long events are kept.
     #[arg(long, default_value = "7d", env = env::OPSWORKS_EVENT_RETENTION, value_parser = parse_duration)]
     pub event_retention: std::time::Duration,
     /// How many events are kept at most.
     #[arg(long, default_value_t = 100_000, env = env::OPSWORKS_EVENT_MAX_ROWS, value_parser = clap::value_parser!(u64).range(1..))]
     pub event_max_rows: u64,
+    /// Networks the machines' package proxy may reach besides public addresses (a package mirror
+    /// on the LAN), comma-separated CIDRs.
+    #[arg(long, env = env::OPSWORKS_PACKAGE_PROXY_ALLOW, value_delimiter = ',')]
+    pub package_proxy_allow: Vec<ipnet::IpNet>,
     /// Monitoring.
     #[command(flatten)]
     pub metrics: MetricsArgs,
@@ -157,6 +183,28 @@ pub struct MetricsArgs {
     /// Open `/metrics` to anyone.
     #[arg(long, env = env::OPSWORKS_METRICS_PUBLIC)]
     pub metrics_public: bool,
+}
+
+/// `opsworks agent-version`.
+#[derive(Debug, Subcommand)]
+pub enum AgentVersionCommand {
+    /// Offer an agent executable to registered machines under its version (DescribeAgentVersions
+    /// lists it; stacks and instances may name it as their AgentVersion).
+    Add(AgentVersionAddArgs),
+}
+
+/// `opsworks agent-version add`.
+#[derive(Debug, clap::Args)]
+pub struct AgentVersionAddArgs {
+    /// The executable (an `opsworks` build for Linux).
+    pub file: PathBuf,
+    /// Its version (default: what `FILE --version` prints, run here).
+    #[arg(long)]
+    pub version: Option<String>,
+    /// The server (credentials of the account's root from the AWS environment variables or
+    /// shared credentials file, as `aws` finds them).
+    #[arg(long = "endpoint-url")]
+    pub endpoint_url: String,
 }
 
 /// `opsworks agent-cli`.
@@ -207,7 +255,9 @@ impl ControlArgs {
         config.healing_timeout = std::time::Duration::from_secs(self.healing_timeout);
         config.scheduler_interval = self.scheduler_interval;
         config.scaling_minute = self.scaling_minute;
+        config.access_minute = self.access_minute;
         config.event_retention = self.event_retention;
+        config.agent_update_deadline = self.agent_update_deadline;
         config.event_max_rows = self.event_max_rows;
         config.metrics = MetricsConfig {
             interval_seconds: self.metrics.metrics_interval,
@@ -220,6 +270,7 @@ impl ControlArgs {
             public: self.metrics.metrics_public,
         };
         config.instances = instances;
+        config.package_proxy_allow = self.package_proxy_allow;
         Ok(config)
     }
 }

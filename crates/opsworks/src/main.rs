@@ -4,6 +4,7 @@
 mod cli;
 mod db;
 mod exec;
+mod registration;
 mod serve;
 
 use std::process::ExitCode;
@@ -13,6 +14,11 @@ use clap::Parser;
 
 use cli::{Cli, Command, DbCommand};
 use opsworks_server::Instances;
+
+/// Every role of the binary allocates through mimalloc: the server's request path is
+/// allocation-heavy, and glibc's malloc showed at the top of its profile.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> anyhow::Result<ExitCode> {
     // A local instance's PID 1: the provider re-executes this binary with its own private
@@ -42,6 +48,17 @@ fn main() -> anyhow::Result<ExitCode> {
             serve::init_logging(cli.log_format);
             let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
             runtime.block_on(db::migrate(&from, &to))?;
+            return Ok(ExitCode::SUCCESS);
+        }
+        Command::Register(args) => return registration::register(args),
+        Command::AgentVersion(cli::AgentVersionCommand::Add(args)) => {
+            return registration::add_version(args);
+        }
+        Command::AgentInstall(args) => return registration::install(args),
+        Command::AgentUninstall => return registration::uninstall(),
+        Command::AgentGuard(args) => {
+            serve::init_logging(cli.log_format);
+            opsworks_agent::preconfig::run_guard(args)?;
             return Ok(ExitCode::SUCCESS);
         }
         Command::AgentCli(args) => {

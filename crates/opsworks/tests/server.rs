@@ -83,12 +83,24 @@ async fn send(
     now: i64,
     mangle: impl FnOnce(&mut Vec<(String, String)>, &mut String),
 ) -> (u16, Value) {
-    let host = server.endpoint.trim_start_matches("http://").to_string();
     let target = format!("OpsWorks_20130218.{operation}");
+    send_target(server, &target, body, secret, now, mangle).await
+}
+
+/// [`send`] with the whole `X-Amz-Target`, signed as given.
+async fn send_target(
+    server: &Server,
+    target: &str,
+    body: &str,
+    secret: &str,
+    now: i64,
+    mangle: impl FnOnce(&mut Vec<(String, String)>, &mut String),
+) -> (u16, Value) {
+    let host = server.endpoint.trim_start_matches("http://").to_string();
     let base = [
         ("host", host.as_str()),
         ("content-type", "application/x-amz-json-1.1"),
-        ("x-amz-target", target.as_str()),
+        ("x-amz-target", target),
     ];
     let parts = RequestParts {
         method: "POST",
@@ -365,4 +377,160 @@ fn first_start_generates_a_private_root_key_file() {
         assert_eq!(mode, 0o600, "{f}");
     }
     drop(server);
+}
+
+#[tokio::test]
+async fn half_sent_requests_are_closed_and_oversized_bodies_get_an_aws_error() {
+    use std::io::{Read, Write};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = Server::start(dir.path());
+    let addr = server.endpoint.trim_start_matches("http://").to_string();
+    // A client that sends half a request head and waits: the server hangs up on it.
+    let started = std::time::Instant::now();
+    let mut slow = std::net::TcpStream::connect(&addr).expect("connect");
+    slow.write_all(b"POST / HTTP/1.1\r\nHost: x\r\nX-Amz-Tar")
+        .expect("write");
+    slow.set_read_timeout(Some(std::time::Duration::from_secs(60)))
+        .expect("timeout");
+    let mut rest = Vec::new();
+    let _ = slow.read_to_end(&mut rest);
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(40),
+        "a half-sent request was kept open {:?}",
+        started.elapsed()
+    );
+    // A body over the limit: an AWS JSON error with its own status, not a bare text page.
+    let big = "x".repeat(3 << 20);
+    let (status, v) = send(
+        &server,
+        "DescribeStacks",
+        &big,
+        SECRET,
+        jiff::Timestamp::now().as_second(),
+        |_, _| {},
+    )
+    .await;
+    assert_eq!(status, 413);
+    assert_eq!(code(&v), "RequestEntityTooLarge", "{v}");
+    // And a target of another service's prefix is an unknown operation, not a call.
+    let (status, v) = send_target(
+        &server,
+        "DescribeStacks",
+        "{}",
+        SECRET,
+        jiff::Timestamp::now().as_second(),
+        |_, _| {},
+    )
+    .await;
+    assert_eq!(status, 400);
+    assert_eq!(code(&v), "UnknownOperationException", "{v}");
+    server.stop();
+}
+
+/// A tmpfs of `size` at a fresh directory, unmounted when dropped (root only).
+struct SmallDisk {
+    dir: tempfile::TempDir,
+}
+
+impl SmallDisk {
+    fn mount(size: &str) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let ok = Command::new("mount")
+            .args([
+                "-t",
+                "tmpfs",
+                "-o",
+                &format!("size={size},mode=0700"),
+                "tmpfs",
+            ])
+            .arg(dir.path())
+            .status()
+            .expect("mount");
+        assert!(
+            ok.success(),
+            "mounting a tmpfs needs root: run the suite as root (scripts/test.sh)"
+        );
+        Self { dir }
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(self.dir.path()).status();
+    }
+}
+
+#[tokio::test]
+async fn a_full_disk_refuses_writes_clearly_loses_nothing_acknowledged_and_recovers() {
+    let disk = SmallDisk::mount("24m");
+    let data = disk.path().join("data");
+    let server = Server::start(&data);
+    // Leave the database a little room, then fill it.
+    let filler = disk.path().join("filler");
+    let free = |p: &Path| {
+        let out = Command::new("df")
+            .args(["--output=avail", "-B1"])
+            .arg(p)
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .nth(1)
+            .and_then(|l| l.trim().parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    let room = free(disk.path()).saturating_sub(512 << 10);
+    std::fs::write(&filler, vec![0u8; room as usize]).expect("filler");
+    let mut acknowledged = Vec::new();
+    let mut refused = 0;
+    for i in 0..400 {
+        let (status, v) = call(&server, "CreateStack", stack_request(&format!("s{i}"))).await;
+        match status {
+            200 => acknowledged.push(v["StackId"].as_str().unwrap().to_string()),
+            503 => {
+                assert_eq!(code(&v), "ServiceUnavailable", "{v}");
+                assert!(
+                    v["message"].as_str().unwrap().contains("disk is full"),
+                    "{v}"
+                );
+                refused += 1;
+            }
+            other => panic!("a full disk answered {other}: {v}"),
+        }
+        if refused >= 5 {
+            break;
+        }
+    }
+    assert!(refused >= 5, "the disk never filled");
+    // Reads still answer while the disk is full.
+    let (status, _) = call(&server, "DescribeStacks", json!({})).await;
+    assert_eq!(status, 200);
+    // Space comes back: writes work again at once, without a restart.
+    std::fs::remove_file(&filler).expect("free space");
+    for i in 0..20 {
+        let (status, v) = call(&server, "CreateStack", stack_request(&format!("after{i}"))).await;
+        assert_eq!(status, 200, "after freeing space: {v}");
+        acknowledged.push(v["StackId"].as_str().unwrap().to_string());
+    }
+    server.stop();
+    // Everything acknowledged is there after a restart.
+    let server = Server::start(&data);
+    let (status, v) = call(&server, "DescribeStacks", json!({})).await;
+    assert_eq!(status, 200);
+    let stored: Vec<&str> = v["Stacks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|s| s["StackId"].as_str())
+        .collect();
+    let lost: Vec<&String> = acknowledged
+        .iter()
+        .filter(|id| !stored.contains(&id.as_str()))
+        .collect();
+    assert!(lost.is_empty(), "acknowledged but lost: {lost:?}");
+    server.stop();
 }

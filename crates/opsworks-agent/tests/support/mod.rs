@@ -168,6 +168,7 @@ pub async fn call(
                 poll_seconds: 1,
                 metrics_seconds: srv.metrics_seconds,
                 servers: srv.peers.clone(),
+                agent_release: None,
             })
             .into_response()
         }
@@ -185,7 +186,11 @@ pub async fn call(
                     let mut srv = shared.srv.lock().unwrap();
                     if !srv.pending.is_empty() {
                         let commands = std::mem::take(&mut srv.pending);
-                        return axum::Json(PollReply { commands }).into_response();
+                        return axum::Json(PollReply {
+                            commands,
+                            ..PollReply::default()
+                        })
+                        .into_response();
                     }
                 }
                 if tokio::time::timeout_at(deadline, shared.notify.notified())
@@ -431,6 +436,7 @@ echo "converged"
             converge_exe: Some(self.path("converge.sh")),
             builtin_cookbooks: None,
             www_root: self.www(),
+            install_dir: None,
         }
     }
 

@@ -66,6 +66,21 @@ impl Resource for App {
     fn stack_id(&self) -> Option<&str> {
         Some(&self.stack_id)
     }
+    fn secrets_mut(&mut self) -> Vec<&mut String> {
+        let mut out = super::source_secrets(self.app_source.as_mut());
+        out.extend(
+            self.ssl_configuration
+                .iter_mut()
+                .map(|s| &mut s.private_key),
+        );
+        out.extend(
+            self.environment
+                .iter_mut()
+                .filter(|v| v.secure)
+                .map(|v| &mut v.value),
+        );
+        out
+    }
 }
 
 /// The app's source (the same shape as the stack's cookbook source).

@@ -73,6 +73,13 @@ impl Resource for Deployment {
     fn parent_id(&self) -> Option<&str> {
         self.app_id.as_deref()
     }
+    fn secrets_mut(&mut self) -> Vec<&mut String> {
+        // A deleted app carried for its Undeploy keeps its secrets sealed too.
+        match self.carried_app.as_deref_mut() {
+            Some(app) => app.secrets_mut(),
+            None => Vec::new(),
+        }
+    }
 }
 
 /// A deployment's command and its arguments.

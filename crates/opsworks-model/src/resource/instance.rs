@@ -140,6 +140,14 @@ pub struct Instance {
     /// provisioned: with several servers on one database, that server does the machine's work.
     #[serde(rename = "_Server", default, skip_serializing_if = "Option::is_none")]
     pub server: Option<String>,
+    /// Whether the machine was registered (RegisterInstance) rather than created: the server
+    /// never starts, stops, reboots or heals it, and it leaves through DeregisterInstance.
+    #[serde(
+        rename = "_Registered",
+        default,
+        skip_serializing_if = "std::ops::Not::not"
+    )]
+    pub registered: bool,
 }
 
 fn x86_64() -> String {

@@ -155,6 +155,13 @@ impl Resource for Layer {
     fn stack_id(&self) -> Option<&str> {
         Some(&self.stack_id)
     }
+    fn secrets_mut(&mut self) -> Vec<&mut String> {
+        self.attributes
+            .iter_mut()
+            .filter(|(k, _)| rules::SECRET_ATTRIBUTES.contains(&k.as_str()))
+            .filter_map(|(_, v)| v.as_mut())
+            .collect()
+    }
 }
 
 /// Recipe lists of the five lifecycle events.

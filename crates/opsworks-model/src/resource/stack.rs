@@ -96,6 +96,9 @@ impl Resource for Stack {
     fn stack_id(&self) -> Option<&str> {
         Some(&self.stack_id)
     }
+    fn secrets_mut(&mut self) -> Vec<&mut String> {
+        super::source_secrets(self.custom_cookbooks_source.as_mut())
+    }
 }
 
 /// Chef and its version.

@@ -23,6 +23,19 @@ pub async fn change_status(
     })?;
     inst.status = to;
     w.put(&inst).await?;
+    if matches!(to, InstanceStatus::Booting | InstanceStatus::Rebooting) {
+        // Before the commit, so the watchdog never sees this status with the old clock: a new
+        // agent is silent from its boot, not since the old one's last word or the server's start.
+        w.core().presence().booted(instance_id);
+        // On a shared database the leader's watchdog reads the database's clock, which may still
+        // hold the old agent's last word: the boot goes there too, not at the next batch.
+        if let Some(cluster) = w.core().store().backend().cluster() {
+            let server = w.core().node().server_id().to_string();
+            cluster
+                .record_presence(&server, &[instance_id.to_string()])
+                .await?;
+        }
+    }
     w.put(&Transition {
         transition_id: new_id(),
         instance_id: instance_id.to_string(),
@@ -65,6 +78,7 @@ pub async fn change_status_now(
 pub async fn start(core: &Core, id: &str) -> CoreResult<()> {
     let mut w = core.write().await?;
     let inst: Instance = w.get(id).await?;
+    refuse_registered(&inst, "start")?;
     check_builtin_recipes(&mut w, &inst).await?;
     change_status(&mut w, id, InstanceEvent::Start).await?;
     w.commit().await?;
@@ -72,9 +86,21 @@ pub async fn start(core: &Core, id: &str) -> CoreResult<()> {
     Ok(())
 }
 
+/// Refuses to start, stop or reboot a registered instance: the server did not create its machine
+/// and never powers it (`what`: "start", "stop", "reboot").
+pub fn refuse_registered(inst: &Instance, what: &str) -> CoreResult<()> {
+    if inst.registered {
+        return Err(CoreError::Invalid(format!(
+            "Instance {} is a registered {} machine: OpsWorks does not {what} machines it did not create; use AssignInstance and UnassignInstance for its layers, DeregisterInstance to remove it",
+            inst.instance_id, inst.infrastructure_class
+        )));
+    }
+    Ok(())
+}
+
 /// Refuses to start an instance whose layers' built-in recipes this server does not ship yet, so
 /// a layer type that is accepted but not built fails clearly instead of coming up half-configured.
-async fn check_builtin_recipes(w: &mut Write<'_>, inst: &Instance) -> CoreResult<()> {
+pub async fn check_builtin_recipes(w: &mut Write<'_>, inst: &Instance) -> CoreResult<()> {
     let layers: Vec<Layer> = w.list(opsworks_store::Filter::Ids(&inst.layer_ids)).await?;
     for layer in layers {
         let missing: Vec<&str> = layer
@@ -99,7 +125,9 @@ async fn check_builtin_recipes(w: &mut Write<'_>, inst: &Instance) -> CoreResult
 /// the background. The schedulers stop instances through here too.
 pub async fn stop(core: &Core, id: &str, force: bool) -> CoreResult<()> {
     let mut w = core.write().await?;
-    let current = w.get::<Instance>(id).await?.status;
+    let inst = w.get::<Instance>(id).await?;
+    refuse_registered(&inst, "stop")?;
+    let current = inst.status;
     // A forced stop of an instance already on its way down finishes it; otherwise stop first.
     let on_the_way_down = matches!(
         current,

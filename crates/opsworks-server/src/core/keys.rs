@@ -5,12 +5,13 @@ use std::collections::HashMap;
 use std::io::Write as _;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
 use aes_gcm::aead::{Aead, KeyInit};
 use aes_gcm::{Aes256Gcm, Nonce};
 use rand::Rng;
 
+use opsworks_model::resource::KeyLastUsed;
 use opsworks_store::{AccessKeyRecord, Store, StoreError};
 
 use crate::ServerError;
@@ -115,10 +116,22 @@ pub struct Credential {
 }
 
 /// The access keys in force, cached in memory so verifying a signature needs no database read.
+/// What it holds belongs to one stamp of the store's access-key generation: a key issued,
+/// revoked or deleted anywhere (on another server sharing the database too) changes the stamp,
+/// and the ring reads its keys again.
 #[derive(Clone)]
 pub struct KeyRing {
     sealer: Arc<Sealer>,
-    keys: Arc<RwLock<HashMap<String, Credential>>>,
+    keys: Arc<RwLock<Ring>>,
+    /// The last use of each IAM user key since it was last written down (with its second).
+    last_used: Arc<Mutex<HashMap<String, (i64, KeyLastUsed)>>>,
+}
+
+#[derive(Default)]
+struct Ring {
+    /// The stamp the credentials were read under; `None` before the first request.
+    stamp: Option<u64>,
+    map: HashMap<String, Credential>,
 }
 
 /// What bootstrapping the root key did, for the caller to tell the user.
@@ -156,13 +169,14 @@ impl KeyRing {
     /// Loads every stored key, installing or generating the root key as configured.
     pub async fn load(
         store: &Store,
-        sealer: Sealer,
+        sealer: Arc<Sealer>,
         data_dir: &Path,
         root_from_env: Option<(String, String)>,
     ) -> Result<(Self, RootKey), ServerError> {
         let ring = Self {
-            sealer: Arc::new(sealer),
+            sealer,
             keys: Arc::default(),
+            last_used: Arc::default(),
         };
         let now = opsworks_model::timestamp(jiff::Timestamp::now());
         let existing_root = store
@@ -237,24 +251,45 @@ impl KeyRing {
                 },
             );
         }
-        *ring.keys.write().unwrap_or_else(|p| p.into_inner()) = keys;
+        ring.keys.write().unwrap_or_else(|p| p.into_inner()).map = keys;
         Ok((ring, root))
     }
 
-    /// The credential of an access key ID.
+    /// The credential of an access key ID, as held in memory.
     pub fn get(&self, access_key_id: &str) -> Option<Credential> {
         self.keys
             .read()
             .unwrap_or_else(|p| p.into_inner())
+            .map
             .get(access_key_id)
             .cloned()
     }
 
-    /// The credential of an access key: from memory, or from the store when another server (or
-    /// an earlier life of this one) issued it; `None` when no such key exists.
-    pub async fn resolve(&self, store: &Store, access_key_id: &str) -> Option<Credential> {
-        if let Some(c) = self.get(access_key_id) {
-            return Some(c);
+    /// The credential of an access key: from memory while `stamp` (the store's stamp of
+    /// `Kind::AccessKey`, read for this request) is the one the ring holds keys under, else
+    /// from the store (another server, or an earlier life of this one, may have issued it);
+    /// `None` when no such key exists.
+    pub async fn resolve(
+        &self,
+        store: &Store,
+        access_key_id: &str,
+        stamp: u64,
+    ) -> Option<Credential> {
+        {
+            let ring = self.keys.read().unwrap_or_else(|p| p.into_inner());
+            if ring.stamp == Some(stamp)
+                && let Some(c) = ring.map.get(access_key_id)
+            {
+                return Some(c.clone());
+            }
+        }
+        {
+            let mut ring = self.keys.write().unwrap_or_else(|p| p.into_inner());
+            if ring.stamp != Some(stamp) {
+                // A key changed somewhere: what is held may be revoked or inactive.
+                ring.map.clear();
+                ring.stamp = Some(stamp);
+            }
         }
         let record = match store.backend().access_key(access_key_id).await {
             Ok(Some(r)) => r,
@@ -269,11 +304,52 @@ impl KeyRing {
             secret,
             principal: record.principal,
         };
-        self.keys
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(access_key_id.to_string(), credential.clone());
+        let mut ring = self.keys.write().unwrap_or_else(|p| p.into_inner());
+        // Kept only if no change came meanwhile: a later request reads it again otherwise.
+        if ring.stamp == Some(stamp) {
+            ring.map
+                .insert(access_key_id.to_string(), credential.clone());
+        }
         Some(credential)
+    }
+
+    /// Notes that an IAM user's key signed a request now (for GetAccessKeyLastUsed; written down
+    /// by [`take_last_used`](Self::take_last_used)'s caller from time to time). Cheap when the
+    /// key was already noted this second for the same service and region (a busy client).
+    pub fn note_use(&self, access_key_id: &str, service: &str, region: &str) {
+        let now = jiff::Timestamp::now();
+        let second = now.as_second();
+        let mut map = self.last_used.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((s, old)) = map.get(access_key_id)
+            && *s == second
+            && old.service_name == service
+            && old.region == region
+        {
+            return;
+        }
+        let used = KeyLastUsed {
+            last_used_date: now.strftime("%Y-%m-%dT%H:%M:%SZ").to_string(),
+            service_name: service.to_string(),
+            region: region.to_string(),
+        };
+        map.insert(access_key_id.to_string(), (second, used));
+    }
+
+    /// The last use of a key noted since it was last written down.
+    pub fn last_used(&self, access_key_id: &str) -> Option<KeyLastUsed> {
+        self.last_used
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(access_key_id)
+            .map(|(_, u)| u.clone())
+    }
+
+    /// Takes every use noted since the last call, to write down.
+    pub fn take_last_used(&self) -> HashMap<String, KeyLastUsed> {
+        std::mem::take(&mut *self.last_used.lock().unwrap_or_else(|p| p.into_inner()))
+            .into_iter()
+            .map(|(k, (_, u))| (k, u))
+            .collect()
     }
 
     /// Creates a new key for `principal` in the transaction `w`, returning (ID, secret); the key
@@ -314,7 +390,9 @@ impl KeyRing {
     /// Drops every key from memory: each is read again from the store when next used (revocations
     /// by other servers may have been missed).
     pub fn forget_all(&self) {
-        self.keys.write().unwrap_or_else(|p| p.into_inner()).clear();
+        let mut ring = self.keys.write().unwrap_or_else(|p| p.into_inner());
+        ring.map.clear();
+        ring.stamp = None;
     }
 
     /// Drops the keys of `principal` from memory.
@@ -322,12 +400,108 @@ impl KeyRing {
         self.keys
             .write()
             .unwrap_or_else(|p| p.into_inner())
+            .map
             .retain(|_, c| c.principal != principal);
     }
 
+    /// Drops one key from memory.
+    pub fn forget_key(&self, access_key_id: &str) {
+        self.keys
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .map
+            .remove(access_key_id);
+    }
+
+    /// Creates a key for `principal` with the given ID and secret in the transaction `w` (an
+    /// IAM user's CreateAccessKey, which chooses them).
+    pub async fn put(
+        &self,
+        w: &mut crate::core::Write<'_>,
+        access_key_id: &str,
+        secret: &str,
+        principal: &str,
+    ) -> CoreResult<()> {
+        w.txn()
+            .put_access_key(&AccessKeyRecord {
+                access_key_id: access_key_id.into(),
+                sealed_secret: self.sealer.seal(secret),
+                principal: principal.into(),
+                created_at: opsworks_model::timestamp(jiff::Timestamp::now()),
+            })
+            .await?;
+        Ok(())
+    }
+
+    /// Deletes one key in the transaction `w`; it stops working here at once, and on other
+    /// servers once `w` commits (the access-key generation changes).
+    pub async fn delete(
+        &self,
+        w: &mut crate::core::Write<'_>,
+        access_key_id: &str,
+    ) -> CoreResult<()> {
+        w.txn().delete_access_key(access_key_id).await?;
+        self.forget_key(access_key_id);
+        Ok(())
+    }
+
+    /// A new secret access key: 40 characters as AWS makes them.
+    pub fn new_secret() -> String {
+        random_string(
+            b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/",
+            40,
+        )
+    }
+
     /// The sealer, for other secrets kept at rest.
+    #[allow(dead_code)]
     pub fn sealer(&self) -> &Sealer {
         &self.sealer
+    }
+}
+
+/// Writes down the last use of the IAM user keys noted since the last call (in one transaction;
+/// what GetAccessKeyLastUsed reads on any server).
+pub async fn write_last_used(core: &crate::core::Core) -> CoreResult<()> {
+    let used = core.keys().take_last_used();
+    if used.is_empty() {
+        return Ok(());
+    }
+    let mut w = core.write().await?;
+    for (id, last) in &used {
+        if let Some(mut key) = w.find::<opsworks_model::resource::AccessKey>(id).await? {
+            key.last_used = Some(last.clone());
+            w.put(&key).await?;
+        }
+    }
+    w.commit().await
+}
+
+/// Stores a key in a transaction of its own (the root key at start).
+async fn put_key(store: &Store, record: &AccessKeyRecord) -> Result<(), StoreError> {
+    let mut tx = store.write().await?;
+    tx.put_access_key(record).await?;
+    tx.commit().await.map(drop)
+}
+
+impl From<CoreError> for ServerError {
+    fn from(e: CoreError) -> Self {
+        ServerError::Keys(e.to_string())
+    }
+}
+
+impl opsworks_store::Sealing for Sealer {
+    fn seal(&self, plain: &str) -> String {
+        use base64::Engine as _;
+        base64::engine::general_purpose::STANDARD_NO_PAD.encode(Sealer::seal(self, plain))
+    }
+
+    fn open(&self, sealed: &str) -> Option<String> {
+        use base64::Engine as _;
+        let bytes = base64::engine::general_purpose::STANDARD_NO_PAD
+            .decode(sealed)
+            .ok()?;
+        Sealer::open(self, &bytes)
     }
 }
 
@@ -361,18 +535,5 @@ mod tests {
             .mode()
             & 0o777;
         assert_eq!(mode, 0o600);
-    }
-}
-
-/// Stores a key in a transaction of its own (the root key at start).
-async fn put_key(store: &Store, record: &AccessKeyRecord) -> Result<(), StoreError> {
-    let mut tx = store.write().await?;
-    tx.put_access_key(record).await?;
-    tx.commit().await.map(drop)
-}
-
-impl From<CoreError> for ServerError {
-    fn from(e: CoreError) -> Self {
-        ServerError::Keys(e.to_string())
     }
 }

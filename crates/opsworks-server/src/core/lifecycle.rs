@@ -210,7 +210,13 @@ async fn build_command(core: &Core, snap: &Snapshot, cmd: &Command) -> CoreResul
         deployment_id: Some(cmd.deployment_id.clone()),
         kind: cmd.r#type,
         run_list,
-        attributes: opsworks_lifecycle::attributes(&view, &ctx),
+        attributes: {
+            let mut attrs = opsworks_lifecycle::attributes(&view, &ctx);
+            // Who logs in: the built-in `ssh_users` recipe keeps the accounts as this says.
+            attrs["ssh_users"] =
+                crate::core::users::ssh_users(core, &stack.stack_id, instance_id).await?;
+            attrs
+        },
         data_bags: opsworks_lifecycle::data_bags(&view, &ctx),
         // The cookbook source's secrets reach instances only when the stack uses the cookbooks.
         custom_cookbooks: if stack.use_custom_cookbooks {
@@ -250,7 +256,10 @@ pub async fn acknowledge(core: &Core, instance_id: &str, command_id: &str) -> Co
     cmd.acknowledged_at = Some(now());
     w.put(&cmd).await?;
     if cmd.r#type == CommandName::Setup
-        && w.get::<Instance>(instance_id).await?.status == InstanceStatus::Booting
+        && matches!(
+            w.get::<Instance>(instance_id).await?.status,
+            InstanceStatus::Booting | InstanceStatus::Assigning
+        )
     {
         change_status(&mut w, instance_id, InstanceEvent::SetupStarted).await?;
     }
@@ -285,7 +294,25 @@ pub async fn complete(core: &Core, done: &Completion) -> CoreResult<()> {
     let ok = done.outcome == CommandOutcome::Successful;
     let instance_id = done.instance_id.as_str();
     let stack_id = deployment.stack_id.as_str();
+    // The chain moves an instance only from where it left it: a status change the state machine
+    // does not allow from where the instance is now (an instance unassigned or deregistered
+    // meanwhile, an agent back from silence) is not made, and the command is simply recorded.
+    let status = w.find::<Instance>(instance_id).await?.map(|i| i.status);
+    let in_setup = status == Some(InstanceStatus::RunningSetup);
+    let left = matches!(
+        status,
+        None | Some(InstanceStatus::Unassigning | InstanceStatus::Deregistering)
+    );
     match (deployment.lifecycle, cmd.r#type) {
+        (Some(LifecycleStep::Setup), CommandName::Setup)
+        | (Some(LifecycleStep::SetupDeploy), CommandName::Deploy)
+            if left || (!ok && !in_setup) => {}
+        (Some(LifecycleStep::SetupDeploy), CommandName::Deploy) if !in_setup => {}
+        (Some(LifecycleStep::Shutdown), CommandName::Shutdown)
+            if status == Some(InstanceStatus::Unassigning) =>
+        {
+            unassigned(&mut w, instance_id).await?;
+        }
         (Some(LifecycleStep::Setup), CommandName::Setup) if ok => {
             let new =
                 NewDeployment::lifecycle(stack_id, CommandName::Deploy, LifecycleStep::SetupDeploy);
@@ -341,6 +368,28 @@ async fn record_revisions(
     w.put(&deployment).await
 }
 
+/// Ends an unassignment (its Shutdown ended, or the machine could not run one): the registered
+/// instance leaves its layers and is `registered`; the rest of the stack Configures when it had
+/// been online.
+pub async fn unassigned(w: &mut Write<'_>, instance_id: &str) -> CoreResult<()> {
+    let mut inst: Instance = w.get(instance_id).await?;
+    if inst.status != InstanceStatus::Unassigning {
+        return Ok(());
+    }
+    let transitions: Vec<opsworks_model::resource::Transition> =
+        w.list(Filter::Parent(instance_id)).await?;
+    let was_online = transitions
+        .last()
+        .is_some_and(|t| t.from == "online" || t.from == "connection_lost");
+    inst.layer_ids.clear();
+    w.put(&inst).await?;
+    change_status(w, instance_id, InstanceEvent::Unassigned).await?;
+    if was_online {
+        configure_stack(w, &inst.stack_id).await?;
+    }
+    Ok(())
+}
+
 /// Configure on every online instance of the stack.
 pub async fn configure_stack(w: &mut Write<'_>, stack_id: &str) -> CoreResult<()> {
     let online: Vec<String> = w
@@ -378,14 +427,21 @@ pub async fn agent_restarted(core: &Core, instance_id: &str) -> CoreResult<()> {
     w.commit().await
 }
 
-/// A heartbeat: an instance whose agent had gone silent is back.
+/// A heartbeat: an instance whose agent had gone silent is back (online; a registered machine
+/// in no layer back to registered).
 pub async fn agent_alive(core: &Core, instance_id: &str) -> CoreResult<()> {
     if core.get::<Instance>(instance_id).await?.status != InstanceStatus::ConnectionLost {
         return Ok(());
     }
     let mut w = core.write().await?;
-    if w.get::<Instance>(instance_id).await?.status == InstanceStatus::ConnectionLost {
-        change_status(&mut w, instance_id, InstanceEvent::AgentBack).await?;
+    let inst: Instance = w.get(instance_id).await?;
+    if inst.status == InstanceStatus::ConnectionLost {
+        let event = if inst.registered && inst.layer_ids.is_empty() {
+            InstanceEvent::AgentBackUnassigned
+        } else {
+            InstanceEvent::AgentBack
+        };
+        change_status(&mut w, instance_id, event).await?;
     }
     w.commit().await
 }

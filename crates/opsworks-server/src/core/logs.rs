@@ -158,17 +158,25 @@ pub async fn read(core: &Core, command_id: &str) -> CoreResult<Option<String>> {
     read_tail(core, command_id, MAX_LOG_BYTES).await
 }
 
-fn signature(core: &Core, command_id: &str, expires: i64) -> String {
+fn signature(core: &Core, command_id: &str, expires: i64, user: Option<&str>) -> String {
     // HMAC takes keys of any length.
     let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(core.link_key())
         .expect("hmac takes any key length");
     mac.update(format!("{command_id}\n{expires}").as_bytes());
+    if let Some(u) = user {
+        mac.update(format!("\n{u}").as_bytes());
+    }
     hex::encode(mac.finalize().into_bytes())
 }
 
 /// The signed links to the logs of commands, in order: `None` for a command without a log (or
-/// while the server does not know its URL).
-pub async fn urls(core: &Core, command_ids: &[String]) -> CoreResult<Vec<Option<String>>> {
+/// while the server does not know its URL). A link handed to an IAM user (`user`: their user ID)
+/// names them: it opens only while they may still read the command's stack.
+pub async fn urls(
+    core: &Core,
+    command_ids: &[String],
+    user: Option<&str>,
+) -> CoreResult<Vec<Option<String>>> {
     let Some(endpoint) = core.endpoint() else {
         return Ok(vec![None; command_ids.len()]);
     };
@@ -181,13 +189,14 @@ pub async fn urls(core: &Core, command_ids: &[String]) -> CoreResult<Vec<Option<
             .collect(),
     };
     let expires = jiff::Timestamp::now().as_second() + LINK_SECONDS;
+    let principal = user.map(|u| format!("&Principal={u}")).unwrap_or_default();
     Ok(command_ids
         .iter()
         .map(|id| {
             have.contains(id).then(|| {
                 format!(
-                    "{endpoint}/logs/{id}?Expires={expires}&Signature={}",
-                    signature(core, id, expires)
+                    "{endpoint}/logs/{id}?Expires={expires}{principal}&Signature={}",
+                    signature(core, id, expires, user)
                 )
             })
         })
@@ -213,11 +222,12 @@ pub fn open_link(
     core: &Core,
     command_id: &str,
     expires: i64,
+    user: Option<&str>,
     sig: &str,
     now: i64,
 ) -> Result<(), LinkError> {
     path(core, command_id).ok_or(LinkError::NotAnId)?;
-    let expected = signature(core, command_id, expires);
+    let expected = signature(core, command_id, expires, user);
     if !bool::from(expected.as_bytes().ct_eq(sig.as_bytes())) {
         return Err(LinkError::BadSignature);
     }

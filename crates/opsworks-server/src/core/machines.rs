@@ -501,7 +501,9 @@ pub async fn readopt(core: &Core) -> CoreResult<()> {
         .await?
         .iter()
         .filter(|i| {
+            // Registered machines are never the server's to halt.
             i.status == opsworks_model::InstanceStatus::Stopping
+                && !i.registered
                 && i.server.as_deref().is_none_or(|s| s == me)
         })
         .map(|i| i.instance_id.clone())

@@ -100,6 +100,13 @@ impl Presence {
         lock(&self.unflushed).extend(seen);
     }
 
+    /// Restarts an instance's silence clock: its agent was just (re)started with its machine and
+    /// gets a whole healing timeout to speak first. Its words before the boot do not count: the
+    /// silence of a booting agent is measured from its boot.
+    pub fn booted(&self, instance_id: &str) {
+        lock(&self.last_seen).insert(instance_id.to_string(), Instant::now());
+    }
+
     /// Forgets an instance (deleted): its wake-up and its last word.
     pub fn forget(&self, instance_id: &str) {
         lock(&self.wakeups).remove(instance_id);

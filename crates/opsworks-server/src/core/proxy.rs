@@ -4,12 +4,17 @@
 //!
 //! It speaks just what package managers need: `CONNECT host:443` (HTTPS, tunnelled) and
 //! absolute-form requests (`GET http://host/path`, plain HTTP, forwarded with the request line in
-//! origin form). Only ports 80 and 443 are reachable through it, and it listens only on the
-//! machines' bridge.
+//! origin form). Only ports 80 and 443 are reachable through it, it listens only on the machines'
+//! bridge and serves only clients on it, and it connects only to public addresses (the name is
+//! resolved here, every address it resolves to is checked, and the connection goes to a checked
+//! address): never the host's loopback, link-local, private or bridge ranges, unless the operator
+//! allows a range ([`Policy::allow`]).
 
 use std::time::Duration;
 
+use std::net::{IpAddr, SocketAddr};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
 use tokio::net::{TcpListener, TcpStream};
 
 /// The largest request head accepted.
@@ -19,8 +24,76 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
 /// How long a client may take to send its request head.
 const HEAD_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// Who may use the proxy and where it may connect.
+#[derive(Debug, Clone, Default)]
+pub struct Policy {
+    /// The networks clients must come from (the machines' bridge); empty lets anyone in (tests).
+    pub clients: Vec<ipnet::IpNet>,
+    /// Non-public ranges the operator allows as destinations (a package mirror on the LAN).
+    pub allow: Vec<ipnet::IpNet>,
+}
+
+impl Policy {
+    fn client_allowed(&self, ip: IpAddr) -> bool {
+        self.clients.is_empty() || self.clients.iter().any(|n| n.contains(&ip))
+    }
+
+    /// Whether the proxy may connect to `ip`: a public address, or one the operator allowed.
+    pub fn destination_allowed(&self, ip: IpAddr) -> bool {
+        self.allow.iter().any(|n| n.contains(&ip)) || is_public(ip)
+    }
+}
+
+/// Whether an address is on the public internet: not loopback, unspecified, link-local,
+/// private (RFC 1918, unique local), shared (CGNAT), documentation, benchmarking, multicast or
+/// broadcast.
+pub fn is_public(ip: IpAddr) -> bool {
+    let ip = match ip {
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6(v6),
+        },
+        v4 => v4,
+    };
+    match ip {
+        IpAddr::V4(a) => {
+            let o = a.octets();
+            !(a.is_loopback()
+                || a.is_unspecified()
+                || a.is_private()
+                || a.is_link_local()
+                || a.is_broadcast()
+                || a.is_multicast()
+                || a.is_documentation()
+                || o[0] == 0
+                || (o[0] == 100 && (64..128).contains(&o[1]))
+                || (o[0] == 198 && (o[1] == 18 || o[1] == 19))
+                || o[0] >= 240)
+        }
+        IpAddr::V6(a) => {
+            let seg = a.segments();
+            !(a.is_loopback()
+                || a.is_unspecified()
+                || a.is_multicast()
+                || (seg[0] & 0xfe00) == 0xfc00
+                || (seg[0] & 0xffc0) == 0xfe80
+                || (seg[0] == 0x2001 && seg[1] == 0x0db8))
+        }
+    }
+}
+
 /// Serves the proxy on `listener` until `stop` is cancelled.
 pub async fn serve(listener: TcpListener, stop: tokio_util::sync::CancellationToken) {
+    serve_with(listener, Policy::default(), stop).await
+}
+
+/// [`serve`] under a policy.
+pub async fn serve_with(
+    listener: TcpListener,
+    policy: Policy,
+    stop: tokio_util::sync::CancellationToken,
+) {
+    let policy = std::sync::Arc::new(policy);
     loop {
         let accepted = tokio::select! {
             a = listener.accept() => a,
@@ -29,8 +102,13 @@ pub async fn serve(listener: TcpListener, stop: tokio_util::sync::CancellationTo
         let Ok((client, peer)) = accepted else {
             continue;
         };
+        if !policy.client_allowed(peer.ip()) {
+            tracing::warn!(%peer, "package proxy: refused a client from outside the machines' bridge");
+            continue;
+        }
+        let policy = policy.clone();
         tokio::spawn(async move {
-            if let Err(e) = handle(client).await {
+            if let Err(e) = handle(client, &policy).await {
                 tracing::debug!(%peer, "package proxy: {e}");
             }
         });
@@ -50,7 +128,7 @@ enum Target {
     },
 }
 
-async fn handle(mut client: TcpStream) -> std::io::Result<()> {
+async fn handle(mut client: TcpStream, policy: &Policy) -> std::io::Result<()> {
     let mut buf = Vec::with_capacity(4096);
     let head_end = match tokio::time::timeout(HEAD_TIMEOUT, read_head(&mut client, &mut buf)).await
     {
@@ -68,11 +146,26 @@ async fn handle(mut client: TcpStream) -> std::io::Result<()> {
             (host.clone(), *port)
         }
     };
-    let upstream = match tokio::time::timeout(
+    // Resolve here and check every address, then connect to a checked one, so neither a name
+    // nor a numeric form (`127.1`, `2130706433`) reaches what it must not.
+    let addrs: Vec<SocketAddr> = match tokio::time::timeout(
         CONNECT_TIMEOUT,
-        TcpStream::connect((host.as_str(), port)),
+        tokio::net::lookup_host((host.as_str(), port)),
     )
     .await
+    {
+        Ok(Ok(a)) => a.collect(),
+        _ => return reply(&mut client, "502 Bad Gateway").await,
+    };
+    if addrs.is_empty() || addrs.iter().any(|a| !policy.destination_allowed(a.ip())) {
+        tracing::warn!(
+            host,
+            port,
+            "package proxy: refused a destination that is not public"
+        );
+        return reply(&mut client, "403 Forbidden").await;
+    }
+    let upstream = match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(&addrs[..])).await
     {
         Ok(Ok(s)) => s,
         _ => return reply(&mut client, "502 Bad Gateway").await,
@@ -116,14 +209,30 @@ async fn reply(client: &mut TcpStream, status: &str) -> std::io::Result<()> {
     client.write_all(text.as_bytes()).await
 }
 
-/// Splits `host:port` (a bracketed IPv6 host allowed).
+/// Splits `host:port` (a bracketed IPv6 host allowed). The port is plain digits with no sign and
+/// no leading zero (`:+80` and `:080` are refused); the host is a name or an address, nothing
+/// else (no user info, no spaces).
 fn host_port(authority: &str, default_port: u16) -> Option<(String, u16)> {
-    let (host, port) = match authority.rsplit_once(':') {
-        Some((h, p)) if !h.is_empty() && !p.contains(']') => (h, p.parse().ok()?),
-        _ => (authority, default_port),
+    let (host, port) = if let Some(rest) = authority.strip_prefix('[') {
+        let (h, after) = rest.split_once(']')?;
+        match after.strip_prefix(':') {
+            Some(p) => (h, parse_port(p)?),
+            None if after.is_empty() => (h, default_port),
+            None => return None,
+        }
+    } else {
+        match authority.rsplit_once(':') {
+            Some((h, p)) => (h, parse_port(p)?),
+            None => (authority, default_port),
+        }
     };
-    let host = host.trim_start_matches('[').trim_end_matches(']');
-    (!host.is_empty()).then(|| (host.to_string(), port))
+    let ok_char = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '_');
+    (!host.is_empty() && host.chars().all(ok_char)).then(|| (host.to_string(), port))
+}
+
+fn parse_port(p: &str) -> Option<u16> {
+    let digits = !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()) && !p.starts_with('0');
+    digits.then(|| p.parse().ok()).flatten()
 }
 
 /// Reads a request head; the error is the status to answer with.
@@ -229,19 +338,108 @@ mod tests {
         assert_eq!(parse(b"nonsense\r\n\r\n"), Err("400 Bad Request"));
     }
 
+    #[test]
+    fn only_public_destinations_and_plain_ports() {
+        let p = Policy::default();
+        for blocked in [
+            "127.0.0.1",
+            "127.1.2.3",
+            "0.0.0.0",
+            "10.217.0.5",
+            "192.168.1.1",
+            "172.16.0.1",
+            "169.254.169.254",
+            "100.64.0.1",
+            "::1",
+            "fe80::1",
+            "fd00::1",
+            "::ffff:127.0.0.1",
+            "224.0.0.1",
+            "255.255.255.255",
+        ] {
+            assert!(
+                !p.destination_allowed(blocked.parse().unwrap()),
+                "{blocked}"
+            );
+        }
+        for public in ["151.101.2.132", "2a04:4e42::644"] {
+            assert!(p.destination_allowed(public.parse().unwrap()), "{public}");
+        }
+        let lan = Policy {
+            allow: vec!["192.168.0.0/16".parse().unwrap()],
+            ..Policy::default()
+        };
+        assert!(lan.destination_allowed("192.168.1.1".parse().unwrap()));
+        for bad in ["h:+80", "h:080", "h:", "user@h:80", "h :80", "[::1"] {
+            assert_eq!(host_port(bad, 80), None, "{bad}");
+        }
+        assert_eq!(host_port("[::1]:443", 80), Some(("::1".into(), 443)));
+    }
+
+    async fn ask(addr: std::net::SocketAddr, request: &str) -> String {
+        let mut c = TcpStream::connect(addr).await.unwrap();
+        c.write_all(request.as_bytes()).await.unwrap();
+        let mut answer = String::new();
+        // A dropped client sees its connection closed or reset: either way, no answer.
+        let _ = c.read_to_string(&mut answer).await;
+        answer
+    }
+
     #[tokio::test]
-    async fn a_request_is_forwarded_to_its_host() {
-        // An upstream web server on loopback port 80 is not available to tests; check the tunnel
-        // end to end with CONNECT refused by port and a forward to a closed port answered 502.
+    async fn the_host_and_private_ranges_are_never_reached() {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         tokio::spawn(serve(listener, tokio_util::sync::CancellationToken::new()));
-        let mut c = TcpStream::connect(addr).await.unwrap();
-        c.write_all(b"CONNECT 127.0.0.1:443 HTTP/1.1\r\n\r\n")
-            .await
-            .unwrap();
-        let mut answer = String::new();
-        c.read_to_string(&mut answer).await.unwrap();
+        // Every spelling of the host's loopback: refused before any connection is tried.
+        for target in [
+            "CONNECT 127.0.0.1:443",
+            "CONNECT localhost:443",
+            "CONNECT 127.1:443",
+            "CONNECT 2130706433:443",
+            "CONNECT [::1]:443",
+            "GET http://127.0.0.1/",
+            "GET http://localhost:80/",
+        ] {
+            let answer = ask(addr, &format!("{target} HTTP/1.1\r\n\r\n")).await;
+            assert!(answer.starts_with("HTTP/1.1 403"), "{target}: {answer}");
+        }
+        for target in ["CONNECT 127.0.0.1:+80", "CONNECT 127.0.0.1:080"] {
+            let answer = ask(addr, &format!("{target} HTTP/1.1\r\n\r\n")).await;
+            assert!(answer.starts_with("HTTP/1.1 400"), "{target}: {answer}");
+        }
+    }
+
+    #[tokio::test]
+    async fn clients_off_the_bridge_and_allowed_ranges() {
+        // Clients must come from the bridge: a loopback client is dropped without an answer.
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let bridge_only = Policy {
+            clients: vec!["10.217.0.0/16".parse().unwrap()],
+            allow: Vec::new(),
+        };
+        tokio::spawn(serve_with(
+            listener,
+            bridge_only,
+            tokio_util::sync::CancellationToken::new(),
+        ));
+        assert_eq!(
+            ask(addr, "CONNECT example.org:443 HTTP/1.1\r\n\r\n").await,
+            ""
+        );
+        // An allowed range is reached (a closed port there: 502, not 403).
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let lan = Policy {
+            clients: Vec::new(),
+            allow: vec!["127.0.0.0/8".parse().unwrap()],
+        };
+        tokio::spawn(serve_with(
+            listener,
+            lan,
+            tokio_util::sync::CancellationToken::new(),
+        ));
+        let answer = ask(addr, "CONNECT 127.0.0.1:443 HTTP/1.1\r\n\r\n").await;
         assert!(answer.starts_with("HTTP/1.1 502"), "{answer}");
     }
 }

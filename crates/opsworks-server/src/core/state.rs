@@ -12,8 +12,10 @@ use opsworks_store::{Cached, EventRecord, Filter, NewEvent, Store, Txn};
 
 use crate::ServerError;
 use crate::config::{MetricsConfig, ServerConfig};
+use crate::core::agent_releases::AgentReleases;
 use crate::core::cluster::{self, Node};
 use crate::core::events::EventHub;
+use crate::core::identity::AccessCache;
 use crate::core::keys::{KeyRing, RootKey, Sealer};
 use crate::core::machines::Machines;
 use crate::core::metrics::ServerMetrics;
@@ -44,12 +46,17 @@ struct Inner {
     healing_timeout: Duration,
     scheduler_interval: Duration,
     scaling_minute: Duration,
+    access_minute: Duration,
     events: EventHub,
     metrics_config: MetricsConfig,
     server_metrics: ServerMetrics,
+    /// What IAM users may do, kept between requests.
+    access: AccessCache,
     /// Background work started by requests (a machine booting, a stop running Shutdown), so the
     /// server can wait for it at shutdown.
     tasks: TaskTracker,
+    /// The agent releases installed agents can be told to run.
+    agent_releases: Arc<AgentReleases>,
 }
 
 impl Core {
@@ -74,7 +81,7 @@ impl Core {
                 dir.display()
             )));
         }
-        let sealer = Sealer::load_or_create(dir)?;
+        let sealer = Arc::new(Sealer::load_or_create(dir)?);
         // Checked before anything is sealed under this key (the root key from the environment
         // would otherwise replace the stored one, locking the other servers out).
         if let Some(record) = store
@@ -90,7 +97,11 @@ impl Core {
                 record.access_key_id
             )));
         }
-        let (keys, root) = KeyRing::load(&store, sealer, dir, config.root_key.clone()).await?;
+        // Resources' secrets (app secure values, source passwords, layer passwords) are sealed at
+        // rest under the master key, as access-key secrets are.
+        let store = store.with_sealing(sealer.clone());
+        let (keys, root) =
+            KeyRing::load(&store, sealer.clone(), dir, config.root_key.clone()).await?;
         let backend = store.backend();
         // A stable 12-digit account ID for ARNs, chosen once per database.
         let fresh: String = (0..12)
@@ -99,12 +110,19 @@ impl Core {
         let account_id = backend.setting_or_insert("account_id", &fresh).await?;
         let mut key = [0u8; 32];
         rand::rng().fill(&mut key);
-        let link_key = hex::decode(
-            backend
-                .setting_or_insert("link_key", &hex::encode(key))
+        let link_key = open_link_key(
+            &sealer,
+            &backend
+                .setting_or_insert(
+                    "link_key",
+                    &format!(
+                        "{}{}",
+                        opsworks_store::SEALED_PREFIX,
+                        opsworks_store::Sealing::seal(&*sealer, &hex::encode(key))
+                    ),
+                )
                 .await?,
-        )
-        .map_err(|e| ServerError::Keys(format!("the stored link key is damaged: {e}")))?;
+        )?;
         let core = Self {
             inner: Arc::new(Inner {
                 store,
@@ -120,10 +138,20 @@ impl Core {
                 healing_timeout: config.healing_timeout,
                 scheduler_interval: config.scheduler_interval,
                 scaling_minute: config.scaling_minute,
+                access_minute: config.access_minute,
                 events: EventHub::new(config.event_retention, config.event_max_rows),
                 metrics_config: config.metrics.clone(),
                 server_metrics: ServerMetrics::default(),
+                access: AccessCache::default(),
                 tasks: TaskTracker::new(),
+                agent_releases: AgentReleases::new(
+                    config
+                        .agent_program
+                        .clone()
+                        .or_else(|| std::env::current_exe().ok()),
+                    dir,
+                    config.agent_update_deadline,
+                ),
             }),
         };
         Ok((core, root))
@@ -179,6 +207,11 @@ impl Core {
         self.inner.scaling_minute
     }
 
+    /// See [`ServerConfig::access_minute`].
+    pub fn access_minute(&self) -> Duration {
+        self.inner.access_minute
+    }
+
     /// The event log's live side.
     pub fn events(&self) -> &EventHub {
         &self.inner.events
@@ -194,9 +227,19 @@ impl Core {
         &self.inner.server_metrics
     }
 
+    /// What IAM users may do, kept between requests (see [`crate::core::identity`]).
+    pub fn access_cache(&self) -> &AccessCache {
+        &self.inner.access
+    }
+
     /// Background work started by requests; the server waits for it at shutdown.
     pub fn tasks(&self) -> &TaskTracker {
         &self.inner.tasks
+    }
+
+    /// The agent releases installed agents can be told to run.
+    pub fn agent_releases(&self) -> &Arc<AgentReleases> {
+        &self.inner.agent_releases
     }
 
     /// Records the server's base URL (`http://127.0.0.1:9730`) once it listens.
@@ -276,6 +319,20 @@ impl Core {
     {
         self.inner.tasks.spawn(work);
     }
+}
+
+/// The link-signing key from its setting: sealed (or, from before sealing, plain hex).
+fn open_link_key(sealer: &Sealer, stored: &str) -> Result<Vec<u8>, ServerError> {
+    let hex_text = match stored.strip_prefix(opsworks_store::SEALED_PREFIX) {
+        Some(sealed) => opsworks_store::Sealing::open(sealer, sealed).ok_or_else(|| {
+            ServerError::Keys(
+                "the stored link key was sealed with another master key; every server on one database needs the same master.key".into(),
+            )
+        })?,
+        None => stored.to_string(),
+    };
+    hex::decode(hex_text)
+        .map_err(|e| ServerError::Keys(format!("the stored link key is damaged: {e}")))
 }
 
 /// The data dir holds the master key and the database: owner only.

@@ -1,7 +1,8 @@
 //! The watchdog: an instance whose agent has been silent past the healing timeout becomes
 //! `connection_lost`, recorded as a service error; when every one of its layers has
 //! `EnableAutoHealing`, it is healed — stopped and started again, as the original did. An agent
-//! that speaks again before the timeout simply carries on.
+//! that speaks again before the timeout simply carries on. Registered machines are never healed,
+//! and their unassignments and deregistrations end on their own past their deadlines.
 //!
 //! With several servers on one database the watchdog runs on the leader, and an agent's silence
 //! is the shortest of what this server heard and what any server recorded in the database; an
@@ -12,7 +13,7 @@ use opsworks_model::{InstanceEvent, InstanceStatus};
 use opsworks_store::Filter;
 
 use crate::core::instances::change_status;
-use crate::core::{Core, CoreResult, machines, service_errors};
+use crate::core::{Core, CoreResult, machines, registration, service_errors};
 
 /// How often the watchdog looks: a quarter of the healing timeout, between 0.5 s and 15 s.
 pub fn period(core: &Core) -> std::time::Duration {
@@ -41,18 +42,30 @@ pub async fn check(core: &Core) -> CoreResult<()> {
         }
     };
     for inst in core.list::<Instance>(Filter::All).await? {
-        let watched = matches!(
-            inst.status,
-            InstanceStatus::Online
-                | InstanceStatus::RunningSetup
-                | InstanceStatus::Booting
-                | InstanceStatus::Rebooting
-        );
+        // Registered machines: a deregistration or unassignment the agent does not finish ends
+        // on its own; a silent one is connection_lost, never healed (not the server's machine).
+        if inst.registered {
+            registration::enforce_deadlines(core, &inst).await?;
+        }
+        let watched = if inst.registered {
+            matches!(
+                inst.status,
+                InstanceStatus::Online | InstanceStatus::RunningSetup | InstanceStatus::Registered
+            )
+        } else {
+            matches!(
+                inst.status,
+                InstanceStatus::Online
+                    | InstanceStatus::RunningSetup
+                    | InstanceStatus::Booting
+                    | InstanceStatus::Rebooting
+            )
+        };
         let id = inst.instance_id.as_str();
         if !watched || silence(id) < timeout {
             continue;
         }
-        let heals = auto_heals(core, &inst).await? && core.machines().is_some();
+        let heals = !inst.registered && auto_heals(core, &inst).await? && core.machines().is_some();
         let mut w = core.write().await?;
         // Another path (a stop, the agent's return) may have moved the instance meanwhile.
         if change_status(&mut w, id, InstanceEvent::AgentLost)
@@ -92,4 +105,62 @@ pub async fn check(core: &Core) -> CoreResult<()> {
 async fn auto_heals(core: &Core, inst: &Instance) -> CoreResult<bool> {
     let layers = core.list::<Layer>(Filter::Ids(&inst.layer_ids)).await?;
     Ok(!layers.is_empty() && layers.iter().all(|l| l.enable_auto_healing))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::core::instances::change_status_now;
+    use crate::testkit::{open_with, stack_with_instance};
+
+    const TIMEOUT: Duration = Duration::from_millis(300);
+
+    async fn status(core: &Core, id: &str) -> InstanceStatus {
+        core.get::<Instance>(id).await.unwrap().status
+    }
+
+    #[tokio::test]
+    async fn a_booting_agent_is_silent_from_its_boot_not_from_before() {
+        let (_dir, core) = open_with(|c| c.healing_timeout = TIMEOUT).await;
+        let (_, id) = stack_with_instance(&core).await;
+        // A server up for longer than the timeout, as every server soon is.
+        tokio::time::sleep(TIMEOUT * 2).await;
+        for event in [
+            InstanceEvent::Start,
+            InstanceEvent::Provisioning,
+            InstanceEvent::Booted,
+        ] {
+            change_status_now(&core, &id, event).await.unwrap();
+        }
+        check(&core).await.unwrap();
+        assert_eq!(status(&core, &id).await, InstanceStatus::Booting);
+        // An agent that never speaks after its boot is still found out.
+        tokio::time::sleep(TIMEOUT * 2).await;
+        check(&core).await.unwrap();
+        assert_eq!(status(&core, &id).await, InstanceStatus::ConnectionLost);
+    }
+
+    #[tokio::test]
+    async fn a_rebooting_agent_gets_a_whole_timeout_from_the_reboot() {
+        let (_dir, core) = open_with(|c| c.healing_timeout = TIMEOUT).await;
+        let (_, id) = stack_with_instance(&core).await;
+        for event in [
+            InstanceEvent::Start,
+            InstanceEvent::Provisioning,
+            InstanceEvent::Booted,
+            InstanceEvent::SetupStarted,
+            InstanceEvent::SetupSucceeded,
+        ] {
+            change_status_now(&core, &id, event).await.unwrap();
+        }
+        // Its agent's last word was a while ago, then the instance reboots.
+        tokio::time::sleep(TIMEOUT * 2).await;
+        change_status_now(&core, &id, InstanceEvent::Reboot)
+            .await
+            .unwrap();
+        check(&core).await.unwrap();
+        assert_eq!(status(&core, &id).await, InstanceStatus::Rebooting);
+    }
 }

@@ -20,11 +20,17 @@ use opsworks_api::ApiError;
 use opsworks_model::deployment::CommandStatus;
 use opsworks_model::resource::{Command, Instance, ReportedOs};
 use opsworks_protocol::{
-    Ack, Completion, Heartbeat, HeartbeatReply, Hello, HelloReply, LogChunk, MAX_POLL_SECONDS,
-    MetricsBatch, PREFIX, PollReply, PollRequest, ProtocolError,
+    Ack, Completion, Goodbye, Heartbeat, HeartbeatReply, Hello, HelloReply, LogChunk,
+    MAX_POLL_SECONDS, MetricsBatch, PREFIX, PollReply, PollRequest, ProtocolError,
 };
 
-use crate::core::{Core, CoreError, lifecycle, logs, metrics};
+use opsworks_model::InstanceStatus;
+use opsworks_model::resource::Stack;
+
+use crate::core::{
+    Core, CoreError, CoreResult, agent_releases, lifecycle, logs, metrics, registration,
+    service_errors,
+};
 use crate::edge::auth::{self, Caller};
 
 /// The longest interval between heartbeats an agent is asked for.
@@ -45,19 +51,7 @@ pub fn routes() -> Router<Core> {
         .route(&format!("{PREFIX}/complete"), post(complete))
         .route(&format!("{PREFIX}/heartbeat"), post(heartbeat))
         .route(&format!("{PREFIX}/metrics"), post(metrics))
-        .route("/agent/installer", axum::routing::get(installer))
-}
-
-/// The script `AgentInstallerUrl` names. Registering existing machines is not supported yet, so
-/// it says so plainly and fails, rather than half-installing something.
-async fn installer() -> impl IntoResponse {
-    (
-        [(
-            axum::http::header::CONTENT_TYPE,
-            "text/x-shellscript; charset=utf-8",
-        )],
-        "#!/bin/sh\necho 'opsworks: registering existing machines (RegisterInstance) is not supported by this server yet; start instances with StartInstance instead.' >&2\nexit 1\n",
-    )
+        .route(&format!("{PREFIX}/goodbye"), post(goodbye))
 }
 
 /// An error answer: HTTP status plus [`ProtocolError`].
@@ -119,7 +113,8 @@ for_instance!(
     LogChunk,
     Completion,
     Heartbeat,
-    MetricsBatch
+    MetricsBatch,
+    Goodbye
 );
 
 /// The largest message an agent may send (a metrics batch of 2,000 samples is the big one; log
@@ -189,18 +184,33 @@ async fn hello(State(core): State<Core>, Agent(msg): Agent<Hello>) -> Reply {
     };
     let known = core.get::<Instance>(&msg.instance_id).await?;
     // An agent says hello again whenever it moves to another server: only news is written.
-    let stack_id = if known.reported_agent_version.as_deref() == Some(msg.agent_version.as_str())
+    let inst = if known.reported_agent_version.as_deref() == Some(msg.agent_version.as_str())
         && known.reported_os.as_ref() == Some(&reported)
+        && msg.rolled_back.is_none()
     {
-        known.stack_id.clone()
+        known.to_owned_value()
     } else {
         let mut w = core.write().await?;
         let mut inst: Instance = w.get(&msg.instance_id).await?;
         inst.reported_agent_version = Some(msg.agent_version.clone());
         inst.reported_os = Some(reported);
         w.put(&inst).await?;
+        if let Some(undone) = &msg.rolled_back {
+            let message = format!(
+                "Agent version {} (SHA-256 {}) was rolled back on instance {}: {}",
+                undone.version, undone.sha256, inst.hostname, undone.reason
+            );
+            service_errors::record(
+                &mut w,
+                &inst.stack_id,
+                Some(&inst.instance_id),
+                "agent_update_failed",
+                &message,
+            )
+            .await?;
+        }
         w.commit().await?;
-        inst.stack_id
+        inst
     };
     tracing::info!(
         instance_id = msg.instance_id,
@@ -208,8 +218,11 @@ async fn hello(State(core): State<Core>, Agent(msg): Agent<Hello>) -> Reply {
         "agent said hello"
     );
     lifecycle::agent_restarted(&core, &msg.instance_id).await?;
+    lifecycle::agent_alive(&core, &msg.instance_id).await?;
+    registration::agent_registered(&core, &msg.instance_id).await?;
     reply(&HelloReply {
-        stack_id,
+        agent_release: release_for(&core, &inst).await?,
+        stack_id: inst.stack_id,
         heartbeat_seconds: heartbeat_seconds(&core),
         poll_seconds: MAX_POLL_SECONDS,
         metrics_seconds: Some(core.metrics_config().interval_seconds),
@@ -217,24 +230,41 @@ async fn hello(State(core): State<Core>, Agent(msg): Agent<Hello>) -> Reply {
     })
 }
 
+/// The release an installed agent should run: only registered machines' agents update
+/// themselves (local instances run the server's own executable).
+async fn release_for(
+    core: &Core,
+    inst: &Instance,
+) -> CoreResult<Option<opsworks_protocol::AgentRelease>> {
+    if !inst.registered {
+        return Ok(None);
+    }
+    let stack = core.get::<Stack>(&inst.stack_id).await?;
+    agent_releases::desired(core, inst, &stack).await
+}
+
 async fn poll(State(core): State<Core>, Agent(msg): Agent<PollRequest>) -> Reply {
     let wait = Duration::from_secs(msg.wait_seconds.min(MAX_POLL_SECONDS));
     let deadline = tokio::time::Instant::now() + wait;
     let wakeup = core.presence().wakeup(&msg.instance_id);
     let _alive = core.presence().polling(&msg.instance_id);
+    let mut waited = false;
     loop {
         let commands = lifecycle::deliverable_commands(&core, &msg.instance_id).await?;
-        if !commands.is_empty() {
-            return reply(&PollReply { commands });
+        let inst = core.get::<Instance>(&msg.instance_id).await?;
+        let deregistered = inst.status == InstanceStatus::Deregistering;
+        if !commands.is_empty() || deregistered || waited {
+            return reply(&PollReply {
+                commands,
+                agent_release: release_for(&core, &inst).await?,
+                deregistered,
+            });
         }
-        // Wait for a new command, or the deadline. A notification that came before we started
-        // waiting is kept as a permit, so nothing slips between the check and the wait.
-        if tokio::time::timeout_at(deadline, wakeup.notified())
-            .await
-            .is_err()
-        {
-            return reply(&PollReply::default());
-        }
+        // Wait for a wake-up (a new command, a deregistration, a new release), or the deadline;
+        // then answer with what there is. A notification that came before we started waiting is
+        // kept as a permit, so nothing slips between the check and the wait.
+        let _ = tokio::time::timeout_at(deadline, wakeup.notified()).await;
+        waited = true;
     }
 }
 
@@ -277,6 +307,11 @@ async fn heartbeat(State(core): State<Core>, Agent(msg): Agent<Heartbeat>) -> Re
     reply(&HeartbeatReply {
         servers: core.node().peers(),
     })
+}
+
+async fn goodbye(State(core): State<Core>, Agent(msg): Agent<Goodbye>) -> Reply {
+    registration::goodbye(&core, &msg.instance_id).await?;
+    Ok(axum::Json(json!({})))
 }
 
 async fn metrics(State(core): State<Core>, Agent(msg): Agent<MetricsBatch>) -> Reply {

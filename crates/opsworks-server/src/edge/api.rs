@@ -7,7 +7,7 @@
 use std::time::Instant;
 
 use axum::Router;
-use axum::body::Bytes;
+use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
@@ -17,16 +17,42 @@ use serde_json::Value;
 use opsworks_api::{ApiError, CONTENT_TYPE, TARGET_PREFIX, model};
 
 use crate::core::Core;
-use crate::edge::{auth, render};
+use crate::edge::{auth, query, render};
 use crate::ops::{self, Ctx};
 
-/// The API's routes.
+/// The largest request body the API takes (the largest real ones, custom JSON and policy
+/// documents, are well under it).
+pub const MAX_BODY_BYTES: usize = 2 << 20;
+
+/// The API's routes: `POST /` for OpsWorks (`X-Amz-Target`) and the Query services
+/// ([`query`]), `GET /` for the Query services' GET form and the way to the console.
 pub fn routes() -> Router<Core> {
     Router::new().route("/", post(api).get(index))
 }
 
-/// `GET /`: a browser is sent to the web console; anything else is told what this endpoint is.
-async fn index(headers: HeaderMap) -> Response {
+/// `GET /`: a Query call by GET (`?Action=...`); otherwise a browser is sent to the web console
+/// and anything else is told what this endpoint is.
+async fn index(
+    State(core): State<Core>,
+    peer: auth::Peer,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Response {
+    if uri.query().is_some_and(|q| !q.is_empty())
+        && let Some(service) = query::route(&headers, &uri, b"")
+    {
+        return query::serve(
+            &core,
+            service,
+            peer,
+            &method,
+            &uri,
+            &headers,
+            &axum::body::Bytes::new(),
+        )
+        .await;
+    }
     let wants_html = headers
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())
@@ -45,19 +71,35 @@ async fn index(headers: HeaderMap) -> Response {
 /// Serves one API call.
 async fn api(
     State(core): State<Core>,
+    peer: auth::Peer,
     method: Method,
     uri: Uri,
     headers: HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> Response {
     let started = Instant::now();
+    let body = match axum::body::to_bytes(body, MAX_BODY_BYTES).await {
+        Ok(b) => b,
+        Err(_) => {
+            let e = ApiError::RequestTooLarge(format!(
+                "The request body is larger than this server takes ({MAX_BODY_BYTES} bytes)"
+            ));
+            return render::error(&e, None);
+        }
+    };
+    if let Some(service) = query::route(&headers, &uri, &body) {
+        return query::serve(&core, service, peer, &method, &uri, &headers, &body).await;
+    }
     let request_id = uuid::Uuid::new_v4().to_string();
     let target = headers
         .get("x-amz-target")
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
     let operation = target.strip_prefix(TARGET_PREFIX);
-    let result = handle(&core, &method, &uri, &headers, &body, target, operation).await;
+    let result = handle(
+        &core, peer, &method, &uri, &headers, &body, target, operation,
+    )
+    .await;
     let op_name = operation.unwrap_or(target);
     let status = match &result {
         Ok(_) => 200,
@@ -93,8 +135,10 @@ async fn api(
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn handle(
     core: &Core,
+    peer: auth::Peer,
     method: &Method,
     uri: &Uri,
     headers: &HeaderMap,
@@ -102,7 +146,7 @@ async fn handle(
     target: &str,
     operation: Option<&str>,
 ) -> Result<ops::Reply, ApiError> {
-    let caller = auth::authenticate(core, method, uri, headers, body).await?;
+    let caller = auth::authenticate_from(core, method, uri, headers, body, peer).await?;
     let principal = caller.user(&format!("opsworks:{}", operation.unwrap_or(target)))?;
     let operation = match operation {
         Some(op) if model().operation(op).is_some() => op,

@@ -2,7 +2,7 @@
 //! `GET /api/events/stream?StackId=..` (server-sent events, resumable with `Last-Event-ID`).
 //! Both take the API's SigV4 signature of a user; the events are recorded by the core.
 
-use std::collections::VecDeque;
+use std::collections::{HashSet, VecDeque};
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
@@ -23,6 +23,7 @@ use opsworks_store::EventRecord;
 
 use crate::core::{Core, CoreError};
 use crate::edge::{auth, render};
+use crate::ops::authz;
 
 /// The most events one `GET /api/events` answers with (and one catch-up read of a stream).
 pub const PAGE: u32 = 500;
@@ -68,22 +69,38 @@ struct EventQuery {
     limit: Option<String>,
 }
 
-/// Checks the request's SigV4 signature (as the API does; the body of a GET is empty) and that the
-/// caller may read events (an instance's credential may not), and the stack named, if any.
+/// The operation whose permission reading a stack's events takes (any level from Show up).
+pub const READ_EVENTS: &str = "DescribeStacks";
+
+/// Checks the request's SigV4 signature (as the API does; the body of a GET is empty), that the
+/// caller may read events (an instance's credential may not) and, for an IAM user, may see the
+/// stack named; answers the stacks whose events the caller may see (`None`: all, the root's).
 async fn authorize(
     core: &Core,
+    peer: auth::Peer,
     method: &Method,
     uri: &Uri,
     headers: &HeaderMap,
     query: &EventQuery,
-) -> Result<(), ApiError> {
-    auth::authenticate(core, method, uri, headers, b"")
+) -> Result<Option<HashSet<String>>, ApiError> {
+    let principal = auth::authenticate_from(core, method, uri, headers, b"", peer)
         .await?
         .user("read events")?;
     if let Some(stack) = &query.stack_id {
-        core.get::<Stack>(stack).await?;
+        let stack = core.get::<Stack>(stack).await?;
+        authz::require_on(&principal, core.account_id(), READ_EVENTS, &stack)?;
     }
-    Ok(())
+    if principal.is_root() {
+        return Ok(None);
+    }
+    Ok(Some(
+        core.list::<Stack>(opsworks_store::Filter::All)
+            .await?
+            .iter()
+            .filter(|s| authz::allowed_on(&principal, core.account_id(), READ_EVENTS, s))
+            .map(|s| s.stack_id.clone())
+            .collect(),
+    ))
 }
 
 fn parse_seq(name: &str, value: &str) -> Result<i64, ApiError> {
@@ -104,12 +121,13 @@ fn parse_seq(name: &str, value: &str) -> Result<i64, ApiError> {
 /// `LastSeq` is the `Since` of the next call.
 async fn list_events(
     State(core): State<Core>,
+    peer: auth::Peer,
     method: Method,
     uri: Uri,
     headers: HeaderMap,
     Query(query): Query<EventQuery>,
 ) -> Response {
-    match list_events_inner(&core, &method, &uri, &headers, &query).await {
+    match list_events_inner(&core, peer, &method, &uri, &headers, &query).await {
         Ok(v) => {
             let mut r = (StatusCode::OK, v.to_string()).into_response();
             r.headers_mut().insert(
@@ -124,12 +142,13 @@ async fn list_events(
 
 async fn list_events_inner(
     core: &Core,
+    peer: auth::Peer,
     method: &Method,
     uri: &Uri,
     headers: &HeaderMap,
     query: &EventQuery,
 ) -> Result<Value, ApiError> {
-    authorize(core, method, uri, headers, query).await?;
+    let visible = authorize(core, peer, method, uri, headers, query).await?;
     let since = match &query.since {
         Some(s) => parse_seq("Since", s)?,
         None => 0,
@@ -148,7 +167,11 @@ async fn list_events_inner(
         .map_err(CoreError::from)?;
     let last = events.last().map_or(since, |e| e.seq);
     Ok(json!({
-        "Events": events.iter().map(view).collect::<Vec<_>>(),
+        "Events": events
+            .iter()
+            .filter(|e| visible.as_ref().is_none_or(|v| v.contains(&e.event.stack_id)))
+            .map(view)
+            .collect::<Vec<_>>(),
         "LastSeq": last,
     }))
 }
@@ -159,6 +182,8 @@ struct Cursor {
     rx: broadcast::Receiver<Arc<EventRecord>>,
     closing: watch::Receiver<bool>,
     stack_id: Option<String>,
+    /// The stacks the caller may see (`None`: all).
+    visible: Option<HashSet<String>>,
     /// The last seq sent; `None` until the first event when the client resumed from nothing.
     last: Option<i64>,
     /// Events read from the table, not yet sent.
@@ -169,7 +194,10 @@ struct Cursor {
 
 impl Cursor {
     fn wants(&self, e: &EventRecord) -> bool {
-        self.last.is_none_or(|l| e.seq > l)
+        self.visible
+            .as_ref()
+            .is_none_or(|v| v.contains(&e.event.stack_id))
+            && self.last.is_none_or(|l| e.seq > l)
             && self
                 .stack_id
                 .as_deref()
@@ -181,6 +209,13 @@ impl Cursor {
         loop {
             if let Some(e) = self.backlog.pop_front() {
                 self.last = Some(e.seq);
+                if self
+                    .visible
+                    .as_ref()
+                    .is_some_and(|v| !v.contains(&e.event.stack_id))
+                {
+                    continue;
+                }
                 return Some(e);
             }
             if self.catching_up {
@@ -229,14 +264,16 @@ impl Cursor {
 /// event. Comments keep the connection alive every 15 s.
 async fn stream_events(
     State(core): State<Core>,
+    peer: auth::Peer,
     method: Method,
     uri: Uri,
     headers: HeaderMap,
     Query(query): Query<EventQuery>,
 ) -> Response {
-    if let Err(e) = authorize(&core, &method, &uri, &headers, &query).await {
-        return render::http_error(&e);
-    }
+    let visible = match authorize(&core, peer, &method, &uri, &headers, &query).await {
+        Ok(v) => v,
+        Err(e) => return render::http_error(&e),
+    };
     let resume = match headers.get("last-event-id") {
         Some(v) => Some(parse_seq("Last-Event-ID", v.to_str().unwrap_or("?"))),
         None => query.since.as_deref().map(|s| parse_seq("Since", s)),
@@ -252,6 +289,7 @@ async fn stream_events(
         closing: core.events().closing(),
         core: core.clone(),
         stack_id: query.stack_id,
+        visible,
         last,
         backlog: VecDeque::new(),
         catching_up: last.is_some(),

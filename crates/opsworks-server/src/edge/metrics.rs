@@ -19,6 +19,8 @@ use opsworks_model::metrics::{Combine, METRICS};
 use crate::core::metrics::{self, ScopeKind};
 use crate::core::{Core, CoreError};
 use crate::edge::{auth, render};
+use crate::ops::{Principal, authz};
+use opsworks_model::resource::Stack;
 
 /// The metrics' routes (the agents' ingest route lives with the agent protocol).
 pub fn routes() -> Router<Core> {
@@ -33,11 +35,12 @@ pub fn routes() -> Router<Core> {
 /// `WWW-Authenticate` that names the bearer scheme.
 async fn authorize(
     core: &Core,
+    peer: auth::Peer,
     method: &Method,
     uri: &Uri,
     headers: &HeaderMap,
     exposition: bool,
-) -> Result<(), Response> {
+) -> Result<Option<Principal>, Response> {
     let config = core.metrics_config();
     let auth_header = headers
         .get(header::AUTHORIZATION)
@@ -47,7 +50,7 @@ async fn authorize(
         Some(a) if a.len() > 7 && a[..7].eq_ignore_ascii_case("bearer ") => {
             let given = a[7..].trim().as_bytes();
             match &config.token {
-                Some(t) if bool::from(t.as_bytes().ct_eq(given)) => Ok(()),
+                Some(t) if bool::from(t.as_bytes().ct_eq(given)) => Ok(None),
                 Some(_) => refused(ApiError::AccessDenied(
                     "the bearer token is not the metrics token".into(),
                 )),
@@ -56,8 +59,11 @@ async fn authorize(
                 )),
             }
         }
-        Some(_) => match auth::authenticate(core, method, uri, headers, b"").await {
-            Ok(caller) => caller.user("read metrics").map(drop).or_else(refused),
+        Some(_) => match auth::authenticate_from(core, method, uri, headers, b"", peer).await {
+            Ok(caller) => match caller.user("read metrics") {
+                Ok(p) => Ok(Some(p)),
+                Err(e) => refused(e),
+            },
             // A signature that does not pass is a credential refused: 403, with its own code.
             Err(e) => {
                 let mut r = render::http_error(&e);
@@ -65,7 +71,7 @@ async fn authorize(
                 Err(r)
             }
         },
-        None if exposition && config.public => Ok(()),
+        None if exposition && config.public => Ok(None),
         None => {
             let mut r = render::http_error(&ApiError::MissingAuthenticationToken(
                 "metrics need a SigV4-signed request or Authorization: Bearer <--metrics-token>"
@@ -80,6 +86,20 @@ async fn authorize(
     }
 }
 
+/// The operation whose permission reading an instance's, layer's or stack's metrics takes (any
+/// level from Show up, as the original's monitoring pages).
+pub const READ_METRICS: &str = "DescribeInstances";
+
+/// Refuses an IAM user who may not read the metrics of `stack_id`.
+async fn may_read(core: &Core, who: &Option<Principal>, stack_id: &str) -> Result<(), Response> {
+    let Some(p) = who.as_ref().filter(|p| !p.is_root()) else {
+        return Ok(());
+    };
+    let stack = core.get::<Stack>(stack_id).await.map_err(failed)?;
+    authz::require_on(p, core.account_id(), READ_METRICS, &stack)
+        .map_err(|e| render::http_error(&e))
+}
+
 fn failed(e: CoreError) -> Response {
     render::http_error(&ApiError::from(e))
 }
@@ -90,13 +110,23 @@ fn round(x: f64) -> f64 {
 
 async fn series_json(
     State(core): State<Core>,
+    peer: auth::Peer,
     method: Method,
     uri: Uri,
     headers: HeaderMap,
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
-    if let Err(r) = authorize(&core, &method, &uri, &headers, false).await {
-        return r;
+    let who = match authorize(&core, peer, &method, &uri, &headers, false).await {
+        Ok(w) => w,
+        Err(r) => return r,
+    };
+    match metrics::scope(&core, &q).await {
+        Ok(scope) => {
+            if let Err(r) = may_read(&core, &who, &scope.stack_id).await {
+                return r;
+            }
+        }
+        Err(e) => return failed(e),
     }
     let run = async {
         let scope = metrics::scope(&core, &q).await?;
@@ -153,13 +183,23 @@ async fn series_json(
 
 async fn chart_svg(
     State(core): State<Core>,
+    peer: auth::Peer,
     method: Method,
     uri: Uri,
     headers: HeaderMap,
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
-    if let Err(r) = authorize(&core, &method, &uri, &headers, false).await {
-        return r;
+    let who = match authorize(&core, peer, &method, &uri, &headers, false).await {
+        Ok(w) => w,
+        Err(r) => return r,
+    };
+    match metrics::scope(&core, &q).await {
+        Ok(scope) => {
+            if let Err(r) = may_read(&core, &who, &scope.stack_id).await {
+                return r;
+            }
+        }
+        Err(e) => return failed(e),
     }
     match metrics::chart(&core, &q).await {
         Ok(svg) => ([(header::CONTENT_TYPE, "image/svg+xml")], svg).into_response(),
@@ -169,12 +209,28 @@ async fn chart_svg(
 
 async fn prometheus(
     State(core): State<Core>,
+    peer: auth::Peer,
     method: Method,
     uri: Uri,
     headers: HeaderMap,
 ) -> Response {
-    if let Err(r) = authorize(&core, &method, &uri, &headers, true).await {
-        return r;
+    let who = match authorize(&core, peer, &method, &uri, &headers, true).await {
+        Ok(w) => w,
+        Err(r) => return r,
+    };
+    // Every stack's instances at once: an IAM user needs a policy allowing it on every stack.
+    if let Some(p) = who.as_ref().filter(|p| !p.is_root())
+        && let Some(user) = &p.user
+        && let Err(m) = authz::decide(
+            p,
+            user,
+            core.account_id(),
+            "opsworks:DescribeInstances",
+            "*",
+            Default::default(),
+        )
+    {
+        return render::http_error(&ApiError::AccessDenied(m));
     }
     match metrics::prometheus::exposition(&core).await {
         Ok(text) => (

@@ -9,11 +9,18 @@ use opsworks_model::resource::{Instance, ServiceError, Stack};
 use opsworks_store::Filter;
 
 use super::{Ctx, OpResult, Reply, at_most_one, wire};
+use crate::core::agent_releases;
 
-/// DescribeOperatingSystems: the catalog of operating systems.
-pub async fn describe_operating_systems(_cx: Ctx<'_>, _req: serde_json::Value) -> OpResult {
-    let oses: Vec<shapes::OperatingSystem> = catalog::OPERATING_SYSTEMS
-        .iter()
+/// DescribeOperatingSystems: what instances can run. A server that runs local instances lists
+/// the one they really run (the host's own); the original's names stay accepted in requests. A
+/// server that only records instances lists the original's catalog.
+pub async fn describe_operating_systems(cx: Ctx<'_>, _req: serde_json::Value) -> OpResult {
+    let listed: Vec<&catalog::OperatingSystem> = match catalog::local() {
+        Some(local) if cx.core.machines().is_some() => vec![local],
+        _ => catalog::OPERATING_SYSTEMS.iter().collect(),
+    };
+    let oses: Vec<shapes::OperatingSystem> = listed
+        .into_iter()
         .map(|os| shapes::OperatingSystem {
             name: Some(os.name.into()),
             id: Some(os.name.into()),
@@ -37,7 +44,8 @@ pub async fn describe_operating_systems(_cx: Ctx<'_>, _req: serde_json::Value) -
 
 /// DescribeAgentVersions: the agent versions for a stack (its configuration manager) or for a
 /// configuration manager. Exactly one of the two is given ("You must specify a stack ID or a
-/// configuration manager"). This server ships one agent, its own version, for every Chef version.
+/// configuration manager"). The server hands out its own build and the releases an operator
+/// added (`opsworks agent-version add`); each serves every Chef version.
 pub async fn describe_agent_versions(
     cx: Ctx<'_>,
     req: shapes::DescribeAgentVersionsRequest,
@@ -79,13 +87,17 @@ pub async fn describe_agent_versions(
         Some(v) => vec![v],
         None => catalog::CHEF_VERSIONS.to_vec(),
     };
+    let offered = agent_releases::versions(cx.core).await?;
     let agents: Vec<shapes::AgentVersion> = versions
         .into_iter()
         .flat_map(|cv| {
+            let offered = &offered;
             catalog::agent_versions(cv)
                 .into_iter()
+                .map(str::to_string)
+                .chain(offered.iter().skip(1).cloned())
                 .map(move |av| shapes::AgentVersion {
-                    version: Some(av.to_string()),
+                    version: Some(av),
                     configuration_manager: Some(shapes::StackConfigurationManager {
                         name: Some("Chef".into()),
                         version: Some(cv.to_string()),
@@ -123,7 +135,32 @@ pub async fn describe_service_errors(
             core.list::<ServiceError>(Filter::Instance(id)).await?
         }
         (Some(_), _, _, Some(ids)) => core.get_all::<ServiceError>(ids).await?,
-        _ => core.list::<ServiceError>(Filter::All).await?,
+        _ => {
+            let mut all = core.list::<ServiceError>(Filter::All).await?;
+            if !cx.principal.is_root() {
+                // Only the errors of the stacks the caller may see.
+                let mut visible = std::collections::HashMap::new();
+                let mut kept = Vec::with_capacity(all.len());
+                for e in all.drain(..) {
+                    let ok = match visible.get(&e.stack_id) {
+                        Some(ok) => *ok,
+                        None => {
+                            let ok = match core.find::<Stack>(&e.stack_id).await? {
+                                Some(s) => super::authz::may(&cx, "DescribeServiceErrors", &s),
+                                None => false,
+                            };
+                            visible.insert(e.stack_id.clone(), ok);
+                            ok
+                        }
+                    };
+                    if ok {
+                        kept.push(e);
+                    }
+                }
+                all = kept;
+            }
+            all
+        }
     };
     let shown: Vec<shapes::ServiceError> = errors.iter().map(|e| wire::service_error(e)).collect();
     Reply::json(&json!({ "ServiceErrors": shown }))

@@ -194,10 +194,39 @@ pub async fn describe_commands(cx: Ctx<'_>, req: shapes::DescribeCommandsRequest
             core.list::<Command>(Filter::Instance(id)).await?
         }
         (Some(_), _, _, Some(ids)) => core.get_all::<Command>(ids).await?,
-        _ => core.list::<Command>(Filter::All).await?,
+        _ => {
+            let mut all = core.list::<Command>(Filter::All).await?;
+            if !cx.principal.is_root() {
+                // Only the commands of the stacks the caller may see.
+                let mut seen = std::collections::HashMap::new();
+                let mut kept = Vec::with_capacity(all.len());
+                for c in all.drain(..) {
+                    let ok = match seen.get(&c.stack_id) {
+                        Some(ok) => *ok,
+                        None => {
+                            let ok = match core
+                                .find::<opsworks_model::resource::Stack>(&c.stack_id)
+                                .await?
+                            {
+                                Some(s) => super::authz::may(&cx, "DescribeCommands", &s),
+                                None => false,
+                            };
+                            seen.insert(c.stack_id.clone(), ok);
+                            ok
+                        }
+                    };
+                    if ok {
+                        kept.push(c);
+                    }
+                }
+                all = kept;
+            }
+            all
+        }
     };
     let ids: Vec<String> = commands.iter().map(|c| c.command_id.clone()).collect();
-    let urls = logs::urls(core, &ids).await?;
+    let user = cx.principal.user.as_ref().map(|u| u.user_id.as_str());
+    let urls = logs::urls(core, &ids, user).await?;
     let shown: Vec<shapes::Command> = commands
         .iter()
         .zip(urls)

@@ -16,7 +16,7 @@ use opsworks_store::Filter;
 
 use super::layers::suggest_hostname;
 use super::{Ctx, OpResult, Reply, wire};
-use crate::core::{Write, commands, instances, machines, now};
+use crate::core::{Core, Write, agent_releases, commands, instances, machines, now};
 
 /// Refuses an edit or deletion of an instance that is not stopped, as the original does.
 fn require_stopped(inst: &Instance, action: &str) -> Result<(), ApiError> {
@@ -68,7 +68,7 @@ fn check_os(name: &str, stack: &Stack) -> Result<&'static OperatingSystem, ApiEr
 
 /// Checks a hostname: the hostname rule for the OS family, and unique in the stack (`instances`
 /// are the stack's, `except` the instance being updated).
-fn check_hostname(
+pub(super) fn check_hostname(
     hostname: &str,
     os: &OperatingSystem,
     instances: &[Instance],
@@ -97,7 +97,7 @@ fn check_hostname(
 
 /// Loads the layers of `ids` and checks they belong to `stack_id`, are not repeated, and can
 /// share an instance (an ecs-cluster layer only with custom layers). In the request's order.
-async fn check_layers(
+pub(super) async fn check_layers(
     w: &mut Write<'_>,
     stack_id: &str,
     ids: &[String],
@@ -156,16 +156,21 @@ fn check_instance_type(t: &str) -> Result<(), ApiError> {
     }
 }
 
-/// Checks an instance's `AgentVersion`: `INHERIT` or a version DescribeAgentVersions offers.
-fn check_agent_version(v: &str) -> Result<(), ApiError> {
-    if v == "INHERIT" || catalog::is_agent_version(v) {
-        Ok(())
-    } else {
-        Err(ApiError::Validation(format!(
-            "Invalid AgentVersion '{v}': use INHERIT or a version DescribeAgentVersions lists ({})",
-            catalog::AGENT_VERSION
-        )))
+/// Checks an `AgentVersion`: `LATEST` or a version DescribeAgentVersions lists (the server's own
+/// build, or a release an operator added); instances may also say `INHERIT`.
+pub(super) async fn check_agent_version(
+    core: &Core,
+    v: &str,
+    inherit: bool,
+) -> Result<(), ApiError> {
+    if (inherit && v == "INHERIT") || agent_releases::is_offered(core, v).await? {
+        return Ok(());
     }
+    Err(ApiError::Validation(format!(
+        "Invalid AgentVersion '{v}': use {}LATEST or a version DescribeAgentVersions lists ({})",
+        if inherit { "INHERIT, " } else { "" },
+        agent_releases::versions(core).await?.join(", ")
+    )))
 }
 
 fn one_of(value: Option<&str>, name: &str, allowed: &[&str]) -> Result<(), ApiError> {
@@ -197,7 +202,7 @@ pub async fn create_instance(cx: Ctx<'_>, req: shapes::CreateInstanceRequest) ->
         &["default", "dedicated", "host"],
     )?;
     if let Some(v) = req.agent_version.as_deref() {
-        check_agent_version(v)?;
+        check_agent_version(cx.core, v, true).await?;
     }
     let mut w = cx.core.write().await?;
     let stack: Stack = w.get(&req.stack_id).await?;
@@ -333,6 +338,7 @@ pub async fn create_instance(cx: Ctx<'_>, req: shapes::CreateInstanceRequest) ->
         ssh_host_rsa_key_fingerprint: None,
         auto_scaling_schedule: None,
         server: None,
+        registered: false,
     };
     w.put(&inst).await?;
     w.commit().await?;
@@ -379,10 +385,13 @@ pub async fn update_instance(cx: Ctx<'_>, req: shapes::UpdateInstanceRequest) ->
         check_instance_type(t)?;
     }
     if let Some(v) = req.agent_version.as_deref() {
-        check_agent_version(v)?;
+        check_agent_version(cx.core, v, true).await?;
     }
     let mut w = cx.core.write().await?;
     let mut inst: Instance = w.get(&req.instance_id).await?;
+    if inst.registered {
+        return update_registered(w, inst, req).await;
+    }
     let stack: Stack = w.get(&inst.stack_id).await?;
     if let Some(ids) = &req.layer_ids {
         check_layers(&mut w, &inst.stack_id, ids).await?;
@@ -456,6 +465,43 @@ pub async fn update_instance(cx: Ctx<'_>, req: shapes::UpdateInstanceRequest) ->
     Ok(Reply::empty())
 }
 
+/// UpdateInstance of a registered instance, whatever its status: only its `AgentVersion` (its
+/// agent updates itself to it); what describes the machine itself is the machine's to say.
+async fn update_registered(
+    mut w: Write<'_>,
+    mut inst: Instance,
+    req: shapes::UpdateInstanceRequest,
+) -> OpResult {
+    let others = [
+        ("LayerIds", req.layer_ids.is_some()),
+        ("InstanceType", req.instance_type.is_some()),
+        ("AutoScalingType", req.auto_scaling_type.is_some()),
+        ("Hostname", req.hostname.is_some()),
+        ("Os", req.os.is_some()),
+        ("AmiId", req.ami_id.is_some()),
+        ("SshKeyName", req.ssh_key_name.is_some()),
+        ("Architecture", req.architecture.is_some()),
+        (
+            "InstallUpdatesOnBoot",
+            req.install_updates_on_boot.is_some(),
+        ),
+        ("EbsOptimized", req.ebs_optimized.is_some()),
+    ];
+    if let Some((name, _)) = others.iter().find(|(_, given)| *given) {
+        return Err(ApiError::Validation(format!(
+            "Instance {} is a registered instance: UpdateInstance can change only its AgentVersion, not {name} (use AssignInstance and UnassignInstance for its layers)",
+            inst.instance_id
+        )));
+    }
+    if let Some(v) = req.agent_version {
+        inst.agent_version = v;
+        w.wake(&inst.instance_id);
+    }
+    w.put(&inst).await?;
+    w.commit().await?;
+    Ok(Reply::empty())
+}
+
 /// DeleteInstance: only while stopped. Its machine, pending commands, credential and status
 /// history go with it. `DeleteElasticIp` and `DeleteVolumes` are accepted; this server registers
 /// no addresses or volumes yet.
@@ -463,6 +509,11 @@ pub async fn delete_instance(cx: Ctx<'_>, req: shapes::DeleteInstanceRequest) ->
     let id = req.instance_id;
     let mut w = cx.core.write().await?;
     let inst: Instance = w.get(&id).await?;
+    if inst.registered {
+        return Err(ApiError::Validation(format!(
+            "Instance {id} is a registered instance: remove it with DeregisterInstance, which also uninstalls its agent"
+        )));
+    }
     require_stopped(&inst, "delete")?;
     machines::destroy(cx.core, &id).await?;
     commands::skip_pending(&mut w, &id).await?;
@@ -499,6 +550,7 @@ pub async fn stop_instance(cx: Ctx<'_>, req: shapes::StopInstanceRequest) -> OpR
 /// RebootInstance: only an online instance (or one whose setup failed or whose agent went
 /// silent, which a reboot may cure) can be rebooted.
 pub async fn reboot_instance(cx: Ctx<'_>, req: shapes::RebootInstanceRequest) -> OpResult {
+    instances::refuse_registered(&*cx.core.get::<Instance>(&req.instance_id).await?, "reboot")?;
     instances::change_status_now(cx.core, &req.instance_id, InstanceEvent::Reboot).await?;
     machines::reboot(cx.core, &req.instance_id);
     Ok(Reply::empty())
@@ -521,11 +573,21 @@ mod tests {
         assert!(check_instance_type("T2.micro").is_err());
     }
 
-    #[test]
-    fn agent_versions() {
-        assert!(check_agent_version("INHERIT").is_ok());
-        assert!(check_agent_version(catalog::AGENT_VERSION).is_ok());
-        assert!(check_agent_version("not-a-version").is_err());
+    #[tokio::test]
+    async fn agent_versions() {
+        let (_dir, core) = crate::testkit::open().await;
+        assert!(check_agent_version(&core, "INHERIT", true).await.is_ok());
+        assert!(check_agent_version(&core, "INHERIT", false).await.is_err());
+        assert!(check_agent_version(&core, "LATEST", false).await.is_ok());
+        assert!(
+            check_agent_version(&core, catalog::AGENT_VERSION, true)
+                .await
+                .is_ok()
+        );
+        let err = check_agent_version(&core, "not-a-version", true)
+            .await
+            .unwrap_err();
+        assert!(err.message().contains(catalog::AGENT_VERSION), "{err:?}");
     }
 
     #[test]

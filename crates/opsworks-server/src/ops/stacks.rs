@@ -13,7 +13,9 @@ use opsworks_model::resource::{
 use opsworks_model::{Arn, Kind, ResourceKind, catalog, new_id, themes};
 use opsworks_store::Filter;
 
-use super::{Ctx, OpResult, Reply, check_custom_json, check_len, keep_secret, required, wire};
+use super::{
+    Ctx, OpResult, Reply, authz, check_custom_json, check_len, keep_secret, required, wire,
+};
 use crate::core::{CoreError, instances, now};
 
 /// The members CreateStack, UpdateStack and CloneStack share, as one request gives them.
@@ -69,6 +71,14 @@ fn check_region(region: &str) -> Result<(), ApiError> {
         Ok(())
     } else {
         Err(ApiError::Validation(format!("Invalid region: {region}")))
+    }
+}
+
+/// A stack's `AgentVersion`: `LATEST` or a version DescribeAgentVersions lists.
+async fn check_stack_agent_version(cx: &Ctx<'_>, m: &Members) -> Result<(), ApiError> {
+    match m.agent_version.as_deref() {
+        Some(v) => super::instances::check_agent_version(cx.core, v, false).await,
+        None => Ok(()),
     }
 }
 
@@ -293,6 +303,7 @@ pub async fn create_stack(cx: Ctx<'_>, req: shapes::CreateStackRequest) -> OpRes
         agent_version
     );
     check_members(&m)?;
+    check_stack_agent_version(&cx, &m).await?;
     let id = new_id();
     let stack = new_stack(&cx, &id, &req.region, m);
     check_os_and_chef(&stack)?;
@@ -311,7 +322,14 @@ pub async fn describe_stacks(cx: Ctx<'_>, req: shapes::DescribeStacksRequest) ->
             ));
         }
         Some(ids) => cx.core.get_all::<Stack>(&ids).await?,
-        None => cx.core.list::<Stack>(Filter::All).await?,
+        None => {
+            let mut all = cx.core.list::<Stack>(Filter::All).await?;
+            if !cx.principal.is_root() {
+                // Only the stacks the caller may see.
+                all.retain(|s| authz::may(&cx, "DescribeStacks", s));
+            }
+            all
+        }
     };
     Ok(Reply::list(
         "Stacks",
@@ -344,6 +362,7 @@ pub async fn update_stack(cx: Ctx<'_>, req: shapes::UpdateStackRequest) -> OpRes
         agent_version
     );
     check_members(&m)?;
+    check_stack_agent_version(&cx, &m).await?;
     let mut w = cx.core.write().await?;
     let old: Stack = w.get(&req.stack_id).await?;
     let mut stack = old.clone();
@@ -364,6 +383,13 @@ pub async fn update_stack(cx: Ctx<'_>, req: shapes::UpdateStackRequest) -> OpRes
         }
     }
     check_os_and_chef(&stack)?;
+    if old.agent_version != stack.agent_version {
+        // Installed agents learn of their new release at once (their polls answer).
+        let instances: Vec<Instance> = w.list(Filter::Stack(&req.stack_id)).await?;
+        for i in instances.iter().filter(|i| i.registered) {
+            w.wake(&i.instance_id);
+        }
+    }
     w.put(&stack).await?;
     w.commit().await?;
     Ok(Reply::empty())
@@ -430,6 +456,7 @@ pub async fn clone_stack(cx: Ctx<'_>, req: shapes::CloneStackRequest) -> OpResul
         agent_version
     );
     check_members(&m)?;
+    check_stack_agent_version(&cx, &m).await?;
     let mut w = cx.core.write().await?;
     let source: Stack = w.get(&req.source_stack_id).await?;
     let id = new_id();
@@ -485,7 +512,15 @@ pub async fn clone_stack(cx: Ctx<'_>, req: shapes::CloneStackRequest) -> OpResul
             w.put(&app).await?;
         }
     }
-    // Permissions are not kept by this server yet, so ClonePermissions has nothing to copy.
+    if req.clone_permissions == Some(true) {
+        let perms: Vec<opsworks_model::resource::Permission> =
+            w.list(Filter::Stack(&req.source_stack_id)).await?;
+        for mut p in perms {
+            p.permission_id = opsworks_model::resource::Permission::id_of(&id, &p.iam_user_arn);
+            p.stack_id = id.clone();
+            w.put(&p).await?;
+        }
+    }
     w.commit().await?;
     Reply::json(&json!({ "StackId": id }))
 }
@@ -535,7 +570,10 @@ pub async fn start_stack(cx: Ctx<'_>, req: shapes::StartStackRequest) -> OpResul
         .list::<Instance>(Filter::Stack(&req.stack_id))
         .await?
     {
-        if inst.status == InstanceStatus::Stopped && inst.auto_scaling_type.is_none() {
+        if inst.status == InstanceStatus::Stopped
+            && inst.auto_scaling_type.is_none()
+            && !inst.registered
+        {
             // The path of StartInstance, so the machine is launched too.
             instances::start(cx.core, &inst.instance_id).await?;
         }
@@ -551,7 +589,8 @@ pub async fn stop_stack(cx: Ctx<'_>, req: shapes::StopStackRequest) -> OpResult 
         .list::<Instance>(Filter::Stack(&req.stack_id))
         .await?
     {
-        if inst.status != InstanceStatus::Stopped {
+        // Registered machines are not the server's to stop.
+        if inst.status != InstanceStatus::Stopped && !inst.registered {
             // The path of StopInstance (Shutdown, then the machine halts); an instance already on
             // its way down simply carries on.
             match instances::stop(cx.core, &inst.instance_id, false).await {
@@ -564,22 +603,33 @@ pub async fn stop_stack(cx: Ctx<'_>, req: shapes::StopStackRequest) -> OpResult 
 }
 
 /// DescribeStackProvisioningParameters: what a machine needs to join the stack as a registered
-/// instance. Registration (RegisterInstance) is not supported yet, so the installer the URL serves
-/// says so and exits non-zero rather than pretending.
+/// instance: the installer tarball `aws opsworks register` runs (`boot-registration`), and the
+/// parameters it writes into the machine's preconfig.
 pub async fn describe_stack_provisioning_parameters(
     cx: Ctx<'_>,
     req: shapes::DescribeStackProvisioningParametersRequest,
 ) -> OpResult {
     let stack = cx.core.get::<Stack>(&req.stack_id).await?;
+    // What machines are told to reach: the server's endpoint (once servers advertise a URL of
+    // their own, that URL).
     let endpoint = cx.core.endpoint().unwrap_or("http://127.0.0.1:9730");
+    let installer = format!("{endpoint}{}", opsworks_protocol::INSTALLER_PATH);
+    // `aws opsworks register` writes every parameter into the machine's preconfig beside its own
+    // `stack_id` (so no parameter may be named so: the CLI fails with "got multiple values for
+    // keyword argument 'stack_id'"), and puts `assets_download_bucket` on a shell command line:
+    // plain words only.
     Reply::json(&json!({
-        "AgentInstallerUrl": format!("{endpoint}/agent/installer"),
+        "AgentInstallerUrl": installer,
         "Parameters": {
-            "stack_id": req.stack_id,
             "stack_region": stack.region,
             "agent_version": stack.agent_version,
+            "agent_installer_base_url": endpoint,
+            "agent_installer_tgz": "opsworks-agent-installer.tgz",
+            "assets_download_bucket": "none",
             "ops_works_endpoint": endpoint,
+            "ops_works_region": cx.core.region(),
             "instance_service_endpoint": endpoint,
+            "verbose": "false",
             "wait_between_runs": "0",
         }
     }))

@@ -505,3 +505,60 @@ async fn a_failed_step_leaves_nothing_half_made() {
         "only the second source stack was added"
     );
 }
+
+#[tokio::test]
+async fn secrets_are_sealed_in_the_database_files() {
+    let (dir, core) = open().await;
+    let stack = call(
+        &core,
+        "CreateStack",
+        json!({"Name": "s", "Region": "us-east-1", "ServiceRoleArn": "arn:aws:iam::1:role/r",
+               "DefaultInstanceProfileArn": "arn:aws:iam::1:instance-profile/p",
+               "CustomCookbooksSource": {"Type": "git", "Url": "u", "Password": "cookbook-pw-7c1f"}}),
+    )
+    .await
+    .expect("stack");
+    let sid = stack["StackId"].as_str().expect("id").to_string();
+    call(
+        &core,
+        "CreateApp",
+        json!({"StackId": sid, "Name": "a", "Type": "other",
+               "AppSource": {"Type": "git", "Url": "u", "SshKey": "app-key-93ab"},
+               "SslConfiguration": {"Certificate": "c", "PrivateKey": "tls-key-51de"},
+               "Environment": [{"Key": "T", "Value": "secure-value-6e02", "Secure": true}]}),
+    )
+    .await
+    .expect("app");
+    call(
+        &core,
+        "CreateLayer",
+        json!({"StackId": sid, "Type": "db-master", "Name": "DB", "Shortname": "db-master",
+               "Attributes": {"MysqlRootPassword": "mysql-root-88f3"}}),
+    )
+    .await
+    .expect("layer");
+    // Everything the engine keeps on disk: the database, its WAL and shared memory.
+    let mut bytes = Vec::new();
+    for f in std::fs::read_dir(dir.path().join("data")).expect("data dir") {
+        let path = f.expect("entry").path();
+        if path.to_string_lossy().contains("opsworks.db") {
+            bytes.extend(std::fs::read(&path).expect("read"));
+        }
+    }
+    assert!(!bytes.is_empty());
+    for secret in [
+        "cookbook-pw-7c1f",
+        "app-key-93ab",
+        "tls-key-51de",
+        "secure-value-6e02",
+        "mysql-root-88f3",
+    ] {
+        assert!(
+            !bytes.windows(secret.len()).any(|w| w == secret.as_bytes()),
+            "{secret} is in the database files in the clear"
+        );
+    }
+    // And the server still reads them (the instances need them).
+    let apps = core.list::<App>(Filter::Stack(&sid)).await.expect("apps");
+    assert_eq!(apps[0].environment[0].value, "secure-value-6e02");
+}

@@ -137,7 +137,8 @@ pub fn instance(i: &Instance) -> shapes::Instance {
         install_updates_on_boot: Some(i.install_updates_on_boot),
         instance_id: Some(i.instance_id.clone()),
         instance_profile_arn: i.instance_profile_arn.clone(),
-        instance_type: Some(i.instance_type.clone()),
+        // Registered machines have no instance type.
+        instance_type: Some(i.instance_type.clone()).filter(|t| !t.is_empty()),
         last_service_error_id: i.last_service_error_id.clone(),
         layer_ids: Some(i.layer_ids.clone()),
         os: Some(i.os.clone()),

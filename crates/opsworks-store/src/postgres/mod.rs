@@ -31,8 +31,8 @@ use sqlx::postgres::{PgConnectOptions, PgDatabaseError, PgPoolOptions, PgRow};
 use sqlx::{Connection, PgConnection, PgPool, Row as _};
 
 use crate::{
-    AccessKeyRecord, Backend, BackendTx, EventRecord, Filter, Kind, MetricsStore, NewEvent,
-    StoreError, StoredRow,
+    AccessKeyRecord, AuditQuery, AuditRecord, Backend, BackendTx, EventRecord, Filter, Kind,
+    MetricsStore, NewEvent, StoreError, StoredRow,
 };
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
@@ -411,6 +411,26 @@ impl Backend for PostgresBackend {
         Ok(Some(row.map_or(0, |r| r.get(0))))
     }
 
+    async fn generations(&self, kinds: &[Kind]) -> Result<Option<Vec<i64>>, StoreError> {
+        let names: Vec<&str> = kinds.iter().map(|k| k.as_str()).collect();
+        let rows = retry(self.retries, || {
+            sqlx::query("SELECT kind, gen FROM generations WHERE kind = ANY($1::text[])")
+                .bind(&names)
+                .fetch_all(&self.pool)
+        })
+        .await?;
+        Ok(Some(
+            names
+                .iter()
+                .map(|n| {
+                    rows.iter()
+                        .find(|r| r.get::<&str, _>(0) == *n)
+                        .map_or(0, |r| r.get(1))
+                })
+                .collect(),
+        ))
+    }
+
     async fn setting(&self, key: &str) -> Result<Option<String>, StoreError> {
         let row = retry(self.retries, || {
             sqlx::query("SELECT value FROM settings WHERE key = $1")
@@ -532,6 +552,21 @@ impl Backend for PostgresBackend {
         .execute(&self.pool)
         .await?;
         Ok(done.rows_affected())
+    }
+
+    async fn audit(&self, query: AuditQuery<'_>) -> Result<Vec<AuditRecord>, StoreError> {
+        let rows = retry(self.retries, || {
+            crate::audit::postgres::list(&self.pool, query)
+        })
+        .await?;
+        crate::audit::postgres::records(&rows)
+    }
+
+    async fn prune_audit(&self, before: &str, keep_rows: u64) -> Result<u64, StoreError> {
+        retry(self.retries, || {
+            crate::audit::postgres::prune(&self.pool, before, keep_rows)
+        })
+        .await
     }
 
     fn metrics(&self) -> &dyn MetricsStore {

@@ -5,7 +5,10 @@ use async_trait::async_trait;
 use sqlx::{Postgres, Row as _, Transaction};
 
 use super::{count_docs, get_doc, list_docs};
-use crate::{AccessKeyRecord, BackendTx, EventRecord, Filter, Kind, NewEvent, Row, StoreError};
+use crate::{
+    AccessKeyRecord, AuditRecord, BackendTx, EventRecord, Filter, Kind, NewAudit, NewEvent, Row,
+    StoreError,
+};
 
 /// A write transaction (see the module `postgres` for the lock).
 pub(super) struct PgTx {
@@ -139,6 +142,27 @@ impl BackendTx for PgTx {
             .execute(&mut *self.tx)
             .await;
         self.fail(r).map(|done| done.rows_affected())
+    }
+
+    async fn delete_access_key(&mut self, access_key_id: &str) -> Result<(), StoreError> {
+        self.check()?;
+        let r = sqlx::query("DELETE FROM access_keys WHERE access_key_id = $1")
+            .bind(access_key_id)
+            .execute(&mut *self.tx)
+            .await;
+        self.fail(r).map(drop)
+    }
+
+    async fn append_audit(&mut self, entry: &NewAudit) -> Result<i64, StoreError> {
+        self.check()?;
+        let r = crate::audit::postgres::append(&mut self.tx, None, entry).await;
+        self.fail(r)
+    }
+
+    async fn import_audit(&mut self, record: &AuditRecord) -> Result<(), StoreError> {
+        self.check()?;
+        let r = crate::audit::postgres::append(&mut self.tx, Some(record.seq), &record.entry).await;
+        self.fail(r).map(drop)
     }
 
     async fn bump_generations(&mut self, kinds: &[Kind]) -> Result<(), StoreError> {
