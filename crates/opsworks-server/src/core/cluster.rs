@@ -68,6 +68,9 @@ pub struct Node {
     pump: Notify,
     /// Agents' URLs of the live servers, this one first, as last read.
     peers: Mutex<Vec<String>>,
+    /// Advertise URLs of the live servers, this one first, as last read: what registered
+    /// machines (outside the servers' bridges) reach them at.
+    public_peers: Mutex<Vec<String>>,
 }
 
 impl Node {
@@ -83,6 +86,7 @@ impl Node {
             urls: OnceLock::new(),
             pump: Notify::new(),
             peers: Mutex::new(Vec::new()),
+            public_peers: Mutex::new(Vec::new()),
         })
     }
 
@@ -137,6 +141,17 @@ impl Node {
     /// The agents' URLs of every live server, this one first; empty alone on its database.
     pub fn peers(&self) -> Vec<String> {
         lock(&self.peers).clone()
+    }
+
+    /// The URLs an instance's agent should know the servers by: the agents' URLs for local
+    /// instances, the advertise URLs for registered machines (a bridge's address is the host's
+    /// own, out of their reach).
+    pub fn peers_for(&self, registered: bool) -> Vec<String> {
+        if registered {
+            lock(&self.public_peers).clone()
+        } else {
+            self.peers()
+        }
     }
 
     /// Wakes the event pump: events were committed.
@@ -323,15 +338,27 @@ async fn refresh_peers(core: &Core) {
     match cluster.servers(SERVER_FRESH).await {
         Ok(servers) => {
             let node = core.node();
-            let mine = record(core).agent_url;
-            let mut urls = vec![mine.clone()];
+            let me = record(core);
+            let others: Vec<_> = servers
+                .into_iter()
+                .filter(|s| s.server_id != node.server_id())
+                .collect();
+            let mut urls = vec![me.agent_url.clone()];
             urls.extend(
-                servers
-                    .into_iter()
-                    .filter(|s| s.server_id != node.server_id() && s.agent_url != mine)
-                    .map(|s| s.agent_url),
+                others
+                    .iter()
+                    .filter(|s| s.agent_url != me.agent_url)
+                    .map(|s| s.agent_url.clone()),
+            );
+            let mut public = vec![me.advertise_url.clone()];
+            public.extend(
+                others
+                    .iter()
+                    .filter(|s| s.advertise_url != me.advertise_url)
+                    .map(|s| s.advertise_url.clone()),
             );
             *lock(&node.peers) = urls;
+            *lock(&node.public_peers) = public;
         }
         Err(e) => tracing::warn!("reading the registry of servers: {e}"),
     }

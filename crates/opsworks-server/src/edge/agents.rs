@@ -226,7 +226,7 @@ async fn hello(State(core): State<Core>, Agent(msg): Agent<Hello>) -> Reply {
         heartbeat_seconds: heartbeat_seconds(&core),
         poll_seconds: MAX_POLL_SECONDS,
         metrics_seconds: Some(core.metrics_config().interval_seconds),
-        servers: core.node().peers(),
+        servers: core.node().peers_for(inst.registered),
     })
 }
 
@@ -304,8 +304,9 @@ async fn complete(State(core): State<Core>, Agent(msg): Agent<Completion>) -> Re
 
 async fn heartbeat(State(core): State<Core>, Agent(msg): Agent<Heartbeat>) -> Reply {
     lifecycle::agent_alive(&core, &msg.instance_id).await?;
+    let registered = core.get::<Instance>(&msg.instance_id).await?.registered;
     reply(&HeartbeatReply {
-        servers: core.node().peers(),
+        servers: core.node().peers_for(registered),
     })
 }
 

@@ -1,5 +1,5 @@
 //! The PostgreSQL side of [`Cluster`]: LISTEN/NOTIFY on a connection of its own, and the tables
-//! of migration `0002_cluster.sql`.
+//! of migration `0003_cluster.sql`.
 //!
 //! None of this takes the write lock: registering, leases and presence are single statements
 //! whose outcome does not depend on other rows; a log append serializes per command on an
