@@ -118,6 +118,38 @@ async fn an_agent_moves_to_the_other_server_when_its_server_is_killed() {
     tokio::time::sleep(Duration::from_secs(3)).await;
 
     let (stack, layer) = stack_and_layer(&a, "two-servers").await;
+
+    // A registered machine's agent is told the servers' advertise URLs, never their bridges'
+    // (its failover list: a bridge's address is the host's own, out of the machine's reach).
+    let registered = a
+        .ok(
+            "RegisterInstance",
+            json!({"StackId": stack, "Hostname": "on-premises-1", "PrivateIp": "10.9.8.7"}),
+        )
+        .await;
+    let key = &registered[opsworks_protocol::REGISTERED_CREDENTIALS];
+    let (akid, secret) = (
+        key["AccessKeyId"].as_str().unwrap(),
+        key["SecretAccessKey"].as_str().unwrap(),
+    );
+    let machine = registered["InstanceId"].as_str().unwrap();
+    let (code, hello) = b
+        .agent(akid, secret, "hello", json!({"instance_id": machine, "agent_version": "test", "hostname": "on-premises-1", "reported_os": {"family": "debian", "name": "debian", "version": "12"}, "addresses": []}), Duration::from_secs(10))
+        .await;
+    assert_eq!(code, 200, "{hello}");
+    let told: Vec<&str> = hello["servers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert_eq!(
+        told,
+        [b.endpoint.as_str(), a.endpoint.as_str()],
+        "the answering server first, then the other, by their advertise URLs"
+    );
+    b.ok("DeregisterInstance", json!({"InstanceId": machine}))
+        .await;
     let instance = a
         .ok(
             "CreateInstance",

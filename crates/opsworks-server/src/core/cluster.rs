@@ -2,7 +2,8 @@
 //!
 //! - **Identity**: each server has a stable ID (`DIR/server-id`) and registers its advertise URL
 //!   and its agents' URL in the database every few seconds ([`Node`]); agents get every server's
-//!   URL in the hello and heartbeat answers and move to another when theirs stops answering.
+//!   URL in the hello and heartbeat answers (local instances' agents the agents' URLs, registered
+//!   machines' the advertise URLs) and move to another when theirs stops answering.
 //! - **Notifications** (LISTEN/NOTIFY, sent inside the writing transaction, so only committed
 //!   changes are announced, in commit order): a new command wakes its agent's long poll on
 //!   whichever server it waits ([`WAKE`]); recorded events reach every server's live streams
@@ -10,12 +11,13 @@
 //!   key stops working on every server ([`KEYS`]); machine work goes to the server whose host
 //!   runs the machine ([`MACHINES`]). A listener that lost its connection catches up: it re-reads
 //!   the events, wakes every local poll (each checks its commands) and forgets cached keys.
-//! - **Leadership**: the background work (scheduler, watchdog, metrics maintenance, event
-//!   pruning) runs on the one server holding the lease [`LEADER_LEASE`], renewed every
+//! - **Leadership**: the background work (scheduler, watchdog, metrics maintenance, event and
+//!   audit pruning, temporary logins' expiry) runs on the one server holding the lease [`LEADER_LEASE`], renewed every
 //!   [`RENEW_EVERY`] for [`LEASE_TTL`] by the database's clock; when the leader dies another takes
 //!   over within `LEASE_TTL + RENEW_EVERY` (12 s), at once when it stops cleanly.
 //! - **Presence**: when each agent was last heard from, through any server, batched into the
-//!   database every [`flush_period`], so the leader's watchdog sees agents polling any server.
+//!   database every [`flush_period`], so the leader's watchdog sees agents polling any server; a
+//!   boot or reboot is written at once (the silence of a booting agent counts from its boot).
 //!
 //! On the embedded engine (one server) none of this runs: this server leads, and wake-ups, events
 //! and revocations stay in the process.
