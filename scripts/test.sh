@@ -15,9 +15,11 @@ export DEBIAN_FRONTEND=noninteractive
 # Debian packages the tests use: git, cron and procps for the recipe engine's resources; chromium
 # and its WebDriver for the console's browser tests; the built-in layers' servers, which local
 # instances see through their copy-on-write view of the host; OpenSSH and sudo for SSH users on
-# instances and, with iproute2, for the machines the registration suite registers over SSH.
+# instances and, with iproute2, for the machines the registration suite registers over SSH; xfsprogs
+# for volumes; postgresql-15 for RDS database machines (and the store's PostgreSQL tests).
 packages=(git cron procps ca-certificates curl chromium chromium-driver haproxy nginx nodejs
-    php-fpm mariadb-server memcached openssh-server openssh-client sudo iproute2)
+    php-fpm mariadb-server memcached openssh-server openssh-client sudo iproute2 xfsprogs
+    postgresql-15)
 missing=()
 for pkg in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")

@@ -227,7 +227,14 @@ def test_the_audit_log_records_every_mutating_call(ow, iam, endpoint, stack):
     assert upd["Service"] == "opsworks" and upd["Detail"]["AccessKeyId"] == u.key_id
     by_stack = json.loads(signed_get(endpoint, f"/api/audit?StackId={stack['StackId']}").data)["Entries"]
     assert {"SetPermission", "UpdateApp"} <= {e["Operation"] for e in by_stack}
-    iam_calls = json.loads(signed_get(endpoint, "/api/audit?MaxResults=1000").data)["Entries"]
+    # Every entry, page by page (the session's server has more than one page by now).
+    iam_calls, after = [], 0
+    while True:
+        page = json.loads(signed_get(endpoint, f"/api/audit?MaxResults=1000&After={after}").data)
+        iam_calls += page["Entries"]
+        if len(page["Entries"]) < 1000:
+            break
+        after = page["LastSeq"]
     assert any(e["Service"] == "iam" and e["Operation"] == "CreateUser" and e["Target"] == u.name for e in iam_calls)
     # Reads are not audited; the log itself is IAM-evaluated.
     assert all(not e["Operation"].startswith("Describe") for e in iam_calls)

@@ -105,8 +105,8 @@ def test_unknown_operation(endpoint):
 
 def test_unsupported_operation_names_itself(endpoint):
     # Operations of the model this issue does not implement answer a clear, named error.
-    r = raw_call(endpoint, "RegisterVolume", {"StackId": "x"})
-    assert_raw_error(r, "UnsupportedOperationException", "RegisterVolume")
+    r = raw_call(endpoint, "RegisterEcsCluster", {"StackId": "x", "EcsClusterArn": "arn:aws:ecs:us-east-1:1:cluster/c"})
+    assert_raw_error(r, "UnsupportedOperationException", "RegisterEcsCluster")
 
 
 @pytest.mark.parametrize(

@@ -33,6 +33,7 @@ pub mod limits;
 pub mod live;
 pub mod monitoring;
 pub mod password;
+pub mod rds;
 pub mod render;
 pub mod routes;
 pub mod security;

@@ -6,7 +6,7 @@ use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 
 use crate::{Console, apps, assets, deployments, events, instances, layers, live, monitoring};
-use crate::{audit, groups, password, settings, signin, stacks, user_actions, users};
+use crate::{audit, groups, password, rds, settings, signin, stacks, user_actions, users};
 
 /// The console's routes (state: [`Console`]).
 pub fn routes() -> Router<Console> {
@@ -93,6 +93,8 @@ fn resource_routes() -> Router<Console> {
             get(layers::edit_layer).post(layers::update_layer),
         )
         .route("/console/layers/{id}/delete", post(layers::delete_layer))
+        .route("/console/stacks/{id}/rds/register", post(rds::register))
+        .route("/console/stacks/{id}/rds/deregister", post(rds::deregister))
         .route(
             "/console/stacks/{id}/instances/new",
             get(instances::new_instance).post(instances::create_instance),

@@ -271,10 +271,11 @@ pub async fn stack(signed: Signed, Path(id): Path<String>) -> Response {
             json!({ "layer": layer, "instances": members })
         })
         .collect();
+    let rds = crate::rds::stack_databases(&signed, &id).await;
     signed.render(
         "stack.html",
         json!({ "stack": stack, "layers": layers, "apps": apps, "can": can,
-                "deployments": deployments, "has_instances": !instances.is_empty() }),
+                "deployments": deployments, "has_instances": !instances.is_empty(), "rds": rds }),
     )
 }
 

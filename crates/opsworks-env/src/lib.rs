@@ -18,6 +18,8 @@ pub const OPSWORKS_LOCAL_INSTANCES: &str = "OPSWORKS_LOCAL_INSTANCES";
 pub const OPSWORKS_HEALING_TIMEOUT: &str = "OPSWORKS_HEALING_TIMEOUT";
 /// Networks the machines' package proxy may reach besides public addresses (comma-separated CIDRs).
 pub const OPSWORKS_PACKAGE_PROXY_ALLOW: &str = "OPSWORKS_PACKAGE_PROXY_ALLOW";
+/// The addresses `ec2 AllocateAddress` hands out as Elastic IPs (`10.217.255.0/24` or `A-B`).
+pub const OPSWORKS_ELASTIC_IP_POOL: &str = "OPSWORKS_ELASTIC_IP_POOL";
 /// How often scaling is applied.
 pub const OPSWORKS_SCHEDULER_INTERVAL: &str = "OPSWORKS_SCHEDULER_INTERVAL";
 /// How long one minute of the load-based thresholds lasts.
@@ -51,6 +53,8 @@ pub const OPSWORKS_CONSOLE_PASSWORD: &str = "OPSWORKS_CONSOLE_PASSWORD";
 pub const OPSWORKS_LOG: &str = "OPSWORKS_LOG";
 /// The log format: `text` or `json`.
 pub const OPSWORKS_LOG_FORMAT: &str = "OPSWORKS_LOG_FORMAT";
+/// The server's endpoint, for commands that call a running server (`opsworks rds import`).
+pub const OPSWORKS_ENDPOINT: &str = "OPSWORKS_ENDPOINT";
 /// The agent's server URL (several, comma-separated: the servers of one database).
 pub const OPSWORKS_SERVER: &str = "OPSWORKS_SERVER";
 /// The agent's instance ID.

@@ -11,6 +11,7 @@ use serde_json::{Map, Value, json};
 use opsworks_model::resource::{App, Instance, Layer, Source, Stack};
 use opsworks_model::{CommandName, InstanceStatus};
 
+use crate::rds::{self, RdsDatabase};
 use crate::services;
 
 /// The resources of one stack at the moment a command is delivered.
@@ -24,6 +25,8 @@ pub struct StackSnapshot<'a> {
     pub instances: Vec<&'a Instance>,
     /// Its apps.
     pub apps: Vec<&'a App>,
+    /// The RDS databases registered with it.
+    pub rds: Vec<RdsDatabase<'a>>,
 }
 
 /// What the run is for.
@@ -82,6 +85,7 @@ fn instance_attrs(i: &Instance, region: &str) -> Value {
         "hostname": i.hostname,
         "ip": i.public_ip.as_ref().or(i.private_ip.as_ref()),
         "private_ip": i.private_ip,
+        "elastic_ip": i.elastic_ip,
         "public_dns_name": i.public_dns,
         "private_dns_name": i.private_dns,
         "aws_instance_id": i.ec2_instance_id,
@@ -116,6 +120,12 @@ fn environment(app: &App) -> Map<String, Value> {
 }
 
 impl StackSnapshot<'_> {
+    /// The database an app's code uses: its registered RDS database, else its db-master one.
+    fn app_database(&self, app: &App) -> Option<Value> {
+        rds::app_database(&self.rds, app)
+            .or_else(|| services::app_connection(&self.layers, &self.instances, app))
+    }
+
     fn my_layers(&self, instance_id: &str) -> Vec<String> {
         self.instances
             .iter()
@@ -170,7 +180,7 @@ pub fn attributes(snap: &StackSnapshot<'_>, ctx: &RunContext<'_>) -> Value {
     for app in &snap.apps {
         let short = app.shortname.as_str();
         let env = environment(app);
-        let database = services::app_connection(&snap.layers, &snap.instances, app);
+        let database = snap.app_database(app);
         let ssl = app.ssl_configuration.as_ref();
         deploy.insert(
             short.to_string(),
@@ -211,7 +221,7 @@ pub fn attributes(snap: &StackSnapshot<'_>, ctx: &RunContext<'_>) -> Value {
                 "name": stack.name,
                 "region": region,
                 "vpc_id": stack.vpc_id,
-                "rds_instances": [],
+                "rds_instances": rds::rds_instances(&snap.rds),
                 "elb-load-balancers": [],
             },
             "layers": layers,
@@ -317,6 +327,7 @@ pub fn data_bags(
                 "status": i.status.as_str(),
                 "private_ip": i.private_ip,
                 "public_ip": i.public_ip,
+                "elastic_ip": i.elastic_ip,
                 "private_dns": i.private_dns,
                 "public_dns": i.public_dns,
                 "instance_type": i.instance_type,
@@ -344,19 +355,23 @@ pub fn data_bags(
                 "type": a.r#type,
                 "app_source": lower_source(a.app_source.as_ref()),
                 "attributes": a.attributes,
-                "data_sources": a.data_sources,
+                "data_sources": rds::data_sources(a),
                 "domains": a.domains,
                 "enable_ssl": a.enable_ssl,
                 "environment": Value::Object(environment(a)),
                 "ssl_configuration": a.ssl_configuration,
                 "deploy": ctx.deploy_app_ids.iter().any(|id| id == aid),
-                // Not in the original's bag (it had RDS bags instead): the connection data of
-                // the app's db-master database, as node["deploy"][app]["database"] has it.
-                "database": services::app_connection(&snap.layers, &snap.instances, a),
+                // Not in the original's bag (it had the RDS bag and data_sources instead): the
+                // connection data of the app's database, as node["deploy"][app]["database"] has it.
+                "database": snap.app_database(a),
                 "memcached": services::memcached(&snap.layers, &snap.instances),
             }),
         );
     }
+    bags.insert(
+        "aws_opsworks_rds_db_instance".into(),
+        rds::data_bag(&snap.rds),
+    );
     bags.entry("aws_opsworks_command".into())
         .or_default()
         .insert(
@@ -393,6 +408,7 @@ mod tests {
                 layers: self.layers.iter().collect(),
                 instances: self.instances.iter().collect(),
                 apps: self.apps.iter().collect(),
+                rds: Vec::new(),
             }
         }
     }

@@ -5,6 +5,7 @@
 //! will be told can be tested without a server.
 
 pub mod config;
+pub mod rds;
 pub mod runlist;
 pub mod services;
 

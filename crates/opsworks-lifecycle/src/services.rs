@@ -84,6 +84,7 @@ pub fn app_database(layers: &[&Layer], app: &App) -> Option<Value> {
         "password": app_password(root, &app.app_id),
         "port": MYSQL_PORT,
         "reconnect": true,
+        "data_source_provider": "mysql",
     }))
 }
 

@@ -7,6 +7,13 @@ pub fn new_id() -> String {
     uuid::Uuid::new_v4().to_string()
 }
 
+/// A new EC2 ID: `prefix-` and 17 hex digits, as EC2 writes them (`vol-0123456789abcdef0`,
+/// `eipalloc-...`, `eipassoc-...`).
+pub fn ec2_id(prefix: &str) -> String {
+    let hex = uuid::Uuid::new_v4().simple().to_string();
+    format!("{prefix}-{}", &hex[..17])
+}
+
 /// Whether `s` is shaped like the IDs this server hands out.
 pub fn looks_like_id(s: &str) -> bool {
     uuid::Uuid::parse_str(s).is_ok()
@@ -97,6 +104,14 @@ impl fmt::Display for Arn {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ec2_ids_look_like_ec2s() {
+        let id = ec2_id("vol");
+        assert_eq!(id.len(), 21);
+        assert!(id.starts_with("vol-") && id[4..].bytes().all(|b| b.is_ascii_hexdigit()));
+        assert_ne!(ec2_id("vol"), id);
+    }
 
     #[test]
     fn arns_round_trip() {

@@ -15,6 +15,7 @@ pub mod instance_types;
 pub mod layer;
 pub mod limits;
 pub mod metrics;
+pub mod rds;
 pub mod resource;
 pub mod scaling;
 pub mod tags;
@@ -24,6 +25,6 @@ mod serde_str;
 
 pub use command::CommandName;
 pub use event::EventKind;
-pub use ids::{Arn, ResourceKind, new_id, timestamp};
+pub use ids::{Arn, ResourceKind, ec2_id, new_id, timestamp};
 pub use instance::{InstanceEvent, InstanceStatus, TransitionError};
 pub use resource::{Kind, Resource};

@@ -10,15 +10,18 @@
 mod agent;
 mod app;
 mod deployment;
+mod ec2;
 mod identity;
 mod instance;
 mod layer;
 mod misc;
+mod rds;
 mod stack;
 
 pub use agent::AgentRelease;
 pub use app::{App, AppSource, AppType, DataSource, EnvironmentVariable, SslConfiguration};
 pub use deployment::{Command, Deployment, DeploymentCommand, LifecycleStep};
+pub use ec2::{Ec2Tag, Ec2Volume, ElasticIp, Volume};
 pub use identity::{
     AccessKey, IamGroup, IamPolicy, IamTag, IamUser, KeyLastUsed, LoginProfile, Permission,
     PolicyVersion, TemporaryAccess, UserProfile,
@@ -30,6 +33,7 @@ pub use layer::{
     ShutdownEventConfiguration, VolumeConfiguration,
 };
 pub use misc::{ServiceError, TagSet, Transition};
+pub use rds::{DbInstance, DbOrigin, DbTag, RdsDbInstance};
 pub use stack::{ChefConfiguration, ConfigurationManager, RootDeviceType, Source, Stack};
 
 /// The kinds of resource the store keeps, each in its own namespace of IDs.
@@ -68,13 +72,23 @@ pub enum Kind {
     Permission,
     /// A temporary login GrantAccess made on an instance.
     TemporaryAccess,
+    /// A DB instance of the RDS catalog (ID: its identifier).
+    DbInstance,
+    /// A DB instance registered with a stack (ID: its ARN).
+    RdsDbInstance,
+    /// An Elastic IP (ID: the address).
+    ElasticIp,
+    /// An EC2 volume (ID: `vol-...`).
+    Ec2Volume,
+    /// An EC2 volume's registration with a stack (parent: the EC2 volume).
+    Volume,
     /// An agent release an operator added (ID: its version).
     AgentRelease,
 }
 
 impl Kind {
     /// Every kind.
-    pub const ALL: [Kind; 17] = [
+    pub const ALL: [Kind; 22] = [
         Self::Stack,
         Self::Layer,
         Self::Instance,
@@ -91,6 +105,11 @@ impl Kind {
         Self::UserProfile,
         Self::Permission,
         Self::TemporaryAccess,
+        Self::DbInstance,
+        Self::RdsDbInstance,
+        Self::ElasticIp,
+        Self::Ec2Volume,
+        Self::Volume,
         Self::AgentRelease,
     ];
 
@@ -113,6 +132,11 @@ impl Kind {
             Self::UserProfile => "user_profile",
             Self::Permission => "permission",
             Self::TemporaryAccess => "temporary_access",
+            Self::DbInstance => "db_instance",
+            Self::RdsDbInstance => "rds_db_instance",
+            Self::ElasticIp => "elastic_ip",
+            Self::Ec2Volume => "ec2_volume",
+            Self::Volume => "volume",
             Self::AgentRelease => "agent_release",
         }
     }
@@ -123,6 +147,10 @@ impl Kind {
             Self::ServiceError => "service error",
             Self::UserProfile => "user profile",
             Self::TemporaryAccess => "temporary access",
+            Self::DbInstance => "DB instance",
+            Self::RdsDbInstance => "RDS DB instance",
+            Self::ElasticIp => "Elastic IP",
+            Self::Ec2Volume => "EC2 volume",
             Self::AgentRelease => "agent version",
             other => other.as_str(),
         }

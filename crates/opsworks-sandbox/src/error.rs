@@ -59,6 +59,14 @@ pub enum Error {
         /// The subnet, in CIDR notation.
         subnet: String,
     },
+    /// An address is leased to someone else on this host.
+    #[error("address {ip} is already in use on this host (held by {holder})")]
+    AddressInUse {
+        /// The address.
+        ip: std::net::Ipv4Addr,
+        /// What holds it (a machine's directory, or a reservation's).
+        holder: String,
+    },
     /// The machine was created but its init or main process did not come up.
     #[error("machine {id} failed to boot: {reason}")]
     Boot {

@@ -28,7 +28,7 @@ mod rootfs;
 use crate::cgroup::{self, InnerMount};
 use crate::error::{Error, Result};
 use crate::procfs;
-use crate::spec::{FileSpec, MainProcess};
+use crate::spec::{Disk, FileSpec, MainProcess};
 
 /// `PATH` of processes started inside a machine.
 const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -60,6 +60,9 @@ pub(crate) struct LaunchSpec {
     pub cgroup: Option<CgroupSpec>,
     /// Symbolic links placed inside (`path` → `target`), replacing what is there.
     pub links: Vec<(PathBuf, PathBuf)>,
+    /// Disk images mounted inside.
+    #[serde(default)]
+    pub disks: Vec<Disk>,
 }
 
 /// The machine's control group: the directories the init joins (before its cgroup namespace is

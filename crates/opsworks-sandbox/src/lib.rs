@@ -23,6 +23,7 @@
 //! user namespace, with the host's root file system as their lower layer.
 
 mod cgroup;
+pub mod disk;
 mod error;
 mod host;
 mod init;
@@ -30,15 +31,18 @@ mod local;
 mod procfs;
 mod spec;
 
+use std::net::Ipv4Addr;
 use std::time::Duration;
 
 pub use error::{Error, Result};
 pub use host::ensure_root;
 pub use init::init_main;
-pub use local::{LocalConfig, LocalProvider, NetworkConfig, Reaped};
+pub use local::{
+    AddressRange, DEFAULT_RESERVED, LocalConfig, LocalProvider, NetworkConfig, Reaped,
+};
 pub use spec::{
-    ExecOutput, FileSpec, Limits, Machine, MachineSpec, MachineState, MainProcess, RootDevice,
-    validate_id,
+    Disk, ExecOutput, FileSpec, Limits, Machine, MachineSpec, MachineState, MainProcess,
+    RootDevice, validate_id,
 };
 
 /// Where instances run. The control plane drives machines only through this trait, so that
@@ -67,4 +71,46 @@ pub trait Provider: Send + Sync {
 
     /// Runs `argv` inside the running machine (its namespaces and root) and collects its output.
     async fn exec(&self, id: &str, argv: &[String]) -> Result<ExecOutput>;
+
+    /// Reserves `ip` host-wide for addresses that move between machines (Elastic IPs);
+    /// reserving it again succeeds, [`Error::AddressInUse`] says who holds it otherwise.
+    async fn reserve_address(&self, ip: Ipv4Addr) -> Result<()> {
+        let _ = ip;
+        Err(unmovable())
+    }
+
+    /// Gives a reserved address back.
+    async fn release_address(&self, ip: Ipv4Addr) -> Result<()> {
+        let _ = ip;
+        Err(unmovable())
+    }
+
+    /// The addresses this provider holds in reserve.
+    async fn reserved_addresses(&self) -> Result<Vec<Ipv4Addr>> {
+        Err(unmovable())
+    }
+
+    /// Adds a reserved address to a running machine and announces it there.
+    async fn add_address(&self, id: &str, ip: Ipv4Addr) -> Result<()> {
+        let _ = (id, ip);
+        Err(unmovable())
+    }
+
+    /// Takes an address off a machine (nothing to do when it does not run or lacks it).
+    async fn remove_address(&self, id: &str, ip: Ipv4Addr) -> Result<()> {
+        let _ = (id, ip);
+        Err(unmovable())
+    }
+
+    /// The addresses a running machine answers on besides its own.
+    async fn extra_addresses(&self, id: &str) -> Result<Vec<Ipv4Addr>> {
+        let _ = id;
+        Err(unmovable())
+    }
+}
+
+fn unmovable() -> Error {
+    Error::Unavailable {
+        missing: "addresses that move between machines (this provider has none)".to_string(),
+    }
 }

@@ -13,8 +13,11 @@
 //! `<bridge>.lock`. A machine's control group is `<hierarchy>/opsworks/opsw-<hash>` and its
 //! network namespace `opsw-<hash>`, `<hash>` naming its directory.
 
+mod addresses;
+mod arp;
 mod exec;
 mod net;
+mod provider;
 mod reap;
 
 use std::ffi::OsString;
@@ -27,22 +30,21 @@ use std::sync::mpsc;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
-use async_trait::async_trait;
 use nix::fcntl::{Flock, FlockArg};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use serde::{Deserialize, Serialize};
 
-pub use net::NetworkConfig;
 pub(crate) use net::short_hash;
+pub use net::{AddressRange, DEFAULT_RESERVED, NetworkConfig};
 use net::{NetNames, Network};
 pub use reap::Reaped;
 
 use crate::cgroup::{Group, Layout};
 use crate::error::{Error, Result};
 use crate::init::{CgroupSpec, LaunchSpec, Report};
-use crate::spec::{ExecOutput, Machine, MachineSpec, MachineState, RootDevice, validate_id};
-use crate::{Provider, host, procfs};
+use crate::spec::{Machine, MachineSpec, MachineState, RootDevice, validate_id};
+use crate::{host, procfs};
 
 /// How long a machine's init may take between spawn and starting the main process.
 const DEFAULT_BOOT_TIMEOUT: Duration = Duration::from_secs(20);
@@ -118,7 +120,13 @@ struct Record {
     hostname: String,
     private_ip: Ipv4Addr,
     root_device: RootDevice,
+    /// The disk images of the last boot, released when the machine stops.
+    #[serde(default)]
+    disks: Vec<PathBuf>,
 }
+
+/// How long a stop waits for the kernel to release a machine's disk images.
+const DISK_RELEASE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Machines as namespaces on this host. Cheap to clone; clones share nothing mutable but the
 /// cached host check (all state is on disk, so a new provider on the same state dir sees the
@@ -265,6 +273,9 @@ impl LocalProvider {
         if let Some((pid, _)) = running_pid(&dir) {
             return Err(Error::AlreadyRunning { id: spec.id, pid });
         }
+        for extra in &spec.addresses {
+            self.check_reserved(*extra)?;
+        }
         let previous = read_record(&dir)?;
         prepare_disk(&dir, spec.root_device)?;
         let network = self.network()?;
@@ -274,6 +285,7 @@ impl LocalProvider {
             hostname: spec.hostname.clone(),
             private_ip: ip,
             root_device: spec.root_device,
+            disks: spec.disks.iter().map(|d| d.image.clone()).collect(),
         };
         write_atomic(
             &dir.join("machine.json"),
@@ -292,7 +304,7 @@ impl LocalProvider {
                     .to_string(),
             });
         }
-        network.attach(&names, ip)?;
+        network.attach(&names, ip, &spec.addresses)?;
         let group = match &layout {
             Some(layout) => match layout.create(&names.netns, spec.limits.as_ref()) {
                 Ok(group) => Some(group),
@@ -313,6 +325,12 @@ impl LocalProvider {
         match self.boot(&spec, &dir, &names, ip, cgroup) {
             Ok((pid, start_time)) => {
                 write_atomic(&dir.join("pid"), format!("{pid} {start_time}\n").as_bytes())?;
+                for extra in &spec.addresses {
+                    // Only neighbours' caches are at stake: the address works once they expire.
+                    if let Err(e) = self.announce(&names, *extra) {
+                        tracing::warn!(id = %spec.id, %extra, "announcing an address failed: {e}");
+                    }
+                }
                 Ok(machine(record, MachineState::Running { pid }))
             }
             Err(e) => {
@@ -369,6 +387,7 @@ impl LocalProvider {
             resolv_conf: self.resolv_conf(),
             main: spec.main.clone(),
             cgroup,
+            disks: spec.disks.clone(),
             links: self
                 .inner
                 .helper_link
@@ -556,7 +575,21 @@ impl LocalProvider {
             group.kill_all(KILL_TIMEOUT)?;
             group.remove(KILL_TIMEOUT)?;
         }
-        self.network()?.detach(&NetNames::for_machine(dir))
+        self.network()?.detach(&NetNames::for_machine(dir))?;
+        // The kernel unmounts the machine's disks as its last process goes and then lets go of
+        // their loop devices; a stopped machine holds none.
+        for image in read_record(dir)?.map(|r| r.disks).unwrap_or_default() {
+            if !crate::disk::wait_released(&image, DISK_RELEASE_TIMEOUT)? {
+                return Err(Error::Stop {
+                    id: id.to_string(),
+                    reason: format!(
+                        "disk image {} was still attached {DISK_RELEASE_TIMEOUT:?} after its processes ended",
+                        image.display()
+                    ),
+                });
+            }
+        }
+        Ok(())
     }
 
     /// Blocking form of [`Provider::destroy`].
@@ -593,43 +626,6 @@ impl LocalProvider {
             .map_err(|e| Error::Task {
                 reason: e.to_string(),
             })?
-    }
-}
-
-#[async_trait]
-impl Provider for LocalProvider {
-    async fn provision(&self, spec: MachineSpec) -> Result<Machine> {
-        self.blocking(move |p| p.provision_blocking(spec)).await
-    }
-
-    async fn status(&self, id: &str) -> Result<MachineState> {
-        let id = id.to_string();
-        self.blocking(move |p| p.status_blocking(&id)).await
-    }
-
-    async fn describe(&self, id: &str) -> Result<Option<Machine>> {
-        let id = id.to_string();
-        self.blocking(move |p| p.describe_blocking(&id)).await
-    }
-
-    async fn list(&self) -> Result<Vec<Machine>> {
-        self.blocking(|p| p.list_blocking()).await
-    }
-
-    async fn stop(&self, id: &str, grace: Duration) -> Result<()> {
-        let id = id.to_string();
-        self.blocking(move |p| p.stop_blocking(&id, grace)).await
-    }
-
-    async fn destroy(&self, id: &str) -> Result<()> {
-        let id = id.to_string();
-        self.blocking(move |p| p.destroy_blocking(&id)).await
-    }
-
-    async fn exec(&self, id: &str, argv: &[String]) -> Result<ExecOutput> {
-        let id = id.to_string();
-        let argv = argv.to_vec();
-        self.blocking(move |p| p.exec_blocking(&id, &argv)).await
     }
 }
 

@@ -96,7 +96,29 @@ pub struct MachineSpec {
     /// CPU and memory limits of the machine's control group (`None`: a group without limits,
     /// whose processes are still counted and removed with it).
     pub limits: Option<Limits>,
+    /// Addresses the machine answers on besides its own (Elastic IPs), each reserved by this
+    /// provider ([`crate::LocalProvider::reserve_address`]) and announced when the machine boots.
+    pub addresses: Vec<Ipv4Addr>,
+    /// Disk images mounted inside before the main process starts (volumes).
+    pub disks: Vec<Disk>,
 }
+
+/// A disk image mounted inside a machine at boot: a file system in a file on the host (see
+/// [`crate::disk::create_image`]), attached to a loop device that lives exactly as long as the
+/// mount. The image is locked while attached, so two machines never mount it at once.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Disk {
+    /// The image on the host (an absolute path).
+    pub image: PathBuf,
+    /// Where it is mounted inside the machine (an absolute path, not `/`).
+    pub mount_point: PathBuf,
+    /// Its file system type (`xfs`).
+    pub fstype: String,
+}
+
+/// Where a disk may not be mounted: the root, and the pseudo file systems the machine's init
+/// mounts fresh.
+const FORBIDDEN_MOUNTS: &[&str] = &["/proc", "/sys", "/dev"];
 
 /// The CPU and memory a machine may use, enforced by its control group (the server fills them
 /// from the instance type, `opsworks_model::instance_types::size_of`).
@@ -140,6 +162,8 @@ impl MachineSpec {
             files: Vec::new(),
             hidden_paths: Vec::new(),
             limits: None,
+            addresses: Vec::new(),
+            disks: Vec::new(),
         }
     }
 
@@ -181,6 +205,24 @@ impl MachineSpec {
             validate_inside_path("hidden path", path)?;
             if path == Path::new("/") {
                 return invalid("the root directory cannot be hidden");
+            }
+        }
+        for (i, ip) in self.addresses.iter().enumerate() {
+            if self.addresses[..i].contains(ip) {
+                return invalid(format!("address {ip} is given twice"));
+            }
+        }
+        for (i, disk) in self.disks.iter().enumerate() {
+            validate_disk(disk)?;
+            if self.disks[..i]
+                .iter()
+                .any(|d| d.mount_point == disk.mount_point || d.image == disk.image)
+            {
+                return invalid(format!(
+                    "disk {} or mount point {} is given twice",
+                    disk.image.display(),
+                    disk.mount_point.display()
+                ));
             }
         }
         if let Some(limits) = &self.limits {
@@ -234,6 +276,34 @@ fn validate_hostname(hostname: &str) -> Result<()> {
             "host name {hostname:?} is not a valid host name of at most 64 characters"
         ))
     }
+}
+
+fn validate_disk(disk: &Disk) -> Result<()> {
+    if !disk.image.is_absolute() {
+        return invalid(format!(
+            "disk image {} is not absolute",
+            disk.image.display()
+        ));
+    }
+    no_nul("a disk image path", disk.image.to_string_lossy().as_ref())?;
+    validate_inside_path("mount point", &disk.mount_point)?;
+    if disk.mount_point == Path::new("/")
+        || FORBIDDEN_MOUNTS
+            .iter()
+            .any(|p| disk.mount_point.starts_with(p))
+    {
+        return invalid(format!(
+            "a disk cannot be mounted at {}",
+            disk.mount_point.display()
+        ));
+    }
+    if disk.fstype.is_empty() || !disk.fstype.bytes().all(|b| b.is_ascii_alphanumeric()) {
+        return invalid(format!(
+            "file system type {:?} is not a plain name",
+            disk.fstype
+        ));
+    }
+    Ok(())
 }
 
 fn validate_inside_path(what: &str, path: &Path) -> Result<()> {
@@ -364,6 +434,38 @@ mod tests {
         );
         s.limits = Some(Limits::new(2, 1024));
         s.validate().unwrap();
+    }
+
+    #[test]
+    fn rejects_bad_disks_and_repeated_addresses() {
+        let disk = |image: &str, at: &str| Disk {
+            image: image.into(),
+            mount_point: at.into(),
+            fstype: "xfs".into(),
+        };
+        let mut s = spec();
+        s.disks.push(disk("/var/lib/v/vol-1.img", "/data"));
+        s.validate().unwrap();
+        for (bad, why) in [
+            (disk("vol.img", "/data2"), "not absolute"),
+            (disk("/v/2.img", "data"), "not absolute"),
+            (disk("/v/2.img", "/"), "cannot be mounted at /"),
+            (disk("/v/2.img", "/proc/x"), "cannot be mounted"),
+            (disk("/v/2.img", "/srv/../etc"), "'..'"),
+            (disk("/var/lib/v/vol-1.img", "/other"), "given twice"),
+            (disk("/v/3.img", "/data"), "given twice"),
+        ] {
+            let mut t = s.clone();
+            t.disks.push(bad);
+            let err = t.validate().unwrap_err().to_string();
+            assert!(err.contains(why), "{err}");
+        }
+        let mut t = s.clone();
+        t.disks[0].fstype = "xfs,rw".into();
+        assert!(t.validate().unwrap_err().to_string().contains("plain name"));
+        let ip = Ipv4Addr::new(10, 217, 255, 1);
+        s.addresses = vec![ip, ip];
+        assert!(s.validate().unwrap_err().to_string().contains("twice"));
     }
 
     #[test]

@@ -50,6 +50,9 @@ pub struct ServerConfig {
     /// The program agents run as (`opsworks agent ...`): the server's own executable. It is
     /// also the agent release the server hands out as its own build.
     pub agent_program: Option<PathBuf>,
+    /// The addresses `ec2 AllocateAddress` hands out as Elastic IPs: on the machines' bridge,
+    /// kept out of the machines' own addresses (default 10.217.255.0/24).
+    pub elastic_ip_pool: opsworks_sandbox::AddressRange,
     /// How long an installed agent's new release has to report in before the agent puts the
     /// old one back (default 60 s).
     pub agent_update_deadline: std::time::Duration,
@@ -150,6 +153,7 @@ impl ServerConfig {
             instances: Instances::Recorded,
             package_proxy_allow: Vec::new(),
             agent_program: None,
+            elastic_ip_pool: opsworks_sandbox::DEFAULT_RESERVED,
             agent_update_deadline: std::time::Duration::from_secs(60),
             mounts: Vec::new(),
         }

@@ -7,9 +7,11 @@
 //! [`CoreError`]; the edge maps that to the API's error codes.
 
 pub mod agent_releases;
+pub mod appliances;
 pub mod audit;
 pub mod cluster;
 pub mod commands;
+pub mod elastic_ips;
 mod error;
 pub mod events;
 pub mod identity;
@@ -21,11 +23,13 @@ pub mod machines;
 pub mod metrics;
 pub mod presence;
 pub mod proxy;
+pub mod rds;
 pub mod registration;
 pub mod scheduler;
 pub mod service_errors;
 mod state;
 pub mod users;
+pub mod volumes;
 pub mod watchdog;
 pub mod workers;
 

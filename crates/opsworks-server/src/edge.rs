@@ -15,6 +15,7 @@ pub mod listener;
 pub mod logs;
 pub mod metrics;
 pub mod query;
+pub mod rds_import;
 pub mod releases;
 pub mod render;
 
@@ -33,5 +34,6 @@ pub fn router(core: Core) -> Router {
         .merge(events::routes())
         .merge(metrics::routes())
         .merge(audit::routes())
+        .merge(rds_import::routes())
         .with_state(core)
 }

@@ -9,15 +9,20 @@ pub mod apps;
 pub mod authz;
 pub mod catalog;
 pub mod deployments;
+pub mod ec2;
+pub mod elastic_ips;
 pub mod iam;
 pub mod instances;
 pub mod layers;
+pub mod rds;
+pub mod rds_db_instances;
 pub mod registration;
 pub mod scaling;
 pub mod stacks;
 pub mod sts;
 pub mod tags;
 pub mod users;
+pub mod volumes;
 pub mod wire;
 
 use std::net::IpAddr;
@@ -291,6 +296,23 @@ async fn run(cx: Ctx<'_>, operation: &str, input: Value) -> OpResult {
         "SetPermission" => users::set_permission,
         "DescribePermissions" => users::describe_permissions,
         "GrantAccess" => users::grant_access,
+        "RegisterRdsDbInstance" => rds_db_instances::register_rds_db_instance,
+        "DescribeRdsDbInstances" => rds_db_instances::describe_rds_db_instances,
+        "UpdateRdsDbInstance" => rds_db_instances::update_rds_db_instance,
+        "DeregisterRdsDbInstance" => rds_db_instances::deregister_rds_db_instance,
+        "RegisterElasticIp" => elastic_ips::register_elastic_ip,
+        "AssociateElasticIp" => elastic_ips::associate_elastic_ip,
+        "DisassociateElasticIp" => elastic_ips::disassociate_elastic_ip,
+        "UpdateElasticIp" => elastic_ips::update_elastic_ip,
+        "DescribeElasticIps" => elastic_ips::describe_elastic_ips,
+        "DeregisterElasticIp" => elastic_ips::deregister_elastic_ip,
+        "RegisterVolume" => volumes::register_volume,
+        "UpdateVolume" => volumes::update_volume,
+        "AssignVolume" => volumes::assign_volume,
+        "UnassignVolume" => volumes::unassign_volume,
+        "DescribeVolumes" => volumes::describe_volumes,
+        "DeregisterVolume" => volumes::deregister_volume,
+        "DescribeRaidArrays" => volumes::describe_raid_arrays,
     })
 }
 
@@ -361,5 +383,7 @@ pub fn capitalized(e: impl std::fmt::Display) -> String {
         .unwrap_or_default()
 }
 
+#[cfg(test)]
+mod resource_tests;
 #[cfg(test)]
 mod tests;

@@ -15,7 +15,10 @@ use crate::core::keys::RootKey;
 use crate::core::machines::Machines;
 use crate::core::scheduler::{self, AgentMetrics};
 use crate::core::workers::{Workers, every};
-use crate::core::{Core, audit, cluster, events, keys, machines, metrics, proxy, users, watchdog};
+use crate::core::{
+    Core, audit, cluster, elastic_ips, events, keys, machines, metrics, proxy, users, volumes,
+    watchdog,
+};
 use crate::{ServerError, edge};
 
 /// Whether local instances run, and how agents reach the server.
@@ -109,6 +112,14 @@ impl Server {
         cluster::start(&core, &mut workers).await?;
         if let Err(e) = machines::readopt(&core).await {
             tracing::warn!("re-adopting this host's machines: {e}");
+        }
+        // The host's addresses and disks as the store says: after a restart (or a host reboot)
+        // addresses are reserved and placed again, leftovers of a crash removed.
+        if let Err(e) = elastic_ips::reconcile(&core).await {
+            tracing::warn!("putting Elastic IPs back in place failed: {e}");
+        }
+        if let Err(e) = volumes::sweep(&core).await {
+            tracing::warn!("sweeping volume leftovers failed: {e}");
         }
 
         let mut router = edge::router(core.clone());
@@ -306,7 +317,9 @@ async fn attach_local_machines(
 ) -> Result<(TcpListener, String, Vec<String>), ServerError> {
     use opsworks_sandbox::{LocalConfig, LocalProvider};
     let unavailable = |e: &dyn std::fmt::Display| ServerError::Instances(e.to_string());
-    let local_config = LocalConfig::new(config.data_dir.join("machines"));
+    let mut local_config = LocalConfig::new(config.data_dir.join("machines"));
+    // Elastic IPs come from addresses no machine is given as its own.
+    local_config.network.reserved = Some(config.elastic_ip_pool);
     // The proxy serves the machines only: clients from the bridge's subnet.
     let bridge: Vec<ipnet::IpNet> = local_config.network.subnet().parse().into_iter().collect();
     let provider = LocalProvider::new(local_config).map_err(|e| unavailable(&e))?;
@@ -366,6 +379,28 @@ async fn attach_local_machines(
         Some(p) => p.clone(),
         None => std::env::current_exe().map_err(|e| unavailable(&e))?,
     };
+    let console_of = provider.clone();
+    let appliances = crate::core::appliances::Appliances::new(
+        Arc::new(provider.clone()),
+        vec![config.data_dir.clone()],
+    )
+    .with_console_log(Arc::new(move |id: &str| {
+        console_of
+            .machine_dir_of(id)
+            .ok()
+            .map(|d| d.join("console.log"))
+    }));
+    core.set_appliances(appliances);
+    let c = core.clone();
+    workers.spawn("rds-upkeep", move |stop| {
+        let c = c.clone();
+        async move {
+            every("rds-upkeep", crate::core::rds::upkeep::PERIOD, stop, || {
+                crate::core::rds::upkeep::pass(&c)
+            })
+            .await
+        }
+    });
     let machines = Machines::new(
         Arc::new(provider),
         agent_url.clone(),

@@ -49,6 +49,9 @@ pub enum Command {
     Db(DbCommand),
     /// Run a command (a shell by default) inside a local instance (root only).
     Exec(ExecArgs),
+    /// The RDS catalog of a running server.
+    #[command(subcommand)]
+    Rds(RdsCommand),
     /// Register a machine (over SSH, or this one) in a stack: install the agent and start it.
     Register(opsworks_agent::register::RegisterArgs),
     /// Agent releases the server hands out to registered machines.
@@ -160,6 +163,10 @@ pub struct ControlArgs {
     /// on the LAN), comma-separated CIDRs.
     #[arg(long, env = env::OPSWORKS_PACKAGE_PROXY_ALLOW, value_delimiter = ',')]
     pub package_proxy_allow: Vec<ipnet::IpNet>,
+    /// The addresses `ec2 allocate-address` hands out as Elastic IPs: on the machines' bridge
+    /// (10.217.0.0/16), never given to a machine as its own.
+    #[arg(long, default_value = "10.217.255.0/24", env = env::OPSWORKS_ELASTIC_IP_POOL)]
+    pub elastic_ip_pool: opsworks_sandbox::AddressRange,
     /// Monitoring.
     #[command(flatten)]
     pub metrics: MetricsArgs,
@@ -232,6 +239,40 @@ pub struct ExecArgs {
     pub command: Vec<String>,
 }
 
+/// `opsworks rds <command>`.
+#[derive(Debug, Subcommand)]
+pub enum RdsCommand {
+    /// Add a database that runs elsewhere (another host, a managed service) to the server's RDS
+    /// catalog, so a stack can register it; the server checks that it answers first.
+    Import(RdsImportArgs),
+}
+
+/// Arguments of `opsworks rds import`.
+#[derive(Debug, clap::Args)]
+pub struct RdsImportArgs {
+    /// The DB instance identifier it gets (its ARN ends with it).
+    pub id: String,
+    /// `mysql`, `mariadb` or `postgres`.
+    #[arg(long)]
+    pub engine: String,
+    /// Its host name or address, as the server and the instances reach it.
+    #[arg(long)]
+    pub address: String,
+    /// Its port.
+    #[arg(long)]
+    pub port: u16,
+    /// The server's endpoint.
+    #[arg(long, default_value = "http://127.0.0.1:9730", env = env::OPSWORKS_ENDPOINT)]
+    pub endpoint: String,
+    /// An AWS shared-credentials file whose `[default]` keys sign the call (default:
+    /// AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, else the default data dir's root-credentials).
+    #[arg(long)]
+    pub credentials: Option<PathBuf>,
+    /// The region the call is signed for.
+    #[arg(long, default_value = "us-east-1", env = env::OPSWORKS_REGION)]
+    pub region: String,
+}
+
 impl ControlArgs {
     /// The server's configuration.
     pub fn config(
@@ -271,6 +312,7 @@ impl ControlArgs {
         };
         config.instances = instances;
         config.package_proxy_allow = self.package_proxy_allow;
+        config.elastic_ip_pool = self.elastic_ip_pool;
         Ok(config)
     }
 }

@@ -4,6 +4,7 @@
 mod cli;
 mod db;
 mod exec;
+mod rds;
 mod registration;
 mod serve;
 
@@ -50,6 +51,7 @@ fn main() -> anyhow::Result<ExitCode> {
             runtime.block_on(db::migrate(&from, &to))?;
             return Ok(ExitCode::SUCCESS);
         }
+        Command::Rds(cli::RdsCommand::Import(args)) => return rds::import(args),
         Command::Register(args) => return registration::register(args),
         Command::AgentVersion(cli::AgentVersionCommand::Add(args)) => {
             return registration::add_version(args);

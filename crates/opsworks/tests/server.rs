@@ -313,9 +313,19 @@ async fn malformed_bodies_and_unknown_operations_are_refused_without_a_panic() {
     let (_, v) = call(&server, "MakeCoffee", json!({})).await;
     assert_eq!(code(&v), "UnknownOperationException");
 
-    let (_, v) = call(&server, "RegisterVolume", json!({"StackId": "x"})).await;
+    let (_, v) = call(
+        &server,
+        "RegisterEcsCluster",
+        json!({"StackId": "x", "EcsClusterArn": "arn:aws:ecs:us-east-1:1:cluster/c"}),
+    )
+    .await;
     assert_eq!(code(&v), "UnsupportedOperationException");
-    assert!(v["message"].as_str().unwrap().contains("RegisterVolume"));
+    assert!(
+        v["message"]
+            .as_str()
+            .unwrap()
+            .contains("RegisterEcsCluster")
+    );
 
     // The server is still up and answering after all that.
     let (status, _) = call(&server, "DescribeStacks", json!({})).await;

@@ -17,7 +17,7 @@ use super::LaunchSpec;
 use crate::cgroup::InnerMount;
 use crate::error::{Error, Result};
 use crate::procfs::unescape_mountinfo;
-use crate::spec::FileSpec;
+use crate::spec::{Disk, FileSpec};
 
 /// Marks the `/etc/hosts` line the provider manages.
 const HOSTS_MARK: &str = "# opsworks-sandbox";
@@ -80,6 +80,11 @@ pub(super) fn build(spec: &LaunchSpec) -> Result<()> {
         Some("mode=755"),
     )?;
     host_view(root, &points)?;
+    // Last before the pivot, while the host's /dev and the images are in view: on top of
+    // everything else, so a volume at /srv/www is not covered by an overlay.
+    for disk in &spec.disks {
+        mount_disk(root, disk)?;
+    }
     // Hidden paths as the host resolves them, to hide them in the host view too (a symlink
     // met inside the view would resolve in the machine, not on the host).
     let hidden_on_host: Vec<PathBuf> = spec
@@ -201,6 +206,54 @@ fn place_link(path: &Path, target: &Path) -> Result<()> {
         Err(_) => {}
     }
     std::os::unix::fs::symlink(target, path).map_err(Error::io(context()))
+}
+
+/// How long a boot waits for an image a stopped machine held to be released by the kernel.
+const DISK_RELEASE_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Attaches a disk image to a loop device (autoclear: it goes with the mount) and mounts it at
+/// its mount point inside. On failure the loop device goes with the dropped handle.
+fn mount_disk(root: &Path, disk: &Disk) -> Result<()> {
+    let rel = disk
+        .mount_point
+        .strip_prefix("/")
+        .unwrap_or(&disk.mount_point);
+    // Before the pivot an absolute link inside the machine's root resolves on the host's: every
+    // existing component must be a plain directory.
+    let mut at = root.to_path_buf();
+    for part in rel.components() {
+        at.push(part);
+        if fs::symlink_metadata(&at).is_ok_and(|m| m.file_type().is_symlink()) {
+            return Err(Error::Io {
+                context: format!("mount point {}", disk.mount_point.display()),
+                source: std::io::Error::other(format!(
+                    "/{} is a symbolic link; mount the volume at the real directory",
+                    at.strip_prefix(root).unwrap_or(&at).display()
+                )),
+            });
+        }
+    }
+    let target = mount_point(root, &rel.to_string_lossy())?;
+    let image = crate::disk::lock_image(&disk.image, DISK_RELEASE_WAIT)?;
+    let (device, handle) = crate::disk::attach(&image, &disk.image)?;
+    mount(
+        Some(&device),
+        &target,
+        Some(disk.fstype.as_str()),
+        MsFlags::MS_NOATIME,
+        None::<&str>,
+    )
+    .map_err(Error::sys(format!(
+        "mounting disk {} ({}, {}) at {}",
+        disk.image.display(),
+        device.display(),
+        disk.fstype,
+        disk.mount_point.display()
+    )))?;
+    // The mount holds the device and the device the image (and its lock) from here on.
+    drop(handle);
+    drop(image);
+    Ok(())
 }
 
 /// Returns `root/rel` as a directory to mount on, refusing symlinks (they would resolve on the host).

@@ -30,7 +30,82 @@ pub struct NetworkConfig {
     /// Masquerade machine traffic to the outside world (needs `iptables`); off by default, so
     /// machines reach only the host and each other.
     pub nat: bool,
+    /// Addresses never leased to a machine as its own: kept for addresses that move between
+    /// machines (Elastic IPs, [`crate::LocalProvider::reserve_address`]).
+    pub reserved: Option<AddressRange>,
 }
+
+/// An inclusive range of IPv4 addresses, written `10.217.255.0/24` (its host addresses: the
+/// network and broadcast addresses left out) or `10.217.255.10-10.217.255.20`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AddressRange {
+    /// The first address.
+    pub first: Ipv4Addr,
+    /// The last address.
+    pub last: Ipv4Addr,
+}
+
+impl AddressRange {
+    /// Whether `ip` is in the range.
+    pub fn contains(&self, ip: Ipv4Addr) -> bool {
+        (u32::from(self.first)..=u32::from(self.last)).contains(&u32::from(ip))
+    }
+
+    /// Every address of the range, in order.
+    pub fn iter(&self) -> impl Iterator<Item = Ipv4Addr> + use<> {
+        (u32::from(self.first)..=u32::from(self.last)).map(Ipv4Addr::from)
+    }
+
+    /// How many addresses it holds.
+    pub fn len(&self) -> u64 {
+        u64::from(u32::from(self.last)) - u64::from(u32::from(self.first)) + 1
+    }
+
+    /// Never: a range holds at least its first address.
+    pub fn is_empty(&self) -> bool {
+        false
+    }
+}
+
+impl std::fmt::Display for AddressRange {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}-{}", self.first, self.last)
+    }
+}
+
+impl std::str::FromStr for AddressRange {
+    type Err = String;
+
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        let bad = || format!("{s:?} is not an address range (10.217.255.0/24 or A-B)");
+        if let Some((net, len)) = s.split_once('/') {
+            let net: Ipv4Addr = net.trim().parse().map_err(|_| bad())?;
+            let len: u32 = len.trim().parse().map_err(|_| bad())?;
+            if !(8..=30).contains(&len) {
+                return Err(format!("{s}: the prefix length must be between 8 and 30"));
+            }
+            let mask = u32::MAX << (32 - len);
+            let base = u32::from(net) & mask;
+            return Ok(AddressRange {
+                first: Ipv4Addr::from(base + 1),
+                last: Ipv4Addr::from((base | !mask) - 1),
+            });
+        }
+        let (a, b) = s.split_once('-').ok_or_else(bad)?;
+        let first: Ipv4Addr = a.trim().parse().map_err(|_| bad())?;
+        let last: Ipv4Addr = b.trim().parse().map_err(|_| bad())?;
+        if u32::from(first) > u32::from(last) {
+            return Err(format!("{s}: the first address is after the last"));
+        }
+        Ok(AddressRange { first, last })
+    }
+}
+
+/// The addresses kept for Elastic IPs by default: the last /24 of the default subnet.
+pub const DEFAULT_RESERVED: AddressRange = AddressRange {
+    first: Ipv4Addr::new(10, 217, 255, 1),
+    last: Ipv4Addr::new(10, 217, 255, 254),
+};
 
 impl Default for NetworkConfig {
     fn default() -> Self {
@@ -40,6 +115,7 @@ impl Default for NetworkConfig {
             prefix_len: 16,
             run_dir: PathBuf::from("/run/opsworks-sandbox"),
             nat: false,
+            reserved: Some(DEFAULT_RESERVED),
         }
     }
 }
@@ -89,7 +165,30 @@ impl NetworkConfig {
                 self.gateway
             ));
         }
+        if let Some(r) = self.reserved {
+            if !self.assignable(r.first) || !self.assignable(r.last) {
+                return bad(format!(
+                    "reserved addresses {r} must be host addresses of the subnet {}",
+                    self.subnet()
+                ));
+            }
+            if r.contains(self.gateway) {
+                return bad(format!(
+                    "reserved addresses {r} include the gateway {}",
+                    self.gateway
+                ));
+            }
+        }
         Ok(())
+    }
+
+    /// Whether `ip` is a host address of the subnet (neither its network nor its broadcast
+    /// address).
+    pub(crate) fn assignable(&self, ip: Ipv4Addr) -> bool {
+        let mask = self.mask();
+        let network = u32::from(self.gateway) & mask;
+        let ip = u32::from(ip);
+        ip & mask == network && ip != network && ip != network | !mask
     }
 }
 
@@ -331,16 +430,58 @@ impl Network<'_> {
         let network = u32::from(self.cfg.gateway) & mask;
         let broadcast = network | !mask;
         let gateway = u32::from(self.cfg.gateway);
-        let in_subnet = |ip: u32| ip > network && ip < broadcast && ip != gateway;
+        let reserved = |ip: u32| {
+            self.cfg
+                .reserved
+                .is_some_and(|r| r.contains(Ipv4Addr::from(ip)))
+        };
+        let usable = |ip: u32| ip != gateway && !reserved(ip) && !taken.contains(&ip);
         let candidate = preferred
             .map(u32::from)
-            .filter(|ip| in_subnet(*ip) && !taken.contains(ip))
-            .or_else(|| (network + 1..broadcast).find(|ip| *ip != gateway && !taken.contains(ip)));
+            .filter(|ip| *ip > network && *ip < broadcast && usable(*ip))
+            .or_else(|| (network + 1..broadcast).find(|ip| usable(*ip)));
         let Some(ip) = candidate.map(Ipv4Addr::from) else {
             return Err(Error::AddressesExhausted {
                 subnet: self.cfg.subnet(),
             });
         };
+        self.write_lease(ip, owner)?;
+        Ok(ip)
+    }
+
+    /// Leases `ip` to `owner` (which must exist: a lease whose owner is gone is free) unless
+    /// someone else holds it; leasing it again to its owner succeeds.
+    pub(crate) fn reserve(&self, owner: &Path, ip: Ipv4Addr) -> Result<()> {
+        let _lock = self.lock()?;
+        if ip == self.cfg.gateway || !self.cfg.assignable(ip) {
+            return Err(Error::Config {
+                reason: format!(
+                    "{ip} is not a host address of the machines' subnet {} (or is its gateway)",
+                    self.cfg.subnet()
+                ),
+            });
+        }
+        match self.leases()?.into_iter().find(|(held, _)| *held == ip) {
+            Some((_, holder)) if holder == owner => Ok(()),
+            Some((_, holder)) => Err(Error::AddressInUse {
+                ip,
+                holder: holder.display().to_string(),
+            }),
+            None => self.write_lease(ip, owner),
+        }
+    }
+
+    /// The owner of `ip`'s lease as recorded, if any.
+    pub(crate) fn holder_of(&self, ip: Ipv4Addr) -> Result<Option<PathBuf>> {
+        let _lock = self.lock()?;
+        Ok(self
+            .lease_records()?
+            .into_iter()
+            .find(|l| l.ip == ip)
+            .map(|l| l.owner))
+    }
+
+    fn write_lease(&self, ip: Ipv4Addr, owner: &Path) -> Result<()> {
         let dir = self.leases_dir();
         // The sidecar first: a lease without one reads as made in the reader's own namespace.
         if let Some(ns) = mount_ns() {
@@ -351,8 +492,7 @@ impl Network<'_> {
         let mut file =
             File::create(&path).map_err(Error::io(format!("creating {}", path.display())))?;
         file.write_all(owner.as_os_str().as_bytes())
-            .map_err(Error::io(format!("writing {}", path.display())))?;
-        Ok(ip)
+            .map_err(Error::io(format!("writing {}", path.display())))
     }
 
     /// Gives back every address held by `owner`.
@@ -427,18 +567,19 @@ impl Network<'_> {
 
     /// Creates the machine's namespace and veth pair and configures its address and route,
     /// replacing leftovers of a previous run.
-    pub(crate) fn attach(&self, names: &NetNames, ip: Ipv4Addr) -> Result<()> {
+    /// `extra` are addresses it answers on besides its own (Elastic IPs).
+    pub(crate) fn attach(&self, names: &NetNames, ip: Ipv4Addr, extra: &[Ipv4Addr]) -> Result<()> {
         let _lock = self.lock()?;
         self.ensure_bridge_locked()?;
         self.detach_locked(names)?;
-        let result = self.attach_locked(names, ip);
+        let result = self.attach_locked(names, ip, extra);
         if result.is_err() {
             let _ = self.detach_locked(names);
         }
         result
     }
 
-    fn attach_locked(&self, names: &NetNames, ip: Ipv4Addr) -> Result<()> {
+    fn attach_locked(&self, names: &NetNames, ip: Ipv4Addr, extra: &[Ipv4Addr]) -> Result<()> {
         self.run(&["netns", "add", &names.netns], None)?;
         self.run(
             &[
@@ -467,12 +608,15 @@ impl Network<'_> {
             None,
         )?;
         // One iproute2 process for everything inside the namespace.
-        let batch = format!(
+        let mut batch = format!(
             "link set lo up\nlink set {peer} name eth0\naddr add {ip}/{prefix} dev eth0\nlink set eth0 up\nroute add default via {gw}\n",
             peer = names.veth_peer,
             prefix = self.cfg.prefix_len,
             gw = self.cfg.gateway,
         );
+        for extra in extra {
+            batch.push_str(&format!("addr add {extra}/32 dev eth0\n"));
+        }
         self.run(&["-netns", &names.netns, "-batch", "-"], Some(&batch))
     }
 
@@ -509,8 +653,29 @@ impl Network<'_> {
         Ok(true)
     }
 
-    fn run(&self, args: &[&str], stdin: Option<&str>) -> Result<()> {
+    pub(crate) fn run(&self, args: &[&str], stdin: Option<&str>) -> Result<()> {
         run_tool(self.ip, args, stdin)
+    }
+
+    /// Runs `ip` and returns what it printed.
+    pub(crate) fn output(&self, args: &[&str]) -> Result<String> {
+        let command = format!("{} {}", self.ip.display(), args.join(" "));
+        let out = Command::new(self.ip)
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|e| Error::Command {
+                command: command.clone(),
+                stderr: e.to_string(),
+            })?;
+        if out.status.success() {
+            Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+        } else {
+            Err(Error::Command {
+                command,
+                stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+            })
+        }
     }
 }
 
@@ -562,6 +727,7 @@ mod tests {
         NetworkConfig {
             run_dir: run_dir.to_path_buf(),
             prefix_len: 29,
+            reserved: None,
             ..NetworkConfig::default()
         }
     }
@@ -597,6 +763,80 @@ mod tests {
         let late = tmp.path().join("late");
         fs::create_dir_all(&late).unwrap();
         assert_eq!(net.lease(&late, None).unwrap(), ips[3]);
+    }
+
+    #[test]
+    fn reserved_addresses_are_never_leased_and_reservations_are_exclusive() {
+        let tmp = tempfile::tempdir().unwrap();
+        let cfg = NetworkConfig {
+            run_dir: tmp.path().join("run"),
+            prefix_len: 29,
+            reserved: Some("10.217.0.3-10.217.0.5".parse().unwrap()),
+            ..NetworkConfig::default()
+        };
+        cfg.validate().unwrap();
+        let net = Network {
+            cfg: &cfg,
+            ip: Path::new("/nonexistent/ip"),
+        };
+        let owner = |n: &str| {
+            let p = tmp.path().join(n);
+            fs::create_dir_all(&p).unwrap();
+            p
+        };
+        let (m1, m2, m3) = (owner("m1"), owner("m2"), owner("m3"));
+        assert_eq!(net.lease(&m1, None).unwrap(), Ipv4Addr::new(10, 217, 0, 2));
+        // .3 to .5 are kept: the next machine gets .6, then nothing is left.
+        assert_eq!(
+            net.lease(&m2, Some(Ipv4Addr::new(10, 217, 0, 4))).unwrap(),
+            Ipv4Addr::new(10, 217, 0, 6)
+        );
+        assert!(matches!(
+            net.lease(&m3, None),
+            Err(Error::AddressesExhausted { .. })
+        ));
+        let (e1, e2) = (owner("eip1"), owner("eip2"));
+        let ip = Ipv4Addr::new(10, 217, 0, 4);
+        net.reserve(&e1, ip).unwrap();
+        net.reserve(&e1, ip).unwrap();
+        assert_eq!(net.holder_of(ip).unwrap(), Some(e1.clone()));
+        let err = net.reserve(&e2, ip).unwrap_err();
+        assert!(matches!(err, Error::AddressInUse { .. }), "{err}");
+        // A machine's address cannot be reserved either, nor one outside the subnet.
+        assert!(matches!(
+            net.reserve(&e2, Ipv4Addr::new(10, 217, 0, 2)),
+            Err(Error::AddressInUse { .. })
+        ));
+        assert!(net.reserve(&e2, Ipv4Addr::new(10, 217, 0, 7)).is_err());
+        assert!(net.reserve(&e2, cfg.gateway).is_err());
+        net.release(&e1).unwrap();
+        net.reserve(&e2, ip).unwrap();
+    }
+
+    #[test]
+    fn address_ranges_parse() {
+        let r: AddressRange = "10.217.255.0/24".parse().unwrap();
+        assert_eq!(r, DEFAULT_RESERVED);
+        assert_eq!(r.len(), 254);
+        assert!(r.contains(Ipv4Addr::new(10, 217, 255, 9)));
+        assert!(!r.contains(Ipv4Addr::new(10, 217, 255, 255)));
+        let r: AddressRange = "10.0.0.5-10.0.0.7".parse().unwrap();
+        assert_eq!(r.iter().count(), 3);
+        assert_eq!(r.to_string(), "10.0.0.5-10.0.0.7");
+        for bad in ["10.0.0.7-10.0.0.5", "10.0.0.0/33", "nope", "10.0.0.1"] {
+            assert!(bad.parse::<AddressRange>().is_err(), "{bad}");
+        }
+        let outside = NetworkConfig {
+            reserved: Some("10.218.0.0/24".parse().unwrap()),
+            ..NetworkConfig::default()
+        };
+        assert!(
+            outside
+                .validate()
+                .unwrap_err()
+                .to_string()
+                .contains("reserved")
+        );
     }
 
     #[test]

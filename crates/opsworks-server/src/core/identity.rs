@@ -371,23 +371,6 @@ pub async fn user_by_name(core: &Core, name: &str) -> CoreResult<Option<IamUser>
         .map(|u| u.to_owned_value()))
 }
 
-/// Signs an IAM user in with the password of their login profile (the console's sign-in):
-/// the user, when the name and password match. Hashing is slow on purpose, so it runs off the
-/// request threads.
-pub async fn sign_in(core: &Core, name: &str, password: &str) -> CoreResult<Option<IamUser>> {
-    let Some(user) = user_by_name(core, name).await? else {
-        return Ok(None);
-    };
-    let Some(hash) = user.login_profile.as_ref().map(|l| l.password_hash.clone()) else {
-        return Ok(None);
-    };
-    let attempt = password.to_string();
-    let ok = tokio::task::spawn_blocking(move || verify_password(&hash, &attempt))
-        .await
-        .unwrap_or(false);
-    Ok(ok.then_some(user))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -9,10 +9,12 @@
 use std::collections::BTreeMap;
 
 use opsworks_lifecycle::config::RunContext;
+use opsworks_lifecycle::rds::RdsDatabase;
 use opsworks_lifecycle::{Event, StackSnapshot};
 use opsworks_model::deployment::CommandStatus;
 use opsworks_model::resource::{
-    App, Command, Deployment, Instance, Layer, LifecycleStep, Source, Stack,
+    App, Command, DbInstance, Deployment, Instance, Layer, LifecycleStep, RdsDbInstance, Source,
+    Stack,
 };
 use opsworks_model::{CommandName, InstanceEvent, InstanceStatus};
 use opsworks_protocol::{AgentCommand, AppSpec, CommandOutcome, Completion, SourceSpec};
@@ -74,15 +76,26 @@ struct Snapshot {
     layers: Vec<Cached<Layer>>,
     instances: Vec<Cached<Instance>>,
     apps: Vec<Cached<App>>,
+    /// The RDS databases registered with the stack, each with its catalog entry if it has one.
+    rds: Vec<(Cached<RdsDbInstance>, Option<Cached<DbInstance>>)>,
 }
 
 impl Snapshot {
     async fn load(core: &Core, stack_id: &str) -> CoreResult<Self> {
+        let mut rds = Vec::new();
+        for r in core.list::<RdsDbInstance>(Filter::Stack(stack_id)).await? {
+            let db = core
+                .find::<DbInstance>(&r.db_instance_identifier)
+                .await?
+                .filter(|d| d.db_instance_arn == r.rds_db_instance_arn);
+            rds.push((r, db));
+        }
         Ok(Self {
             stack: core.get(stack_id).await?,
             layers: core.list(Filter::Stack(stack_id)).await?,
             instances: core.list(Filter::Stack(stack_id)).await?,
             apps: core.list(Filter::Stack(stack_id)).await?,
+            rds,
         })
     }
 
@@ -92,6 +105,14 @@ impl Snapshot {
             layers: self.layers.iter().map(|l| &**l).collect(),
             instances: self.instances.iter().map(|i| &**i).collect(),
             apps: self.apps.iter().map(|a| &**a).collect(),
+            rds: self
+                .rds
+                .iter()
+                .map(|(r, db)| RdsDatabase {
+                    registration: r,
+                    instance: db.as_deref(),
+                })
+                .collect(),
         }
     }
 }

@@ -22,7 +22,7 @@ use opsworks_store::Filter;
 use crate::core::cluster::{self, MachineOp, MachineWork};
 use crate::core::commands::{self, NewDeployment};
 use crate::core::instances::{change_status, change_status_now, was_online_since_stopped};
-use crate::core::{Core, CoreError, CoreResult, lifecycle, service_errors};
+use crate::core::{Core, CoreError, CoreResult, elastic_ips, lifecycle, service_errors, volumes};
 
 /// Where the agent's credential is placed inside a machine.
 pub const AGENT_CREDENTIALS: &str = "/etc/opsworks/agent-credentials.json";
@@ -284,6 +284,15 @@ async fn boot_machine(core: &Core, machines: &Machines, id: &str) -> CoreResult<
     // The machine gets its instance type's vCPUs and memory as cgroup limits.
     let size = opsworks_model::instance_types::size_of(&inst.instance_type);
     spec.limits = Some(opsworks_sandbox::Limits::new(size.vcpus, size.memory_mib));
+    // Its layers' volumes at its first boot, then every volume assigned to it, mounted.
+    volumes::for_layers(core, &inst).await?;
+    spec.disks = volumes::disks_for(core, id).await?;
+    match elastic_ips::for_boot(core, &inst).await? {
+        Ok(ip) => spec.addresses.extend(ip),
+        Err(why) => {
+            service_errors::record_now(core, &inst.stack_id, Some(id), "elastic_ip", &why).await?;
+        }
+    }
     let machine = machines
         .provider
         .provision(spec)
@@ -291,13 +300,20 @@ async fn boot_machine(core: &Core, machines: &Machines, id: &str) -> CoreResult<
         .map_err(machine_error)?;
     let mut w = core.write().await?;
     let mut inst: Instance = w.get(id).await?;
-    let ip = machine.private_ip.to_string();
-    inst.private_ip = Some(ip.clone());
-    inst.public_ip = Some(ip);
+    inst.private_ip = Some(machine.private_ip.to_string());
+    inst.public_ip = elastic_ips::public_ip(&inst);
     inst.private_dns = Some(inst.hostname.clone());
     inst.ec2_instance_id = Some(format!("local-{}", &id[..8.min(id.len())]));
     w.put(&inst).await?;
-    w.commit().await
+    w.commit().await?;
+    // An association made while it booted reaches it now.
+    if let Err(e) = elastic_ips::after_boot(core, id).await {
+        tracing::warn!(
+            instance_id = id,
+            "putting the Elastic IP on the machine failed: {e}"
+        );
+    }
+    Ok(())
 }
 
 /// Reboots an instance that RebootInstance moved to `rebooting`: its machine stops and boots again

@@ -13,6 +13,7 @@ use opsworks_store::{Cached, EventRecord, Filter, NewEvent, Store, Txn};
 use crate::ServerError;
 use crate::config::{MetricsConfig, ServerConfig};
 use crate::core::agent_releases::AgentReleases;
+use crate::core::appliances::Appliances;
 use crate::core::cluster::{self, Node};
 use crate::core::events::EventHub;
 use crate::core::identity::AccessCache;
@@ -39,6 +40,8 @@ struct Inner {
     endpoint: OnceLock<String>,
     /// Where instances run, when this server runs them.
     machines: OnceLock<Machines>,
+    /// The service machines (RDS's databases), when this server runs machines.
+    appliances: OnceLock<Appliances>,
     data_dir: PathBuf,
     /// This server among the others on its database.
     node: Node,
@@ -55,6 +58,8 @@ struct Inner {
     /// Background work started by requests (a machine booting, a stop running Shutdown), so the
     /// server can wait for it at shutdown.
     tasks: TaskTracker,
+    /// See [`ServerConfig::elastic_ip_pool`].
+    elastic_ip_pool: opsworks_sandbox::AddressRange,
     /// The agent releases installed agents can be told to run.
     agent_releases: Arc<AgentReleases>,
 }
@@ -132,6 +137,7 @@ impl Core {
                 link_key,
                 endpoint: OnceLock::new(),
                 machines: OnceLock::new(),
+                appliances: OnceLock::new(),
                 data_dir: dir.clone(),
                 node,
                 presence: Arc::default(),
@@ -144,6 +150,7 @@ impl Core {
                 server_metrics: ServerMetrics::default(),
                 access: AccessCache::default(),
                 tasks: TaskTracker::new(),
+                elastic_ip_pool: config.elastic_ip_pool,
                 agent_releases: AgentReleases::new(
                     config
                         .agent_program
@@ -232,6 +239,11 @@ impl Core {
         &self.inner.access
     }
 
+    /// See [`ServerConfig::elastic_ip_pool`].
+    pub fn elastic_ip_pool(&self) -> opsworks_sandbox::AddressRange {
+        self.inner.elastic_ip_pool
+    }
+
     /// Background work started by requests; the server waits for it at shutdown.
     pub fn tasks(&self) -> &TaskTracker {
         &self.inner.tasks
@@ -268,6 +280,16 @@ impl Core {
     /// The machines instances run on, if this server runs instances.
     pub fn machines(&self) -> Option<&Machines> {
         self.inner.machines.get()
+    }
+
+    /// Attaches the service machines.
+    pub fn set_appliances(&self, appliances: Appliances) {
+        let _ = self.inner.appliances.set(appliances);
+    }
+
+    /// The service machines, if this server runs machines.
+    pub fn appliances(&self) -> Option<&Appliances> {
+        self.inner.appliances.get()
     }
 
     /// One resource, or `Unable to find <kind> with ID <id>`.

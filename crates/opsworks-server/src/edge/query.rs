@@ -46,6 +46,14 @@ pub static SERVICES: &[QueryService] = &[
         service: Service::Sts,
         dispatch: ops::sts::dispatch,
     },
+    QueryService {
+        service: Service::Rds,
+        dispatch: ops::rds::dispatch,
+    },
+    QueryService {
+        service: Service::Ec2,
+        dispatch: ops::ec2::dispatch,
+    },
 ];
 
 fn served(service: Service) -> Option<&'static QueryService> {

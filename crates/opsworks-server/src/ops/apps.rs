@@ -264,6 +264,7 @@ pub async fn create_app(cx: Ctx<'_>, req: shapes::CreateAppRequest) -> OpResult 
     m.attributes = Some(attributes);
     apply_members(&mut app, m)?;
     check_app(&app)?;
+    super::rds_db_instances::check_data_sources(&mut w, &app.stack_id, &app.data_sources).await?;
     w.put(&app).await?;
     w.commit().await?;
     tracing::info!(app_id = %id, stack_id = %req.stack_id, "app created");
@@ -298,8 +299,13 @@ pub async fn update_app(cx: Ctx<'_>, req: shapes::UpdateAppRequest) -> OpResult 
     check_members(&m)?;
     let mut w = cx.core.write().await?;
     let mut app: App = w.get(&req.app_id).await?;
+    let sources_given = m.data_sources.is_some();
     apply_members(&mut app, m)?;
     check_app(&app)?;
+    if sources_given {
+        super::rds_db_instances::check_data_sources(&mut w, &app.stack_id, &app.data_sources)
+            .await?;
+    }
     w.put(&app).await?;
     w.commit().await?;
     Ok(Reply::empty())

@@ -15,7 +15,8 @@ use serde_json::Value;
 
 use opsworks_api::ApiError;
 use opsworks_model::resource::{
-    App, Command, Deployment, Instance, Layer, ServiceError, Stack, TemporaryAccess,
+    App, Command, Deployment, ElasticIp, Instance, Layer, RdsDbInstance, ServiceError, Stack,
+    TemporaryAccess, Volume,
 };
 use opsworks_model::{Arn, Kind, Resource, ResourceKind};
 use opsworks_policy::{
@@ -64,6 +65,11 @@ const MEMBERS: &[(&str, Kind)] = &[
     ("DeploymentIds", Kind::Deployment),
     ("CommandIds", Kind::Command),
     ("ServiceErrorIds", Kind::ServiceError),
+    ("RdsDbInstanceArn", Kind::RdsDbInstance),
+    ("ElasticIp", Kind::ElasticIp),
+    ("Ips", Kind::ElasticIp),
+    ("VolumeId", Kind::Volume),
+    ("VolumeIds", Kind::Volume),
 ];
 
 /// Operations that, naming no stack, list across the stacks the caller may see.
@@ -91,6 +97,9 @@ async fn stack_of(core: &Core, kind: Kind, id: &str) -> CoreResult<Option<String
         Kind::Command => of::<Command>(core, id).await,
         Kind::ServiceError => of::<ServiceError>(core, id).await,
         Kind::TemporaryAccess => of::<TemporaryAccess>(core, id).await,
+        Kind::RdsDbInstance => of::<RdsDbInstance>(core, id).await,
+        Kind::ElasticIp => of::<ElasticIp>(core, id).await,
+        Kind::Volume => of::<Volume>(core, id).await,
         _ => Ok(None),
     }
 }

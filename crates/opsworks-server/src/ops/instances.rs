@@ -503,8 +503,8 @@ async fn update_registered(
 }
 
 /// DeleteInstance: only while stopped. Its machine, pending commands, credential and status
-/// history go with it. `DeleteElasticIp` and `DeleteVolumes` are accepted; this server registers
-/// no addresses or volumes yet.
+/// history go with it; its Elastic IP is released with `DeleteElasticIp` (else disassociated),
+/// its volumes deleted with `DeleteVolumes` (else unassigned).
 pub async fn delete_instance(cx: Ctx<'_>, req: shapes::DeleteInstanceRequest) -> OpResult {
     let id = req.instance_id;
     let mut w = cx.core.write().await?;
@@ -521,12 +521,23 @@ pub async fn delete_instance(cx: Ctx<'_>, req: shapes::DeleteInstanceRequest) ->
         .keys()
         .revoke(&mut w, &machines::instance_principal(&id))
         .await?;
+    let released = super::elastic_ips::on_instance_deleted(
+        &mut w,
+        &id,
+        req.delete_elastic_ip.unwrap_or(false),
+    )
+    .await?;
+    let deleted =
+        super::volumes::on_instance_deleted(&mut w, &id, req.delete_volumes.unwrap_or(false))
+            .await?;
     w.delete(Kind::Instance, &id).await?;
     let transitions: Vec<Transition> = w.list(Filter::Parent(&id)).await?;
     for t in transitions {
         w.delete(Kind::Transition, &t.transition_id).await?;
     }
     w.commit().await?;
+    super::elastic_ips::release_after_delete(cx, &released).await;
+    super::volumes::remove_after_delete(cx, &deleted);
     cx.core.presence().forget(&id);
     Ok(Reply::empty())
 }

@@ -105,6 +105,7 @@ fn check_members(m: &Members, layer_type: LayerType) -> Result<(), ApiError> {
     check_custom_json(m.custom_json.as_deref())?;
     if let Some(vols) = &m.volume_configurations {
         layer::check_volumes(vols).map_err(invalid)?;
+        crate::core::volumes::check_buildable(vols).map_err(ApiError::Validation)?;
     }
     if let Some(logs) = &m.cloud_watch_logs_configuration {
         layer::check_cloudwatch_logs(logs).map_err(invalid)?;

@@ -411,6 +411,8 @@ pub async fn delete_stack(cx: Ctx<'_>, req: shapes::DeleteStackRequest) -> OpRes
     }
     w.delete(Kind::Stack, &id).await?;
     w.delete(Kind::Tags, &stack.arn).await?;
+    // Its databases are deregistered; they keep running.
+    super::rds_db_instances::forget_stack(&mut w, &id).await?;
     let deployments: Vec<Deployment> = w.list(Filter::Stack(&id)).await?;
     for d in deployments {
         w.delete(Kind::Deployment, &d.deployment_id).await?;
@@ -423,6 +425,7 @@ pub async fn delete_stack(cx: Ctx<'_>, req: shapes::DeleteStackRequest) -> OpRes
     for e in errors {
         w.delete(Kind::ServiceError, &e.service_error_id).await?;
     }
+    super::volumes::on_stack_deleted(&mut w, &id).await?;
     w.commit().await?;
     Ok(Reply::empty())
 }

@@ -12,7 +12,8 @@ use serde::de::DeserializeOwned;
 use opsworks_api::{FILTERED, shapes};
 use opsworks_model::layer::full_attributes;
 use opsworks_model::resource::{
-    App, Command, Deployment, Instance, Layer, ServiceError, Source, Stack,
+    App, Command, DbInstance, Deployment, Ec2Volume, ElasticIp, Instance, Layer, RdsDbInstance,
+    ServiceError, Source, Stack, Volume,
 };
 
 /// A stored value object as its wire shape, the two having the same members by construction.
@@ -168,6 +169,24 @@ pub fn instance(i: &Instance) -> shapes::Instance {
     }
 }
 
+/// A DB instance registered with a stack, with what the RDS catalog says of it (`None`: it is
+/// gone, `MissingOnRds`); its password filtered.
+pub fn rds_db_instance(r: &RdsDbInstance, db: Option<&DbInstance>) -> shapes::RdsDbInstance {
+    shapes::RdsDbInstance {
+        rds_db_instance_arn: Some(r.rds_db_instance_arn.clone()),
+        db_instance_identifier: Some(r.db_instance_identifier.clone()),
+        db_user: Some(r.db_user.clone()),
+        db_password: Some(FILTERED.to_string()),
+        region: Some(r.region.clone()),
+        address: db
+            .and_then(|d| d.address.clone())
+            .or_else(|| r.address.clone()),
+        engine: db.map(|d| d.engine.clone()).or_else(|| r.engine.clone()),
+        stack_id: Some(r.stack_id.clone()),
+        missing_on_rds: Some(db.is_none()),
+    }
+}
+
 /// An app: its source's secrets, its SSL private key and its secure environment values filtered.
 /// An app without a source or SSL shows them as `{}`, as the original did.
 pub fn app(a: &App) -> shapes::App {
@@ -288,6 +307,45 @@ pub fn service_error(e: &ServiceError) -> shapes::ServiceError {
         service_error_id: Some(e.service_error_id.clone()),
         stack_id: Some(e.stack_id.clone()),
         r#type: Some(e.r#type.clone()),
+    }
+}
+
+/// A registered Elastic IP.
+pub fn elastic_ip(e: &ElasticIp) -> shapes::ElasticIp {
+    shapes::ElasticIp {
+        domain: Some(e.domain.clone()),
+        instance_id: e.instance_id.clone(),
+        ip: Some(e.ip.clone()),
+        name: e.name.clone(),
+        region: Some(e.region.clone()),
+    }
+}
+
+/// A registered volume, with what its EC2 volume says of it (`Status` is EC2's: `in-use` while
+/// assigned, else `available`).
+pub fn volume(v: &Volume, ec2: Option<&Ec2Volume>, region: &str) -> shapes::Volume {
+    shapes::Volume {
+        availability_zone: ec2.map(|e| e.availability_zone.clone()),
+        device: v.device.clone(),
+        ec2_volume_id: Some(v.ec2_volume_id.clone()),
+        encrypted: Some(false),
+        instance_id: v.instance_id.clone(),
+        iops: ec2.and_then(|e| e.iops),
+        mount_point: v.mount_point.clone(),
+        name: v.name.clone(),
+        raid_array_id: v.raid_array_id.clone(),
+        region: Some(region.to_string()),
+        size: ec2.map(|e| e.size),
+        status: Some(
+            if v.instance_id.is_some() {
+                "in-use"
+            } else {
+                "available"
+            }
+            .into(),
+        ),
+        volume_id: Some(v.volume_id.clone()),
+        volume_type: ec2.map(|e| e.volume_type.clone()),
     }
 }
 

@@ -1,0 +1,151 @@
+//! RDS on the server's own endpoint (the Query protocol, driven by botocore's `rds` model):
+//! CreateDBInstance, DescribeDBInstances, ModifyDBInstance, RebootDBInstance and
+//! DeleteDBInstance, served by real databases on this host (`core::rds`). Each call is
+//! authorized for its caller (`rds:<Operation>` on the DB instance's ARN, `...:db:*` for a
+//! listing; the root may do anything) and, when it may change something, written to the audit
+//! log. Other RDS operations answer `UnsupportedOperation`; errors carry RDS's codes
+//! (`DBInstanceNotFound`, `DBInstanceAlreadyExists`, `InvalidDBInstanceState`,
+//! `InvalidParameterValue`, `InvalidParameterCombination`).
+
+mod db_instances;
+
+use futures_util::future::BoxFuture;
+use serde_json::{Map, Value, json};
+
+use opsworks_api::query::AwsError;
+use opsworks_policy::Grants;
+use opsworks_store::StoreError;
+
+use super::Ctx;
+use crate::core::rds::RdsError;
+use crate::core::{CoreError, audit};
+
+pub use db_instances::db_instance_shape;
+
+/// What an RDS handler returns.
+pub type RdsCall = Result<Value, AwsError>;
+
+/// Runs an RDS operation for the caller: the handler table of the Query endpoint's `rds`
+/// service.
+pub fn dispatch<'a>(cx: Ctx<'a>, operation: &'a str, input: Value) -> BoxFuture<'a, RdsCall> {
+    Box::pin(async move {
+        let target = target_of(cx, &input);
+        let result = match authorize(cx, operation, &target) {
+            Ok(()) => run(cx, operation, &input).await,
+            Err(e) => Err(e),
+        };
+        if audit::is_mutating(operation) {
+            record(cx, operation, &target, &result).await;
+        }
+        result
+    })
+}
+
+async fn run(cx: Ctx<'_>, operation: &str, input: &Value) -> RdsCall {
+    match operation {
+        "CreateDBInstance" => db_instances::create_db_instance(cx, input).await,
+        "DescribeDBInstances" => db_instances::describe_db_instances(cx, input).await,
+        "ModifyDBInstance" => db_instances::modify_db_instance(cx, input).await,
+        "RebootDBInstance" => db_instances::reboot_db_instance(cx, input).await,
+        "DeleteDBInstance" => db_instances::delete_db_instance(cx, input).await,
+        other => Err(AwsError::UnsupportedOperation {
+            message: format!("The operation {other} of RDS is not supported by this server."),
+        }),
+    }
+}
+
+/// The ARN a call acts on: the DB instance's, or every DB instance's for a listing.
+fn target_of(cx: Ctx<'_>, input: &Value) -> String {
+    let id = s(input, "DBInstanceIdentifier")
+        .map(str::to_ascii_lowercase)
+        .unwrap_or_else(|| "*".to_string());
+    opsworks_model::rds::db_arn(cx.core.region(), cx.core.account_id(), &id)
+}
+
+/// Refuses the call unless the caller's policies allow `rds:<Operation>` on `target` (the root
+/// always may), with AWS's `AccessDenied`.
+pub fn authorize(cx: Ctx<'_>, operation: &str, target: &str) -> Result<(), AwsError> {
+    let Some(user) = &cx.principal.user else {
+        return Ok(());
+    };
+    super::authz::decide(
+        cx.principal,
+        user,
+        cx.core.account_id(),
+        &format!("rds:{operation}"),
+        target,
+        Grants::default(),
+    )
+    .map_err(|m| AwsError::service("AccessDenied", m))
+}
+
+/// Writes an RDS call to the audit log.
+pub async fn record(cx: Ctx<'_>, operation: &str, target: &str, result: &RdsCall) {
+    let principal = cx
+        .principal
+        .arn(cx.core.account_id())
+        .unwrap_or_else(|| cx.principal.name.clone());
+    let mut detail = Map::new();
+    if !cx.principal.access_key_id.is_empty() {
+        detail.insert("AccessKeyId".into(), json!(cx.principal.access_key_id));
+    }
+    if let Err(e) = result {
+        detail.insert("Message".into(), json!(e.message()));
+    }
+    audit::record(
+        cx.core,
+        audit::Call {
+            principal: &principal,
+            source_ip: super::authz::source(cx.principal),
+            service: "rds",
+            operation,
+            stack_id: None,
+            target: Some(target),
+            outcome: match result {
+                Ok(_) => "Success",
+                Err(e) => e.code(),
+            },
+            detail: Value::Object(detail),
+        },
+    )
+    .await;
+}
+
+/// A string member of the input.
+fn s<'a>(input: &'a Value, key: &str) -> Option<&'a str> {
+    input.get(key).and_then(Value::as_str)
+}
+
+/// The core's refusal in RDS's terms.
+pub fn rds_error(e: RdsError) -> AwsError {
+    match e {
+        RdsError::NotFound(id) => {
+            AwsError::service("DBInstanceNotFound", format!("DBInstance {id} not found."))
+        }
+        RdsError::AlreadyExists(_) => {
+            AwsError::service("DBInstanceAlreadyExists", "DB instance already exists")
+        }
+        RdsError::InvalidState(m) => AwsError::service("InvalidDBInstanceState", m),
+        RdsError::Rule(r) => AwsError::Invalid {
+            code: r.code(),
+            message: r.to_string(),
+        },
+        RdsError::Core(e) => core_error(e),
+    }
+}
+
+/// A core failure: a store that cannot take a write is `ServiceUnavailable` (clients retry it),
+/// the rest an internal failure whose detail goes to the log only.
+pub fn core_error(e: CoreError) -> AwsError {
+    match e {
+        CoreError::Store(StoreError::DiskFull(_)) => AwsError::service(
+            "ServiceUnavailable",
+            "The server's disk is full, so nothing was changed; retry once the operator has freed space",
+        ),
+        CoreError::Store(StoreError::Busy(_)) => AwsError::service(
+            "ServiceUnavailable",
+            "The server's database is busy; retry in a moment",
+        ),
+        other => AwsError::internal(other.to_string()),
+    }
+}
