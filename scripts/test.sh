@@ -88,3 +88,11 @@ OPSWORKS_BIN="$target_dir/debug/opsworks" flock "$lock" bash tests/lifecycle/run
 
 echo "== registration suite (machines of its own: root, network namespaces, overlayfs, OpenSSH)"
 OPSWORKS_BIN="$target_dir/debug/opsworks" bash tests/register/run.sh
+
+# The same three suites with every server on PostgreSQL (a database per data dir, dropped after).
+echo "== conformance suite on PostgreSQL"
+OPSWORKS_TEST_ENGINE=postgres OPSWORKS_BIN="$target_dir/debug/opsworks" bash tests/conformance/run.sh
+echo "== lifecycle suite on PostgreSQL"
+OPSWORKS_TEST_ENGINE=postgres OPSWORKS_BIN="$target_dir/debug/opsworks" flock "$lock" bash tests/lifecycle/run.sh
+echo "== registration suite on PostgreSQL"
+OPSWORKS_TEST_ENGINE=postgres OPSWORKS_BIN="$target_dir/debug/opsworks" bash tests/register/run.sh

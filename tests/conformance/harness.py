@@ -19,6 +19,8 @@ import uuid
 from contextlib import contextmanager
 from pathlib import Path
 
+import sys
+
 import urllib3
 from botocore.auth import SIGV4_TIMESTAMP, SigV4Auth
 from botocore.awsrequest import AWSRequest
@@ -39,6 +41,11 @@ CREATED_AT_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?\+00:00
 LISTENING_RE = re.compile(r"listening on (http://127\.0\.0\.1:\d+)")
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
+
+# The engine the servers run on (tests/engine.py): SQLite, or PostgreSQL with
+# OPSWORKS_TEST_ENGINE=postgres.
+sys.path.insert(0, str(REPO_ROOT / "tests"))
+import engine  # noqa: E402
 
 
 def server_binary() -> Path:
@@ -89,6 +96,8 @@ class Server:
             env.pop("OPSWORKS_ROOT_ACCESS_KEY_ID", None)
             env.pop("OPSWORKS_ROOT_SECRET_ACCESS_KEY", None)
         env.setdefault("RUST_BACKTRACE", "1")
+        env.pop("OPSWORKS_DATABASE_URL", None)
+        env.update(engine.server_env(self.data_dir))
         self._ready.clear()
         self.endpoint = None
         self.proc = subprocess.Popen(

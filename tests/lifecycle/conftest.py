@@ -13,6 +13,12 @@ import boto3
 import pytest
 from botocore.config import Config
 
+# The engine the servers run on (tests/engine.py): SQLite, or PostgreSQL with
+# OPSWORKS_TEST_ENGINE=postgres.
+import sys
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import engine  # noqa: E402
+
 AKID = "AKIDLIFECYCLE"
 SECRET = "lifecycle-secret"
 
@@ -40,6 +46,8 @@ class Server:
     def start(self):
         env = dict(os.environ, OPSWORKS_ROOT_ACCESS_KEY_ID=AKID, OPSWORKS_ROOT_SECRET_ACCESS_KEY=SECRET,
                    **self.env)
+        env.pop("OPSWORKS_DATABASE_URL", None)
+        env.update(engine.server_env(self.data_dir))
         log = open(self.log_path, "ab")
         self.started_at = time.monotonic()
         self.proc = subprocess.Popen(

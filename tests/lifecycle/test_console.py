@@ -26,7 +26,7 @@ from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
-from conftest import AKID, SECRET, client_for, free_port, make_repo, running_server
+from conftest import AKID, SECRET, client_for, engine, free_port, make_repo, running_server
 
 PASSWORD = "console-test-password"
 SHOTS = Path(os.environ.get("OPSWORKS_SCREENSHOTS", "/var/tmp/opsworks-console-screenshots"))
@@ -290,6 +290,8 @@ class PlainServer:
         self.log = open(self.dir / "server.log", "ab")
         env = dict(os.environ, OPSWORKS_ROOT_ACCESS_KEY_ID=AKID, OPSWORKS_ROOT_SECRET_ACCESS_KEY=SECRET,
                    OPSWORKS_CONSOLE_PASSWORD=PASSWORD)
+        env.pop("OPSWORKS_DATABASE_URL", None)
+        env.update(engine.server_env(self.dir / "data"))
         self.proc = subprocess.Popen(
             [os.environ["OPSWORKS_BIN"], "server", "--listen", f"127.0.0.1:{self.port}",
              "--data-dir", str(self.dir / "data")],

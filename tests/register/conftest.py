@@ -18,6 +18,12 @@ from botocore.config import Config
 
 from machine import Bridge, Machine, sh
 
+# The engine the server runs on (tests/engine.py): SQLite, or PostgreSQL with
+# OPSWORKS_TEST_ENGINE=postgres.
+import sys
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import engine  # noqa: E402
+
 AKID = "AKIDREGISTER"
 SECRET = "register-secret"
 FIGURES = Path(os.environ.get("OPSWORKS_REGISTER_FIGURES", "/var/tmp/opsworks-register-figures.json"))
@@ -95,6 +101,8 @@ class Server:
 
     def start(self):
         env = dict(os.environ, OPSWORKS_ROOT_ACCESS_KEY_ID=AKID, OPSWORKS_ROOT_SECRET_ACCESS_KEY=SECRET)
+        env.pop("OPSWORKS_DATABASE_URL", None)
+        env.update(engine.server_env(self.data_dir))
         self.proc = subprocess.Popen(
             [self.binary, "server", "--listen", self.listen, "--data-dir", str(self.data_dir), *self.extra],
             stdout=subprocess.PIPE, stderr=open(self.log, "ab"), env=env,

@@ -14,8 +14,8 @@ use std::time::Duration;
 
 use opsworks_model::CommandName;
 use opsworks_protocol::{
-    Ack, AgentCommand, AgentRelease, CommandOutcome, Completion, Goodbye, Heartbeat, Hello,
-    HelloReply, LogChunk, MAX_POLL_SECONDS, PollReply, PollRequest,
+    Ack, AgentCommand, AgentRelease, CommandOutcome, Completion, Goodbye, Heartbeat,
+    HeartbeatReply, Hello, HelloReply, LogChunk, MAX_POLL_SECONDS, PollReply, PollRequest,
 };
 use serde_json::Value;
 
@@ -198,7 +198,8 @@ impl Agent {
                 .await
             {
                 Ok(reply) => {
-                    tracing::info!(stack_id = %reply.stack_id, "the server accepted the agent");
+                    tracing::info!(stack_id = %reply.stack_id, server = %self.client.server(), "the server accepted the agent");
+                    self.client.learn(&reply.servers);
                     if let Some(i) = &self.installed {
                         i.reported_in();
                     }
@@ -573,11 +574,13 @@ async fn heartbeats(
             instance_id: instance_id.clone(),
             running: running.lock().ok().and_then(|r| r.clone()),
         };
-        if let Err(e) = client
-            .call::<_, Value>("heartbeat", &beat, Duration::from_secs(10))
+        match client
+            .call::<_, Option<HeartbeatReply>>("heartbeat", &beat, Duration::from_secs(10))
             .await
         {
-            tracing::debug!(error = %e, "heartbeat failed");
+            // The servers of the control plane as they are now (some may have come or gone).
+            Ok(reply) => client.learn(&reply.unwrap_or_default().servers),
+            Err(e) => tracing::debug!(error = %e, "heartbeat failed"),
         }
     }
 }

@@ -1,7 +1,14 @@
 //! The agent's side of the protocol: SigV4-signed JSON POSTs to the server, with capped, jittered
 //! exponential backoff for the calls that must eventually get through.
+//!
+//! Several servers on one database are one control plane: the client knows every server's URL
+//! (given on the command line, and learned from the hello and heartbeat answers) and talks to one
+//! at a time; when that one stops answering (no connection, a timeout, a 5xx), the next call goes
+//! to the next. Every call is idempotent on every server, so nothing is lost or done twice.
 
 use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use opsworks_api::sigv4::{RequestParts, sign};
@@ -59,21 +66,18 @@ impl Credentials {
     }
 }
 
-/// A signed client of one server.
-#[derive(Clone)]
-pub struct Client {
-    http: reqwest::Client,
+/// A server the client may talk to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Endpoint {
     /// The server's base URL without a trailing slash (`http://10.0.0.1:8080`).
     base: String,
     /// The `host` header value the signature covers.
     host: String,
-    creds: Credentials,
 }
 
-impl Client {
-    /// A client of the server at `server` (`http://host:port`, an optional path prefix allowed).
-    pub fn new(server: &str, creds: Credentials) -> Result<Client> {
-        let url = reqwest::Url::parse(server)
+impl Endpoint {
+    fn parse(server: &str) -> Result<Endpoint> {
+        let url = reqwest::Url::parse(server.trim())
             .map_err(|e| AgentError::invalid("server URL", format!("`{server}`: {e}")))?;
         if !matches!(url.scheme(), "http" | "https") {
             return Err(AgentError::invalid(
@@ -91,16 +95,120 @@ impl Client {
             Some(port) => format!("{host}:{port}"),
             None => host.to_string(),
         };
+        Ok(Endpoint {
+            base: server.trim().trim_end_matches('/').to_string(),
+            host,
+        })
+    }
+}
+
+/// The servers, and the one in use.
+#[derive(Debug)]
+struct Servers {
+    list: Mutex<Vec<Endpoint>>,
+    current: AtomicUsize,
+}
+
+/// A signed client of the servers of one control plane.
+#[derive(Clone)]
+pub struct Client {
+    http: reqwest::Client,
+    servers: Arc<Servers>,
+    creds: Credentials,
+}
+
+impl Client {
+    /// A client of the server at `server` (`http://host:port`, an optional path prefix allowed).
+    pub fn new(server: &str, creds: Credentials) -> Result<Client> {
+        Self::with_servers(&[server.to_string()], creds)
+    }
+
+    /// A client of several servers sharing one database, the first in use first.
+    pub fn with_servers(servers: &[String], creds: Credentials) -> Result<Client> {
+        let list = servers
+            .iter()
+            .filter(|s| !s.trim().is_empty())
+            .map(|s| Endpoint::parse(s))
+            .collect::<Result<Vec<_>>>()?;
+        if list.is_empty() {
+            return Err(AgentError::invalid(
+                "server URL",
+                "no server given".to_string(),
+            ));
+        }
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(5))
             .build()
             .map_err(|e| AgentError::invalid("HTTP client", e.to_string()))?;
         Ok(Client {
             http,
-            base: server.trim_end_matches('/').to_string(),
-            host,
+            servers: Arc::new(Servers {
+                list: Mutex::new(list),
+                current: AtomicUsize::new(0),
+            }),
             creds,
         })
+    }
+
+    fn list(&self) -> std::sync::MutexGuard<'_, Vec<Endpoint>> {
+        self.servers.list.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The server in use, and its place in the list.
+    fn endpoint(&self) -> (usize, Endpoint) {
+        let list = self.list();
+        let i = self.servers.current.load(Ordering::SeqCst) % list.len();
+        (i, list[i].clone())
+    }
+
+    /// The URL of the server in use.
+    pub fn server(&self) -> String {
+        self.endpoint().1.base
+    }
+
+    /// Every server known, in order.
+    pub fn servers(&self) -> Vec<String> {
+        self.list().iter().map(|e| e.base.clone()).collect()
+    }
+
+    /// Moves to the next server after the one at `failed` stopped answering (unless another call
+    /// moved already).
+    fn failed(&self, failed: usize, why: &str) {
+        let list = self.list();
+        if list.len() < 2 {
+            return;
+        }
+        let next = (failed + 1) % list.len();
+        if self
+            .servers
+            .current
+            .compare_exchange(failed, next, Ordering::SeqCst, Ordering::SeqCst)
+            .is_ok()
+        {
+            tracing::warn!(from = %list[failed].base, to = %list[next].base, "the server stopped answering ({why}); moving to another");
+        }
+    }
+
+    /// Adds the servers a server named (its cluster's); the one in use stays in use.
+    pub fn learn(&self, servers: &[String]) {
+        let mut list = self.list();
+        let current = list[self.servers.current.load(Ordering::SeqCst) % list.len()].clone();
+        let mut added = Vec::new();
+        for s in servers {
+            match Endpoint::parse(s) {
+                Ok(e) if !list.contains(&e) => {
+                    added.push(e.base.clone());
+                    list.push(e);
+                }
+                Ok(_) => {}
+                Err(e) => tracing::debug!("ignoring a server URL: {e}"),
+            }
+        }
+        if !added.is_empty() {
+            let i = list.iter().position(|e| *e == current).unwrap_or(0);
+            self.servers.current.store(i, Ordering::SeqCst);
+            tracing::info!(servers = ?added, "learned the other servers of the control plane");
+        }
     }
 
     /// One signed call, no retry. `timeout` bounds the whole exchange.
@@ -110,15 +218,30 @@ impl Client {
         body: &Req,
         timeout: Duration,
     ) -> Result<Resp> {
+        let (index, server) = self.endpoint();
+        let result = self.call_at(&server, name, body, timeout).await;
+        if let Err(AgentError::Unavailable(why)) = &result {
+            self.failed(index, why);
+        }
+        result
+    }
+
+    async fn call_at<Req: Serialize, Resp: DeserializeOwned>(
+        &self,
+        server: &Endpoint,
+        name: &'static str,
+        body: &Req,
+        timeout: Duration,
+    ) -> Result<Resp> {
         let body =
             serde_json::to_vec(body).map_err(|e| AgentError::json(format!("{name} request"), e))?;
-        let url = format!("{}{PREFIX}/{name}", self.base);
+        let url = format!("{}{PREFIX}/{name}", server.base);
         // Sign the path exactly as it goes on the wire, prefix of the base URL included.
         let path = reqwest::Url::parse(&url)
             .map(|u| u.path().to_string())
             .unwrap_or_else(|_| format!("{PREFIX}/{name}"));
         let headers = [
-            ("host", self.host.as_str()),
+            ("host", server.host.as_str()),
             ("content-type", "application/json"),
         ];
         let parts = RequestParts {
@@ -139,7 +262,7 @@ impl Client {
         let sent = self
             .http
             .post(&url)
-            .header("host", &self.host)
+            .header("host", &server.host)
             .header("content-type", "application/json")
             .header("x-amz-date", amz_date)
             .header("authorization", auth)
@@ -190,10 +313,27 @@ impl Client {
 
     /// Downloads `path` (a release on the server, no signature needed) to `dest`, checking its
     /// size and SHA-256 as it arrives; a file that does not match is removed and refused.
+    /// A server that does not answer is left for the next, as for calls.
     pub async fn download(&self, path: &str, dest: &Path, sha256: &str, size: u64) -> Result<()> {
+        let (index, server) = self.endpoint();
+        let result = self.download_from(&server, path, dest, sha256, size).await;
+        if let Err(AgentError::Unavailable(why)) = &result {
+            self.failed(index, why);
+        }
+        result
+    }
+
+    async fn download_from(
+        &self,
+        server: &Endpoint,
+        path: &str,
+        dest: &Path,
+        sha256: &str,
+        size: u64,
+    ) -> Result<()> {
         use sha2::Digest as _;
         use std::io::Write as _;
-        let url = format!("{}{path}", self.base);
+        let url = format!("{}{path}", server.base);
         let unavailable = |e: &reqwest::Error| {
             AgentError::Unavailable(format!("download {url}: {}", error_chain(e)))
         };
@@ -336,8 +476,33 @@ mod tests {
         assert!(Client::new("ftp://x", creds.clone()).is_err());
         assert!(Client::new("not a url", creds.clone()).is_err());
         let c = Client::new("http://127.0.0.1:8080/", creds.clone()).unwrap();
-        assert_eq!(c.host, "127.0.0.1:8080");
-        assert_eq!(c.base, "http://127.0.0.1:8080");
+        let (_, e) = c.endpoint();
+        assert_eq!(e.host, "127.0.0.1:8080");
+        assert_eq!(e.base, "http://127.0.0.1:8080");
         assert!(!format!("{creds:?}").contains("topsecret"));
+        assert!(Client::with_servers(&[], creds.clone()).is_err());
+        assert!(Client::with_servers(&["http://a:1".into(), "nope".into()], creds).is_err());
+    }
+
+    #[test]
+    fn a_failed_server_hands_over_to_the_next_and_learned_ones_join() {
+        let creds = Credentials {
+            access_key_id: "AKID".into(),
+            secret_access_key: "s".into(),
+        };
+        let c = Client::with_servers(&["http://a:1".into(), "http://b:2/".into()], creds).unwrap();
+        assert_eq!(c.server(), "http://a:1");
+        c.failed(0, "refused");
+        assert_eq!(c.server(), "http://b:2");
+        // A second call that failed on the old server does not move it on again.
+        c.failed(0, "refused");
+        assert_eq!(c.server(), "http://b:2");
+        c.learn(&["http://b:2".into(), "http://c:3".into(), "bad url".into()]);
+        assert_eq!(c.servers(), ["http://a:1", "http://b:2", "http://c:3"]);
+        assert_eq!(c.server(), "http://b:2", "the server in use stays in use");
+        c.failed(1, "timeout");
+        assert_eq!(c.server(), "http://c:3");
+        c.failed(2, "timeout");
+        assert_eq!(c.server(), "http://a:1");
     }
 }

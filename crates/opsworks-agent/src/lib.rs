@@ -47,9 +47,11 @@ pub const DEFAULT_STATE_DIR: &str = "/var/lib/opsworks-agent";
 /// Arguments of `opsworks agent`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct AgentArgs {
-    /// The server's URL (`http://HOST:PORT`).
-    #[arg(long, env = opsworks_env::OPSWORKS_SERVER)]
-    pub server: String,
+    /// The server's URL (`http://HOST:PORT`); several (repeated, or comma-separated) for the
+    /// servers of one database, the first used first: the agent moves to the next when its
+    /// server stops answering, and learns the others from the servers' answers.
+    #[arg(long, env = opsworks_env::OPSWORKS_SERVER, value_delimiter = ',', required = true, num_args = 1..)]
+    pub server: Vec<String>,
     /// The instance this agent runs on.
     #[arg(long = "instance-id", env = opsworks_env::OPSWORKS_INSTANCE_ID)]
     pub instance_id: String,
@@ -98,7 +100,7 @@ pub async fn run_until(args: AgentArgs, shutdown: impl Future<Output = ()>) -> a
     let state = state::StateDir::open(&args.state_dir)?;
     let _lock = state.lock_agent()?;
     let creds = client::Credentials::load(&args.credentials)?;
-    let client = client::Client::new(&args.server, creds)?;
+    let client = client::Client::with_servers(&args.server, creds)?;
     let converge_exe = match &args.converge_exe {
         Some(p) => p.clone(),
         None => std::env::current_exe().context("cannot find the agent's own executable")?,
@@ -119,7 +121,7 @@ pub async fn run_until(args: AgentArgs, shutdown: impl Future<Output = ()>) -> a
         pid: std::process::id(),
         started_at: state::now_rfc3339(),
         last_activity: state::now_rfc3339(),
-        server: args.server.clone(),
+        server: args.server.join(","),
         instance_id: args.instance_id.clone(),
         converge_exe: converge_exe.clone(),
         builtin_cookbooks: Some(builtin_cookbooks.clone()),
@@ -135,7 +137,7 @@ pub async fn run_until(args: AgentArgs, shutdown: impl Future<Output = ()>) -> a
         www_root: args.www_root.clone(),
         state,
     };
-    tracing::info!(server = %args.server, instance_id = %args.instance_id, "agent starting");
+    tracing::info!(server = %args.server.join(","), instance_id = %args.instance_id, "agent starting");
     // A machine that booted again brings its enabled services back, as systemd would at boot.
     match tokio::task::spawn_blocking(opsworks_host::service::start_enabled_services).await {
         Ok(Ok(true)) => tracing::info!("supervisor started: enabled services are running again"),

@@ -258,6 +258,67 @@ fn a_server_outage_loses_nothing_and_runs_nothing_twice() {
     assert_eq!(env.calls().len(), 1, "the command ran twice");
 }
 
+/// Two servers of one control plane (one shared state, as two servers on one database): the
+/// agent is told of the first only and learns the second from the hello answer; when the first
+/// dies in the middle of a command, the agent goes on with the second — the command runs once,
+/// its log arrives whole (at the offsets it had reached), and the next command comes through the
+/// second.
+#[test]
+fn when_its_server_dies_the_agent_moves_to_another_of_the_control_plane() {
+    let env = Env::new();
+    let shared = Arc::new(Shared::default());
+    let mut first = TestServer::start(shared.clone(), 0);
+    let second = TestServer::start(shared.clone(), 0);
+    shared.srv.lock().unwrap().peers = vec![first.url(), second.url()];
+    let _agent = RunningAgent::start(env.args(&first.url()));
+    let mut cmd = command("c-slow", "deploy", 1, &["mycb::slow"]);
+    cmd.custom_cookbooks = Some(env.cookbooks());
+    shared.push(vec![cmd]);
+
+    wait_for("the ack", || shared.acks().contains(&"c-slow".to_string()));
+    first.stop();
+    let done = wait_completion(&shared, "c-slow");
+    assert_eq!(
+        (done.outcome, done.exit_code),
+        (CommandOutcome::Successful, 0)
+    );
+    let local = std::fs::read_to_string(
+        env.state()
+            .join("commands")
+            .join(&history(&env)[0])
+            .join("log"),
+    )
+    .unwrap();
+    wait_for("the whole log", || shared.log("c-slow") == local);
+    assert_eq!(env.calls().len(), 1, "the command ran twice");
+    assert_eq!(shared.completions_of("c-slow"), 1);
+
+    let before = shared
+        .srv
+        .lock()
+        .unwrap()
+        .answered_by
+        .get(&second.port)
+        .copied();
+    let mut next = command("c-next", "execute_recipes", 2, &["mycb::default"]);
+    next.custom_cookbooks = Some(env.cookbooks());
+    shared.push(vec![next]);
+    let done = wait_completion(&shared, "c-next");
+    assert_eq!(done.outcome, CommandOutcome::Successful);
+    let after = shared
+        .srv
+        .lock()
+        .unwrap()
+        .answered_by
+        .get(&second.port)
+        .copied();
+    assert!(
+        after.unwrap_or(0) > before.unwrap_or(0).max(3),
+        "the second server answered the agent: {before:?} -> {after:?}"
+    );
+    assert_eq!(env.calls().len(), 2);
+}
+
 /// Metrics taken while the server is away arrive once it is back: every sample once, in order,
 /// with no gap over the outage.
 #[test]

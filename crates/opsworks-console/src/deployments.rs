@@ -139,18 +139,16 @@ pub async fn deployment(signed: Signed, Path(id): Path<String>) -> Response {
         "Instances",
     )
     .await;
-    let rows: Vec<Value> = commands
-        .iter()
-        .map(|c| {
-            let host = instances
-                .iter()
-                .find(|i| s(i, "InstanceId") == s(c, "InstanceId"))
-                .map(|i| s(i, "Hostname"))
-                .unwrap_or("");
-            let log = read_log(signed.console(), s(c, "CommandId"));
-            json!({ "c": c, "hostname": host, "log": log })
-        })
-        .collect();
+    let mut rows: Vec<Value> = Vec::with_capacity(commands.len());
+    for c in &commands {
+        let host = instances
+            .iter()
+            .find(|i| s(i, "InstanceId") == s(c, "InstanceId"))
+            .map(|i| s(i, "Hostname"))
+            .unwrap_or("");
+        let log = read_log(signed.console(), s(c, "CommandId")).await;
+        rows.push(json!({ "c": c, "hostname": host, "log": log }));
+    }
     signed.render("deployment.html", json!({ "d": dep, "rows": rows }))
 }
 
@@ -169,7 +167,7 @@ pub async fn command_log(signed: Signed, Path(id): Path<String>) -> Response {
             return (StatusCode::NOT_FOUND, "no such command\n").into_response();
         }
     }
-    match read_log(signed.console(), &id) {
+    match read_log(signed.console(), &id).await {
         Some(text) => ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], text).into_response(),
         None => (StatusCode::NOT_FOUND, "no log for this command (yet)\n").into_response(),
     }

@@ -27,9 +27,9 @@ const PERIOD: Duration = Duration::from_secs(1);
 /// At most this much of a log's end is sent or shown.
 const LOG_TAIL: u64 = 256 * 1024;
 
-/// The end of a command's log, when it has one.
-pub fn read_log(console: &Console, command_id: &str) -> Option<String> {
-    use std::io::{Read, Seek, SeekFrom};
+/// The end of a command's log, when it has one (wherever the server keeps logs: its data dir,
+/// or the database several servers share).
+pub async fn read_log(console: &Console, command_id: &str) -> Option<String> {
     if command_id.is_empty()
         || !command_id
             .chars()
@@ -37,15 +37,13 @@ pub fn read_log(console: &Console, command_id: &str) -> Option<String> {
     {
         return None;
     }
-    let path = opsworks_server::core::logs::path(console.app(), command_id)?;
-    let mut file = std::fs::File::open(path).ok()?;
-    let len = file.metadata().ok()?.len();
-    if len > LOG_TAIL {
-        file.seek(SeekFrom::Start(len - LOG_TAIL)).ok()?;
+    match opsworks_server::core::logs::read_tail(console.app(), command_id, LOG_TAIL).await {
+        Ok(log) => log,
+        Err(e) => {
+            tracing::warn!(command_id, "reading a command's log: {e}");
+            None
+        }
     }
-    let mut bytes = Vec::new();
-    file.read_to_end(&mut bytes).ok()?;
-    Some(String::from_utf8_lossy(&bytes).into_owned())
 }
 
 /// A stream of `update` events, one each time `snapshot` (made for the session as it is then)
@@ -148,19 +146,15 @@ pub async fn deployment_events(signed: Signed, Path(deployment_id): Path<String>
                 .call("DescribeCommands", json!({ "DeploymentId": deployment_id }))
                 .await
                 .ok()?;
-            let commands: Vec<Value> = c
-                .get("Commands")?
-                .as_array()?
-                .iter()
-                .map(|cmd| {
-                    let id = cmd.get("CommandId").and_then(Value::as_str).unwrap_or("");
-                    json!({
-                        "CommandId": id,
-                        "Status": cmd.get("Status"),
-                        "Log": read_log(signed.console(), id),
-                    })
-                })
-                .collect();
+            let mut commands: Vec<Value> = Vec::new();
+            for cmd in c.get("Commands")?.as_array()? {
+                let id = cmd.get("CommandId").and_then(Value::as_str).unwrap_or("");
+                commands.push(json!({
+                    "CommandId": id,
+                    "Status": cmd.get("Status"),
+                    "Log": read_log(signed.console(), id).await,
+                }));
+            }
             Some(json!({ "Status": dep.get("Status"), "commands": commands }))
         }
     });

@@ -8,6 +8,8 @@ pub const OPSWORKS_LISTEN: &str = "OPSWORKS_LISTEN";
 pub const OPSWORKS_DATA_DIR: &str = "OPSWORKS_DATA_DIR";
 /// The database URL (`postgres://...`, or a SQLite path); the data dir's SQLite file by default.
 pub const OPSWORKS_DATABASE_URL: &str = "OPSWORKS_DATABASE_URL";
+/// The URL clients reach a server at (log links, the registry of servers on a shared database).
+pub const OPSWORKS_ADVERTISE_URL: &str = "OPSWORKS_ADVERTISE_URL";
 /// The region in ARNs.
 pub const OPSWORKS_REGION: &str = "OPSWORKS_REGION";
 /// Whether `server` runs local instances.
@@ -53,7 +55,7 @@ pub const OPSWORKS_LOG: &str = "OPSWORKS_LOG";
 pub const OPSWORKS_LOG_FORMAT: &str = "OPSWORKS_LOG_FORMAT";
 /// The server's endpoint, for commands that call a running server (`opsworks rds import`).
 pub const OPSWORKS_ENDPOINT: &str = "OPSWORKS_ENDPOINT";
-/// The agent's server URL.
+/// The agent's server URL (several, comma-separated: the servers of one database).
 pub const OPSWORKS_SERVER: &str = "OPSWORKS_SERVER";
 /// The agent's instance ID.
 pub const OPSWORKS_INSTANCE_ID: &str = "OPSWORKS_INSTANCE_ID";
@@ -112,5 +114,8 @@ pub const OPSWORKS_SSH_CONFIG: &str = "OPSWORKS_SSH_CONFIG";
 /// The PostgreSQL the store's tests create their databases on
 /// (`scripts/postgres-test-setup.sh` prints it).
 pub const OPSWORKS_TEST_DATABASE_URL: &str = "OPSWORKS_TEST_DATABASE_URL";
+/// `postgres` to run the conformance and lifecycle suites' servers on PostgreSQL (each test
+/// session a database of its own on `OPSWORKS_TEST_DATABASE_URL`'s server); SQLite otherwise.
+pub const OPSWORKS_TEST_ENGINE: &str = "OPSWORKS_TEST_ENGINE";
 /// Rewrites the API crate's committed XML fixtures from what the writer produces now.
 pub const OPSWORKS_BLESS_XML: &str = "OPSWORKS_BLESS_XML";

@@ -1,5 +1,8 @@
 //! `opsworks-loadgen`: drives the API with SigV4-signed requests from concurrent clients on
-//! loopback and reports throughput and latency percentiles. Bounded in count and time.
+//! loopback and reports throughput and latency percentiles; simulates fleets of agents
+//! ([`agents`]). Bounded in count and time.
+
+mod agents;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -28,11 +31,56 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Cmd {
-    /// Creates a stack with one custom layer and N instances; prints the stack ID.
+    /// Creates stacks with one custom layer and N instances each; prints the stacks' IDs.
     Populate {
-        /// How many instances.
+        /// How many instances per stack.
         #[arg(long, default_value_t = 1000)]
         instances: usize,
+        /// How many stacks.
+        #[arg(long, default_value_t = 1)]
+        stacks: usize,
+    },
+    /// With the servers stopped: every instance of the database gets a key and comes online;
+    /// the identities go to `--out` (one JSON object per line) for `agents`.
+    Keys {
+        /// A data dir of the servers' (its master.key seals the keys).
+        #[arg(long)]
+        data_dir: std::path::PathBuf,
+        /// The servers' database when it is not the data dir's SQLite file.
+        #[arg(long)]
+        database_url: Option<String>,
+        /// Where the identities go.
+        #[arg(long)]
+        out: std::path::PathBuf,
+    },
+    /// Simulated agents on the servers: hello, long polls, heartbeats and metrics at the real
+    /// intervals, commands acknowledged and completed; deployments created at `--rate` per
+    /// second, their delivery timed. Prints the figures as JSON.
+    Agents {
+        /// The servers' URLs, comma-separated (agents are spread over them).
+        #[arg(long, value_delimiter = ',')]
+        servers: Vec<String>,
+        /// The identities `keys` wrote.
+        #[arg(long)]
+        identities: std::path::PathBuf,
+        /// How many agents.
+        #[arg(long, default_value_t = 1000)]
+        agents: usize,
+        /// Identities to skip (simulated by another process).
+        #[arg(long, default_value_t = 0)]
+        skip: usize,
+        /// Where to write every latency measured, as JSON.
+        #[arg(long)]
+        raw: Option<std::path::PathBuf>,
+        /// Seconds over which the agents start.
+        #[arg(long, default_value_t = 30)]
+        ramp: u64,
+        /// Seconds measured (after the ramp and 10 s of settling).
+        #[arg(long, default_value_t = 60)]
+        seconds: u64,
+        /// Deployments created per second.
+        #[arg(long, default_value_t = 5.0)]
+        rate: f64,
     },
     /// Creates an IAM user (through the server's IAM) whose inline policy has N statements, the
     /// last of which allows `opsworks:Describe*`; prints its access key ID and secret.
@@ -141,7 +189,66 @@ async fn main() -> anyhow::Result<()> {
         secret: cli.secret_access_key,
     });
     match cli.command {
-        Cmd::Populate { instances } => populate(&signer, instances).await,
+        Cmd::Populate { instances, stacks } => {
+            let mut made = tokio::task::JoinSet::new();
+            let turns = Arc::new(tokio::sync::Semaphore::new(8));
+            for _ in 0..stacks.max(1) {
+                let (signer, turns) = (signer.clone(), turns.clone());
+                made.spawn(async move {
+                    let _turn = turns.acquire().await?;
+                    populate(&signer, instances).await
+                });
+            }
+            while let Some(done) = made.join_next().await {
+                println!("{}", done??);
+            }
+            Ok(())
+        }
+        Cmd::Keys {
+            data_dir,
+            database_url,
+            out,
+        } => agents::keys(&data_dir, database_url.as_deref(), &out).await,
+        Cmd::Agents {
+            servers,
+            identities,
+            agents,
+            skip,
+            raw,
+            ramp,
+            seconds,
+            rate,
+        } => {
+            let servers = if servers.is_empty() {
+                vec![signer.endpoint.clone()]
+            } else {
+                servers
+            };
+            let signers = servers
+                .iter()
+                .map(|s| {
+                    Arc::new(Signer {
+                        endpoint: s.trim_end_matches('/').to_string(),
+                        host: s
+                            .trim_start_matches("http://")
+                            .trim_end_matches('/')
+                            .to_string(),
+                        akid: signer.akid.clone(),
+                        secret: signer.secret.clone(),
+                    })
+                })
+                .collect();
+            let sim = agents::Simulation {
+                servers,
+                agents,
+                skip,
+                raw,
+                ramp,
+                seconds,
+                rate,
+            };
+            agents::simulate(sim, &identities, signers).await
+        }
         Cmd::IamUser { name, statements } => iam_user(&signer, &name, statements).await,
         Cmd::Run {
             operation,
@@ -287,7 +394,7 @@ async fn iam_user(signer: &Signer, name: &str, statements: usize) -> anyhow::Res
     Ok(())
 }
 
-async fn populate(signer: &Signer, instances: usize) -> anyhow::Result<()> {
+async fn populate(signer: &Signer, instances: usize) -> anyhow::Result<String> {
     let client = reqwest::Client::new();
     let stack = signer
         .call(
@@ -315,8 +422,7 @@ async fn populate(signer: &Signer, instances: usize) -> anyhow::Result<()> {
             )
             .await?;
     }
-    println!("{stack_id}");
-    Ok(())
+    Ok(stack_id)
 }
 
 async fn run(

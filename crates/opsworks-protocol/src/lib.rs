@@ -142,6 +142,10 @@ pub struct HelloReply {
     /// Seconds between metric samples (absent from older servers: the agent's default then).
     #[serde(default)]
     pub metrics_seconds: Option<u64>,
+    /// The URLs agents reach every live server of the cluster at, this one first (several
+    /// servers on one database); empty when the server is alone.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub servers: Vec<String>,
     /// The release the agent should run (an installed agent updates itself when it differs).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub agent_release: Option<AgentRelease>,
@@ -308,6 +312,14 @@ pub struct Heartbeat {
     pub instance_id: String,
     /// The command being run, if any.
     pub running: Option<String>,
+}
+
+/// The server's answer to a [`Heartbeat`].
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HeartbeatReply {
+    /// As [`HelloReply::servers`]: where the agent may go when this server stops answering.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub servers: Vec<String>,
 }
 
 /// The most samples one [`MetricsBatch`] may carry.

@@ -17,6 +17,9 @@ pub struct ServerConfig {
     pub data_dir: PathBuf,
     /// The store; `None` for the data dir's SQLite file.
     pub database: Option<opsworks_store::Engine>,
+    /// The URL clients reach this server at (log links, `DescribeStackProvisioningParameters`,
+    /// the registry of servers on a shared database); `None` for `http://` + the bound address.
+    pub advertise_url: Option<String>,
     /// The region used in ARNs and in the stacks' default `Region` checks.
     pub region: String,
     /// The root access key to install, when given (from `OPSWORKS_ROOT_ACCESS_KEY_ID` /
@@ -85,6 +88,8 @@ impl std::fmt::Debug for ServerConfig {
         f.debug_struct("ServerConfig")
             .field("listen", &self.listen)
             .field("data_dir", &self.data_dir)
+            .field("database", &self.database)
+            .field("advertise_url", &self.advertise_url)
             .field("region", &self.region)
             .field("root_key", &self.root_key.as_ref().map(|(id, _)| id))
             .field("instances", &self.instances)
@@ -135,6 +140,7 @@ impl ServerConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             data_dir,
             database: None,
+            advertise_url: None,
             region: "us-east-1".into(),
             root_key: None,
             healing_timeout: std::time::Duration::from_secs(300),

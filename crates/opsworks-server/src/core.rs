@@ -9,6 +9,7 @@
 pub mod agent_releases;
 pub mod appliances;
 pub mod audit;
+pub mod cluster;
 pub mod commands;
 pub mod elastic_ips;
 pub mod elb;

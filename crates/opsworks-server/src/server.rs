@@ -16,7 +16,8 @@ use crate::core::machines::Machines;
 use crate::core::scheduler::{self, AgentMetrics};
 use crate::core::workers::{Workers, every};
 use crate::core::{
-    Core, audit, elastic_ips, events, keys, metrics, proxy, users, volumes, watchdog,
+    Core, audit, cluster, elastic_ips, events, keys, machines, metrics, proxy, users, volumes,
+    watchdog,
 };
 use crate::{ServerError, edge};
 
@@ -65,7 +66,13 @@ impl Server {
             path: "listener".into(),
             source,
         })?;
-        let endpoint = format!("http://{addr}");
+        let endpoint = match &config.advertise_url {
+            Some(url) => url.trim_end_matches('/').to_string(),
+            None => format!("http://{addr}"),
+        };
+        if addr.ip().is_unspecified() && config.advertise_url.is_none() {
+            tracing::warn!(%endpoint, "listening on every address: pass --advertise-url with the name clients use, for log links and the other servers");
+        }
         core.set_endpoint(&endpoint);
         let mut workers = Workers::default();
         let (stop_http, stop_rx) = tokio::sync::watch::channel(false);
@@ -97,6 +104,15 @@ impl Server {
             }
         };
 
+        let agent_url = match &local {
+            LocalInstances::On { agent_url, .. } => agent_url.clone(),
+            _ => endpoint.clone(),
+        };
+        core.node().set_urls(&endpoint, &agent_url);
+        cluster::start(&core, &mut workers).await?;
+        if let Err(e) = machines::readopt(&core).await {
+            tracing::warn!("re-adopting this host's machines: {e}");
+        }
         // The host's addresses and disks as the store says: after a restart (or a host reboot)
         // addresses are reserved and placed again, leftovers of a crash removed.
         if let Err(e) = elastic_ips::reconcile(&core).await {
@@ -105,6 +121,7 @@ impl Server {
         if let Err(e) = volumes::sweep(&core).await {
             tracing::warn!("sweeping volume leftovers failed: {e}");
         }
+
         let mut router = edge::router(core.clone());
         let mut on_shutdown = Vec::new();
         for mount in &config.mounts {
@@ -119,7 +136,11 @@ impl Server {
         core.spawn(async move {
             releases.own().await;
         });
-        tracing::info!(%endpoint, data_dir = %config.data_dir.display(), workers = ?workers.names(), "server started");
+        let database = config.database.as_ref().map_or_else(
+            || format!("sqlite://{}", config.data_dir.join("opsworks.db").display()),
+            |e| e.to_string(),
+        );
+        tracing::info!(%endpoint, %database, server_id = core.node().server_id(), data_dir = %config.data_dir.display(), workers = ?workers.names(), "server started");
         Ok(Self {
             core,
             endpoint,
@@ -174,6 +195,8 @@ impl Server {
             }
         }
         self.workers.stop(Duration::from_secs(5)).await;
+        // The background work goes to another server at once, not when the lease expires.
+        cluster::leave(&self.core).await;
         let tasks = self.core.tasks();
         tasks.close();
         if tokio::time::timeout(Duration::from_secs(10), tasks.wait())
@@ -187,14 +210,21 @@ impl Server {
     }
 }
 
-/// The workers every server runs.
+/// The workers every server runs; on a shared database only the leader's do their work (but
+/// each server writes down the uses of keys it saw itself).
 fn start_workers(core: &Core, workers: &mut Workers) {
     let c = core.clone();
     workers.spawn("watchdog", move |stop| {
         let c = c.clone();
         async move {
             let period = watchdog::period(&c);
-            every("watchdog", period, stop, || watchdog::check(&c)).await
+            every("watchdog", period, stop, || async {
+                if !c.node().leads() {
+                    return Ok(());
+                }
+                watchdog::check(&c).await
+            })
+            .await
         }
     });
     let c = core.clone();
@@ -204,6 +234,9 @@ fn start_workers(core: &Core, workers: &mut Workers) {
             let period = c.scheduler_interval();
             // Load-based scaling reads the layers' averages of the agents' metrics.
             every("scheduler", period, stop, || async {
+                if !c.node().leads() {
+                    return Ok(());
+                }
                 scheduler::tick(&c, &AgentMetrics, jiff::Timestamp::now())
                     .await
                     .map(drop)
@@ -215,9 +248,17 @@ fn start_workers(core: &Core, workers: &mut Workers) {
     workers.spawn("metrics-maintenance", move |stop| {
         let c = c.clone();
         async move {
-            every("metrics-maintenance", Duration::from_secs(60), stop, || {
-                metrics::maintain(&c, jiff::Timestamp::now().as_second())
-            })
+            every(
+                "metrics-maintenance",
+                Duration::from_secs(60),
+                stop,
+                || async {
+                    if !c.node().leads() {
+                        return Ok(());
+                    }
+                    metrics::maintain(&c, jiff::Timestamp::now().as_second()).await
+                },
+            )
             .await
         }
     });
@@ -227,6 +268,9 @@ fn start_workers(core: &Core, workers: &mut Workers) {
         async move {
             // Temporary logins expire within seconds of their time.
             every("identity-upkeep", Duration::from_secs(5), stop, || async {
+                if !c.node().leads() {
+                    return Ok(());
+                }
                 users::expire(&c, jiff::Timestamp::now().as_second())
                     .await
                     .map(drop)
@@ -251,6 +295,9 @@ fn start_workers(core: &Core, workers: &mut Workers) {
         let c = c.clone();
         async move {
             every("event-pruning", Duration::from_secs(300), stop, || async {
+                if !c.node().leads() {
+                    return Ok(());
+                }
                 events::prune(&c).await?;
                 audit::prune(&c).await.map(drop)
             })

@@ -9,10 +9,14 @@
 //!   a cache that stays correct when another process writes the same database, and written in
 //!   atomic transactions ([`Txn`]) that are acknowledged only once durable.
 //!
+//! Servers sharing one database also coordinate through it ([`Cluster`]: notifications, the
+//! registry of servers, leases, agents' presence, command logs).
+//!
 //! [`Engine`] names the engines and [`open`] opens one; [`copy_all`] moves one database's contents
 //! into another (`opsworks db migrate`). A conformance suite in `tests/` runs against each engine.
 
 mod audit;
+pub mod cluster;
 mod copy;
 pub mod metrics;
 mod postgres;
@@ -23,6 +27,7 @@ mod typed;
 use async_trait::async_trait;
 use serde_json::Value;
 
+pub use cluster::{Cluster, Listener, LogAppend, Notification, ServerRecord};
 pub use copy::{CopyReport, copy_all};
 pub use metrics::MetricsStore;
 pub use opsworks_model::{EventKind, Kind, Resource};
@@ -354,6 +359,11 @@ pub trait Backend: Send + Sync + 'static {
     async fn prune_audit(&self, before: &str, keep_rows: u64) -> Result<u64, StoreError>;
     /// The instance metrics kept beside the documents.
     fn metrics(&self) -> &dyn MetricsStore;
+    /// What servers sharing this database coordinate through; `None` for an engine only one
+    /// process opens.
+    fn cluster(&self) -> Option<&dyn Cluster> {
+        None
+    }
 
     // For copying a whole database between engines ([`copy_all`]).
 
@@ -398,6 +408,12 @@ pub trait BackendTx: Send {
     /// Raises the generation of the kinds written (engines shared by several processes).
     async fn bump_generations(&mut self, kinds: &[Kind]) -> Result<(), StoreError> {
         let _ = kinds;
+        Ok(())
+    }
+    /// Sends a notification to every server listening on `channel` once (and only if) this
+    /// transaction commits (engines shared by several processes; a no-op otherwise).
+    async fn notify(&mut self, channel: &str, payload: &str) -> Result<(), StoreError> {
+        let _ = (channel, payload);
         Ok(())
     }
     /// Stores an event under the sequence number it already has (copying between engines);

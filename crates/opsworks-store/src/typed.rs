@@ -466,6 +466,12 @@ impl Txn<'_> {
         self.tx().append_audit(entry).await
     }
 
+    /// Notifies the servers listening on `channel` once this transaction commits (shared
+    /// databases; nothing otherwise).
+    pub async fn notify(&mut self, channel: &str, payload: &str) -> Result<(), StoreError> {
+        self.tx().notify(channel, payload).await
+    }
+
     /// The store this transaction writes.
     pub fn store(&self) -> &Store {
         self.store

@@ -44,6 +44,9 @@ pub enum Command {
     Agent(opsworks_agent::AgentArgs),
     /// Inspect what the agent did on this instance.
     AgentCli(AgentCliArgs),
+    /// Manage the database: move a data dir's SQLite contents into PostgreSQL.
+    #[command(subcommand)]
+    Db(DbCommand),
     /// Run a command (a shell by default) inside a local instance (root only).
     Exec(ExecArgs),
     /// The RDS catalog of a running server.
@@ -102,9 +105,33 @@ pub struct UpArgs {
     pub control: ControlArgs,
 }
 
+/// `opsworks db ...`.
+#[derive(Debug, Subcommand)]
+pub enum DbCommand {
+    /// Copies everything a stopped server's data dir holds (its SQLite database and command
+    /// logs) into an empty PostgreSQL database, which servers then share (`--database-url`).
+    Migrate {
+        /// The data dir whose `opsworks.db` to copy (its server must be stopped).
+        #[arg(long)]
+        from: PathBuf,
+        /// The PostgreSQL database to fill: `postgres://user:password@host:port/db` (empty).
+        #[arg(long, env = env::OPSWORKS_DATABASE_URL, hide_env_values = true)]
+        to: String,
+    },
+}
+
 /// The settings `server` and `up` share.
 #[derive(Debug, clap::Args)]
 pub struct ControlArgs {
+    /// The database: `postgres://user:password@host:port/db` (several servers may share one;
+    /// each keeps its own data dir with the same master.key), or a SQLite file's path (default:
+    /// `DATA_DIR/opsworks.db`).
+    #[arg(long, env = env::OPSWORKS_DATABASE_URL, hide_env_values = true)]
+    pub database_url: Option<String>,
+    /// The URL clients reach this server at, for log links and the other servers of its
+    /// database (default: `http://` and the `--listen` address).
+    #[arg(long, env = env::OPSWORKS_ADVERTISE_URL, value_parser = parse_advertise_url)]
+    pub advertise_url: Option<String>,
     /// The region in ARNs.
     #[arg(long, default_value = "us-east-1", env = env::OPSWORKS_REGION)]
     pub region: String,
@@ -256,6 +283,14 @@ impl ControlArgs {
     ) -> anyhow::Result<ServerConfig> {
         let mut config = ServerConfig::new(data_dir);
         config.listen = listen;
+        config.database = match self.database_url.as_deref().map(str::trim) {
+            None | Some("") => None,
+            // The error names the scheme at most, never the rest (it may hold a password).
+            Some(url) => Some(opsworks_store::Engine::from_url(url).map_err(|e| {
+                anyhow::anyhow!("--database-url / {}: {e}", env::OPSWORKS_DATABASE_URL)
+            })?),
+        };
+        config.advertise_url = self.advertise_url;
         config.region = self.region;
         config.root_key = root_key_from_env()?;
         config.healing_timeout = std::time::Duration::from_secs(self.healing_timeout);
@@ -297,6 +332,19 @@ fn root_key_from_env() -> anyhow::Result<Option<(String, String)>> {
     }
 }
 
+/// An `http://` or `https://` URL with a host, without a trailing slash.
+fn parse_advertise_url(text: &str) -> Result<String, String> {
+    let t = text.trim().trim_end_matches('/');
+    let rest = t
+        .strip_prefix("http://")
+        .or_else(|| t.strip_prefix("https://"))
+        .ok_or_else(|| format!("'{text}' is not an http:// or https:// URL"))?;
+    if rest.is_empty() || rest.starts_with(':') || rest.contains(['?', '#', ' ']) {
+        return Err(format!("'{text}' needs a host (http://HOST:PORT)"));
+    }
+    Ok(t.to_string())
+}
+
 /// `$XDG_DATA_HOME/opsworks`, else `~/.local/share/opsworks`.
 pub fn default_data_dir() -> anyhow::Result<PathBuf> {
     if let Some(d) = std::env::var_os("XDG_DATA_HOME").filter(|d| !d.is_empty()) {
@@ -335,6 +383,19 @@ fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
 mod tests {
     use super::parse_duration;
     use std::time::Duration;
+
+    #[test]
+    fn advertise_urls_are_http_with_a_host() {
+        use super::parse_advertise_url as p;
+        assert_eq!(
+            p("http://ops.example:9730/"),
+            Ok("http://ops.example:9730".into())
+        );
+        assert_eq!(p("https://ops.example"), Ok("https://ops.example".into()));
+        assert!(p("ops.example:9730").is_err());
+        assert!(p("http://").is_err());
+        assert!(p("http://:80").is_err());
+    }
 
     #[test]
     fn durations_in_friendly_form_or_seconds() {

@@ -2,6 +2,7 @@
 //! the converge tool and the supervisor are subcommands of the same binary.
 
 mod cli;
+mod db;
 mod exec;
 mod rds;
 mod registration;
@@ -12,7 +13,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::Parser;
 
-use cli::{Cli, Command};
+use cli::{Cli, Command, DbCommand};
 use opsworks_server::Instances;
 
 /// Every role of the binary allocates through mimalloc: the server's request path is
@@ -44,6 +45,12 @@ fn main() -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::SUCCESS);
         }
         Command::Exec(args) => return exec::run(args),
+        Command::Db(DbCommand::Migrate { from, to }) => {
+            serve::init_logging(cli.log_format);
+            let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+            runtime.block_on(db::migrate(&from, &to))?;
+            return Ok(ExitCode::SUCCESS);
+        }
         Command::Rds(cli::RdsCommand::Import(args)) => return rds::import(args),
         Command::Register(args) => return registration::register(args),
         Command::AgentVersion(cli::AgentVersionCommand::Add(args)) => {

@@ -43,6 +43,8 @@ pub async fn serve(mut config: ServerConfig, quickstart: bool) -> anyhow::Result
     let endpoint = server.endpoint().to_string();
     // Tests and scripts wait for this exact line before they connect.
     println!("listening on {endpoint}");
+    // Which engine, never its password.
+    println!("database: {}", database(&config));
     match server.local_instances() {
         LocalInstances::On { agent_url, reaped } => {
             println!("local instances: agents reach the server at {agent_url}");
@@ -112,6 +114,7 @@ fn print_quickstart(
         ),
     }
     println!("  data dir:  {}", config.data_dir.display());
+    println!("  database:  {}", database(config));
     match root {
         RootKey::Generated {
             access_key_id,
@@ -148,6 +151,14 @@ fn print_quickstart(
         ),
     }
     println!();
+}
+
+/// The database as the user may see it: the engine and where, never a password.
+fn database(config: &ServerConfig) -> String {
+    match &config.database {
+        Some(engine) => engine.to_string(),
+        None => format!("sqlite://{}", config.data_dir.join("opsworks.db").display()),
+    }
 }
 
 /// SIGINT or SIGTERM.

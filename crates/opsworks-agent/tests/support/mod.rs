@@ -41,6 +41,10 @@ pub struct Srv {
     pub metrics: Vec<MetricSample>,
     /// The sampling interval the hello answer asks for (the agent's default when `None`).
     pub metrics_seconds: Option<u64>,
+    /// The servers the hello answer names (the control plane's, several on one database).
+    pub peers: Vec<String>,
+    /// Calls answered, by the port of the server that answered.
+    pub answered_by: HashMap<u16, u32>,
 }
 
 #[derive(Default)]
@@ -111,6 +115,20 @@ pub async fn call(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    if let Some(port) = headers
+        .get("host")
+        .and_then(|h| h.to_str().ok())
+        .and_then(|h| h.rsplit(':').next())
+        .and_then(|p| p.parse::<u16>().ok())
+    {
+        *shared
+            .srv
+            .lock()
+            .unwrap()
+            .answered_by
+            .entry(port)
+            .or_default() += 1;
+    }
     // Check the signature exactly as the server's verifier does.
     let pairs: Vec<(String, String)> = headers
         .iter()
@@ -149,6 +167,7 @@ pub async fn call(
                 heartbeat_seconds: 1,
                 poll_seconds: 1,
                 metrics_seconds: srv.metrics_seconds,
+                servers: srv.peers.clone(),
                 agent_release: None,
             })
             .into_response()
@@ -411,7 +430,7 @@ echo "converged"
         )
         .unwrap();
         AgentArgs {
-            server: server.to_string(),
+            server: vec![server.to_string()],
             instance_id: "i-test".into(),
             credentials: creds,
             state_dir: self.state(),

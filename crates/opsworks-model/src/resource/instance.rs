@@ -136,6 +136,10 @@ pub struct Instance {
         skip_serializing_if = "Option::is_none"
     )]
     pub auto_scaling_schedule: Option<BTreeMap<String, BTreeMap<String, String>>>,
+    /// The server whose host runs the instance's machine (its stable ID), set when the machine is
+    /// provisioned: with several servers on one database, that server does the machine's work.
+    #[serde(rename = "_Server", default, skip_serializing_if = "Option::is_none")]
+    pub server: Option<String>,
     /// Whether the machine was registered (RegisterInstance) rather than created: the server
     /// never starts, stops, reboots or heals it, and it leaves through DeregisterInstance.
     #[serde(

@@ -164,6 +164,17 @@ pub async fn desired(
     else {
         return Ok(None);
     };
+    // Added releases' files live in the data dir of each server they were added through: a
+    // server without the file names none (its agents update once on a server that has it).
+    if !offer.file.is_file() {
+        tracing::warn!(
+            version = offer.version,
+            sha256 = offer.sha256,
+            "agent release {} is not in this server's data dir; run `opsworks agent-version add` against it too",
+            offer.version
+        );
+        return Ok(None);
+    }
     Ok(Some(opsworks_protocol::AgentRelease {
         path: format!("{RELEASES_PATH}/{}", offer.sha256),
         version: offer.version,

@@ -13,6 +13,9 @@ use opsworks_store::{EventRecord, NewEvent};
 
 use crate::core::{Core, CoreResult};
 
+/// The most events the pump of a shared database reads at once.
+pub const PUMP_PAGE: u32 = 1000;
+
 /// The live side of the event log: subscribers, and the signal that ends streams at shutdown.
 pub struct EventHub {
     tx: broadcast::Sender<Arc<EventRecord>>,

@@ -27,6 +27,14 @@ pub async fn change_status(
         // Before the commit, so the watchdog never sees this status with the old clock: a new
         // agent is silent from its boot, not since the old one's last word or the server's start.
         w.core().presence().booted(instance_id);
+        // On a shared database the leader's watchdog reads the database's clock, which may still
+        // hold the old agent's last word: the boot goes there too, not at the next batch.
+        if let Some(cluster) = w.core().store().backend().cluster() {
+            let server = w.core().node().server_id().to_string();
+            cluster
+                .record_presence(&server, &[instance_id.to_string()])
+                .await?;
+        }
     }
     w.put(&Transition {
         transition_id: new_id(),

@@ -383,7 +383,16 @@ impl KeyRing {
     pub async fn revoke(&self, w: &mut crate::core::Write<'_>, principal: &str) -> CoreResult<()> {
         w.txn().delete_access_keys_of(principal).await?;
         self.forget(principal);
-        Ok(())
+        // The other servers on a shared database forget them when this commits.
+        w.revoked(principal).await
+    }
+
+    /// Drops every key from memory: each is read again from the store when next used (revocations
+    /// by other servers may have been missed).
+    pub fn forget_all(&self) {
+        let mut ring = self.keys.write().unwrap_or_else(|p| p.into_inner());
+        ring.map.clear();
+        ring.stamp = None;
     }
 
     /// Drops the keys of `principal` from memory.

@@ -3,6 +3,11 @@
 //!
 //! Every status change goes through `instances::change_status`; this module only decides when.
 //! Machine work runs in the background as tracked tasks ([`Core::spawn`]).
+//!
+//! With several servers on one database, an instance records the server whose host runs its
+//! machine (`_Server`); work on the machine asked of another server goes to that one
+//! ([`cluster::forward`]), which runs it here ([`run_here`]). A server that comes back re-adopts
+//! its machines ([`readopt`]): they kept running while it was away.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -14,6 +19,7 @@ use opsworks_model::{CommandName, InstanceEvent};
 use opsworks_sandbox::{FileSpec, MachineSpec, MainProcess, Provider, RootDevice};
 use opsworks_store::Filter;
 
+use crate::core::cluster::{self, MachineOp, MachineWork};
 use crate::core::commands::{self, NewDeployment};
 use crate::core::instances::{change_status, change_status_now, was_online_since_stopped};
 use crate::core::{Core, CoreError, CoreResult, elastic_ips, lifecycle, service_errors, volumes};
@@ -83,19 +89,73 @@ fn machine_error(e: impl std::fmt::Display) -> CoreError {
 /// apt's configuration inside a machine naming the package proxy.
 const APT_PROXY_CONF: &str = "/etc/apt/apt.conf.d/80opsworks-proxy";
 
+/// Whether machine work for the instance goes to another server (and was sent there): the one
+/// whose host runs its machine, while it is alive.
+async fn forwarded(core: &Core, instance_id: &str, op: MachineOp) -> CoreResult<bool> {
+    if !core.node().shared() {
+        return Ok(false);
+    }
+    let Some(inst) = core.find::<Instance>(instance_id).await? else {
+        return Ok(false);
+    };
+    match cluster::machine_owner(core, inst.server.as_deref(), op).await? {
+        Some(server) => {
+            let work = MachineWork {
+                server,
+                instance: instance_id.to_string(),
+                op,
+            };
+            cluster::forward(core, &work).await?;
+            Ok(true)
+        }
+        None => Ok(false),
+    }
+}
+
+/// Does machine work another server sent (this server runs the machine).
+pub fn run_here(core: &Core, work: &MachineWork) {
+    let id = work.instance.as_str();
+    match work.op {
+        MachineOp::Launch => launch_here(core, id),
+        MachineOp::Halt { had_agent } => halt_here(core, id, had_agent),
+        MachineOp::Reboot => reboot_here(core, id),
+        MachineOp::Heal => heal_here(core, id),
+        MachineOp::Destroy => {
+            let (c, id) = (core.clone(), id.to_string());
+            core.spawn(async move {
+                if let Err(e) = destroy_here(&c, &id).await {
+                    tracing::warn!(instance_id = id, "removing the machine: {e}");
+                }
+            });
+        }
+    }
+}
+
 /// Starts an instance that StartInstance moved to `requested`: in the background, provision its
 /// machine with a fresh credential and the agent; Setup follows when the machine has booted.
-/// Without machines the instance stays `requested` (the server only records intent).
+/// Without machines the instance stays `requested` (the server only records intent). An
+/// instance whose machine a live server of the cluster runs (its `ebs` disk is there) starts
+/// there.
 pub fn launch(core: &Core, instance_id: &str) {
-    let Some(machines) = core.machines().cloned() else {
-        tracing::info!(
-            instance_id,
-            "no instance provider: the instance stays requested"
-        );
-        return;
-    };
     let (c, id) = (core.clone(), instance_id.to_string());
-    let work = async move { provision(&c, &machines, &id).await };
+    let work = async move {
+        if forwarded(&c, &id, MachineOp::Launch).await? {
+            return Ok(());
+        }
+        start_here(&c, &id).await
+    };
+    in_background(
+        core,
+        instance_id,
+        "start_failed",
+        Some(InstanceEvent::ProvisionFailed),
+        work,
+    );
+}
+
+fn launch_here(core: &Core, instance_id: &str) {
+    let (c, id) = (core.clone(), instance_id.to_string());
+    let work = async move { start_here(&c, &id).await };
     in_background(
         core,
         instance_id,
@@ -136,8 +196,27 @@ fn in_background(
     });
 }
 
+async fn start_here(core: &Core, id: &str) -> CoreResult<()> {
+    let Some(machines) = core.machines().cloned() else {
+        tracing::info!(
+            instance_id = id,
+            "no instance provider: the instance stays requested"
+        );
+        return Ok(());
+    };
+    provision(core, &machines, id).await
+}
+
 async fn provision(core: &Core, machines: &Machines, id: &str) -> CoreResult<()> {
-    change_status_now(core, id, InstanceEvent::Provisioning).await?;
+    {
+        // From here on this server runs the instance's machine.
+        let mut w = core.write().await?;
+        change_status(&mut w, id, InstanceEvent::Provisioning).await?;
+        let mut inst: Instance = w.get(id).await?;
+        inst.server = Some(core.node().server_id().to_string());
+        w.put(&inst).await?;
+        w.commit().await?;
+    }
     boot_machine(core, machines, id).await?;
     let mut w = core.write().await?;
     change_status(&mut w, id, InstanceEvent::Booted).await?;
@@ -162,12 +241,19 @@ async fn boot_machine(core: &Core, machines: &Machines, id: &str) -> CoreResult<
         RootDeviceType::Ebs => RootDevice::Ebs,
         RootDeviceType::InstanceStore => RootDevice::InstanceStore,
     };
+    // Every server of the control plane, this one first: the agent moves on when it stops.
+    let peers = core.node().peers();
+    let servers = if peers.is_empty() {
+        machines.agent_url.clone()
+    } else {
+        peers.join(",")
+    };
     let main = MainProcess::new(
         machines.agent_program.clone(),
         [
             "agent",
             "--server",
-            machines.agent_url.as_str(),
+            servers.as_str(),
             "--instance-id",
             id,
             "--credentials",
@@ -234,6 +320,29 @@ async fn boot_machine(core: &Core, machines: &Machines, id: &str) -> CoreResult<
 /// (an `ebs` disk is kept); when the agent says hello again the instance is back `online`. A soft
 /// reboot fires no lifecycle event, as in the original.
 pub fn reboot(core: &Core, instance_id: &str) {
+    route(core, instance_id, MachineOp::Reboot, reboot_here);
+}
+
+/// Runs `here` unless the instance's machine runs on another live server, which gets `op`.
+fn route(core: &Core, instance_id: &str, op: MachineOp, here: fn(&Core, &str)) {
+    if !core.node().shared() {
+        return here(core, instance_id);
+    }
+    let (c, id) = (core.clone(), instance_id.to_string());
+    core.spawn(async move {
+        match forwarded(&c, &id, op).await {
+            Ok(true) => {}
+            Ok(false) => here(&c, &id),
+            Err(e) => tracing::warn!(
+                instance_id = id,
+                ?op,
+                "sending machine work to its server: {e}"
+            ),
+        }
+    });
+}
+
+fn reboot_here(core: &Core, instance_id: &str) {
     let Some(machines) = core.machines().cloned() else {
         tracing::info!(instance_id, "no instance provider: nothing to reboot");
         return;
@@ -254,6 +363,10 @@ pub fn reboot(core: &Core, instance_id: &str) {
 /// starts again through the same path as StartInstance — a fresh machine for `instance-store`,
 /// the same disk for `ebs` — and Configure runs on the stack when it is back online.
 pub fn heal(core: &Core, instance_id: &str) {
+    route(core, instance_id, MachineOp::Heal, heal_here);
+}
+
+fn heal_here(core: &Core, instance_id: &str) {
     let Some(machines) = core.machines().cloned() else {
         return;
     };
@@ -271,6 +384,20 @@ pub fn heal(core: &Core, instance_id: &str) {
 /// layers' shutdown timeout) when an agent is there to run it, then the machine stops, the
 /// instance is `stopped`, and the stack's other instances Configure.
 pub fn halt(core: &Core, instance_id: &str, had_agent: bool) {
+    if !core.node().shared() {
+        return halt_here(core, instance_id, had_agent);
+    }
+    let (c, id) = (core.clone(), instance_id.to_string());
+    core.spawn(async move {
+        match forwarded(&c, &id, MachineOp::Halt { had_agent }).await {
+            Ok(true) => {}
+            Ok(false) => halt_here(&c, &id, had_agent),
+            Err(e) => tracing::warn!(instance_id = id, "sending a stop to its server: {e}"),
+        }
+    });
+}
+
+fn halt_here(core: &Core, instance_id: &str, had_agent: bool) {
     let (c, id) = (core.clone(), instance_id.to_string());
     let work = async move { stop(&c, &id, had_agent).await };
     in_background(
@@ -338,13 +465,76 @@ async fn shutdown_timeout(core: &Core, inst: &Instance) -> CoreResult<Duration> 
     Ok(Duration::from_secs(secs))
 }
 
-/// Removes an instance's machine without trace (DeleteInstance).
+/// Removes an instance's machine without trace (DeleteInstance); the server that runs it does,
+/// when it is another.
 pub async fn destroy(core: &Core, instance_id: &str) -> CoreResult<()> {
+    if forwarded(core, instance_id, MachineOp::Destroy).await? {
+        return Ok(());
+    }
+    destroy_here(core, instance_id).await
+}
+
+async fn destroy_here(core: &Core, instance_id: &str) -> CoreResult<()> {
     if let Some(m) = core.machines() {
         m.provider
             .destroy(instance_id)
             .await
             .map_err(machine_error)?;
+    }
+    Ok(())
+}
+
+/// At start: the machines this server's host runs are its again. A machine whose instance was
+/// deleted, or now runs on another server, while this one was away goes; an instance this server
+/// was stopping when it went down is stopped.
+pub async fn readopt(core: &Core) -> CoreResult<()> {
+    let Some(m) = core.machines() else {
+        return Ok(());
+    };
+    let me = core.node().server_id();
+    let mut kept = 0;
+    for machine in m.provider.list().await.map_err(machine_error)? {
+        let inst = core.find::<Instance>(&machine.id).await?;
+        let gone = match &inst {
+            None => Some("its instance was deleted".to_string()),
+            Some(i) => i
+                .server
+                .as_deref()
+                .filter(|s| *s != me)
+                .map(|s| format!("its instance runs on server {s} now")),
+        };
+        match gone {
+            Some(why) => {
+                tracing::warn!(machine = machine.id, "removing a machine: {why}");
+                m.provider
+                    .destroy(&machine.id)
+                    .await
+                    .map_err(machine_error)?;
+            }
+            None => kept += 1,
+        }
+    }
+    let stopping: Vec<String> = core
+        .list::<Instance>(Filter::All)
+        .await?
+        .iter()
+        .filter(|i| {
+            // Registered machines are never the server's to halt.
+            i.status == opsworks_model::InstanceStatus::Stopping
+                && !i.registered
+                && i.server.as_deref().is_none_or(|s| s == me)
+        })
+        .map(|i| i.instance_id.clone())
+        .collect();
+    for id in &stopping {
+        tracing::info!(
+            instance_id = id,
+            "finishing a stop this server began before it went down"
+        );
+        halt_here(core, id, false);
+    }
+    if kept > 0 {
+        tracing::info!(machines = kept, "re-adopted the machines of this host");
     }
     Ok(())
 }

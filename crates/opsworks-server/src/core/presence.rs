@@ -1,7 +1,9 @@
 //! Which agents are alive, and the wake-ups of the ones waiting in a long poll.
 //!
 //! An agent is alive while it waits in a long poll, and for a while after it last spoke. A new
-//! command for an instance wakes its waiting poll at once.
+//! command for an instance wakes its waiting poll at once. With several servers on one database,
+//! what this server hears is also flushed to the database in batches ([`Presence::take_seen`]),
+//! so whichever server runs the watchdog sees agents polling any server.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -18,6 +20,8 @@ pub struct Presence {
     last_seen: Mutex<HashMap<String, Instant>>,
     /// Agents waiting in a long poll right now (an agent waiting is alive).
     polling: Mutex<HashMap<String, usize>>,
+    /// Agents heard from since the last flush to a shared database.
+    unflushed: Mutex<HashSet<String>>,
     /// When this server started: an agent not heard from since counts as silent from then.
     started: Instant,
 }
@@ -32,6 +36,7 @@ impl Default for Presence {
             wakeups: Mutex::default(),
             last_seen: Mutex::default(),
             polling: Mutex::default(),
+            unflushed: Mutex::default(),
             started: Instant::now(),
         }
     }
@@ -52,9 +57,47 @@ impl Presence {
         self.wakeup(instance_id).notify_one();
     }
 
+    /// Wakes the agent of an instance if it ever long-polled this server (a command was created
+    /// through another server: only the one it waits on needs to hear).
+    pub fn notify_waiting(&self, instance_id: &str) {
+        if let Some(w) = lock(&self.wakeups).get(instance_id) {
+            w.notify_one();
+        }
+    }
+
+    /// Wakes every agent waiting here: each looks at its commands again (after notifications
+    /// from other servers may have been missed).
+    pub fn wake_all(&self) {
+        for w in lock(&self.wakeups).values() {
+            w.notify_one();
+        }
+    }
+
     /// Records that an instance's agent spoke now.
     pub fn saw(&self, instance_id: &str) {
         lock(&self.last_seen).insert(instance_id.to_string(), Instant::now());
+        let mut unflushed = lock(&self.unflushed);
+        if !unflushed.contains(instance_id) {
+            unflushed.insert(instance_id.to_string());
+        }
+    }
+
+    /// The agents heard from since the last call, and those waiting in a poll now (alive as
+    /// long as they wait), for the shared database.
+    pub fn take_seen(&self) -> Vec<String> {
+        let mut seen: HashSet<String> = std::mem::take(&mut *lock(&self.unflushed));
+        seen.extend(
+            lock(&self.polling)
+                .iter()
+                .filter(|(_, n)| **n > 0)
+                .map(|(id, _)| id.clone()),
+        );
+        seen.into_iter().collect()
+    }
+
+    /// Puts back what [`take_seen`](Self::take_seen) gave when it could not be flushed.
+    pub fn unflushed(&self, seen: Vec<String>) {
+        lock(&self.unflushed).extend(seen);
     }
 
     /// Restarts an instance's silence clock: its agent was just (re)started with its machine and
@@ -68,6 +111,7 @@ impl Presence {
     pub fn forget(&self, instance_id: &str) {
         lock(&self.wakeups).remove(instance_id);
         lock(&self.last_seen).remove(instance_id);
+        lock(&self.unflushed).remove(instance_id);
     }
 
     /// How long an instance's agent has been silent: zero while it waits in a long poll, else the

@@ -14,6 +14,7 @@ use crate::ServerError;
 use crate::config::{MetricsConfig, ServerConfig};
 use crate::core::agent_releases::AgentReleases;
 use crate::core::appliances::Appliances;
+use crate::core::cluster::{self, Node};
 use crate::core::events::EventHub;
 use crate::core::identity::AccessCache;
 use crate::core::keys::{KeyRing, RootKey, Sealer};
@@ -42,6 +43,8 @@ struct Inner {
     /// The service machines (RDS's databases), when this server runs machines.
     appliances: OnceLock<Appliances>,
     data_dir: PathBuf,
+    /// This server among the others on its database.
+    node: Node,
     presence: Arc<Presence>,
     healing_timeout: Duration,
     scheduler_interval: Duration,
@@ -73,12 +76,35 @@ impl Core {
             .unwrap_or(opsworks_store::Engine::Sqlite {
                 path: dir.join("opsworks.db"),
             });
+        let store = opsworks_store::open(&engine).await?;
+        let node = Node::open(dir, store.backend().cluster().is_some())?;
+        // Access-key secrets are sealed under the master key: a server joining a database that
+        // holds keys needs the master key they were sealed under, never a new one.
+        if !dir.join("master.key").exists() && !store.backend().access_keys().await?.is_empty() {
+            return Err(ServerError::Keys(format!(
+                "{} has no master.key, and the database {engine} already holds access keys sealed under one: every server on one database needs the same master.key; copy it (mode 0600) from the data dir of a server of this database",
+                dir.display()
+            )));
+        }
         let sealer = Arc::new(Sealer::load_or_create(dir)?);
+        // Checked before anything is sealed under this key (the root key from the environment
+        // would otherwise replace the stored one, locking the other servers out).
+        if let Some(record) = store
+            .backend()
+            .access_keys()
+            .await?
+            .iter()
+            .find(|r| sealer.open(&r.sealed_secret).is_none())
+        {
+            return Err(ServerError::Keys(format!(
+                "{}/master.key cannot open the secret of access key {} in the database {engine}: its keys were sealed under another master.key; every server on one database needs the same master.key (copy it, mode 0600, from the data dir of a server of this database)",
+                dir.display(),
+                record.access_key_id
+            )));
+        }
         // Resources' secrets (app secure values, source passwords, layer passwords) are sealed at
         // rest under the master key, as access-key secrets are.
-        let store = opsworks_store::open(&engine)
-            .await?
-            .with_sealing(sealer.clone());
+        let store = store.with_sealing(sealer.clone());
         let (keys, root) =
             KeyRing::load(&store, sealer.clone(), dir, config.root_key.clone()).await?;
         let backend = store.backend();
@@ -113,6 +139,7 @@ impl Core {
                 machines: OnceLock::new(),
                 appliances: OnceLock::new(),
                 data_dir: dir.clone(),
+                node,
                 presence: Arc::default(),
                 healing_timeout: config.healing_timeout,
                 scheduler_interval: config.scheduler_interval,
@@ -160,6 +187,11 @@ impl Core {
     /// The data dir.
     pub fn data_dir(&self) -> &Path {
         &self.inner.data_dir
+    }
+
+    /// This server among the others on its database (its ID, whether it leads).
+    pub fn node(&self) -> &Node {
+        &self.inner.node
     }
 
     /// The agents this server hears from.
@@ -298,6 +330,7 @@ impl Core {
             core: self,
             txn: self.inner.store.write().await?,
             wake: Vec::new(),
+            recorded: false,
         })
     }
 
@@ -342,6 +375,8 @@ pub struct Write<'a> {
     core: &'a Core,
     txn: Txn<'a>,
     wake: Vec<String>,
+    /// Whether an event was recorded (the other servers' streams must hear).
+    recorded: bool,
 }
 
 impl<'a> Write<'a> {
@@ -404,6 +439,7 @@ impl<'a> Write<'a> {
     /// Appends an event to the log, in this transaction; it is broadcast once it commits.
     pub async fn record(&mut self, event: NewEvent) -> CoreResult<()> {
         self.txn.record_event(event).await?;
+        self.recorded = true;
         Ok(())
     }
 
@@ -412,14 +448,41 @@ impl<'a> Write<'a> {
         self.wake.push(instance_id.to_string());
     }
 
+    /// Tells the other servers on a shared database, once this commits, that `principal`'s keys
+    /// are revoked (they drop them from memory).
+    pub async fn revoked(&mut self, principal: &str) -> CoreResult<()> {
+        if self.core.node().shared() {
+            self.txn.notify(cluster::KEYS, principal).await?;
+        }
+        Ok(())
+    }
+
     /// Commits: durable once this returns; then the events go to the live streams (in commit
-    /// order) and the agents named by [`wake`](Self::wake) are woken.
-    pub async fn commit(self) -> CoreResult<()> {
+    /// order) and the agents named by [`wake`](Self::wake) are woken. On a shared database the
+    /// other servers hear of both through notifications sent with the commit, and every
+    /// server's streams get the events from the table, in sequence order.
+    pub async fn commit(mut self) -> CoreResult<()> {
         let core = self.core;
+        let shared = core.node().shared();
+        if shared {
+            for payload in cluster::wake_payloads(&self.wake) {
+                self.txn.notify(cluster::WAKE, &payload).await?;
+            }
+            if self.recorded {
+                self.txn.notify(cluster::EVENTS, "").await?;
+            }
+        }
         let hub = core.events();
         self.txn
-            .commit_with(|events: &[EventRecord]| hub.broadcast(events))
+            .commit_with(|events: &[EventRecord]| {
+                if !shared {
+                    hub.broadcast(events);
+                }
+            })
             .await?;
+        if shared && self.recorded {
+            core.node().poke_events();
+        }
         for id in &self.wake {
             core.presence().notify(id);
         }

@@ -3,6 +3,10 @@
 //! `EnableAutoHealing`, it is healed — stopped and started again, as the original did. An agent
 //! that speaks again before the timeout simply carries on. Registered machines are never healed,
 //! and their unassignments and deregistrations end on their own past their deadlines.
+//!
+//! With several servers on one database the watchdog runs on the leader, and an agent's silence
+//! is the shortest of what this server heard and what any server recorded in the database; an
+//! agent nobody ever heard from counts as silent since this server began to lead.
 
 use opsworks_model::resource::{Instance, Layer};
 use opsworks_model::{InstanceEvent, InstanceStatus};
@@ -22,6 +26,21 @@ pub fn period(core: &Core) -> std::time::Duration {
 /// One pass over every instance whose agent should be speaking.
 pub async fn check(core: &Core) -> CoreResult<()> {
     let timeout = core.healing_timeout();
+    let shared = match core.store().backend().cluster() {
+        Some(cluster) => Some(cluster.presence().await?),
+        None => None,
+    };
+    let silence = |id: &str| {
+        let here = core.presence().silence(id);
+        match &shared {
+            Some(seen) => here.min(
+                seen.get(id)
+                    .copied()
+                    .unwrap_or_else(|| core.node().leading_for()),
+            ),
+            None => here,
+        }
+    };
     for inst in core.list::<Instance>(Filter::All).await? {
         // Registered machines: a deregistration or unassignment the agent does not finish ends
         // on its own; a silent one is connection_lost, never healed (not the server's machine).
@@ -43,7 +62,7 @@ pub async fn check(core: &Core) -> CoreResult<()> {
             )
         };
         let id = inst.instance_id.as_str();
-        if !watched || core.presence().silence(id) < timeout {
+        if !watched || silence(id) < timeout {
             continue;
         }
         let heals = !inst.registered && auto_heals(core, &inst).await? && core.machines().is_some();

@@ -20,8 +20,8 @@ use opsworks_api::ApiError;
 use opsworks_model::deployment::CommandStatus;
 use opsworks_model::resource::{Command, Instance, ReportedOs};
 use opsworks_protocol::{
-    Ack, Completion, Goodbye, Heartbeat, Hello, HelloReply, LogChunk, MAX_POLL_SECONDS,
-    MetricsBatch, PREFIX, PollReply, PollRequest, ProtocolError,
+    Ack, Completion, Goodbye, Heartbeat, HeartbeatReply, Hello, HelloReply, LogChunk,
+    MAX_POLL_SECONDS, MetricsBatch, PREFIX, PollReply, PollRequest, ProtocolError,
 };
 
 use opsworks_model::InstanceStatus;
@@ -177,15 +177,23 @@ fn reply<T: Serialize>(v: &T) -> Reply {
 }
 
 async fn hello(State(core): State<Core>, Agent(msg): Agent<Hello>) -> Reply {
-    let inst = {
+    let reported = ReportedOs {
+        family: Some(msg.reported_os.family.clone()),
+        name: Some(msg.reported_os.name.clone()),
+        version: Some(msg.reported_os.version.clone()),
+    };
+    let known = core.get::<Instance>(&msg.instance_id).await?;
+    // An agent says hello again whenever it moves to another server: only news is written.
+    let inst = if known.reported_agent_version.as_deref() == Some(msg.agent_version.as_str())
+        && known.reported_os.as_ref() == Some(&reported)
+        && msg.rolled_back.is_none()
+    {
+        known.to_owned_value()
+    } else {
         let mut w = core.write().await?;
         let mut inst: Instance = w.get(&msg.instance_id).await?;
         inst.reported_agent_version = Some(msg.agent_version.clone());
-        inst.reported_os = Some(ReportedOs {
-            family: Some(msg.reported_os.family.clone()),
-            name: Some(msg.reported_os.name.clone()),
-            version: Some(msg.reported_os.version.clone()),
-        });
+        inst.reported_os = Some(reported);
         w.put(&inst).await?;
         if let Some(undone) = &msg.rolled_back {
             let message = format!(
@@ -218,6 +226,7 @@ async fn hello(State(core): State<Core>, Agent(msg): Agent<Hello>) -> Reply {
         heartbeat_seconds: heartbeat_seconds(&core),
         poll_seconds: MAX_POLL_SECONDS,
         metrics_seconds: Some(core.metrics_config().interval_seconds),
+        servers: core.node().peers_for(inst.registered),
     })
 }
 
@@ -284,7 +293,7 @@ async fn log(State(core): State<Core>, Agent(msg): Agent<LogChunk>) -> Reply {
             .as_deref()
             .and_then(|t| t.parse::<jiff::Timestamp>().ok())
             .is_none_or(|t| jiff::Timestamp::now().as_second() - t.as_second() > 60);
-    logs::append(&core, &msg.command_id, msg.offset, &msg.text, ended)?;
+    logs::append(&core, &msg.command_id, msg.offset, &msg.text, ended).await?;
     Ok(axum::Json(json!({})))
 }
 
@@ -295,7 +304,10 @@ async fn complete(State(core): State<Core>, Agent(msg): Agent<Completion>) -> Re
 
 async fn heartbeat(State(core): State<Core>, Agent(msg): Agent<Heartbeat>) -> Reply {
     lifecycle::agent_alive(&core, &msg.instance_id).await?;
-    Ok(axum::Json(json!({})))
+    let registered = core.get::<Instance>(&msg.instance_id).await?.registered;
+    reply(&HeartbeatReply {
+        servers: core.node().peers_for(registered),
+    })
 }
 
 async fn goodbye(State(core): State<Core>, Agent(msg): Agent<Goodbye>) -> Reply {

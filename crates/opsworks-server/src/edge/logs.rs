@@ -65,7 +65,7 @@ async fn get_log(
             .into_response();
     };
     let now = jiff::Timestamp::now().as_second();
-    let path = match logs::open_link(
+    match logs::open_link(
         &core,
         &command_id,
         expires,
@@ -73,19 +73,29 @@ async fn get_log(
         &sig,
         now,
     ) {
-        Ok(p) => p,
+        Ok(()) => {}
         Err(LinkError::NotAnId) => {
             return (StatusCode::NOT_FOUND, "no such log\n").into_response();
         }
         Err(e) => return (StatusCode::FORBIDDEN, format!("{e}\n")).into_response(),
-    };
+    }
     if let Some(user_id) = &q.principal
         && let Err(why) = still_allowed(&core, user_id, &command_id, peer).await
     {
         return (StatusCode::FORBIDDEN, format!("{why}\n")).into_response();
     }
-    match tokio::fs::read(path).await {
-        Ok(bytes) => ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], bytes).into_response(),
-        Err(_) => (StatusCode::NOT_FOUND, "no log for this command\n").into_response(),
+    match logs::read(&core, &command_id).await {
+        Ok(Some(text)) => {
+            ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], text).into_response()
+        }
+        Ok(None) => (StatusCode::NOT_FOUND, "no log for this command\n").into_response(),
+        Err(e) => {
+            tracing::warn!(command_id, "reading a log: {e}");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the log cannot be read now; try again\n",
+            )
+                .into_response()
+        }
     }
 }

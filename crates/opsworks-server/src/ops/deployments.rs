@@ -224,10 +224,13 @@ pub async fn describe_commands(cx: Ctx<'_>, req: shapes::DescribeCommandsRequest
             all
         }
     };
+    let ids: Vec<String> = commands.iter().map(|c| c.command_id.clone()).collect();
     let user = cx.principal.user.as_ref().map(|u| u.user_id.as_str());
+    let urls = logs::urls(core, &ids, user).await?;
     let shown: Vec<shapes::Command> = commands
         .iter()
-        .map(|c| wire::command(c, logs::url(core, &c.command_id, user)))
+        .zip(urls)
+        .map(|(c, url)| wire::command(c, url))
         .collect();
     Reply::json(&json!({ "Commands": shown }))
 }

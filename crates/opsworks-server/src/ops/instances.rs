@@ -337,6 +337,7 @@ pub async fn create_instance(cx: Ctx<'_>, req: shapes::CreateInstanceRequest) ->
         ssh_host_dsa_key_fingerprint: None,
         ssh_host_rsa_key_fingerprint: None,
         auto_scaling_schedule: None,
+        server: None,
         registered: false,
     };
     w.put(&inst).await?;

@@ -157,6 +157,7 @@ pub async fn register_instance(cx: Ctx<'_>, req: shapes::RegisterInstanceRequest
         ssh_host_rsa_key_fingerprint: None,
         auto_scaling_schedule: None,
         registered: true,
+        server: None,
     };
     w.put(&inst).await?;
     let (akid, secret) = cx

@@ -17,6 +17,7 @@
 //! restarted database). Errors name the server as `postgres://user@host:port/db`, never the
 //! password.
 
+mod cluster;
 mod metrics;
 mod tx;
 
@@ -72,6 +73,7 @@ impl Default for PostgresOptions {
 pub struct PostgresBackend {
     pool: PgPool,
     metrics: Arc<metrics::PgMetrics>,
+    cluster: cluster::PgCluster,
     /// How many times an idempotent step tries again on another connection: as many as the
     /// pool holds, which a database restart may all have cut.
     retries: u32,
@@ -130,10 +132,15 @@ impl PostgresBackend {
             .connect_lazy_with(connect);
         MIGRATOR.run(&pool).await?;
         let metrics = Arc::new(metrics::PgMetrics::new(pool.clone()));
+        let retries = options.max_connections + 1;
         Ok(Self {
+            cluster: cluster::PgCluster {
+                pool: pool.clone(),
+                retries,
+            },
             pool,
             metrics,
-            retries: options.max_connections + 1,
+            retries,
         })
     }
 
@@ -564,6 +571,10 @@ impl Backend for PostgresBackend {
 
     fn metrics(&self) -> &dyn MetricsStore {
         &*self.metrics
+    }
+
+    fn cluster(&self) -> Option<&dyn crate::Cluster> {
+        Some(&self.cluster)
     }
 
     async fn export_rows(&self, kind: Kind) -> Result<Vec<StoredRow>, StoreError> {

@@ -178,6 +178,17 @@ impl BackendTx for PgTx {
         self.fail(r).map(drop)
     }
 
+    async fn notify(&mut self, channel: &str, payload: &str) -> Result<(), StoreError> {
+        self.check()?;
+        // Delivered at commit, in commit order, and dropped with a rollback.
+        let r = sqlx::query("SELECT pg_notify($1, $2)")
+            .bind(channel)
+            .bind(payload)
+            .execute(&mut *self.tx)
+            .await;
+        self.fail(r).map(drop)
+    }
+
     async fn import_event(&mut self, record: &EventRecord) -> Result<(), StoreError> {
         self.check()?;
         let event = &record.event;
