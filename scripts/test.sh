@@ -58,8 +58,10 @@ touch "$lock"
 # whose apt mirrors resolve into a private or reserved range (a LAN mirror, a registry gateway)
 # allow exactly those addresses, as an operator would with --package-proxy-allow.
 if [ -z "${OPSWORKS_PACKAGE_PROXY_ALLOW:-}" ]; then
-    mirror_hosts="$(grep -rhoE '^(URIs:|deb) +[a-z+]+://[^/ ]+' /etc/apt/sources.list /etc/apt/sources.list.d/*.sources 2>/dev/null |
-        sed -E 's#.*://([^/ :]+).*#\1#' | sort -u)"
+    # Whichever of the classic and deb822 source files exist (a missing one is no error).
+    mirror_hosts="$(cat /etc/apt/sources.list /etc/apt/sources.list.d/*.list \
+        /etc/apt/sources.list.d/*.sources 2>/dev/null | grep -oE '^(URIs:|deb) +[a-z+]+://[^/ ]+' |
+        sed -E 's#.*://([^/ :]+).*#\1#' | sort -u || true)"
     allow=()
     for h in $mirror_hosts; do
         for ip in $(getent ahostsv4 "$h" | awk '{print $1}' | sort -u); do
