@@ -132,7 +132,9 @@ pub async fn run_until(args: AgentArgs, shutdown: impl Future<Output = ()>) -> a
     state.write_info(&info)?;
     let settings = runner::RunSettings {
         converge_exe,
-        server_url: args.server.clone(),
+        // The first server named: the one this machine was started against (the others are
+        // failover targets, learned later).
+        server_url: args.server.first().cloned().unwrap_or_default(),
         builtin_cookbooks: Some(builtin_cookbooks),
         www_root: args.www_root.clone(),
         state,
