@@ -441,7 +441,12 @@ fn run_command(
     let settings = RunSettings {
         converge_exe,
         // `info.server` lists every server, comma-separated; the first is the agent's own.
-        server_url: info.server.split(',').next().unwrap_or_default().to_string(),
+        server_url: info
+            .server
+            .split(',')
+            .next()
+            .unwrap_or_default()
+            .to_string(),
         builtin_cookbooks: builtin_cookbooks.or(info.builtin_cookbooks),
         www_root: www_root
             .or((!info.www_root.as_os_str().is_empty()).then_some(info.www_root))

@@ -89,6 +89,8 @@ pub async fn keys(data_dir: &Path, database_url: Option<&str>, out: &Path) -> an
 struct Tally {
     micros: Vec<u64>,
     errors: u64,
+    /// How many errors of each kind (the error's text, shortened), so a run says what failed.
+    kinds: std::collections::BTreeMap<String, u64>,
 }
 
 /// What the simulation counts, inside the measured window only.
@@ -105,16 +107,24 @@ struct Stats {
 }
 
 impl Stats {
-    fn record(&self, kind: &'static str, started: Instant, ok: bool) {
+    fn record<T, E: std::fmt::Display>(
+        &self,
+        kind: &'static str,
+        started: Instant,
+        outcome: &Result<T, E>,
+    ) {
         if !self.measuring.load(Ordering::Relaxed) {
             return;
         }
         let mut calls = self.calls.lock().unwrap_or_else(|p| p.into_inner());
         let t = calls.entry(kind).or_default();
-        if ok {
-            t.micros.push(started.elapsed().as_micros() as u64);
-        } else {
-            t.errors += 1;
+        match outcome {
+            Ok(_) => t.micros.push(started.elapsed().as_micros() as u64),
+            Err(e) => {
+                t.errors += 1;
+                let text: String = e.to_string().chars().take(120).collect();
+                *t.kinds.entry(text).or_default() += 1;
+            }
         }
     }
 }
@@ -235,7 +245,7 @@ fn report(sim: &Simulation, stats: &Stats, elapsed: f64) {
         errors += t.errors;
         calls.insert(
             kind.to_string(),
-            json!({"ok": t.micros.len(), "errors": t.errors, "per_second": (t.micros.len() as f64 / elapsed).round(), "p50_ms": pct(&t.micros, 0.5), "p99_ms": pct(&t.micros, 0.99)}),
+            json!({"ok": t.micros.len(), "errors": t.errors, "error_kinds": t.kinds, "per_second": (t.micros.len() as f64 / elapsed).round(), "p50_ms": pct(&t.micros, 0.5), "p99_ms": pct(&t.micros, 0.99)}),
         );
     }
     let mut delivery = stats.delivery.lock().unwrap().clone();
@@ -278,16 +288,13 @@ async fn agent(
     let hello = json!({"instance_id": id.instance_id, "agent_version": opsworks_agent::VERSION, "hostname": "sim", "reported_os": {"family": "debian", "name": "debian", "version": "12"}, "addresses": []});
     let reply: HelloReply = loop {
         let t = Instant::now();
-        match client
+        let r = client
             .call::<_, HelloReply>("hello", &hello, Duration::from_secs(30))
-            .await
-        {
-            Ok(r) => {
-                stats.record("hello", t, true);
-                break r;
-            }
+            .await;
+        stats.record("hello", t, &r);
+        match r {
+            Ok(r) => break r,
             Err(_) => {
-                stats.record("hello", t, false);
                 tokio::time::sleep(Duration::from_secs(1)).await;
             }
         }
@@ -309,7 +316,7 @@ async fn agent(
             if let Ok(reply) = &r {
                 c.learn(&reply.clone().unwrap_or_default().servers);
             }
-            s.record("heartbeat", t, r.is_ok());
+            s.record("heartbeat", t, &r);
         }
     });
     let (c, s, iid) = (client.clone(), stats.clone(), id.instance_id.clone());
@@ -332,7 +339,7 @@ async fn agent(
             let r = c
                 .call::<_, Value>("metrics", &batch, Duration::from_secs(15))
                 .await;
-            s.record("metrics", t, r.is_ok());
+            s.record("metrics", t, &r);
         }
     });
     let wait = reply.poll_seconds.min(opsworks_protocol::MAX_POLL_SECONDS);
@@ -342,18 +349,17 @@ async fn agent(
             wait_seconds: wait,
         };
         let t = Instant::now();
-        match client
+        let r = client
             .call::<_, PollReply>("poll", &req, Duration::from_secs(wait + 10))
-            .await
-        {
+            .await;
+        stats.record("poll", t, &r);
+        match r {
             Ok(reply) => {
-                stats.record("poll", t, true);
                 for cmd in reply.commands {
                     run_command(&client, &id.instance_id, &cmd, &stats).await;
                 }
             }
             Err(_) => {
-                stats.record("poll", t, false);
                 tokio::time::sleep(Duration::from_millis(500)).await;
             }
         }
@@ -389,11 +395,11 @@ async fn run_command(
     let ack = json!({"instance_id": instance_id, "command_id": cmd.command_id});
     let s = Instant::now();
     let r = client.call_retrying::<_, Value>("ack", &ack, Some(3)).await;
-    stats.record("ack", s, r.is_ok());
+    stats.record("ack", s, &r);
     let log = json!({"instance_id": instance_id, "command_id": cmd.command_id, "offset": 0, "text": "simulated converge\n"});
     let s = Instant::now();
     let r = client.call::<_, Value>("log", &log, t).await;
-    stats.record("log", s, r.is_ok());
+    stats.record("log", s, &r);
     let done = Completion {
         instance_id: instance_id.to_string(),
         command_id: cmd.command_id.clone(),
@@ -406,7 +412,7 @@ async fn run_command(
     let r = client
         .call_retrying::<_, Value>("complete", &done, Some(3))
         .await;
-    stats.record("complete", s, r.is_ok());
+    stats.record("complete", s, &r);
 }
 
 /// Creates deployments at `rate` per second for `length`, each for one random agent's instance,
@@ -439,14 +445,14 @@ async fn drive(
         inflight.spawn(async move {
             let sent = Instant::now();
             stats.sent.lock().unwrap().insert(instance.clone(), sent);
-            match signer.call(&http, "CreateDeployment", body).await {
+            let r = signer.call(&http, "CreateDeployment", body).await;
+            stats.record("CreateDeployment", sent, &r);
+            match r {
                 Ok(_) => {
-                    stats.record("CreateDeployment", sent, true);
                     stats.created.fetch_add(1, Ordering::Relaxed);
                 }
                 Err(_) => {
                     stats.sent.lock().unwrap().remove(&instance);
-                    stats.record("CreateDeployment", sent, false);
                 }
             }
         });
