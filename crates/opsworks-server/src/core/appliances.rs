@@ -33,6 +33,16 @@ pub const STOP_GRACE: Duration = Duration::from_secs(20);
 /// Where to find a machine's console log (its main process's output), for error messages.
 pub type ConsoleLog = Arc<dyn Fn(&str) -> Option<PathBuf> + Send + Sync>;
 
+/// The ID prefixes of every family of service machines (`core::rds`, `core::elb`). They share the
+/// instance provider with instances' machines, so what reconciles instances' machines at start
+/// must leave these to their families' upkeep.
+pub const FAMILIES: [&str; 2] = ["rds-", "elb-"];
+
+/// Whether `machine_id` belongs to a family of service machines rather than to an instance.
+pub fn is_appliance(machine_id: &str) -> bool {
+    FAMILIES.iter().any(|p| machine_id.starts_with(p))
+}
+
 /// What an appliance is: the machine, its one process, its files, the port that answers once it
 /// is ready.
 #[derive(Debug, Clone)]

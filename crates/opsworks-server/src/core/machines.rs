@@ -494,6 +494,10 @@ pub async fn readopt(core: &Core) -> CoreResult<()> {
     let me = core.node().server_id();
     let mut kept = 0;
     for machine in m.provider.list().await.map_err(machine_error)? {
+        // Databases' and load balancers' machines have no instance: their upkeep adopts them.
+        if crate::core::appliances::is_appliance(&machine.id) {
+            continue;
+        }
         let inst = core.find::<Instance>(&machine.id).await?;
         let gone = match &inst {
             None => Some("its instance was deleted".to_string()),

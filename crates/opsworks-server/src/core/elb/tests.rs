@@ -205,3 +205,17 @@ async fn opsworks_attaches_one_per_layer_and_one_layer_per_load_balancer() {
     assert!(layers::follow_layer(&core, "api").await.unwrap());
     assert!(find(&core, "api").await.unwrap().layer_id.is_none());
 }
+
+#[test]
+fn service_machines_are_left_to_their_families_at_start() {
+    // `machines::readopt` skips what `appliances::is_appliance` names; a family missing from
+    // `FAMILIES` would have its machines destroyed as instance-less at every restart.
+    for prefix in [super::MACHINE_PREFIX, crate::core::rds::MACHINE_PREFIX] {
+        assert!(crate::core::appliances::is_appliance(&format!(
+            "{prefix}web-0123abcd"
+        )));
+    }
+    assert!(!crate::core::appliances::is_appliance(
+        "3c1c2f4e-0d6a-4b8e-9a57-0f2f3a1b5c6d"
+    ));
+}
