@@ -171,6 +171,17 @@ print(f"| {engine} | {servers} | {agents} | {figures['requests_per_second']} | {
 PY
 for k in $(seq 0 $((procs - 1))); do
     if [ -s "$work/sim$k.err" ]; then echo "simulator $k said:" >&2; tail -5 "$work/sim$k.err" >&2; fi
+    # What the failed calls were, by kind (the error's text), so a run names its first limit.
+    python3 - "$work/sim$k.json" >&2 <<'PY'
+import json, sys
+try:
+    calls = json.loads(open(sys.argv[1]).read().splitlines()[-1])["calls"]
+except (OSError, ValueError, KeyError, IndexError):
+    sys.exit(0)
+for kind, c in sorted(calls.items()):
+    for text, n in sorted(c.get("error_kinds", {}).items(), key=lambda x: -x[1]):
+        print(f"  {kind}: {n} x {text}")
+PY
 done
 for i in $(seq 0 $((servers - 1))); do
     if [ -s "$work/server$i/err" ]; then echo "server $i logged:" >&2; sort "$work/server$i/err" | cut -c 29- | sort | uniq -c | sort -rn | head -8 >&2; fi
