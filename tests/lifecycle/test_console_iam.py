@@ -145,7 +145,7 @@ def test_a_show_level_user_in_the_console(iam_server, browser):
     sign_in(b, base, "root", PASSWORD)
     b.find_element(By.ID, "nav-audit").click()
     fill(b, "Principal", "alice")
-    b.find_element(By.CSS_SELECTOR, "#audit-filter button").click()
+    post(b, b.find_element(By.CSS_SELECTOR, "#audit-filter button"))
     wait_for(b, lambda d: d.find_elements(By.ID, "audit-rows"), message="no audit rows for alice")
     rows = [r.text for r in b.find_elements(By.CSS_SELECTOR, "#audit-rows tbody tr")]
     assert any("opsworks:UpdateMyUserProfile" in r and "Success" in r and "127.0.0.1" in r for r in rows), rows
