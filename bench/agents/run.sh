@@ -31,6 +31,18 @@ if [ "$engine" = sqlite ] && [ "$servers" != 1 ]; then
     exit 2
 fi
 
+# The first limit a fleet meets is open files: two connections per agent, on the server (which
+# raises its soft limit to the hard one at start). Raise the hard limit for the servers started
+# below where this shell may (root), and say so.
+need=$(( agents * 2 / servers + 2048 ))
+if [ "$(ulimit -Hn)" != unlimited ] && [ "$(ulimit -Hn)" -lt "$need" ]; then
+    if ulimit -Hn "$need" 2>/dev/null && ulimit -Sn "$need"; then
+        echo "open-files limit raised to $need for $agents agents (LimitNOFILE= in a systemd unit)" >&2
+    else
+        echo "the open-files hard limit $(ulimit -Hn) is below the $need this fleet needs: expect refused connections" >&2
+    fi
+fi
+
 cargo build --release -q -p opsworks -p opsworks-loadgen
 target="$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')/release"
 work="$(mktemp -d /var/tmp/opsworks-bench-agents-XXXXXX)"

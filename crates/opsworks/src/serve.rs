@@ -25,8 +25,43 @@ pub fn init_logging(format: LogFormat) {
     }
 }
 
+/// Raises this process's soft limit on open files to its hard limit, and says what it is.
+///
+/// Every agent holds two connections (its long poll, and one for heartbeats and metrics), so the
+/// first limit a large fleet meets is the soft `RLIMIT_NOFILE` (often 1,024 or 20,000) while the
+/// hard one is larger. Past the hard limit only the operator can go (`ulimit -Hn`, systemd's
+/// `LimitNOFILE=`); the log names the limit so a refused connection is explained.
+fn raise_open_files_limit() {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit and setrlimit only read and write the struct passed to them.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 {
+            return;
+        }
+        if lim.rlim_cur < lim.rlim_max {
+            let raised = libc::rlimit {
+                rlim_cur: lim.rlim_max,
+                rlim_max: lim.rlim_max,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
+                lim = raised;
+            }
+        }
+    }
+    // About two per agent: the fleet this process can hold before connections are refused.
+    tracing::info!(
+        open_files = lim.rlim_cur,
+        agents = lim.rlim_cur / 2,
+        "open-files limit (raise the hard limit, e.g. LimitNOFILE=, for a larger fleet)"
+    );
+}
+
 /// Runs the server until SIGINT or SIGTERM; `quickstart` prints `up`'s guide.
 pub async fn serve(mut config: ServerConfig, quickstart: bool) -> anyhow::Result<()> {
+    raise_open_files_limit();
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("creating the data dir {}", config.data_dir.display()))?;
     let (password, password_source) = opsworks_console::Password::open(&config.data_dir)
