@@ -15,8 +15,8 @@ import urllib.request
 import boto3
 import pytest
 from botocore.config import Config
+from selenium.common.exceptions import WebDriverException
 from selenium.webdriver.common.by import By
-from selenium.webdriver.support import expected_conditions as EC
 from selenium.webdriver.support.ui import Select
 
 from conftest import AKID, SECRET
@@ -58,7 +58,17 @@ def post(b, button):
     """Clicks a form's button and waits for the page it posts to (never reads the old one)."""
     page = b.find_element(By.TAG_NAME, "html")
     button.click()
-    wait_for(b, EC.staleness_of(page), message="the form did not post")
+
+    def replaced(d):
+        # The old document is gone: chromedriver says so either as a stale element or, while the
+        # new page commits, as "Node ... does not belong to the document".
+        try:
+            page.is_enabled()
+            return False
+        except WebDriverException:
+            return d.execute_script("return document.readyState") == "complete"
+
+    wait_for(b, replaced, message="the form did not post")
 
 
 def sign_in(b, base, user, password):
