@@ -160,7 +160,13 @@ def forms(server, workdir, git_http, https_git, git_daemon):
         raise AssertionError("\n".join(f"{c['Type']} failed:\n{http_get(c['LogUrl'])}" for c in failed))
     yield {"stack": stack, "instance": iid, "sources": sources}
     client.stop_instance(InstanceId=iid, Force=True)
-    client.get_waiter("instance_stopped").wait(InstanceIds=[iid], WaiterConfig=FAST)
+    # Its Shutdown may wait behind the last deployment and then for the layer's shutdown timeout
+    # (120 s): once in CI the stop took longer than FAST's three minutes. Wait out both.
+    try:
+        client.get_waiter("instance_stopped").wait(InstanceIds=[iid], WaiterConfig={"Delay": 2, "MaxAttempts": 240})
+    except Exception:
+        commands = client.describe_commands(InstanceId=iid)["Commands"]
+        raise AssertionError(f"not stopped: {[(c['Type'], c['Status']) for c in commands]}")
     client.delete_instance(InstanceId=iid)
 
 
