@@ -682,3 +682,45 @@ fn many_machines_get_distinct_addresses() {
         }
     }
 }
+
+/// The bridge keeps one MAC address as machines join. Left to itself a bridge takes the lowest MAC
+/// of its ports, so a machine joining with a lower one moved it, and the machines already running
+/// (whose ARP entry for the gateway named the old MAC) lost the host for about ten seconds.
+#[test]
+fn the_gateway_keeps_its_mac_address_as_machines_join() {
+    let env = Env::new();
+    let bridge = Path::new("/sys/class/net/opsw0");
+    let provision = |i: usize| {
+        env.rt
+            .block_on(
+                env.provider
+                    .provision(sleeper_spec(&format!("mac-{i}"), RootDevice::InstanceStore)),
+            )
+            .unwrap()
+    };
+    let first = provision(0);
+    let mac = std::fs::read_to_string(bridge.join("address")).unwrap();
+    assert_eq!(
+        std::fs::read_to_string(bridge.join("addr_assign_type"))
+            .unwrap()
+            .trim(),
+        "3",
+        "the bridge's MAC address is not fixed"
+    );
+    // The first machine knows the gateway by that address.
+    env.sh(
+        &first.id,
+        "timeout 5 bash -c 'exec 3<>/dev/tcp/10.217.0.1/9' 2>/dev/null; true",
+    );
+    let seen = env.sh(&first.id, "cat /proc/net/arp");
+    assert!(seen.contains(mac.trim()), "{seen}");
+    // Each new port has a random MAC: with a bridge left to itself, one of eight would very
+    // likely be lower than every port before it.
+    for i in 1..9 {
+        provision(i);
+    }
+    assert_eq!(
+        std::fs::read_to_string(bridge.join("address")).unwrap(),
+        mac
+    );
+}

@@ -199,15 +199,21 @@ impl Backend for SqliteBackend {
     }
 
     async fn begin(&self) -> Result<Box<dyn BackendTx>, StoreError> {
-        let mut conn = self.pool.acquire().await?;
-        if let Err(e) = sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await {
-            conn.close_on_drop();
-            return Err(e.into());
-        }
-        Ok(Box::new(SqliteTx {
-            conn: Some(conn),
+        // The transaction owns the connection before BEGIN is sent: a caller that gives up while
+        // BEGIN waits for the write lock (a client gone away) drops it, which closes the
+        // connection. Dropped bare, the connection would go back to the pool and SQLite's worker
+        // would still run that BEGIN once the lock came free, leaving an idle pooled connection
+        // holding the write lock: every other writer then waits its busy timeout and fails, until
+        // someone draws that connection and is told a transaction is already open.
+        let mut tx = SqliteTx {
+            conn: Some(self.pool.acquire().await?),
             failed: false,
-        }))
+        };
+        let begun = sqlx::query("BEGIN IMMEDIATE")
+            .execute(&mut **tx.conn())
+            .await;
+        tx.fail(begun)?;
+        Ok(Box::new(tx))
     }
 
     async fn setting(&self, key: &str) -> Result<Option<String>, StoreError> {

@@ -113,9 +113,18 @@ struct KindCache {
     lists: HashMap<FilterKey, Arc<Vec<AnyEntry>>>,
 }
 
-/// The most entries kept per kind; past it the kind's cache starts over (a crude bound that
-/// keeps memory in check without bookkeeping on every hit).
-const MAX_ENTRIES_PER_KIND: usize = 200_000;
+/// The most entries kept of a kind; past it the kind's cache starts over (a crude bound that
+/// keeps memory in check without bookkeeping on every hit). The history kinds (deployments,
+/// commands, service errors, status transitions) only grow while a server runs, and are read
+/// mostly while fresh: a small bound keeps a long-running server's memory flat. The others
+/// number what an operator made (stacks, layers, instances, users...), kept whole up to a bound
+/// no real installation meets.
+fn max_entries(kind: Kind) -> usize {
+    match kind {
+        Kind::Deployment | Kind::Command | Kind::ServiceError | Kind::Transition => 2_000,
+        _ => 200_000,
+    }
+}
 
 /// What seals secrets at rest (the server's master key): the store seals every resource's
 /// secrets ([`Resource::secrets_mut`]) as it writes them and opens them as it reads.
@@ -262,8 +271,9 @@ impl Store {
         let mut cache = self.lock();
         let k = cache.entry(R::KIND).or_default();
         if k.local_gen == stamp {
-            if k.by_id.len() >= MAX_ENTRIES_PER_KIND {
+            if k.by_id.len() >= max_entries(R::KIND) {
                 k.by_id.clear();
+                k.lists.clear();
             }
             k.by_id.insert(id.to_string(), erase(&entry));
         }
@@ -298,8 +308,9 @@ impl Store {
         }
         let mut cache = self.lock();
         let k = cache.entry(R::KIND).or_default();
-        if k.local_gen == stamp {
-            if k.by_id.len() + out.len() >= MAX_ENTRIES_PER_KIND {
+        // A list longer than the kind's bound is answered, not kept.
+        if k.local_gen == stamp && out.len() <= max_entries(R::KIND) {
+            if k.by_id.len() + out.len() >= max_entries(R::KIND) {
                 k.by_id.clear();
                 k.lists.clear();
             }
@@ -504,5 +515,55 @@ impl Txn<'_> {
         let events = std::mem::take(&mut self.events);
         committed(&events);
         Ok(events)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use opsworks_model::resource::Transition;
+
+    use super::*;
+    use crate::{Engine, open};
+
+    fn cached(store: &Store, kind: Kind) -> usize {
+        store.lock().get(&kind).map_or(0, |k| k.by_id.len())
+    }
+
+    #[tokio::test]
+    async fn the_history_kinds_cache_stays_bounded_and_reads_stay_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(&Engine::Sqlite {
+            path: dir.path().join("opsworks.db"),
+        })
+        .await
+        .unwrap();
+        let n = max_entries(Kind::Transition) + 500;
+        let mut tx = store.write().await.unwrap();
+        for i in 0..n {
+            tx.put(&Transition {
+                transition_id: format!("t{i}"),
+                instance_id: "i".into(),
+                stack_id: "s".into(),
+                from: "booting".into(),
+                to: "online".into(),
+                event: "SetupSucceeded".into(),
+                at: "2026-12-07T00:00:00Z".into(),
+            })
+            .await
+            .unwrap();
+        }
+        tx.commit().await.unwrap();
+        for i in 0..n {
+            let t = store.get::<Transition>(&format!("t{i}")).await.unwrap();
+            assert_eq!(t.unwrap().transition_id, format!("t{i}"));
+            assert!(cached(&store, Kind::Transition) <= max_entries(Kind::Transition));
+        }
+        // A list longer than the bound is answered whole and not kept.
+        assert_eq!(
+            store.list::<Transition>(Filter::All).await.unwrap().len(),
+            n
+        );
+        assert!(cached(&store, Kind::Transition) <= max_entries(Kind::Transition));
+        assert!(store.lock()[&Kind::Transition].lists.is_empty());
     }
 }

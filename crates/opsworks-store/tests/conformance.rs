@@ -5,6 +5,7 @@
 mod common;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use common::{Fixture, Thing, claim, names, thing};
 use opsworks_model::EventKind;
@@ -211,6 +212,7 @@ on_both_engines!(
     conforms_and_persists,
     concurrent_transactions_all_land_and_checks_hold,
     a_failed_step_poisons_its_transaction,
+    a_writer_given_up_while_waiting_leaves_no_lock_behind,
 );
 
 async fn conforms_and_persists(db: &Fixture) {
@@ -262,6 +264,34 @@ async fn concurrent_transactions_all_land_and_checks_hold(db: &Fixture) {
     }
     assert_eq!(won, 1);
     assert_eq!(store.count::<Thing>(Filter::Stack("s")).await.unwrap(), 2);
+}
+
+/// A writer whose caller gives up while it waits for the write lock (a client that went away)
+/// leaves no lock behind. On SQLite such a BEGIN used to run anyway once the lock came free, on a
+/// connection already back in the pool: every later writer waited out its busy timeout.
+async fn a_writer_given_up_while_waiting_leaves_no_lock_behind(db: &Fixture) {
+    let store = db.open().await;
+    // The lock held past this process's queue of writers, as the metrics writer holds it.
+    let held = store.backend().begin().await.unwrap();
+    let given_up = tokio::time::timeout(Duration::from_millis(300), store.write()).await;
+    assert!(
+        given_up.is_err(),
+        "a second writer got in while the first held the lock"
+    );
+    held.commit().await.unwrap();
+    // Time for an abandoned BEGIN still queued in the engine to take the freed lock.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    // More writes than the pool has connections, so any connection left holding the lock is met.
+    for i in 0..12 {
+        let mut tx = tokio::time::timeout(Duration::from_secs(5), store.write())
+            .await
+            .unwrap_or_else(|_| panic!("write {i} waited 5 s for a lock nobody should hold"))
+            .unwrap_or_else(|e| panic!("write {i}: {e}"));
+        tx.put(&thing(&format!("after-{i}"), "s1", &format!("after {i}")))
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+    }
 }
 
 async fn a_failed_step_poisons_its_transaction(db: &Fixture) {

@@ -230,6 +230,34 @@ pub(crate) fn short_hash(text: &OsStr) -> String {
     format!("{:010x}", hash & 0xff_ffff_ffff)
 }
 
+/// The bridge's own MAC address: fixed and derived from its name (locally administered,
+/// unicast). A bridge left to choose takes the lowest MAC among its ports, so it changed whenever
+/// a machine with a lower one joined; the machines already running still sent to the gateway's
+/// old MAC, and their connections to the host went dark until their ARP entries expired (about
+/// ten seconds: agents fell silent and were taken for lost).
+pub(crate) fn bridge_mac(bridge: &str) -> String {
+    let h = short_hash(OsStr::new(bridge));
+    format!(
+        "02:{}:{}:{}:{}:{}",
+        &h[0..2],
+        &h[2..4],
+        &h[4..6],
+        &h[6..8],
+        &h[8..10]
+    )
+}
+
+/// Whether a link's MAC address was set explicitly (`addr_assign_type` 3, `NET_ADDR_SET`), so
+/// ports joining a bridge no longer move it.
+fn mac_was_set(link: &str) -> bool {
+    fs::read_to_string(
+        Path::new("/sys/class/net")
+            .join(link)
+            .join("addr_assign_type"),
+    )
+    .is_ok_and(|t| t.trim() == "3")
+}
+
 /// Network operations, shelling out to iproute2 for links and namespaces.
 pub(crate) struct Network<'a> {
     pub cfg: &'a NetworkConfig,
@@ -514,8 +542,17 @@ impl Network<'_> {
 
     fn ensure_bridge_locked(&self) -> Result<()> {
         let bridge = self.cfg.bridge.as_str();
+        let mac = bridge_mac(bridge);
         if !link_exists(bridge) {
-            self.run(&["link", "add", "name", bridge, "type", "bridge"], None)?;
+            self.run(
+                &[
+                    "link", "add", "name", bridge, "address", &mac, "type", "bridge",
+                ],
+                None,
+            )?;
+        } else if !mac_was_set(bridge) {
+            // A bridge made before its address was fixed (or by hand): fixed now, once.
+            self.run(&["link", "set", bridge, "address", &mac], None)?;
         }
         let gateway = format!("{}/{}", self.cfg.gateway, self.cfg.prefix_len);
         self.run(&["addr", "replace", &gateway, "dev", bridge], None)?;
