@@ -9,6 +9,7 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -42,6 +43,9 @@ pub struct Agent {
     settings: RunSettings,
     /// The command being run, for heartbeats and `agent-report`.
     running: Arc<Mutex<Option<String>>>,
+    /// Whether a long poll is out: the server counts an agent waiting in a poll as alive, so no
+    /// heartbeat is sent meanwhile (nor a second connection held for it).
+    polling: Arc<AtomicBool>,
     /// One command at a time in this process (the run lock file covers other processes).
     run_lock: tokio::sync::Mutex<()>,
     info: Mutex<AgentInfo>,
@@ -63,6 +67,7 @@ impl Agent {
             state: settings.state.clone(),
             settings,
             running: Arc::new(Mutex::new(None)),
+            polling: Arc::new(AtomicBool::new(false)),
             run_lock: tokio::sync::Mutex::new(()),
             info: Mutex::new(info),
             installed: None,
@@ -84,6 +89,7 @@ impl Agent {
             self.client.clone(),
             self.instance_id.clone(),
             self.running.clone(),
+            self.polling.clone(),
             Duration::from_secs(hello.heartbeat_seconds.max(1)),
         )));
         let _metrics = AbortOnDrop(tokio::spawn(crate::metrics::run(
@@ -104,13 +110,16 @@ impl Agent {
                 instance_id: self.instance_id.clone(),
                 wait_seconds: wait,
             };
-            match self
+            self.polling.store(true, Ordering::SeqCst);
+            let polled = self
                 .client
                 .call::<_, PollReply>("poll", &req, Duration::from_secs(wait) + POLL_SLACK)
-                .await
-            {
+                .await;
+            self.polling.store(false, Ordering::SeqCst);
+            match polled {
                 Ok(reply) => {
                     backoff.reset();
+                    self.client.learn(&reply.servers);
                     self.touch(None);
                     self.handle_batch(reply.commands).await;
                     if reply.deregistered {
@@ -558,18 +567,22 @@ struct Ran {
     log_shipped: bool,
 }
 
-/// Sends a heartbeat every `every`; failures are only logged (the poll loop deals with an
-/// unreachable server).
+/// Sends a heartbeat every `every` while no long poll is out (a waiting poll tells the server
+/// the agent is alive); failures are only logged (the poll loop deals with an unreachable server).
 async fn heartbeats(
     client: Client,
     instance_id: String,
     running: Arc<Mutex<Option<String>>>,
+    polling: Arc<AtomicBool>,
     every: Duration,
 ) {
     let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
+        if polling.load(Ordering::SeqCst) {
+            continue;
+        }
         let beat = Heartbeat {
             instance_id: instance_id.clone(),
             running: running.lock().ok().and_then(|r| r.clone()),

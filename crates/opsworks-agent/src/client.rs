@@ -136,8 +136,13 @@ impl Client {
                 "no server given".to_string(),
             ));
         }
+        // One connection at rest: the long poll's. A call made while the poll waits (metrics)
+        // opens a second, closed again soon after, so a server holding ten thousand agents
+        // holds about ten thousand connections, not twice as many.
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(5))
+            .pool_max_idle_per_host(1)
+            .pool_idle_timeout(Duration::from_secs(2))
             .build()
             .map_err(|e| AgentError::invalid("HTTP client", e.to_string()))?;
         Ok(Client {

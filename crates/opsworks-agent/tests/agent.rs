@@ -99,7 +99,6 @@ fn commands_are_acked_logged_and_completed_with_their_outcome() {
             & 0o777;
         assert_eq!(mode, 0o600);
     }
-    wait_for("heartbeats", || shared.srv.lock().unwrap().heartbeats > 0);
     assert_eq!(shared.srv.lock().unwrap().hellos, 1);
 
     // The inspection CLI reads the same history back.
@@ -192,6 +191,33 @@ fn commands_are_acked_logged_and_completed_with_their_outcome() {
     assert_eq!(env.calls().len(), 4);
     assert_eq!(shared.srv.lock().unwrap().completions.len(), before);
     assert_eq!(history(&env).len(), 3);
+}
+
+/// A waiting poll is the agent's sign of life, so it heartbeats only while no poll waits (a
+/// command running): at rest an agent holds one connection to its server, not two.
+#[test]
+fn heartbeats_go_while_a_command_runs_and_not_while_the_poll_waits() {
+    let env = Env::new();
+    let shared = Arc::new(Shared::default());
+    let server = TestServer::start(shared.clone(), 0);
+    let _agent = RunningAgent::start(env.args(&server.url()));
+    wait_for("the hello", || shared.srv.lock().unwrap().hellos == 1);
+    // Idle for four heartbeat intervals (the test server answers a poll after 2 s, and the agent
+    // polls again at once): at most one heartbeat slips between two polls.
+    std::thread::sleep(Duration::from_secs(4));
+    let idle = shared.srv.lock().unwrap().heartbeats;
+    assert!(idle <= 1, "{idle} heartbeats while the poll waited");
+    // A converge of three seconds: the heartbeats come.
+    let mut hang = command("c-long", "execute_recipes", 1, &["mycb::hang"]);
+    hang.custom_cookbooks = Some(env.cookbooks());
+    hang.timeout_seconds = Some(3);
+    shared.push(vec![hang]);
+    wait_completion(&shared, "c-long");
+    let busy = shared.srv.lock().unwrap().heartbeats - idle;
+    assert!(
+        busy >= 2,
+        "{busy} heartbeats during a three-second converge"
+    );
 }
 
 #[test]

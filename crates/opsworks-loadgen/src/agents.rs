@@ -4,8 +4,8 @@
 //! database gets its own key and comes `online` — written as credentials for the simulation.
 //! `agents`: each simulated agent is the real agent's client (`opsworks_agent::client::Client`,
 //! its own keep-alive connections, signed calls, moving between servers) running the real
-//! agent's cadence: hello, a long poll always waiting, heartbeats and one-sample metric batches at
-//! the intervals the hello answer gives; each command it gets is acknowledged, logged and
+//! agent's cadence: hello, a long poll always waiting, heartbeats (only while no poll waits) and
+//! one-sample metric batches at the intervals the hello answer gives; each command it gets is acknowledged, logged and
 //! completed. A driver creates deployments (one instance each, through the servers in turn) at a
 //! fixed rate, and the delivery of each is timed from the moment its CreateDeployment was sent to
 //! the moment the agent's poll returned it (an upper bound of creation to delivery).
@@ -100,8 +100,11 @@ struct Stats {
     delivery: Mutex<Vec<u64>>,
     measuring: AtomicBool,
     /// Deployments in flight, by their one instance: when their CreateDeployment was sent (the
-    /// agent may have the command before the answer reaches the driver).
-    sent: Mutex<HashMap<String, Instant>>,
+    /// agent may have the command before the answer reaches the driver), and to which server.
+    sent: Mutex<HashMap<String, (Instant, String)>>,
+    /// The deliveries whose deployment was created through another server than the one the
+    /// agent polls: the cross-server wake-up (two servers or more).
+    delivery_cross: Mutex<Vec<u64>>,
     delivered: AtomicU64,
     created: AtomicU64,
 }
@@ -250,6 +253,8 @@ fn report(sim: &Simulation, stats: &Stats, elapsed: f64) {
     }
     let mut delivery = stats.delivery.lock().unwrap().clone();
     delivery.sort_unstable();
+    let mut cross = stats.delivery_cross.lock().unwrap().clone();
+    cross.sort_unstable();
     let created = stats.created.load(Ordering::SeqCst);
     println!(
         "{}",
@@ -264,6 +269,9 @@ fn report(sim: &Simulation, stats: &Stats, elapsed: f64) {
             "delivery_p50_ms": pct(&delivery, 0.5),
             "delivery_p99_ms": pct(&delivery, 0.99),
             "delivery_max_ms": delivery.last().map_or(0.0, |m| *m as f64 / 1000.0),
+            "delivered_across_servers": cross.len(),
+            "delivery_across_servers_p50_ms": pct(&cross, 0.5),
+            "delivery_across_servers_p99_ms": pct(&cross, 0.99),
             "calls": calls,
         })
     );
@@ -302,12 +310,23 @@ async fn agent(
     client.learn(&reply.servers);
     let every_beat = Duration::from_secs(reply.heartbeat_seconds.max(1));
     let every_sample = Duration::from_secs(reply.metrics_seconds.unwrap_or(10).max(1));
-    let (c, s, iid) = (client.clone(), stats.clone(), id.instance_id.clone());
+    // As the real agent: no heartbeat while the poll waits (the server counts a waiting poll as
+    // a sign of life), so the agent holds one connection, not two.
+    let polling = Arc::new(AtomicBool::new(false));
+    let (c, s, iid, p) = (
+        client.clone(),
+        stats.clone(),
+        id.instance_id.clone(),
+        polling.clone(),
+    );
     let beats = tokio::spawn(async move {
         let mut tick = tokio::time::interval(every_beat);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tick.tick().await;
+            if p.load(Ordering::SeqCst) {
+                continue;
+            }
             let t = Instant::now();
             let beat = json!({"instance_id": iid, "running": null});
             let r = c
@@ -349,12 +368,15 @@ async fn agent(
             wait_seconds: wait,
         };
         let t = Instant::now();
+        polling.store(true, Ordering::SeqCst);
         let r = client
             .call::<_, PollReply>("poll", &req, Duration::from_secs(wait + 10))
             .await;
+        polling.store(false, Ordering::SeqCst);
         stats.record("poll", t, &r);
         match r {
             Ok(reply) => {
+                client.learn(&reply.servers);
                 for cmd in reply.commands {
                     run_command(&client, &id.instance_id, &cmd, &stats).await;
                 }
@@ -381,14 +403,14 @@ async fn run_command(
     } else {
         None
     };
-    if let Some(sent) = sent {
+    if let Some((sent, via)) = sent {
         stats.delivered.fetch_add(1, Ordering::Relaxed);
         if stats.measuring.load(Ordering::Relaxed) {
-            stats
-                .delivery
-                .lock()
-                .unwrap()
-                .push(sent.elapsed().as_micros() as u64);
+            let took = sent.elapsed().as_micros() as u64;
+            stats.delivery.lock().unwrap().push(took);
+            if via.trim_end_matches('/') != client.server().trim_end_matches('/') {
+                stats.delivery_cross.lock().unwrap().push(took);
+            }
         }
     }
     let t = Duration::from_secs(30);
@@ -444,7 +466,11 @@ async fn drive(
         let instance = target.instance_id.clone();
         inflight.spawn(async move {
             let sent = Instant::now();
-            stats.sent.lock().unwrap().insert(instance.clone(), sent);
+            stats
+                .sent
+                .lock()
+                .unwrap()
+                .insert(instance.clone(), (sent, signer.endpoint.clone()));
             let r = signer.call(&http, "CreateDeployment", body).await;
             stats.record("CreateDeployment", sent, &r);
             match r {

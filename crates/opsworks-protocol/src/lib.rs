@@ -172,6 +172,10 @@ pub struct PollReply {
     /// machine keeps running, and keeps its files).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub deregistered: bool,
+    /// As [`HelloReply::servers`]: an agent sends no heartbeat while its poll waits, so the poll's
+    /// answer keeps its list of servers current.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub servers: Vec<String>,
 }
 
 /// `POST /agent/v1/goodbye`: a deregistered machine's agent is uninstalling itself; the server

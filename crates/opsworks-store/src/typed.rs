@@ -121,7 +121,7 @@ struct KindCache {
 /// no real installation meets.
 fn max_entries(kind: Kind) -> usize {
     match kind {
-        Kind::Deployment | Kind::Command | Kind::ServiceError | Kind::Transition => 2_000,
+        Kind::Deployment | Kind::Command | Kind::ServiceError | Kind::Transition => 500,
         _ => 200_000,
     }
 }

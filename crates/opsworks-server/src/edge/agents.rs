@@ -248,6 +248,9 @@ async fn poll(State(core): State<Core>, Agent(msg): Agent<PollRequest>) -> Reply
     let deadline = tokio::time::Instant::now() + wait;
     let wakeup = core.presence().wakeup(&msg.instance_id);
     let _alive = core.presence().polling(&msg.instance_id);
+    // A poll is the agent's sign of life (it sends no heartbeat while one waits): a lost
+    // instance whose agent polls again is back.
+    lifecycle::agent_alive(&core, &msg.instance_id).await?;
     let mut waited = false;
     loop {
         let commands = lifecycle::deliverable_commands(&core, &msg.instance_id).await?;
@@ -258,6 +261,7 @@ async fn poll(State(core): State<Core>, Agent(msg): Agent<PollRequest>) -> Reply
                 commands,
                 agent_release: release_for(&core, &inst).await?,
                 deregistered,
+                servers: core.node().peers_for(inst.registered),
             });
         }
         // Wait for a wake-up (a new command, a deregistration, a new release), or the deadline;
