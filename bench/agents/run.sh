@@ -5,8 +5,9 @@
 #   bench/agents/run.sh ENGINE AGENTS [SERVERS] [SECONDS] [RATE]
 #     ENGINE   sqlite | postgres (postgres: a database of its own on $OPSWORKS_TEST_DATABASE_URL's
 #              server, which scripts/postgres-test-setup.sh prints; dropped at the end)
-#     AGENTS   simulated agents (each the real agent's client: its own keep-alive connections, a
-#              long poll always waiting, heartbeats and metric batches at the real intervals)
+#     AGENTS   simulated agents (each the real agent's client: its own keep-alive connection, a
+#              long poll always waiting, heartbeats while no poll waits and metric batches at the
+#              real intervals)
 #     SERVERS  1 or 2 (2: both on the one PostgreSQL, agents spread over them)
 #     SECONDS  measured window (default 60), after the agents' start (AGENTS/200 s) and 10 s
 #     RATE     deployments created per second (default 5), each for one agent's instance
@@ -22,8 +23,8 @@ rate="${5:-5}"
 per_stack=100
 stacks=$(( (agents + per_stack - 1) / per_stack ))
 ramp=$(( agents / 200 + 5 ))
-# Each simulated agent holds two connections (its poll, and one for heartbeats and metrics), as a
-# real agent does; a process may hold at most `ulimit -n` of them.
+# Each simulated agent holds one connection at rest (its poll) and a second for a moment (its
+# metric batches), as a real agent does; a process may hold at most `ulimit -n` of them.
 per_process=4000
 
 if [ "$engine" = sqlite ] && [ "$servers" != 1 ]; then
@@ -31,10 +32,10 @@ if [ "$engine" = sqlite ] && [ "$servers" != 1 ]; then
     exit 2
 fi
 
-# The first limit a fleet meets is open files: two connections per agent, on the server (which
-# raises its soft limit to the hard one at start). Raise the hard limit for the servers started
-# below where this shell may (root), and say so.
-need=$(( agents * 2 / servers + 2048 ))
+# The first limit a fleet meets is open files: a connection and a half per agent, on the server
+# (which raises its soft limit to the hard one at start). Raise the hard limit for the servers
+# started below where this shell may (root), and say so.
+need=$(( agents * 3 / 2 / servers + 2048 ))
 if [ "$(ulimit -Hn)" != unlimited ] && [ "$(ulimit -Hn)" -lt "$need" ]; then
     if ulimit -Hn "$need" 2>/dev/null && ulimit -Sn "$need"; then
         echo "open-files limit raised to $need for $agents agents (LimitNOFILE= in a systemd unit)" >&2
@@ -140,10 +141,11 @@ python3 - "$work" "$procs" "$started" "$ramp" "$secs" "$hz" "$agents" "$servers"
 import json, sys
 work, procs, started, ramp, secs, hz, agents, servers, engine = sys.argv[1:]
 procs, started, ramp, secs, hz, agents, servers = int(procs), float(started), int(ramp), int(secs), float(hz), int(agents), int(servers)
-delivery, calls, seconds, created = [], {}, 0.0, 0
+delivery, cross, calls, seconds, created = [], [], {}, 0.0, 0
 for k in range(procs):
     raw = json.load(open(f"{work}/raw{k}.json"))
     delivery += raw["delivery"]
+    cross += raw.get("delivery_cross", [])
     seconds = max(seconds, raw["seconds"])
     created += raw["created"]
     for kind, t in raw["calls"].items():
@@ -169,6 +171,9 @@ figures = {
     "requests_per_second": round(total / seconds), "errors": errors,
     "deployments_created": created, "deployments_delivered": len(delivery),
     "delivery_p50_ms": pct(delivery, 0.5), "delivery_p99_ms": pct(delivery, 0.99),
+    # Deployments created through another server than the one the agent polls: the wake-up
+    # crossed servers (LISTEN/NOTIFY).
+    "delivered_across_servers": len(cross), "delivery_across_servers_p99_ms": pct(cross, 0.99),
     "server_cpu_percent": [round(c) for c in cpu], "server_rss_mb": [round(r) for r in rss],
     "server_fds": [int(f) for f in fds],
     "calls": {k: {"per_second": round(len(c["micros"]) / seconds), "errors": c["errors"],
@@ -178,6 +183,7 @@ print(json.dumps(figures))
 per_k = agents / 1000
 print(f"| {engine} | {servers} | {agents} | {figures['requests_per_second']} | {errors} | {len(delivery)}/{created} | "
       f"{figures['delivery_p50_ms']} | {figures['delivery_p99_ms']} | "
+      f"{figures['delivery_across_servers_p99_ms'] if cross else '-'} | "
       f"{' + '.join(f'{c:.0f}%' for c in cpu)} ({sum(cpu) / per_k:.1f}% per 1,000) | "
       f"{' + '.join(f'{r:.0f}' for r in rss)} MB ({sum(rss) / per_k:.0f} MB per 1,000) |")
 PY

@@ -221,7 +221,7 @@ pub async fn simulate(
                 )
             })
             .collect();
-        let raw = json!({"seconds": elapsed, "delivery": *stats.delivery.lock().unwrap(), "created": stats.created.load(Ordering::SeqCst), "calls": calls});
+        let raw = json!({"seconds": elapsed, "delivery": *stats.delivery.lock().unwrap(), "delivery_cross": *stats.delivery_cross.lock().unwrap(), "created": stats.created.load(Ordering::SeqCst), "calls": calls});
         std::fs::write(path, raw.to_string())?;
     }
     for t in tasks {

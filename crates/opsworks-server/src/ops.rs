@@ -16,6 +16,7 @@ pub mod elb;
 pub mod iam;
 pub mod instances;
 pub mod layers;
+pub mod query_calls;
 pub mod rds;
 pub mod rds_db_instances;
 pub mod registration;

@@ -24,6 +24,7 @@ use opsworks_model::rds::{self as rules, Engine};
 use crate::core::Core;
 use crate::core::rds::{self, Import};
 use crate::edge::auth::{self, Caller};
+use crate::ops::query_calls::{self, Call, access_denied};
 use crate::ops::{Ctx, rds as rds_ops};
 
 /// The path.
@@ -109,14 +110,21 @@ async fn import(
             )
         })
         .unwrap_or_default();
+    // Allowed to whoever may create DB instances; audited as the import it is.
+    let call = |operation| Call {
+        service: "rds",
+        operation,
+        target: &target,
+        denied: access_denied,
+    };
     let result = match parsed {
-        Ok(b) => match rds_ops::authorize(cx, "CreateDBInstance", &target) {
+        Ok(b) => match query_calls::authorize(cx, &call("CreateDBInstance")) {
             Ok(()) => run(cx, b).await,
             Err(e) => Err(e),
         },
         Err(e) => Err(e),
     };
-    rds_ops::record(cx, "ImportDBInstance", &target, &result).await;
+    query_calls::record(cx, &call("ImportDBInstance"), Some(&target), &result).await;
     answer(result)
 }
 

@@ -10,16 +10,16 @@
 //! `InvalidConfigurationRequest`, `ValidationError`).
 
 use futures_util::future::BoxFuture;
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
 use opsworks_api::query::AwsError;
 use opsworks_model::resource::{ElbHealthCheck, ElbListener, LoadBalancer};
-use opsworks_policy::Grants;
 use opsworks_store::Filter;
 
 use super::Ctx;
+use super::query_calls::{self, Call, access_denied};
+use crate::core::Core;
 use crate::core::elb::{self, ElbError, NewLoadBalancer};
-use crate::core::{Core, audit};
 
 /// What an ELB handler returns.
 pub type ElbCall = Result<Value, AwsError>;
@@ -35,14 +35,13 @@ pub fn dispatch<'a>(cx: Ctx<'a>, operation: &'a str, input: Value) -> BoxFuture<
                 .and_then(Value::as_str)
                 .unwrap_or("*"),
         );
-        let result = match authorize(cx, operation, &target) {
-            Ok(()) => run(cx, operation, &input).await,
-            Err(e) => Err(e),
+        let call = Call {
+            service: "elasticloadbalancing",
+            operation,
+            target: &target,
+            denied: access_denied,
         };
-        if audit::is_mutating(operation) {
-            record(cx, operation, &target, &result).await;
-        }
-        result
+        query_calls::run(cx, call, run(cx, operation, &input), |_| None).await
     })
 }
 
@@ -74,52 +73,6 @@ fn arn(core: &Core, name: &str) -> String {
         core.region(),
         core.account_id()
     )
-}
-
-fn authorize(cx: Ctx<'_>, operation: &str, target: &str) -> Result<(), AwsError> {
-    let Some(user) = &cx.principal.user else {
-        return Ok(());
-    };
-    super::authz::decide(
-        cx.principal,
-        user,
-        cx.core.account_id(),
-        &format!("elasticloadbalancing:{operation}"),
-        target,
-        Grants::default(),
-    )
-    .map_err(|m| AwsError::service("AccessDenied", m))
-}
-
-async fn record(cx: Ctx<'_>, operation: &str, target: &str, result: &ElbCall) {
-    let principal = cx
-        .principal
-        .arn(cx.core.account_id())
-        .unwrap_or_else(|| cx.principal.name.clone());
-    let mut detail = Map::new();
-    if !cx.principal.access_key_id.is_empty() {
-        detail.insert("AccessKeyId".into(), json!(cx.principal.access_key_id));
-    }
-    if let Err(e) = result {
-        detail.insert("Message".into(), json!(e.message()));
-    }
-    audit::record(
-        cx.core,
-        audit::Call {
-            principal: &principal,
-            source_ip: super::authz::source(cx.principal),
-            service: "elasticloadbalancing",
-            operation,
-            stack_id: None,
-            target: Some(target),
-            outcome: match result {
-                Ok(_) => "Success",
-                Err(e) => e.code(),
-            },
-            detail: Value::Object(detail),
-        },
-    )
-    .await;
 }
 
 /// The core's refusal in ELB's terms.

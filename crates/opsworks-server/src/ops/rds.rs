@@ -10,15 +10,15 @@
 mod db_instances;
 
 use futures_util::future::BoxFuture;
-use serde_json::{Map, Value, json};
+use serde_json::Value;
 
 use opsworks_api::query::AwsError;
-use opsworks_policy::Grants;
 use opsworks_store::StoreError;
 
 use super::Ctx;
+use super::query_calls::{self, Call, access_denied};
+use crate::core::CoreError;
 use crate::core::rds::RdsError;
-use crate::core::{CoreError, audit};
 
 pub use db_instances::db_instance_shape;
 
@@ -30,14 +30,13 @@ pub type RdsCall = Result<Value, AwsError>;
 pub fn dispatch<'a>(cx: Ctx<'a>, operation: &'a str, input: Value) -> BoxFuture<'a, RdsCall> {
     Box::pin(async move {
         let target = target_of(cx, &input);
-        let result = match authorize(cx, operation, &target) {
-            Ok(()) => run(cx, operation, &input).await,
-            Err(e) => Err(e),
+        let call = Call {
+            service: "rds",
+            operation,
+            target: &target,
+            denied: access_denied,
         };
-        if audit::is_mutating(operation) {
-            record(cx, operation, &target, &result).await;
-        }
-        result
+        query_calls::run(cx, call, run(cx, operation, &input), |_| None).await
     })
 }
 
@@ -60,55 +59,6 @@ fn target_of(cx: Ctx<'_>, input: &Value) -> String {
         .map(str::to_ascii_lowercase)
         .unwrap_or_else(|| "*".to_string());
     opsworks_model::rds::db_arn(cx.core.region(), cx.core.account_id(), &id)
-}
-
-/// Refuses the call unless the caller's policies allow `rds:<Operation>` on `target` (the root
-/// always may), with AWS's `AccessDenied`.
-pub fn authorize(cx: Ctx<'_>, operation: &str, target: &str) -> Result<(), AwsError> {
-    let Some(user) = &cx.principal.user else {
-        return Ok(());
-    };
-    super::authz::decide(
-        cx.principal,
-        user,
-        cx.core.account_id(),
-        &format!("rds:{operation}"),
-        target,
-        Grants::default(),
-    )
-    .map_err(|m| AwsError::service("AccessDenied", m))
-}
-
-/// Writes an RDS call to the audit log.
-pub async fn record(cx: Ctx<'_>, operation: &str, target: &str, result: &RdsCall) {
-    let principal = cx
-        .principal
-        .arn(cx.core.account_id())
-        .unwrap_or_else(|| cx.principal.name.clone());
-    let mut detail = Map::new();
-    if !cx.principal.access_key_id.is_empty() {
-        detail.insert("AccessKeyId".into(), json!(cx.principal.access_key_id));
-    }
-    if let Err(e) = result {
-        detail.insert("Message".into(), json!(e.message()));
-    }
-    audit::record(
-        cx.core,
-        audit::Call {
-            principal: &principal,
-            source_ip: super::authz::source(cx.principal),
-            service: "rds",
-            operation,
-            stack_id: None,
-            target: Some(target),
-            outcome: match result {
-                Ok(_) => "Success",
-                Err(e) => e.code(),
-            },
-            detail: Value::Object(detail),
-        },
-    )
-    .await;
 }
 
 /// A string member of the input.

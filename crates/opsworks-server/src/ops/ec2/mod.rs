@@ -14,14 +14,14 @@ mod addresses;
 mod volumes;
 
 use futures_util::future::BoxFuture;
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
 use opsworks_api::query::AwsError;
 use opsworks_model::resource::Ec2Tag;
-use opsworks_policy::Grants;
 
 use super::Ctx;
-use crate::core::{CoreError, audit};
+use super::query_calls::{self, Call};
+use crate::core::CoreError;
 
 /// What an EC2 handler returns.
 pub type Ec2Result = Result<Value, AwsError>;
@@ -31,20 +31,30 @@ pub type Ec2Result = Result<Value, AwsError>;
 pub fn dispatch<'a>(cx: Ctx<'a>, operation: &'a str, input: Value) -> BoxFuture<'a, Ec2Result> {
     Box::pin(async move {
         let target = target_of(cx, operation, &input).await;
-        let result = match authorize(cx, operation, &target) {
-            Ok(()) if input.get("DryRun").and_then(Value::as_bool) == Some(true) => {
-                Err(AwsError::service(
+        let call = Call {
+            service: "ec2",
+            operation,
+            target: &target,
+            denied: unauthorized,
+        };
+        let work = async {
+            if input.get("DryRun").and_then(Value::as_bool) == Some(true) {
+                return Err(AwsError::service(
                     "DryRunOperation",
                     "Request would have succeeded, but DryRun flag is set.",
-                ))
+                ));
             }
-            Ok(()) => run(cx, operation, &input).await,
-            Err(e) => Err(e),
+            run(cx, operation, &input).await
         };
-        if audit::is_mutating(operation) {
-            record(cx, operation, &target, &result).await;
-        }
-        result
+        // A creation is recorded as what it made.
+        let made = |result: &Ec2Result| {
+            result.as_ref().ok().and_then(|v| {
+                ["VolumeId", "AllocationId"]
+                    .iter()
+                    .find_map(|k| s(v, k).map(str::to_string))
+            })
+        };
+        query_calls::run(cx, call, work, |r| made(r).filter(|_| target == "*")).await
     })
 }
 
@@ -63,6 +73,14 @@ async fn run(cx: Ctx<'_>, operation: &str, input: &Value) -> Ec2Result {
             ),
         )),
     }
+}
+
+/// EC2's refusal: `UnauthorizedOperation`.
+fn unauthorized(reason: String) -> AwsError {
+    AwsError::service(
+        "UnauthorizedOperation",
+        format!("You are not authorized to perform this operation. {reason}"),
+    )
 }
 
 /// The ARN a call acts on: the volume's or the address's, `*` for creations and listings.
@@ -88,69 +106,6 @@ async fn target_of(cx: Ctx<'_>, operation: &str, input: &Value) -> String {
         }
     }
     "*".to_string()
-}
-
-/// Refuses the call unless the caller's policies allow `ec2:<Operation>` on `target`, with
-/// EC2's `UnauthorizedOperation`.
-fn authorize(cx: Ctx<'_>, operation: &str, target: &str) -> Result<(), AwsError> {
-    let Some(user) = &cx.principal.user else {
-        return Ok(());
-    };
-    super::authz::decide(
-        cx.principal,
-        user,
-        cx.core.account_id(),
-        &format!("ec2:{operation}"),
-        target,
-        Grants::default(),
-    )
-    .map_err(|m| {
-        AwsError::service(
-            "UnauthorizedOperation",
-            format!("You are not authorized to perform this operation. {m}"),
-        )
-    })
-}
-
-async fn record(cx: Ctx<'_>, operation: &str, target: &str, result: &Ec2Result) {
-    let made = result.as_ref().ok().and_then(|v| {
-        ["VolumeId", "AllocationId"]
-            .iter()
-            .find_map(|k| s(v, k).map(str::to_string))
-    });
-    let target = if target == "*" {
-        made
-    } else {
-        Some(target.to_string())
-    };
-    let principal = cx
-        .principal
-        .arn(cx.core.account_id())
-        .unwrap_or_else(|| cx.principal.name.clone());
-    let mut detail = Map::new();
-    if !cx.principal.access_key_id.is_empty() {
-        detail.insert("AccessKeyId".into(), json!(cx.principal.access_key_id));
-    }
-    if let Err(e) = result {
-        detail.insert("Message".into(), json!(e.message()));
-    }
-    audit::record(
-        cx.core,
-        audit::Call {
-            principal: &principal,
-            source_ip: super::authz::source(cx.principal),
-            service: "ec2",
-            operation,
-            stack_id: None,
-            target: target.as_deref(),
-            outcome: match result {
-                Ok(_) => "Success",
-                Err(e) => e.code(),
-            },
-            detail: Value::Object(detail),
-        },
-    )
-    .await;
 }
 
 // Helpers shared by the handlers.

@@ -17,11 +17,11 @@ use serde_json::{Map, Value, json};
 
 use opsworks_api::query::AwsError;
 use opsworks_model::resource::{IamGroup, IamUser};
-use opsworks_policy::Grants;
 use opsworks_store::Filter;
 
 use super::Ctx;
-use crate::core::{CoreError, audit};
+use super::query_calls::{self, Call, access_denied};
+use crate::core::CoreError;
 
 /// What an IAM handler returns.
 pub type IamResult = Result<Value, AwsError>;
@@ -30,18 +30,22 @@ pub type IamResult = Result<Value, AwsError>;
 /// endpoint's `iam` service.
 pub fn dispatch<'a>(cx: Ctx<'a>, operation: &'a str, input: Value) -> BoxFuture<'a, IamResult> {
     Box::pin(async move {
-        let target = target_of(cx, operation, &input).await;
-        let result = match target {
-            Ok(target) => match authorize(cx, operation, &target, &input) {
-                Ok(()) => run(cx, operation, &input).await,
-                Err(e) => Err(e),
-            },
-            Err(e) => Err(e),
+        // A call whose target cannot be named (no such entity) is still audited, as a refusal.
+        let (target, found) = match target_of(cx, operation, &input).await {
+            Ok(target) => (target, Ok(())),
+            Err(e) => ("*".to_string(), Err(e)),
         };
-        if audit::is_mutating(operation) {
-            record(cx, operation, &input, &result).await;
+        let call = Call {
+            service: "iam",
+            operation,
+            target: &target,
+            denied: access_denied,
+        };
+        let audited = |result: &IamResult| audited(&input, result);
+        match found {
+            Ok(()) => query_calls::run(cx, call, run(cx, operation, &input), audited).await,
+            Err(e) => query_calls::refused(cx, call, e, audited).await,
         }
-        result
     })
 }
 
@@ -160,26 +164,10 @@ fn user_optional(operation: &str) -> bool {
     )
 }
 
-/// Refuses the call unless the caller's policies allow `iam:<Operation>` on `target` (the root
-/// always may), with AWS's `AccessDenied`.
-fn authorize(cx: Ctx<'_>, operation: &str, target: &str, input: &Value) -> Result<(), AwsError> {
-    let Some(user) = &cx.principal.user else {
-        return Ok(());
-    };
-    let _ = input;
-    super::authz::decide(
-        cx.principal,
-        user,
-        cx.core.account_id(),
-        &format!("iam:{operation}"),
-        target,
-        Grants::default(),
-    )
-    .map_err(|m| AwsError::service("AccessDenied", m))
-}
-
-async fn record(cx: Ctx<'_>, operation: &str, input: &Value, result: &IamResult) {
-    let target = [
+/// What an audit record of an IAM call is about: the entity its input names, or what a create
+/// made when the input named nothing (CreateAccessKey for oneself).
+fn audited(input: &Value, result: &IamResult) -> Option<String> {
+    [
         "UserName",
         "GroupName",
         "PolicyArn",
@@ -190,42 +178,13 @@ async fn record(cx: Ctx<'_>, operation: &str, input: &Value, result: &IamResult)
     .find_map(|k| s(input, k))
     .map(str::to_string)
     .or_else(|| {
-        // What a create made when the input named nothing (CreateAccessKey for oneself).
         result.as_ref().ok().and_then(|v| {
             v.as_object()?
                 .values()
                 .find_map(|x| x.get("AccessKeyId").and_then(Value::as_str))
                 .map(str::to_string)
         })
-    });
-    let principal = cx
-        .principal
-        .arn(cx.core.account_id())
-        .unwrap_or_else(|| cx.principal.name.clone());
-    let mut detail = Map::new();
-    if !cx.principal.access_key_id.is_empty() {
-        detail.insert("AccessKeyId".into(), json!(cx.principal.access_key_id));
-    }
-    if let Err(e) = result {
-        detail.insert("Message".into(), json!(e.message()));
-    }
-    audit::record(
-        cx.core,
-        audit::Call {
-            principal: &principal,
-            source_ip: super::authz::source(cx.principal),
-            service: "iam",
-            operation,
-            stack_id: None,
-            target: target.as_deref(),
-            outcome: match result {
-                Ok(_) => "Success",
-                Err(e) => e.code(),
-            },
-            detail: Value::Object(detail),
-        },
-    )
-    .await;
+    })
 }
 
 // Helpers shared by the handlers.
