@@ -466,36 +466,33 @@ STORM = 300
 RSS_BOUND_MIB = 120
 
 
-def test_a_storm_of_wrong_passwords_keeps_the_server_memory_bounded(plain):
-    """Wrong passwords from STORM addresses at once: at most PER_ACCOUNT of them are hashed (the
-    rest get 429 at once), two at a time, so the server's peak RSS stays within RSS_BOUND_MIB of
-    where it was. Before the bound, each concurrent check held its own 19 MiB."""
-    sources = [f"127.0.{1 + i // 250}.{1 + i % 250}" for i in range(STORM)]
-    # One right sign-in first: the hashing pool's buffers exist, as on any server in use.
-    assert sign_in(plain, PASSWORD, source="127.0.9.9")[0] == 303
+def sign_in_storm(server, attempt, label):
+    """Runs `attempt(n)` (one sign-in, returning its status) for every n below STORM at once,
+    sampling the server's RSS meanwhile; returns the statuses counted and by how many MiB the
+    server grew at its peak."""
     time.sleep(0.5)
-    before = plain.status("VmRSS")
+    before = server.status("VmRSS")
     peak = [before]
     stop = threading.Event()
 
     def sample():
         while not stop.is_set():
-            peak[0] = max(peak[0], plain.status("VmRSS"))
+            peak[0] = max(peak[0], server.status("VmRSS"))
             time.sleep(0.02)
 
     results = [None] * STORM
     start = threading.Barrier(STORM)
 
-    def attempt(i):
+    def run(n):
         start.wait()
         try:
-            results[i] = sign_in(plain, f"wrong-{i}", source=sources[i])[0]
-        except Exception as e:  # noqa: BLE001 - recorded, asserted below
-            results[i] = repr(e)
+            results[n] = attempt(n)
+        except Exception as e:  # noqa: BLE001 - recorded, asserted by the caller
+            results[n] = repr(e)
 
     sampler = threading.Thread(target=sample)
     sampler.start()
-    threads = [threading.Thread(target=attempt, args=(i,)) for i in range(STORM)]
+    threads = [threading.Thread(target=run, args=(n,)) for n in range(STORM)]
     began = time.time()
     for t in threads:
         t.start()
@@ -504,12 +501,22 @@ def test_a_storm_of_wrong_passwords_keeps_the_server_memory_bounded(plain):
     took = time.time() - began
     stop.set()
     sampler.join()
-    hwm = plain.status("VmHWM")
-    counts = {s: results.count(s) for s in set(results)}
-    print(f"storm of {STORM}: {counts} in {took:.1f} s; RSS {before // 1024} MiB before, "
+    hwm = server.status("VmHWM")
+    counts = {r: results.count(r) for r in set(results)}
+    print(f"{label} of {STORM}: {counts} in {took:.1f} s; RSS {before // 1024} MiB before, "
           f"peak sampled {peak[0] // 1024} MiB, VmHWM {hwm // 1024} MiB")
+    return counts, (max(peak[0], hwm) - before) // 1024
+
+
+def test_a_storm_of_wrong_passwords_keeps_the_server_memory_bounded(plain):
+    """Wrong passwords from STORM addresses at once: at most PER_ACCOUNT of them are hashed (the
+    rest get 429 at once), two at a time, so the server's peak RSS stays within RSS_BOUND_MIB of
+    where it was. Before the bound, each concurrent check held its own 19 MiB."""
+    sources = [f"127.0.{1 + i // 250}.{1 + i % 250}" for i in range(STORM)]
+    # One right sign-in first: the hashing pool's buffers exist, as on any server in use.
+    assert sign_in(plain, PASSWORD, source="127.0.9.9")[0] == 303
+    counts, grown = sign_in_storm(plain, lambda i: sign_in(plain, f"wrong-{i}", source=sources[i])[0], "storm")
     assert counts.get(401) == PER_ACCOUNT and counts.get(429) == STORM - PER_ACCOUNT, counts
-    grown = (max(peak[0], hwm) - before) // 1024
     assert grown < RSS_BOUND_MIB, f"the server grew by {grown} MiB during the storm"
     # Still answering, and the account stays limited (a real user waits for the window).
     status, headers, _ = sign_in(plain, PASSWORD, source="127.0.9.10")

@@ -7,8 +7,6 @@ user did and what was refused, from the browser's address. Screenshots go where 
 puts them."""
 
 import re
-import threading
-import time
 import urllib.error
 import urllib.request
 
@@ -20,8 +18,8 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import Select
 
 from conftest import AKID, SECRET
-from test_console import (PASSWORD, PER_ACCOUNT, PER_ADDRESS, RSS_BOUND_MIB, PlainServer,  # noqa: F401
-                          browser, fill, header, request, shot, wait_for)
+from test_console import (PASSWORD, PER_ACCOUNT, PER_ADDRESS, RSS_BOUND_MIB, STORM, PlainServer,  # noqa: F401
+                          browser, fill, header, request, shot, sign_in_storm, wait_for)
 
 ALICE_PASSWORD = "alice's console password"
 ALICE_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGx1bXBzIGFuZCBidW1wcyBvbiB0aGUgcm9hZA alice@laptop"
@@ -177,8 +175,6 @@ def sign_in_as(srv, user, password, source):
                    cookie=f"opsworks_pre={token}", source=source)
 
 
-STORM = 300
-
 
 def test_an_iam_users_sign_ins_are_limited_and_a_storm_keeps_memory_bounded(iam_server):
     """An IAM user's failed sign-ins are limited as the root's are: per address, then, from STORM
@@ -204,45 +200,10 @@ def test_an_iam_users_sign_ins_are_limited_and_a_storm_keeps_memory_bounded(iam_
 
     # The storm, from STORM addresses at once against alice.
     sources = [f"127.0.{4 + n // 250}.{1 + n % 250}" for n in range(STORM)]
-    time.sleep(0.5)
-    before = srv.status("VmRSS")
-    peak = [before]
-    stop = threading.Event()
-
-    def sample():
-        while not stop.is_set():
-            peak[0] = max(peak[0], srv.status("VmRSS"))
-            time.sleep(0.02)
-
-    results = [None] * STORM
-    start = threading.Barrier(STORM)
-
-    def attempt(n):
-        start.wait()
-        try:
-            results[n] = sign_in_as(srv, "alice", f"wrong-{n}", sources[n])[0]
-        except Exception as e:  # noqa: BLE001 - recorded, asserted below
-            results[n] = repr(e)
-
-    sampler = threading.Thread(target=sample)
-    sampler.start()
-    threads = [threading.Thread(target=attempt, args=(n,)) for n in range(STORM)]
-    began = time.time()
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=180)
-    took = time.time() - began
-    stop.set()
-    sampler.join()
-    hwm = srv.status("VmHWM")
-    counts = {r: results.count(r) for r in set(results)}
-    print(f"IAM storm of {STORM}: {counts} in {took:.1f} s; RSS {before // 1024} MiB before, "
-          f"peak sampled {peak[0] // 1024} MiB, VmHWM {hwm // 1024} MiB")
+    counts, grown = sign_in_storm(srv, lambda n: sign_in_as(srv, "alice", f"wrong-{n}", sources[n])[0], "IAM storm")
     # alice already used PER_ADDRESS failures of her account's window above.
     hashed = PER_ACCOUNT - PER_ADDRESS
     assert counts.get(401) == hashed and counts.get(429) == STORM - hashed, counts
-    grown = (max(peak[0], hwm) - before) // 1024
     assert grown < RSS_BOUND_MIB, f"the server grew by {grown} MiB during the storm"
 
     # alice's account waits, from anywhere; the root and another user do not.

@@ -460,7 +460,9 @@ async fn drive(
         tick.tick().await;
         n += 1;
         let target = &ids[(n * 7919) % ids.len()];
-        let signer = signers[n % signers.len()].clone();
+        // Through the servers in turn, independently of the target: the agents are spread over
+        // the servers by their index, and half the deployments cross to another server.
+        let signer = signers[(n / 2) % signers.len()].clone();
         let (http, stats) = (http.clone(), stats.clone());
         let body = json!({"StackId": target.stack_id, "InstanceIds": [target.instance_id], "Command": {"Name": "execute_recipes", "Args": {"recipes": ["bench::noop"]}}});
         let instance = target.instance_id.clone();

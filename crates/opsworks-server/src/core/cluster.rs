@@ -311,7 +311,13 @@ pub async fn start(core: &Core, workers: &mut Workers) -> Result<(), ServerError
 pub async fn leave(core: &Core) {
     let Some(cluster) = shared(core) else { return };
     let node = core.node();
-    node.set_leads(false);
+    // Handing the work over as it stops is expected: no warning, as a lost lease has.
+    if node.leads.swap(false, Ordering::SeqCst) {
+        tracing::info!(
+            server_id = node.server_id,
+            "this server hands the background work over as it stops"
+        );
+    }
     if let Err(e) = cluster.release_lease(LEADER_LEASE, node.server_id()).await {
         tracing::warn!("releasing the lease: {e}");
     }

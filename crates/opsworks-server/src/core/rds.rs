@@ -78,6 +78,20 @@ pub fn owner_token(core: &Core) -> String {
     format!("{}:{}", host.trim(), core.data_dir().display())
 }
 
+/// Refuses machine work on a DB instance whose machine another server runs (several servers on
+/// one database): that server's upkeep looks after it, and only it can reach the machine.
+fn on_this_server(core: &Core, db: &DbInstance) -> RdsResult<()> {
+    match db.owner.as_deref() {
+        Some(owner) if db.is_managed() && owner != owner_token(core) => {
+            Err(RdsError::InvalidState(format!(
+                "DB instance {} runs on the machines of another server of this control plane ({owner}): send this call to that server.",
+                db.db_instance_identifier
+            )))
+        }
+        _ => Ok(()),
+    }
+}
+
 /// A DB instance by identifier (any case).
 pub async fn find(core: &Core, identifier: &str) -> RdsResult<DbInstance> {
     let id = identifier.to_ascii_lowercase();
@@ -192,6 +206,7 @@ pub async fn reboot(core: &Core, identifier: &str) -> RdsResult<DbInstance> {
             db.db_instance_identifier
         )));
     }
+    on_this_server(core, &db)?;
     let appliances = appliances(core)?.clone();
     // Claimed before the new status is committed (see `create`).
     let claim = appliances.claim(&db.machine_id());
@@ -220,6 +235,7 @@ pub async fn delete(core: &Core, identifier: &str) -> RdsResult<DbInstance> {
         .find::<DbInstance>(&identifier.to_ascii_lowercase())
         .await?
         .ok_or_else(|| RdsError::NotFound(identifier.to_string()))?;
+    on_this_server(core, &db)?;
     // Claimed before the new status is committed (see `create`); an imported one has no machine.
     let appliances = match db.is_managed() {
         true => Some(appliances(core)?.clone()),
@@ -283,6 +299,10 @@ pub struct Changes {
 /// new one works as soon as it does.
 pub async fn modify(core: &Core, identifier: &str, changes: Changes) -> RdsResult<DbInstance> {
     let db = find(core, identifier).await?;
+    if changes.master_password.is_some() {
+        // Set in the database itself, through its machine.
+        on_this_server(core, &db)?;
+    }
     let engine = Engine::parse(&db.engine)?;
     if db.status != status::AVAILABLE {
         return Err(RdsError::InvalidState(format!(
@@ -433,4 +453,74 @@ pub async fn learn_version(core: &Core, identifier: &str, version: &str) -> RdsR
         w.commit().await?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testkit::open;
+
+    /// A DB instance whose machine another server of the control plane runs.
+    fn elsewhere(identifier: &str) -> DbInstance {
+        DbInstance {
+            db_instance_identifier: identifier.into(),
+            db_instance_arn: format!("arn:aws:rds:us-east-1:123456789012:db:{identifier}"),
+            dbi_resource_id: "db-ELSEWHERE".into(),
+            engine: "mysql".into(),
+            engine_version: None,
+            db_instance_class: Some("db.t3.micro".into()),
+            allocated_storage: Some(20),
+            storage_type: Some("gp2".into()),
+            master_username: Some("admin".into()),
+            db_name: None,
+            port: 3306,
+            address: Some("10.217.0.9".into()),
+            status: status::AVAILABLE.into(),
+            status_message: None,
+            instance_create_time: "2026-12-07T00:00:00Z".into(),
+            availability_zone: None,
+            backup_retention_period: 1,
+            deletion_protection: false,
+            publicly_accessible: false,
+            auto_minor_version_upgrade: true,
+            tags: Vec::new(),
+            origin: DbOrigin::Managed,
+            admin_password: None,
+            owner: Some("another-host:/var/lib/opsworks".into()),
+        }
+    }
+
+    #[tokio::test]
+    async fn machine_work_on_another_servers_database_is_refused_clearly() {
+        let (_dir, core) = open().await;
+        let mut w = core.write().await.unwrap();
+        w.put(&elsewhere("orders")).await.unwrap();
+        w.commit().await.unwrap();
+        let refused = |r: RdsResult<DbInstance>| match r {
+            Err(RdsError::InvalidState(m)) => assert!(m.contains("another server"), "{m}"),
+            other => panic!("not refused: {other:?}"),
+        };
+        refused(reboot(&core, "orders").await);
+        refused(delete(&core, "orders").await);
+        let password = Changes {
+            master_password: Some("a new password".into()),
+            ..Changes::default()
+        };
+        refused(modify(&core, "orders", password).await);
+        // Nothing changed, and what is only recorded may change through any server.
+        assert_eq!(
+            find(&core, "orders").await.unwrap().status,
+            status::AVAILABLE
+        );
+        let recorded = Changes {
+            deletion_protection: Some(true),
+            ..Changes::default()
+        };
+        assert!(
+            modify(&core, "orders", recorded)
+                .await
+                .unwrap()
+                .deletion_protection
+        );
+    }
 }
