@@ -186,8 +186,13 @@ def test_console_from_sign_in_to_a_deployed_app(console_server, browser, workdir
     # monitoring page, over a chosen period.
     def charts_loaded(d):
         imgs = d.find_elements(By.CSS_SELECTOR, "img.chart")
-        return imgs and all(d.execute_script("return arguments[0].complete && arguments[0].naturalWidth > 0", i)
-                            for i in imgs)
+        for i in imgs:
+            if not d.execute_script("return arguments[0].complete && arguments[0].naturalWidth > 0", i):
+                # A layer's charts load lazily, as a reader scrolls to them (how far below the
+                # window Chrome starts loading depends on what it thinks of the network).
+                d.execute_script("arguments[0].scrollIntoView()", i)
+                return False
+        return bool(imgs)
 
     wait_for(b, charts_loaded, message="the instance's charts did not load")
     shot(b, "06-instance")
