@@ -13,7 +13,7 @@
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
@@ -119,7 +119,7 @@ impl Stats {
         if !self.measuring.load(Ordering::Relaxed) {
             return;
         }
-        let mut calls = self.calls.lock().unwrap_or_else(|p| p.into_inner());
+        let mut calls = self.calls.lock().unwrap_or_else(PoisonError::into_inner);
         let t = calls.entry(kind).or_default();
         match outcome {
             Ok(_) => t.micros.push(started.elapsed().as_micros() as u64),
@@ -212,7 +212,7 @@ pub async fn simulate(
         let calls: serde_json::Map<String, Value> = stats
             .calls
             .lock()
-            .unwrap()
+            .unwrap_or_else(PoisonError::into_inner)
             .iter()
             .map(|(k, t)| {
                 (
@@ -221,7 +221,7 @@ pub async fn simulate(
                 )
             })
             .collect();
-        let raw = json!({"seconds": elapsed, "delivery": *stats.delivery.lock().unwrap(), "delivery_cross": *stats.delivery_cross.lock().unwrap(), "created": stats.created.load(Ordering::SeqCst), "calls": calls});
+        let raw = json!({"seconds": elapsed, "delivery": *stats.delivery.lock().unwrap_or_else(PoisonError::into_inner), "delivery_cross": *stats.delivery_cross.lock().unwrap_or_else(PoisonError::into_inner), "created": stats.created.load(Ordering::SeqCst), "calls": calls});
         std::fs::write(path, raw.to_string())?;
     }
     for t in tasks {
@@ -242,7 +242,12 @@ fn report(sim: &Simulation, stats: &Stats, elapsed: f64) {
     let mut calls = serde_json::Map::new();
     let mut total = 0usize;
     let mut errors = 0u64;
-    for (kind, t) in stats.calls.lock().unwrap().iter_mut() {
+    for (kind, t) in stats
+        .calls
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .iter_mut()
+    {
         t.micros.sort_unstable();
         total += t.micros.len();
         errors += t.errors;
@@ -251,9 +256,17 @@ fn report(sim: &Simulation, stats: &Stats, elapsed: f64) {
             json!({"ok": t.micros.len(), "errors": t.errors, "error_kinds": t.kinds, "per_second": (t.micros.len() as f64 / elapsed).round(), "p50_ms": pct(&t.micros, 0.5), "p99_ms": pct(&t.micros, 0.99)}),
         );
     }
-    let mut delivery = stats.delivery.lock().unwrap().clone();
+    let mut delivery = stats
+        .delivery
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .clone();
     delivery.sort_unstable();
-    let mut cross = stats.delivery_cross.lock().unwrap().clone();
+    let mut cross = stats
+        .delivery_cross
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .clone();
     cross.sort_unstable();
     let created = stats.created.load(Ordering::SeqCst);
     println!(
@@ -399,7 +412,11 @@ async fn run_command(
 ) {
     let timed = cmd.kind == opsworks_model::CommandName::ExecuteRecipes;
     let sent = if timed {
-        stats.sent.lock().unwrap().remove(instance_id)
+        stats
+            .sent
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(instance_id)
     } else {
         None
     };
@@ -407,9 +424,17 @@ async fn run_command(
         stats.delivered.fetch_add(1, Ordering::Relaxed);
         if stats.measuring.load(Ordering::Relaxed) {
             let took = sent.elapsed().as_micros() as u64;
-            stats.delivery.lock().unwrap().push(took);
+            stats
+                .delivery
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .push(took);
             if via.trim_end_matches('/') != client.server().trim_end_matches('/') {
-                stats.delivery_cross.lock().unwrap().push(took);
+                stats
+                    .delivery_cross
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .push(took);
             }
         }
     }
@@ -471,7 +496,7 @@ async fn drive(
             stats
                 .sent
                 .lock()
-                .unwrap()
+                .unwrap_or_else(PoisonError::into_inner)
                 .insert(instance.clone(), (sent, signer.endpoint.clone()));
             let r = signer.call(&http, "CreateDeployment", body).await;
             stats.record("CreateDeployment", sent, &r);
@@ -480,7 +505,11 @@ async fn drive(
                     stats.created.fetch_add(1, Ordering::Relaxed);
                 }
                 Err(_) => {
-                    stats.sent.lock().unwrap().remove(&instance);
+                    stats
+                        .sent
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .remove(&instance);
                 }
             }
         });
