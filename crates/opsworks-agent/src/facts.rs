@@ -47,22 +47,27 @@ pub fn reported_os() -> ReportedOs {
             .unwrap_or_default()
     };
     let (id, like, version) = (field("ID"), field("ID_LIKE"), field("VERSION_ID"));
+    ReportedOs {
+        family: os_family(&id, &like),
+        name: id,
+        version,
+    }
+}
+
+/// The OS family of `/etc/os-release`'s `ID` and `ID_LIKE`: `debian`, `rhel`, or the ID itself
+/// for another. What the agent reports in its hello and what registration declares agree.
+pub fn os_family(id: &str, like: &str) -> String {
     let is = |names: &[&str]| {
         names
             .iter()
             .any(|n| id == *n || like.split_whitespace().any(|l| l == *n))
     };
-    let family = if is(&["debian", "ubuntu"]) {
+    if is(&["debian", "ubuntu"]) {
         "debian".to_string()
     } else if is(&["rhel", "fedora", "centos", "amzn"]) {
         "rhel".to_string()
     } else {
-        id.clone()
-    };
-    ReportedOs {
-        family,
-        name: id,
-        version,
+        id.to_string()
     }
 }
 

@@ -152,6 +152,9 @@ pub enum InstallError {
         /// Why.
         source: std::io::Error,
     },
+    /// A host operation (reading a file, hashing it) failed; it names the path.
+    #[error(transparent)]
+    Host(#[from] opsworks_host::HostError),
     /// The service could not be set up.
     #[error("setting up the {SERVICE} service: {0}")]
     Service(String),
@@ -402,7 +405,7 @@ pub async fn install(layout: &Layout, plan: &Plan, say: fn(&str)) -> Result<(), 
 
     // The release: this executable, under its version and hash.
     let exe = std::env::current_exe().map_err(io("cannot find", Path::new("this executable")))?;
-    let (sha256, _) = crate::update::hash_file(&exe).map_err(io("cannot read", &exe))?;
+    let sha256 = opsworks_host::fetch::sha256_file(&exe)?;
     let release = opsworks_protocol::RunningRelease {
         version: crate::VERSION.to_string(),
         sha256,

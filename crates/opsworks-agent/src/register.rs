@@ -370,7 +370,7 @@ pub async fn run(args: RegisterArgs) -> Result<(), RegisterError> {
         "hostname": hostname,
         "architecture": facts.arch,
         "os": {
-            "family": os_family(&facts),
+            "family": crate::facts::os_family(&facts.os_id, &facts.os_like),
             "name": facts.os_id,
             "version": facts.os_version,
         },
@@ -418,17 +418,6 @@ pub async fn run(args: RegisterArgs) -> Result<(), RegisterError> {
         started.elapsed().as_secs_f64()
     ));
     Ok(())
-}
-
-fn os_family(f: &probe::Facts) -> &'static str {
-    let ids: Vec<&str> = std::iter::once(f.os_id.as_str())
-        .chain(f.os_like.split_whitespace())
-        .collect();
-    if ids.iter().any(|i| matches!(*i, "debian" | "ubuntu")) {
-        "debian"
-    } else {
-        "rhel"
-    }
 }
 
 fn api_error(operation: &'static str, api: &OpsWorks, e: ApiFailure) -> RegisterError {

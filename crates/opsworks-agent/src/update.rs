@@ -13,7 +13,7 @@
 //! in its next hello, and restarts the service.
 
 use std::ffi::OsString;
-use std::io::{Read as _, Write as _};
+use std::io::Write as _;
 use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -22,7 +22,6 @@ use std::time::{Duration, Instant};
 use opsworks_host::service::{self, Backend};
 use opsworks_protocol::{AgentRelease, RolledBack, RunningRelease};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest as _, Sha256};
 
 use crate::client::Client;
 use crate::error::{AgentError, Result};
@@ -73,23 +72,6 @@ pub fn release_dir_name(r: &RunningRelease) -> String {
         })
         .collect();
     format!("{version}-{}", &r.sha256[..12.min(r.sha256.len())])
-}
-
-/// The SHA-256 (lowercase hex) and size of a file.
-pub fn hash_file(path: &Path) -> std::io::Result<(String, u64)> {
-    let mut f = std::fs::File::open(path)?;
-    let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    let mut size = 0u64;
-    loop {
-        let n = f.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
-        size += n as u64;
-        hasher.update(&buf[..n]);
-    }
-    Ok((hex::encode(hasher.finalize()), size))
 }
 
 /// Points `<install_dir>/current` at `release_dir` atomically (a new link renamed over the old).

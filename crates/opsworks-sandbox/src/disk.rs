@@ -145,12 +145,7 @@ pub fn part_path(path: &Path) -> PathBuf {
 }
 
 fn open_image(path: &Path) -> Result<File> {
-    OpenOptions::new()
-        .read(true)
-        .write(true)
-        .custom_flags(libc::O_CLOEXEC)
-        .open(path)
-        .map_err(Error::io(format!("opening disk image {}", path.display())))
+    open_rw(path).map_err(Error::io(format!("opening disk image {}", path.display())))
 }
 
 /// Whether a machine has the image attached (its lock is held).

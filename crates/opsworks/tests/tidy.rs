@@ -163,3 +163,37 @@ fn no_source_file_outgrows_a_reader() {
         long.join("\n")
     );
 }
+
+/// The server's layers import only downward: `core` never names `ops` or `edge`, `ops` never
+/// names `edge` (unit tests aside: they may drive a layer through the one above).
+#[test]
+fn the_servers_layers_import_only_downward() {
+    let root = workspace();
+    let src = root.join("crates/opsworks-server/src");
+    let mut upward = Vec::new();
+    for (layer, above) in [
+        ("core", &["crate::ops", "crate::edge"][..]),
+        ("ops", &["crate::edge"][..]),
+    ] {
+        let mut files = vec![src.join(format!("{layer}.rs"))];
+        sources(&src.join(layer), &mut files);
+        for f in files
+            .iter()
+            .filter(|f| !f.to_string_lossy().ends_with("tests.rs"))
+        {
+            let text = std::fs::read_to_string(f).unwrap_or_default();
+            let code = text.split("#[cfg(test)]").next().unwrap_or(&text);
+            for (n, line) in code.lines().enumerate() {
+                if !line.trim_start().starts_with("//") && above.iter().any(|a| line.contains(a)) {
+                    let shown = f.strip_prefix(&root).unwrap_or(f).display().to_string();
+                    upward.push(format!("{shown}:{}: {}", n + 1, line.trim()));
+                }
+            }
+        }
+    }
+    assert!(
+        upward.is_empty(),
+        "the server's layers import upward:\n{}",
+        upward.join("\n")
+    );
+}

@@ -36,7 +36,12 @@ pub type ConsoleLog = Arc<dyn Fn(&str) -> Option<PathBuf> + Send + Sync>;
 /// The ID prefixes of every family of service machines (`core::rds`, `core::elb`). They share the
 /// instance provider with instances' machines, so what reconciles instances' machines at start
 /// must leave these to their families' upkeep.
-pub const FAMILIES: [&str; 2] = ["rds-", "elb-"];
+pub const FAMILIES: [&str; 2] = [RDS_PREFIX, ELB_PREFIX];
+
+/// The machine IDs of DB instances start with this (`core::rds`).
+pub const RDS_PREFIX: &str = "rds-";
+/// The machine IDs of load balancers start with this (`core::elb`).
+pub const ELB_PREFIX: &str = "elb-";
 
 /// Whether `machine_id` belongs to a family of service machines rather than to an instance.
 pub fn is_appliance(machine_id: &str) -> bool {

@@ -27,7 +27,7 @@ use crate::core::appliances::{ApplianceSpec, Appliances};
 use crate::core::{Core, CoreError, now};
 
 /// The family prefix of load balancers' machines.
-pub const MACHINE_PREFIX: &str = "elb-";
+pub const MACHINE_PREFIX: &str = crate::core::appliances::ELB_PREFIX;
 
 /// How many load balancers an account may have (AWS's default quota per region).
 pub const MAX_LOAD_BALANCERS: usize = 20;

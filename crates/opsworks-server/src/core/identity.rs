@@ -8,8 +8,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
 use argon2::Argon2;
-use argon2::password_hash::phc::PasswordHash;
-use argon2::password_hash::{PasswordHasher, PasswordVerifier};
+use argon2::password_hash::PasswordHasher;
 use rand::Rng;
 
 use opsworks_model::Kind;
@@ -352,15 +351,6 @@ pub fn hash_password(plain: &str) -> CoreResult<String> {
         .map_err(|e| CoreError::Invalid(format!("the password cannot be hashed: {e}")))
 }
 
-/// Whether `attempt` is the password hashed in `hash`.
-pub fn verify_password(hash: &str, attempt: &str) -> bool {
-    PasswordHash::new(hash).is_ok_and(|h| {
-        Argon2::default()
-            .verify_password(attempt.as_bytes(), &h)
-            .is_ok()
-    })
-}
-
 /// The IAM user named `name` (names are unique whatever their case), if any.
 pub async fn user_by_name(core: &Core, name: &str) -> CoreResult<Option<IamUser>> {
     Ok(core
@@ -373,7 +363,20 @@ pub async fn user_by_name(core: &Core, name: &str) -> CoreResult<Option<IamUser>
 
 #[cfg(test)]
 mod tests {
+    use argon2::password_hash::PasswordVerifier;
+    use argon2::password_hash::phc::PasswordHash;
+
     use super::*;
+
+    /// Whether `attempt` is the password hashed in `hash` (the console checks sign-ins with its
+    /// own bounded hashing pool; this checks what `hash_password` stores).
+    fn verify_password(hash: &str, attempt: &str) -> bool {
+        PasswordHash::new(hash).is_ok_and(|h| {
+            Argon2::default()
+                .verify_password(attempt.as_bytes(), &h)
+                .is_ok()
+        })
+    }
 
     #[test]
     fn ids_have_their_prefix_length_and_alphabet() {

@@ -453,7 +453,7 @@ async fn stop(core: &Core, id: &str, had_agent: bool) -> CoreResult<()> {
     w.commit().await
 }
 
-async fn shutdown_timeout(core: &Core, inst: &Instance) -> CoreResult<Duration> {
+pub(crate) async fn shutdown_timeout(core: &Core, inst: &Instance) -> CoreResult<Duration> {
     let layers = core.list::<Layer>(Filter::Ids(&inst.layer_ids)).await?;
     let secs = layers
         .iter()

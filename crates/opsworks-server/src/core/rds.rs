@@ -34,7 +34,7 @@ pub mod status {
 }
 
 /// The family prefix of RDS machines.
-pub const MACHINE_PREFIX: &str = "rds-";
+pub const MACHINE_PREFIX: &str = crate::core::appliances::RDS_PREFIX;
 
 /// Why an RDS call was refused, in RDS's terms.
 #[derive(Debug, thiserror::Error)]

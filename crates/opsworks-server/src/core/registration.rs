@@ -7,13 +7,13 @@
 
 use std::time::Duration;
 
-use opsworks_model::resource::{Instance, Layer, LifecycleStep, Transition};
+use opsworks_model::resource::{Instance, LifecycleStep, Transition};
 use opsworks_model::{CommandName, InstanceEvent, InstanceStatus, Kind};
 use opsworks_store::Filter;
 
 use crate::core::commands::{self, NewDeployment};
 use crate::core::instances::change_status;
-use crate::core::machines::instance_principal;
+use crate::core::machines::{self, instance_principal};
 use crate::core::{Core, CoreResult, Write, lifecycle, service_errors};
 
 /// How long a deregistered machine's agent has to say goodbye before its record goes anyway (a
@@ -93,7 +93,7 @@ pub async fn enforce_deadlines(core: &Core, inst: &Instance) -> CoreResult<()> {
     let limit = match inst.status {
         InstanceStatus::Deregistering => GOODBYE_WAIT,
         InstanceStatus::Unassigning => {
-            shutdown_timeout(core, inst).await? + Duration::from_secs(10)
+            machines::shutdown_timeout(core, inst).await? + Duration::from_secs(10)
         }
         _ => return Ok(()),
     };
@@ -139,16 +139,4 @@ pub async fn enforce_deadlines(core: &Core, inst: &Instance) -> CoreResult<()> {
         w.commit().await?;
     }
     Ok(())
-}
-
-async fn shutdown_timeout(core: &Core, inst: &Instance) -> CoreResult<Duration> {
-    let layers = core.list::<Layer>(Filter::Ids(&inst.layer_ids)).await?;
-    let secs = layers
-        .iter()
-        .map(|l| l.shutdown_timeout())
-        .max()
-        .unwrap_or(u64::from(
-            opsworks_model::layer::DEFAULT_SHUTDOWN_TIMEOUT_SECS,
-        ));
-    Ok(Duration::from_secs(secs))
 }

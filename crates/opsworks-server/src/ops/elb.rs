@@ -89,7 +89,7 @@ pub fn elb_error(e: ElbError) -> AwsError {
             let ElbError::Core(inner) = e else {
                 unreachable!()
             };
-            return super::rds::core_error(inner);
+            return query_calls::core_error(inner);
         }
     };
     AwsError::service(code, e.to_string())
@@ -280,10 +280,9 @@ async fn configure_health_check(core: &Core, input: &Value) -> ElbCall {
         unhealthy_threshold: int(&hc, "UnhealthyThreshold"),
         healthy_threshold: int(&hc, "HealthyThreshold"),
     };
-    // An unknown load balancer is reported before a bad health check.
-    elb::find(core, name).await.map_err(elb_error)?;
-    elb::check_health_check(&hc).map_err(elb_error)?;
+    // Checked once the load balancer is found: an unknown one is reported before a bad check.
     let lb = elb::change(core, name, |lb| {
+        elb::check_health_check(&hc)?;
         lb.health_check = hc;
         Ok(())
     })

@@ -1,7 +1,8 @@
 //! What the Query services on the server's endpoint (IAM, RDS, EC2, ELB) do around every call:
 //! authorize it for the caller (`<service>:<Operation>` on the ARN it acts on; the root may do
-//! anything) and, when it may change something, write it to the audit log. Each service says how
-//! it finds the ARN and in what terms it refuses; the rest is here, once.
+//! anything) and, when it may change something, write it to the audit log; and a core failure in
+//! the terms they share. Each service says how it finds the ARN and in what terms it refuses; the
+//! rest is here, once.
 
 use std::future::Future;
 
@@ -9,9 +10,10 @@ use serde_json::{Map, Value, json};
 
 use opsworks_api::query::AwsError;
 use opsworks_policy::Grants;
+use opsworks_store::StoreError;
 
 use super::Ctx;
-use crate::core::audit;
+use crate::core::{CoreError, audit};
 
 /// One call of a Query service.
 pub struct Call<'a> {
@@ -122,4 +124,20 @@ pub async fn record(
         },
     )
     .await;
+}
+
+/// A core failure: a store that cannot take a write is `ServiceUnavailable` (clients retry it),
+/// the rest an internal failure whose detail goes to the log only.
+pub fn core_error(e: CoreError) -> AwsError {
+    match e {
+        CoreError::Store(StoreError::DiskFull(_)) => AwsError::service(
+            "ServiceUnavailable",
+            "The server's disk is full, so nothing was changed; retry once the operator has freed space",
+        ),
+        CoreError::Store(StoreError::Busy(_)) => AwsError::service(
+            "ServiceUnavailable",
+            "The server's database is busy; retry in a moment",
+        ),
+        other => AwsError::internal(other.to_string()),
+    }
 }

@@ -13,11 +13,9 @@ use futures_util::future::BoxFuture;
 use serde_json::Value;
 
 use opsworks_api::query::AwsError;
-use opsworks_store::StoreError;
 
 use super::Ctx;
-use super::query_calls::{self, Call, access_denied};
-use crate::core::CoreError;
+use super::query_calls::{self, Call, access_denied, core_error};
 use crate::core::rds::RdsError;
 
 pub use db_instances::db_instance_shape;
@@ -81,21 +79,5 @@ pub fn rds_error(e: RdsError) -> AwsError {
             message: r.to_string(),
         },
         RdsError::Core(e) => core_error(e),
-    }
-}
-
-/// A core failure: a store that cannot take a write is `ServiceUnavailable` (clients retry it),
-/// the rest an internal failure whose detail goes to the log only.
-pub fn core_error(e: CoreError) -> AwsError {
-    match e {
-        CoreError::Store(StoreError::DiskFull(_)) => AwsError::service(
-            "ServiceUnavailable",
-            "The server's disk is full, so nothing was changed; retry once the operator has freed space",
-        ),
-        CoreError::Store(StoreError::Busy(_)) => AwsError::service(
-            "ServiceUnavailable",
-            "The server's database is busy; retry in a moment",
-        ),
-        other => AwsError::internal(other.to_string()),
     }
 }

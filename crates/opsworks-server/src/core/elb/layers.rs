@@ -90,11 +90,62 @@ async fn apply_now(core: &Core, name: &str) {
     }
 }
 
+/// The registrations a load balancer attached to `layer` should have, from `current` and the
+/// stack's instances: the layer's online members, and those registered now that are on their way
+/// down (a stop drains them itself).
+fn registrations(current: &[String], layer: &Layer, instances: &[&Instance]) -> Vec<String> {
+    let members = instances
+        .iter()
+        .filter(|i| i.status == InstanceStatus::Online && i.layer_ids.contains(&layer.layer_id))
+        .filter_map(|i| i.ec2_instance_id.clone());
+    let leaving = |ec2: &String| {
+        instances.iter().any(|i| {
+            i.ec2_instance_id.as_ref() == Some(ec2)
+                && matches!(
+                    i.status,
+                    InstanceStatus::Stopping
+                        | InstanceStatus::ShuttingDown
+                        | InstanceStatus::Terminating
+                        | InstanceStatus::Rebooting
+                )
+        })
+    };
+    let members: Vec<String> = members.collect();
+    let mut wanted: Vec<String> = current
+        .iter()
+        .filter(|ec2| members.contains(ec2) || leaving(ec2))
+        .cloned()
+        .collect();
+    for m in members {
+        if !wanted.contains(&m) {
+            wanted.push(m);
+        }
+    }
+    wanted
+}
+
 /// Makes an attached load balancer's registrations follow its layer: registers the online
 /// members, removes instances that are neither online members nor on their way down (those a
 /// stop drains itself). A load balancer whose layer is gone is detached. Returns whether
 /// anything changed.
 pub async fn follow_layer(core: &Core, name: &str) -> CoreResult<bool> {
+    // Read first: the upkeep asks every few seconds and nearly always nothing changed, while a
+    // write would queue behind every writer of the server.
+    let Some(lb) = core.find::<LoadBalancer>(name).await? else {
+        return Ok(false);
+    };
+    let Some(layer_id) = &lb.layer_id else {
+        return Ok(false);
+    };
+    if let Some(layer) = core.find::<Layer>(layer_id).await? {
+        let instances = core
+            .list::<Instance>(Filter::Stack(&layer.stack_id))
+            .await?;
+        let instances: Vec<&Instance> = instances.iter().map(|i| &**i).collect();
+        if registrations(&lb.instances, &layer, &instances) == lb.instances {
+            return Ok(false);
+        }
+    }
     let mut w = core.write().await?;
     let Some(mut lb) = w.find::<LoadBalancer>(name).await? else {
         return Ok(false);
@@ -116,31 +167,8 @@ pub async fn follow_layer(core: &Core, name: &str) -> CoreResult<bool> {
         w.commit().await?;
         return Ok(true);
     };
-    let members = online_members(&mut w, &layer).await?;
     let instances: Vec<Instance> = w.list(Filter::Stack(&layer.stack_id)).await?;
-    let leaving = |ec2: &String| {
-        instances.iter().any(|i| {
-            i.ec2_instance_id.as_ref() == Some(ec2)
-                && matches!(
-                    i.status,
-                    InstanceStatus::Stopping
-                        | InstanceStatus::ShuttingDown
-                        | InstanceStatus::Terminating
-                        | InstanceStatus::Rebooting
-                )
-        })
-    };
-    let mut wanted: Vec<String> = lb
-        .instances
-        .iter()
-        .filter(|ec2| members.contains(ec2) || leaving(ec2))
-        .cloned()
-        .collect();
-    for m in members {
-        if !wanted.contains(&m) {
-            wanted.push(m);
-        }
-    }
+    let wanted = registrations(&lb.instances, &layer, &instances.iter().collect::<Vec<_>>());
     if wanted == lb.instances {
         return Ok(false);
     }

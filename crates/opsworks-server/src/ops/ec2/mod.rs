@@ -129,12 +129,12 @@ fn strings(input: &Value, key: &str) -> Vec<String> {
         .unwrap_or_default()
 }
 
-/// A fault of the server as EC2's `InternalError` (the detail goes to the log only), or the
-/// core's refusal of something this server cannot do.
+/// The core's refusal of something this server cannot do, or a fault of the server as the Query
+/// services report it (`ServiceUnavailable` for a full disk or a busy store, else `InternalError`).
 fn internal(e: impl Into<CoreError>) -> AwsError {
     match e.into() {
         CoreError::Invalid(m) => AwsError::service("Unsupported", m),
-        other => AwsError::internal(other.to_string()),
+        other => query_calls::core_error(other),
     }
 }
 
