@@ -343,7 +343,8 @@ fn open_lock(path: &Path) -> Result<File> {
         .map_err(|e| AgentError::io("cannot open", path, e))
 }
 
-fn flock(file: &File, op: libc::c_int) -> bool {
+/// `flock(2)` with `op`, retried when a signal interrupts it; whether it took.
+pub(crate) fn flock(file: &File, op: libc::c_int) -> bool {
     loop {
         // SAFETY: flock on a descriptor we own; no memory is shared with the kernel.
         let rc = unsafe { libc::flock(file.as_raw_fd(), op) };

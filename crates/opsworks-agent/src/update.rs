@@ -87,16 +87,12 @@ pub fn point_current(install_dir: &Path, release_dir: &Path) -> std::io::Result<
 }
 
 fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Option<T> {
-    serde_json::from_str(&std::fs::read_to_string(path).ok()?).ok()
+    crate::state::read_json(path).ok()
 }
 
+/// Through the agent's own atomic write (a temporary file of this process, then a rename).
 fn write_json<T: Serialize>(path: &Path, value: &T) -> std::io::Result<()> {
-    let tmp = path.with_extension("tmp");
-    std::fs::write(
-        &tmp,
-        serde_json::to_vec_pretty(value).map_err(std::io::Error::other)?,
-    )?;
-    std::fs::rename(&tmp, path)
+    crate::state::write_json(path, value).map_err(std::io::Error::other)
 }
 
 /// Holds `update.lock` (the agent confirming and the guard rolling back never both act).
@@ -108,8 +104,7 @@ fn lock(install_dir: &Path) -> std::io::Result<Locked> {
         .truncate(false)
         .write(true)
         .open(install_dir.join(LOCK_FILE))?;
-    // SAFETY: flock on a file descriptor we own.
-    if unsafe { libc::flock(std::os::fd::AsRawFd::as_raw_fd(&f), libc::LOCK_EX) } != 0 {
+    if !crate::state::flock(&f, libc::LOCK_EX) {
         return Err(std::io::Error::last_os_error());
     }
     Ok(Locked(f))
@@ -117,8 +112,7 @@ fn lock(install_dir: &Path) -> std::io::Result<Locked> {
 
 impl Drop for Locked {
     fn drop(&mut self) {
-        // SAFETY: as above; the descriptor is still open.
-        unsafe { libc::flock(std::os::fd::AsRawFd::as_raw_fd(&self.0), libc::LOCK_UN) };
+        crate::state::flock(&self.0, libc::LOCK_UN);
     }
 }
 

@@ -44,6 +44,9 @@ pub struct AgentReleases {
     own: OnceCell<Option<Offered>>,
     releases_dir: PathBuf,
     confirm: Duration,
+    /// The releases found missing from this server's data dir, said once each (every poll of
+    /// every agent that should run one asks again).
+    missing: std::sync::Mutex<std::collections::HashSet<String>>,
 }
 
 impl AgentReleases {
@@ -55,6 +58,7 @@ impl AgentReleases {
             own: OnceCell::new(),
             releases_dir: data_dir.join(RELEASES_DIR),
             confirm,
+            missing: Default::default(),
         })
     }
 
@@ -167,6 +171,14 @@ pub async fn desired(
     // Added releases' files live in the data dir of each server they were added through: a
     // server without the file names none (its agents update once on a server that has it).
     if !offer.file.is_file() {
+        let mut missing = core
+            .agent_releases()
+            .missing
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if !missing.insert(offer.sha256.clone()) {
+            return Ok(None);
+        }
         tracing::warn!(
             version = offer.version,
             sha256 = offer.sha256,
